@@ -1,0 +1,1 @@
+//! The ha-lb TOML configuration: schema, defaults and validation.

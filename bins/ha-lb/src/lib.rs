@@ -1,0 +1,7 @@
+//! ha-lb as a library: the Linux driver around vrrp-core (sockets, virtual addresses,
+//! announcements, link state), the configuration, and the keepalived.conf importer, so other
+//! Rust programs can reuse them.
+
+pub mod config;
+pub mod keepalived;
+pub mod net;
