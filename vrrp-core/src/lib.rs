@@ -3,7 +3,31 @@
 //! The crate holds no sockets, reads no clock and spawns nothing: a driver hands it received
 //! packets and the current time, and drains the actions it asks for. See the crate README for
 //! how to embed it.
+//!
+//! - [`packet`]: the advertisement on the wire (parse / emit, checksums).
+//! - [`Router`]: one virtual router's state machine (RFC 5798 §6.4, keepalived's extensions).
+//! - [`Demux`]: several routers on one interface, packets routed by (VRID, family).
+//! - [`timers`]: Skew_Time and Master_Down_Interval.
 #![forbid(unsafe_code)]
 
 mod checksum;
+mod config;
+mod demux;
+mod io;
 pub mod packet;
+mod router;
+mod state;
+mod stats;
+pub mod timers;
+mod track;
+
+pub use config::{
+    AnnounceConfig, ConfigError, RouterConfig, Track, MAX_TRACK_WEIGHT, PRIORITY_DEFAULT,
+    PRIORITY_OWNER, PRIORITY_STOP,
+};
+pub use demux::{Demux, DemuxError, DemuxStats, RouterId};
+pub use io::{DropReason, Output, Received, Transmit};
+pub use router::Router;
+pub use state::{FaultCause, NewMasterReason, Reason, State};
+pub use stats::{ProtoErrReason, Stats};
+pub use track::TrackId;

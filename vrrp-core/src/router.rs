@@ -1,0 +1,652 @@
+//! The [`Router`]: one virtual router's state machine, RFC 5798 §6.4 plus keepalived's
+//! extensions, driven by inputs and drained for outputs.
+
+use core::net::IpAddr;
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use crate::config::{validate_priority, ConfigError, RouterConfig, PRIORITY_OWNER, PRIORITY_STOP};
+use crate::io::{DropReason, Output, Received, Transmit};
+use crate::packet::{
+    AddressList, Advertisement, Auth, Family, IpContext, OwnedAddressList, PacketError, Version,
+    TTL,
+};
+use crate::state::{FaultCause, Reason, State};
+use crate::stats::{ProtoErrReason, Stats};
+use crate::timers::{centis, master_down_interval, skew_time, Timer, Timers};
+use crate::track::{TrackId, Tracking};
+
+/// One virtual router: a VRID and an address family on one interface.
+///
+/// Sans-IO: it never reads a clock or touches a socket. The driver feeds it inputs with the
+/// current time (`handle_*`), then drains [`poll_output`](Self::poll_output) until `None`, and
+/// calls [`handle_timeout`](Self::handle_timeout) when [`poll_timeout`](Self::poll_timeout)'s
+/// deadline passes. Every input first runs the timers already due, so a late driver still sees
+/// events in order; a timeout with nothing due does nothing.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use vrrp_core::{Output, Router, RouterConfig, State, packet::Version};
+///
+/// let config = RouterConfig::new(
+///     101,
+///     Version::V3,
+///     "192.0.2.1".parse()?,
+///     vec!["192.0.2.100".parse()?],
+/// );
+/// let mut router = Router::new(config)?;
+/// let t0 = Instant::now();
+/// router.handle_startup(t0);
+/// assert_eq!(router.state(), State::Backup);
+/// // Nobody advertises: after Master_Down_Interval (3.609375 s at priority 100) it takes over.
+/// let deadline = router.poll_timeout().unwrap();
+/// assert_eq!(deadline - t0, Duration::from_micros(3_609_375));
+/// router.handle_timeout(deadline);
+/// assert_eq!(router.state(), State::Master);
+/// while let Some(output) = router.poll_output() {
+///     match output {
+///         Output::Transmit(t) => { /* send t.payload from t.src to t.dst, TTL t.ttl */ }
+///         Output::AddAddresses(a) => { /* ip addr add ... */ }
+///         _ => {}
+///     }
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Router {
+    config: RouterConfig,
+    vips: OwnedAddressList,
+    multicast: bool,
+    state: State,
+    started: bool,
+    interface_up: bool,
+    tracking: Tracking,
+    /// Master_Adver_Interval, learned from the master's adverts (VRRPv3).
+    master_adver_interval_cs: u16,
+    /// The primary address of the master, as far as this router knows.
+    master: Option<IpAddr>,
+    /// A Backup ignored a lower-priority master since it last reset Master_Down_Timer: if the
+    /// timer expires, it preempted rather than found the master gone.
+    ignored_lower: bool,
+    timers: Timers,
+    last_now: Option<Instant>,
+    outputs: VecDeque<Output>,
+    stats: Stats,
+}
+
+impl Router {
+    /// A router in [`State::Initialize`]; [`handle_startup`](Self::handle_startup) starts it.
+    ///
+    /// # Errors
+    ///
+    /// The [`ConfigError`] of [`RouterConfig::validate`].
+    pub fn new(config: RouterConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let family = config.family();
+        let vips = AddressList::encode(family, &config.virtual_addresses)
+            .map_err(|_| ConfigError::TooManyVirtualAddresses(config.virtual_addresses.len()))?;
+        Ok(Router {
+            vips,
+            multicast: config.unicast_peers.is_empty(),
+            state: State::Initialize,
+            started: false,
+            interface_up: true,
+            tracking: Tracking::new(config.priority, config.tracks.clone()),
+            master_adver_interval_cs: config.advert_interval_cs,
+            master: None,
+            ignored_lower: false,
+            timers: Timers::default(),
+            last_now: None,
+            outputs: VecDeque::new(),
+            stats: Stats::default(),
+            config,
+        })
+    }
+
+    // ---- accessors ----
+
+    /// The configuration it runs with (the priority field is the configured one; see
+    /// [`base_priority`](Self::base_priority) for the current one).
+    pub fn config(&self) -> &RouterConfig {
+        &self.config
+    }
+
+    /// The VRID.
+    pub fn vrid(&self) -> u8 {
+        self.config.vrid
+    }
+
+    /// The address family.
+    pub fn family(&self) -> Family {
+        self.config.family()
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The priority it advertises: the base priority moved by tracked objects, 1..=254, or 255
+    /// for the owner.
+    pub fn effective_priority(&self) -> u8 {
+        self.tracking.effective()
+    }
+
+    /// The base priority, before tracking.
+    pub fn base_priority(&self) -> u8 {
+        self.tracking.base()
+    }
+
+    /// Whether a tracked object is up; `None` when it is not configured.
+    pub fn is_tracked_up(&self, id: TrackId) -> Option<bool> {
+        self.tracking.is_up(id)
+    }
+
+    /// Master_Adver_Interval in centiseconds: learned from the master (VRRPv3), else ours.
+    pub fn master_adver_interval_cs(&self) -> u16 {
+        self.master_adver_interval_cs
+    }
+
+    /// Skew_Time at the current priority and Master_Adver_Interval.
+    pub fn skew_time(&self) -> core::time::Duration {
+        skew_time(
+            self.config.version,
+            self.effective_priority(),
+            self.master_adver_interval_cs,
+        )
+    }
+
+    /// Master_Down_Interval at the current priority and Master_Adver_Interval.
+    pub fn master_down_interval(&self) -> core::time::Duration {
+        master_down_interval(
+            self.config.version,
+            self.effective_priority(),
+            self.master_adver_interval_cs,
+        )
+    }
+
+    /// The primary address of the current master, if known (ours when Master).
+    pub fn master_address(&self) -> Option<IpAddr> {
+        self.master
+    }
+
+    /// Accept_Mode: whether the driver should accept packets addressed to the virtual
+    /// addresses while Master. Always true for the owner (RFC 5798 §6.1).
+    pub fn accept_mode(&self) -> bool {
+        self.config.accept_mode || self.effective_priority() == PRIORITY_OWNER
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The virtual addresses.
+    pub fn virtual_addresses(&self) -> &[IpAddr] {
+        &self.config.virtual_addresses
+    }
+
+    // ---- outputs ----
+
+    /// The next action for the driver; call until `None` after every input.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) is next due; never before the latest `now`
+    /// given to the router. `None` when no timer runs (Initialize, Fault).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next()
+    }
+
+    // ---- inputs ----
+
+    /// The Startup event (RFC 5798 §6.4.1): the owner becomes Master, any other router Backup;
+    /// straight to Fault if the interface is down or a weight-0 tracked object is down.
+    /// A router already started ignores it.
+    pub fn handle_startup(&mut self, now: Instant) {
+        let now = self.advance(now);
+        if self.started {
+            return;
+        }
+        self.started = true;
+        match self.fault_cause() {
+            Some(cause) => self.transition(State::Fault, Reason::Fault(cause)),
+            None => self.start(now, Reason::Startup),
+        }
+    }
+
+    /// The Shutdown event: a Master sends priority 0 and removes its addresses; any router goes
+    /// back to Initialize. [`handle_startup`](Self::handle_startup) starts it again.
+    pub fn handle_shutdown(&mut self, now: Instant) {
+        let _ = self.advance(now);
+        if !self.started {
+            return;
+        }
+        self.started = false;
+        self.leave(State::Initialize, Reason::Shutdown);
+    }
+
+    /// Runs the timers due at `now`. Spurious or early calls do nothing.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let _ = self.advance(now);
+    }
+
+    /// A received VRRP packet (RFC 5798 §7.1 validation, then §6.4.2 / §6.4.3).
+    ///
+    /// # Errors
+    ///
+    /// Why the packet was dropped; it is also counted in [`stats`](Self::stats). The driver
+    /// may log it; nothing else is needed.
+    pub fn handle_packet(&mut self, now: Instant, rx: &Received<'_>) -> Result<(), DropReason> {
+        let now = self.advance(now);
+        let result = self.receive(now, rx);
+        if let Err(e) = &result {
+            self.count_drop(e);
+        }
+        result
+    }
+
+    /// A tracked object went up or down.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::UnknownTrack`] when `id` is not configured; nothing changes.
+    pub fn set_tracked(&mut self, now: Instant, id: TrackId, up: bool) -> Result<(), ConfigError> {
+        let now = self.advance(now);
+        let before = self.effective_priority();
+        self.tracking
+            .set(id, up)
+            .ok_or(ConfigError::UnknownTrack(id))?;
+        self.after_priority_change(now, before);
+        Ok(())
+    }
+
+    /// Changes the base priority at run time (1..=255).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::PriorityZero`]; nothing changes.
+    pub fn set_base_priority(&mut self, now: Instant, priority: u8) -> Result<(), ConfigError> {
+        validate_priority(priority)?;
+        let now = self.advance(now);
+        let before = self.effective_priority();
+        self.tracking.set_base(priority);
+        self.after_priority_change(now, before);
+        Ok(())
+    }
+
+    /// The interface went up or down: down means Fault.
+    pub fn set_interface_up(&mut self, now: Instant, up: bool) {
+        let now = self.advance(now);
+        if self.interface_up == up {
+            return;
+        }
+        self.interface_up = up;
+        self.update_fault(now);
+    }
+
+    // ---- internals ----
+
+    /// Makes time monotonic and runs the timers due.
+    fn advance(&mut self, now: Instant) -> Instant {
+        let now = match self.last_now {
+            Some(last) if last > now => last,
+            _ => now,
+        };
+        self.last_now = Some(now);
+        while let Some(timer) = self.timers.take_due(now) {
+            self.on_timer(now, timer);
+        }
+        now
+    }
+
+    fn on_timer(&mut self, now: Instant, timer: Timer) {
+        match (timer, self.state) {
+            (Timer::MasterDown, State::Backup) => {
+                let reason = if self.ignored_lower {
+                    Reason::Preempted
+                } else {
+                    Reason::MasterNoResponse
+                };
+                self.become_master(now, reason);
+            }
+            (Timer::Preempt, State::Backup) => self.become_master(now, Reason::Preempted),
+            (Timer::Adver, State::Master) => {
+                self.send_advert(self.effective_priority());
+                self.timers.adver = Some(now + centis(self.config.advert_interval_cs));
+            }
+            (Timer::GarpDelay, State::Master) => {
+                self.announce(self.config.announce.master_repeat);
+            }
+            (Timer::GarpRefresh, State::Master) => {
+                self.announce(self.config.announce.refresh_repeat);
+                self.timers.garp_refresh = self.config.announce.refresh.map(|d| now + d);
+            }
+            // A timer of a state already left: timers are cleared on transitions, so this
+            // does not happen; ignoring it is the safe answer anyway.
+            _ => {}
+        }
+    }
+
+    fn fault_cause(&self) -> Option<FaultCause> {
+        if !self.interface_up {
+            return Some(FaultCause::InterfaceDown);
+        }
+        self.tracking.fault().map(FaultCause::TrackDown)
+    }
+
+    /// Enters Fault, or leaves it, as the causes say.
+    fn update_fault(&mut self, now: Instant) {
+        if !self.started {
+            return;
+        }
+        match (self.fault_cause(), self.state) {
+            (Some(_), State::Fault) | (None, State::Backup | State::Master) => {}
+            (Some(cause), _) => self.leave(State::Fault, Reason::Fault(cause)),
+            (None, State::Fault) => self.start(now, Reason::FaultCleared),
+            (None, State::Initialize) => self.start(now, Reason::Startup),
+        }
+    }
+
+    /// Initialize or Fault to Master (owner) or Backup.
+    fn start(&mut self, now: Instant, reason: Reason) {
+        if self.effective_priority() == PRIORITY_OWNER {
+            self.become_master(now, Reason::AddressOwner);
+        } else {
+            self.master_adver_interval_cs = self.config.advert_interval_cs;
+            self.master = None;
+            self.transition(State::Backup, reason);
+            self.reset_master_down(now);
+        }
+    }
+
+    /// Leaves Backup or Master for Initialize or Fault.
+    fn leave(&mut self, to: State, reason: Reason) {
+        let from = self.state;
+        self.timers.clear();
+        self.ignored_lower = false;
+        self.master = None;
+        self.transition(to, reason);
+        if from == State::Master {
+            // Priority 0 tells the Backups to take over after Skew_Time rather than
+            // Master_Down_Interval. With the interface down it could not leave anyway.
+            if self.interface_up {
+                self.send_advert(PRIORITY_STOP);
+            }
+            self.outputs.push_back(Output::RemoveAddresses(
+                self.config.virtual_addresses.clone(),
+            ));
+        }
+    }
+
+    fn become_master(&mut self, now: Instant, reason: Reason) {
+        self.timers.clear();
+        self.ignored_lower = false;
+        self.master = Some(self.config.primary_address);
+        self.transition(State::Master, reason);
+        self.stats.master_transitions += 1;
+        if let Some(r) = reason.new_master_reason() {
+            self.stats.new_master_reason = r;
+        }
+        self.outputs
+            .push_back(Output::AddAddresses(self.config.virtual_addresses.clone()));
+        self.send_advert(self.effective_priority());
+        self.announce(self.config.announce.master_repeat);
+        self.timers.adver = Some(now + centis(self.config.advert_interval_cs));
+        self.timers.garp_delay = self.config.announce.master_delay.map(|d| now + d);
+        self.timers.garp_refresh = self.config.announce.refresh.map(|d| now + d);
+    }
+
+    /// Master to Backup on hearing a better master.
+    fn become_backup(&mut self, now: Instant, from: IpAddr, interval_cs: u16) {
+        self.timers.clear();
+        self.transition(State::Backup, Reason::HigherPriorityAdvert);
+        self.outputs.push_back(Output::RemoveAddresses(
+            self.config.virtual_addresses.clone(),
+        ));
+        self.accept_master(now, from, interval_cs);
+    }
+
+    fn transition(&mut self, to: State, reason: Reason) {
+        let from = self.state;
+        self.state = to;
+        self.outputs
+            .push_back(Output::StateChanged { from, to, reason });
+    }
+
+    /// Backup: (VRRPv3) learn Master_Adver_Interval and reset Master_Down_Timer.
+    fn accept_master(&mut self, now: Instant, from: IpAddr, interval_cs: u16) {
+        if self.config.version == Version::V3 {
+            self.master_adver_interval_cs = interval_cs;
+        }
+        self.master = Some(from);
+        self.ignored_lower = false;
+        self.timers.preempt = None;
+        self.reset_master_down(now);
+    }
+
+    fn reset_master_down(&mut self, now: Instant) {
+        self.timers.master_down = Some(now + self.master_down_interval());
+    }
+
+    fn after_priority_change(&mut self, now: Instant, before: u8) {
+        self.update_fault(now);
+        if self.state == State::Master && self.effective_priority() != before {
+            // Tell the Backups at once: a lowered master is preempted sooner.
+            self.send_advert(self.effective_priority());
+            self.timers.adver = Some(now + centis(self.config.advert_interval_cs));
+        }
+    }
+
+    fn announce(&mut self, repeat: u32) {
+        if repeat > 0 {
+            self.outputs.push_back(Output::Announce {
+                addresses: self.config.virtual_addresses.clone(),
+                repeat,
+            });
+        }
+    }
+
+    fn send_advert(&mut self, priority: u8) {
+        let advert = Advertisement {
+            version: self.config.version,
+            vrid: self.config.vrid,
+            priority,
+            interval_cs: self.config.advert_interval_cs,
+            auth: self.config.auth,
+            addresses: self.vips.as_list(),
+        };
+        let group = [self.family().multicast_group()];
+        let dsts: &[IpAddr] = if self.multicast {
+            &group
+        } else {
+            &self.config.unicast_peers
+        };
+        for &dst in dsts {
+            let ctx = IpContext {
+                src: self.config.primary_address,
+                dst,
+                checksum: self.config.checksum,
+            };
+            let mut payload = vec![0u8; advert.buffer_len()];
+            // The configuration was validated, so emitting cannot fail; if it ever did, the
+            // advert is simply not sent (the peers' timers cover a lost advert).
+            if let Ok(len) = advert.emit(&mut payload, &ctx) {
+                payload.truncate(len);
+                self.stats.sent_advertisements += 1;
+                if priority == PRIORITY_STOP {
+                    self.stats.sent_pri_zero_packets += 1;
+                }
+                self.outputs.push_back(Output::Transmit(Transmit {
+                    src: self.config.primary_address,
+                    dst,
+                    ttl: TTL,
+                    priority,
+                    payload,
+                }));
+            }
+        }
+    }
+
+    fn receive(&mut self, now: Instant, rx: &Received<'_>) -> Result<(), DropReason> {
+        if !matches!(self.state, State::Backup | State::Master) {
+            return Err(DropReason::NotListening(self.state));
+        }
+        let family = self.family();
+        if Family::of(&rx.src) != family || Family::of(&rx.dst) != family {
+            return Err(DropReason::WrongFamily);
+        }
+        if rx.src == self.config.primary_address {
+            return Err(DropReason::OwnPacket);
+        }
+        if rx.dst.is_multicast() && rx.ttl != TTL {
+            return Err(DropReason::BadTtl(rx.ttl));
+        }
+        if !self.multicast && !self.config.unicast_peers.contains(&rx.src) {
+            return Err(DropReason::UnknownPeer(rx.src));
+        }
+        // The version before the checksum: a VRRPv2 packet to a VRRPv3 router is a version
+        // error, not a checksum error.
+        if let Some(&first) = rx.bytes.first() {
+            let v = first >> 4;
+            if v != self.config.version.number() && Version::from_number(v).is_some() {
+                return Err(DropReason::WrongVersion(v));
+            }
+        }
+        let ctx = IpContext {
+            src: rx.src,
+            dst: rx.dst,
+            checksum: self.config.checksum,
+        };
+        let adv = Advertisement::decode(rx.bytes, &ctx)?;
+        if adv.vrid != self.config.vrid {
+            return Err(DropReason::WrongVrid(adv.vrid));
+        }
+        if self.config.version == Version::V2 {
+            match (adv.auth, self.config.auth) {
+                (Auth::None, Auth::None) => {}
+                (Auth::Simple(got), Auth::Simple(want)) => {
+                    if got != want {
+                        return Err(DropReason::AuthFailure);
+                    }
+                }
+                (got, _) => return Err(DropReason::AuthTypeMismatch(got.type_number())),
+            }
+            if adv.interval_cs != self.config.advert_interval_cs {
+                return Err(DropReason::BadInterval(adv.interval_cs));
+            }
+        } else if adv.interval_cs == 0 {
+            return Err(DropReason::BadInterval(0));
+        }
+        self.stats.rcvd_advertisements += 1;
+        if adv.addresses != self.vips.as_list() {
+            // keepalived logs this and carries on; RFC 5798 §7.1 allows either.
+            self.stats.address_list_errors += 1;
+        }
+        if adv.priority == PRIORITY_STOP {
+            self.stats.rcvd_pri_zero_packets += 1;
+        }
+        match self.state {
+            State::Backup => self.backup_receive(now, rx.src, &adv),
+            State::Master => self.master_receive(now, rx.src, &adv),
+            State::Initialize | State::Fault => {}
+        }
+        Ok(())
+    }
+
+    /// RFC 5798 §6.4.2, with keepalived's `preempt_delay`.
+    fn backup_receive(&mut self, now: Instant, src: IpAddr, adv: &Advertisement<'_>) {
+        let local = self.effective_priority();
+        if adv.priority == PRIORITY_STOP {
+            self.timers.master_down = Some(now + self.skew_time());
+            self.master = None;
+        } else if !self.config.preempt || adv.priority >= local {
+            self.accept_master(now, src, adv.interval_cs);
+        } else if !self.config.preempt_delay.is_zero() {
+            // A lower-priority master is kept for preempt_delay after it is first heard.
+            self.master = Some(src);
+            if self.timers.preempt.is_none() {
+                self.timers.preempt = Some(now + self.config.preempt_delay);
+            }
+            if self.config.version == Version::V3 {
+                self.master_adver_interval_cs = adv.interval_cs;
+            }
+            self.reset_master_down(now);
+        } else {
+            // Discard it: Master_Down_Timer runs out and this router preempts.
+            self.ignored_lower = true;
+        }
+    }
+
+    /// RFC 5798 §6.4.3, with keepalived's answer to lower-priority adverts.
+    fn master_receive(&mut self, now: Instant, src: IpAddr, adv: &Advertisement<'_>) {
+        let local = self.effective_priority();
+        if adv.priority == PRIORITY_STOP {
+            self.send_advert(local);
+            self.timers.adver = Some(now + centis(self.config.advert_interval_cs));
+        } else if adv.priority > local
+            || (adv.priority == local && addr_greater(&src, &self.config.primary_address))
+        {
+            self.become_backup(now, src, adv.interval_cs);
+        } else if self.config.answer_lower_priority {
+            self.send_advert(local);
+            self.timers.adver = Some(now + centis(self.config.advert_interval_cs));
+        }
+    }
+
+    fn count_drop(&mut self, e: &DropReason) {
+        let s = &mut self.stats;
+        match e {
+            DropReason::NotListening(_) | DropReason::OwnPacket => {
+                if matches!(e, DropReason::OwnPacket) {
+                    s.own_packets += 1;
+                }
+            }
+            DropReason::BadTtl(_) => {
+                s.ip_ttl_errors += 1;
+                s.proto_err_reason = ProtoErrReason::IpTtlError;
+            }
+            DropReason::UnknownPeer(_) => s.unknown_peer_errors += 1,
+            DropReason::WrongFamily => s.family_errors += 1,
+            DropReason::WrongVersion(_) => {
+                s.version_errors += 1;
+                s.proto_err_reason = ProtoErrReason::VersionError;
+            }
+            DropReason::WrongVrid(_) => {
+                s.vrid_errors += 1;
+                s.proto_err_reason = ProtoErrReason::VrIdError;
+            }
+            DropReason::AuthTypeMismatch(_) => s.auth_type_mismatch += 1,
+            DropReason::AuthFailure => s.auth_failures += 1,
+            DropReason::BadInterval(_) => s.adv_interval_errors += 1,
+            DropReason::Malformed(p) => match p {
+                PacketError::Truncated { .. } | PacketError::LengthMismatch { .. } => {
+                    s.packet_length_errors += 1;
+                }
+                PacketError::BadVersion(_) | PacketError::VersionMismatch { .. } => {
+                    s.version_errors += 1;
+                    s.proto_err_reason = ProtoErrReason::VersionError;
+                }
+                PacketError::BadType(_) => s.rcvd_invalid_type_packets += 1,
+                PacketError::BadChecksum { .. } => {
+                    s.checksum_errors += 1;
+                    s.proto_err_reason = ProtoErrReason::ChecksumError;
+                }
+                PacketError::AuthAhUnsupported | PacketError::BadAuthType(_) => {
+                    s.invalid_auth_type += 1;
+                }
+                _ => s.family_errors += 1,
+            },
+        }
+    }
+}
+
+/// `a > b` as unsigned integers in network order (RFC 5798 §6.4.3's tie-break).
+pub(crate) fn addr_greater(a: &IpAddr, b: &IpAddr) -> bool {
+    match (a, b) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => a.octets() > b.octets(),
+        (IpAddr::V6(a), IpAddr::V6(b)) => a.octets() > b.octets(),
+        _ => false,
+    }
+}
