@@ -4,6 +4,8 @@
 //! Every captured advert must decode with the checksum mode keepalived used, carry the fields
 //! its configuration says, and re-encode to the very same bytes.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may unwrap (docs/developing.md)
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
