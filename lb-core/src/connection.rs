@@ -1,0 +1,144 @@
+//! One client connection: choose a backend, connect with retries, copy both ways.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::backend::Backend;
+use crate::copy::write_all;
+use crate::listener::ListenerShared;
+use crate::proxy_protocol::ProxyProtocol;
+use crate::stats::inc;
+use crate::transfer::{self, Outcome};
+
+/// A connection slot on a backend, given back when the connection ends (or its task is
+/// aborted).
+struct Slot(Arc<Backend>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.release();
+    }
+}
+
+/// Keeps the listener's `active` gauge right, whatever way the task ends.
+struct Active<'a>(&'a ListenerShared);
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.0.counters.active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Socket options for both legs.
+fn tune(s: &TcpStream, shared: &ListenerShared) {
+    if shared.options.nodelay {
+        let _ = s.set_nodelay(true);
+    }
+    if let Some(idle) = shared.options.keepalive {
+        let ka = socket2::TcpKeepalive::new().with_time(idle);
+        let _ = socket2::SockRef::from(s).set_tcp_keepalive(&ka);
+    }
+}
+
+async fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    match tokio::time::timeout(timeout, socket.connect(addr)).await {
+        Ok(r) => r,
+        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")),
+    }
+}
+
+/// Picks and connects, trying up to `1 + retries` different backends.
+async fn open_backend(shared: &ListenerShared, peer: SocketAddr) -> Option<(Slot, TcpStream)> {
+    let pool = &shared.pool;
+    let counters = &shared.counters;
+    let mut excluded: Vec<u64> = Vec::new();
+    loop {
+        let chosen = pool.load().select(peer, &excluded);
+        let Some(backend) = chosen else {
+            inc(&counters.no_backend);
+            tracing::debug!(%peer, tried = excluded.len(), "no backend available");
+            return None;
+        };
+        let slot = Slot(backend);
+        match connect(slot.0.addr(), pool.connect_timeout()).await {
+            Ok(s) => {
+                slot.0.record_connect_ok();
+                return Some((slot, s));
+            }
+            Err(e) => {
+                tracing::debug!(backend = %slot.0.addr(), error = %e, "connect failed");
+                slot.0
+                    .record_connect_error(pool.max_fails(), pool.fail_timeout());
+                inc(&counters.connect_errors);
+                excluded.push(slot.0.id());
+                drop(slot);
+                if excluded.len() as u64 > u64::from(pool.retries()) {
+                    inc(&counters.no_backend);
+                    return None;
+                }
+                inc(&counters.retries);
+            }
+        }
+    }
+}
+
+/// Serves one accepted client connection to its end.
+pub(crate) async fn serve(
+    client: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<ListenerShared>,
+    _permit: Option<OwnedSemaphorePermit>,
+) {
+    let shared = &*shared;
+    shared.counters.active.fetch_add(1, Ordering::Relaxed);
+    let _active = Active(shared);
+    tune(&client, shared);
+    let Some((slot, upstream)) = open_backend(shared, peer).await else {
+        return;
+    };
+    tune(&upstream, shared);
+    let backend = &slot.0;
+    let pp = shared.pool.proxy_protocol();
+    if pp != ProxyProtocol::None {
+        let local = match client.local_addr() {
+            Ok(a) => a,
+            Err(_) => return,
+        };
+        if write_all(&upstream, &pp.header(peer, local)).await.is_err() {
+            inc(&shared.counters.errors);
+            return;
+        }
+    }
+    let counters = &shared.counters;
+    let up = |n: usize| {
+        counters
+            .bytes_from_clients
+            .fetch_add(n as u64, Ordering::Relaxed);
+        backend.add_bytes(n as u64, 0);
+    };
+    let down = |n: usize| {
+        counters
+            .bytes_to_clients
+            .fetch_add(n as u64, Ordering::Relaxed);
+        backend.add_bytes(0, n as u64);
+    };
+    match transfer::run(&client, &upstream, &shared.options.transfer, &up, &down).await {
+        Outcome::Closed => {}
+        Outcome::Idle => {
+            inc(&counters.idle_timeouts);
+            tracing::debug!(%peer, backend = %backend.addr(), "idle timeout");
+        }
+        Outcome::Error => inc(&counters.errors),
+    }
+}

@@ -1,0 +1,94 @@
+//! One direction of a connection copied through a userspace buffer.
+
+use std::cell::RefCell;
+use std::io;
+use std::net::Shutdown;
+
+use tokio::net::TcpStream;
+
+/// Reads from `src` and writes everything to `dst` until `src` ends, then shuts down `dst`'s
+/// write side (a half-close travels on, the other direction goes on).
+pub(crate) async fn copy(
+    src: &TcpStream,
+    dst: &TcpStream,
+    buf: &mut [u8],
+    on_data: &(dyn Fn(usize) + Sync),
+) -> io::Result<()> {
+    loop {
+        let n = loop {
+            match src.try_read(buf) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => src.readable().await?,
+                Err(e) => return Err(e),
+            }
+        };
+        if n == 0 {
+            shutdown_write(dst);
+            return Ok(());
+        }
+        on_data(n);
+        write_all(dst, &buf[..n]).await?;
+    }
+}
+
+/// Writes all of `data` to a non-blocking stream shared by reference.
+pub(crate) async fn write_all(dst: &TcpStream, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        match dst.try_write(data) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(m) => data = &data[m..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => dst.writable().await?,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Half-closes: sends FIN, keeps reading. Errors mean the peer is gone already; the other
+/// direction will see that itself.
+pub(crate) fn shutdown_write(s: &TcpStream) {
+    let _ = socket2::SockRef::from(s).shutdown(Shutdown::Write);
+}
+
+thread_local! {
+    static BUFFERS: RefCell<Vec<Box<[u8]>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Buffers kept per thread for reuse, so short connections do not allocate and zero memory.
+const POOLED_BUFFERS: usize = 256;
+
+/// A copy buffer from the thread's pool, returned to it on drop.
+pub(crate) struct Buffer(Option<Box<[u8]>>);
+
+impl Buffer {
+    pub(crate) fn get(size: usize) -> Buffer {
+        let pooled = BUFFERS.with(|b| {
+            let mut b = b.borrow_mut();
+            match b.last() {
+                Some(buf) if buf.len() == size => b.pop(),
+                _ => None,
+            }
+        });
+        Buffer(Some(
+            pooled.unwrap_or_else(|| vec![0u8; size].into_boxed_slice()),
+        ))
+    }
+
+    pub(crate) fn as_mut(&mut self) -> &mut [u8] {
+        self.0.as_deref_mut().unwrap_or_default()
+    }
+}
+
+impl Drop for Buffer {
+    fn drop(&mut self) {
+        if let Some(buf) = self.0.take() {
+            BUFFERS.with(|b| {
+                if let Ok(mut b) = b.try_borrow_mut() {
+                    if b.len() < POOLED_BUFFERS {
+                        b.push(buf);
+                    }
+                }
+            });
+        }
+    }
+}

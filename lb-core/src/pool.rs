@@ -1,0 +1,462 @@
+//! A pool of backends with lock-free snapshots and run-time changes.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+
+use crate::backend::{Backend, BackendConfig, BackendState, BackendStats};
+use crate::proxy_protocol::ProxyProtocol;
+use crate::select::{Algorithm, PickContext, Picker, Selector};
+use crate::Error;
+
+/// The plain configuration of a pool.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// Name, for listeners to refer to and for stats.
+    pub name: String,
+    /// How new connections are placed.
+    pub algorithm: Algorithm,
+    /// The initial backends.
+    pub backends: Vec<BackendConfig>,
+    /// How long one connection attempt to a backend may take.
+    pub connect_timeout: Duration,
+    /// How many other backends to try after a failed connect (never the same one twice).
+    pub retries: u32,
+    /// Consecutive connect failures that take a backend out for `fail_timeout` (0 = never),
+    /// like nginx's `max_fails`.
+    pub max_fails: u32,
+    /// How long passive health keeps a failing backend out, unless set up again before.
+    pub fail_timeout: Duration,
+    /// PROXY protocol header sent to backends before any client byte.
+    pub proxy_protocol: ProxyProtocol,
+}
+
+impl PoolConfig {
+    /// A pool with defaults: round robin, 3 s connect timeout, 2 retries, `max_fails` 1 and
+    /// `fail_timeout` 10 s (nginx's defaults), no PROXY protocol.
+    pub fn new(name: impl Into<String>, backends: Vec<BackendConfig>) -> Self {
+        PoolConfig {
+            name: name.into(),
+            algorithm: Algorithm::RoundRobin,
+            backends,
+            connect_timeout: Duration::from_secs(3),
+            retries: 2,
+            max_fails: 1,
+            fail_timeout: Duration::from_secs(10),
+            proxy_protocol: ProxyProtocol::None,
+        }
+    }
+}
+
+/// One tier of a snapshot: primaries or backups, with the picker prepared for them.
+struct Tier {
+    members: Vec<Arc<Backend>>,
+    picker: Box<dyn Picker>,
+}
+
+impl Tier {
+    fn new(selector: &dyn Selector, members: Vec<Arc<Backend>>) -> Self {
+        let picker = selector.prepare(&members);
+        Tier { members, picker }
+    }
+}
+
+/// An immutable view of the pool, swapped atomically on every change.
+pub struct Snapshot {
+    generation: u64,
+    all: Vec<Arc<Backend>>,
+    primary: Tier,
+    backup: Tier,
+}
+
+impl fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("generation", &self.generation)
+            .field("backends", &self.all.len())
+            .field("primary", &self.primary.members.len())
+            .field("backup", &self.backup.members.len())
+            .finish()
+    }
+}
+
+impl Snapshot {
+    /// Increases by one with each change to the pool.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Every backend, whatever its state.
+    pub fn backends(&self) -> &[Arc<Backend>] {
+        &self.all
+    }
+
+    /// Chooses a backend for `client` and takes a connection slot on it: primaries first,
+    /// backups only when no primary is available. Backends whose id is in `excluded` are
+    /// skipped.
+    pub(crate) fn select(&self, client: SocketAddr, excluded: &[u64]) -> Option<Arc<Backend>> {
+        for tier in [&self.primary, &self.backup] {
+            if tier.members.is_empty() {
+                continue;
+            }
+            // A backend can fill up between the pick and the slot: then exclude it and pick again.
+            let mut skip: Vec<u64> = Vec::new();
+            for _ in 0..=tier.members.len() {
+                let chosen = if skip.is_empty() {
+                    let ctx = PickContext::new(client, &tier.members, excluded);
+                    tier.picker.pick(&ctx)
+                } else {
+                    let all: Vec<u64> = excluded.iter().chain(&skip).copied().collect();
+                    let ctx = PickContext::new(client, &tier.members, &all);
+                    tier.picker.pick(&ctx)
+                };
+                let Some(b) = chosen.and_then(|i| tier.members.get(i)) else {
+                    break;
+                };
+                if b.try_acquire() {
+                    return Some(Arc::clone(b));
+                }
+                skip.push(b.id());
+            }
+        }
+        None
+    }
+}
+
+/// Counters and state of a pool, for export.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolStats {
+    /// The pool's name.
+    pub name: String,
+    /// The selector's name.
+    pub algorithm: String,
+    /// Each backend's counters.
+    pub backends: Vec<BackendStats>,
+}
+
+struct PoolInner {
+    name: String,
+    selector: Arc<dyn Selector>,
+    connect_timeout: Duration,
+    retries: u32,
+    max_fails: u32,
+    fail_timeout: Duration,
+    proxy_protocol: ProxyProtocol,
+    snapshot: ArcSwap<Snapshot>,
+    /// Serialises writers; readers never take it.
+    write: Mutex<()>,
+}
+
+/// A pool of backends: a cheap, cloneable handle. Listeners read its snapshot without locks;
+/// control-plane calls (add, remove, weight, state) build and publish a new snapshot.
+#[derive(Clone)]
+pub struct Pool {
+    inner: Arc<PoolInner>,
+}
+
+impl fmt::Debug for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool")
+            .field("name", &self.inner.name)
+            .field("selector", &self.inner.selector.name())
+            .field("snapshot", &*self.inner.snapshot.load())
+            .finish()
+    }
+}
+
+static NEXT_BACKEND_ID: AtomicU64 = AtomicU64::new(1);
+
+impl Pool {
+    /// Builds a pool from its configuration.
+    pub fn new(config: PoolConfig) -> Result<Self, Error> {
+        let selector = config.algorithm.selector()?;
+        let mut all: Vec<Arc<Backend>> = Vec::with_capacity(config.backends.len());
+        for b in &config.backends {
+            if all.iter().any(|x| x.addr() == b.addr) {
+                return Err(Error::DuplicateBackend(b.addr));
+            }
+            all.push(Arc::new(Backend::new(
+                NEXT_BACKEND_ID.fetch_add(1, Ordering::Relaxed),
+                b,
+            )));
+        }
+        let snapshot = build_snapshot(selector.as_ref(), 0, all);
+        Ok(Pool {
+            inner: Arc::new(PoolInner {
+                name: config.name,
+                selector,
+                connect_timeout: config.connect_timeout,
+                retries: config.retries,
+                max_fails: config.max_fails,
+                fail_timeout: config.fail_timeout,
+                proxy_protocol: config.proxy_protocol,
+                snapshot: ArcSwap::from_pointee(snapshot),
+                write: Mutex::new(()),
+            }),
+        })
+    }
+
+    /// The pool's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The current snapshot (lock-free).
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.inner.snapshot.load_full()
+    }
+
+    pub(crate) fn load(&self) -> arc_swap::Guard<Arc<Snapshot>> {
+        self.inner.snapshot.load()
+    }
+
+    pub(crate) fn connect_timeout(&self) -> Duration {
+        self.inner.connect_timeout
+    }
+
+    pub(crate) fn retries(&self) -> u32 {
+        self.inner.retries
+    }
+
+    pub(crate) fn max_fails(&self) -> u32 {
+        self.inner.max_fails
+    }
+
+    pub(crate) fn fail_timeout(&self) -> Duration {
+        self.inner.fail_timeout
+    }
+
+    pub(crate) fn proxy_protocol(&self) -> ProxyProtocol {
+        self.inner.proxy_protocol
+    }
+
+    /// Applies `f` to the backend list under the writer lock and publishes the result.
+    fn update<T>(
+        &self,
+        f: impl FnOnce(&mut Vec<Arc<Backend>>) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let _guard = match self.inner.write.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let current = self.inner.snapshot.load();
+        let mut all = current.all.clone();
+        let out = f(&mut all)?;
+        let next = build_snapshot(self.inner.selector.as_ref(), current.generation + 1, all);
+        self.inner.snapshot.store(Arc::new(next));
+        Ok(out)
+    }
+
+    fn find(all: &[Arc<Backend>], addr: SocketAddr) -> Result<&Arc<Backend>, Error> {
+        all.iter()
+            .find(|b| b.addr() == addr)
+            .ok_or(Error::UnknownBackend(addr))
+    }
+
+    /// Adds a backend; it takes new connections as soon as this returns (if its state is up).
+    pub fn add(&self, config: BackendConfig) -> Result<(), Error> {
+        self.update(|all| {
+            if all.iter().any(|b| b.addr() == config.addr) {
+                return Err(Error::DuplicateBackend(config.addr));
+            }
+            all.push(Arc::new(Backend::new(
+                NEXT_BACKEND_ID.fetch_add(1, Ordering::Relaxed),
+                &config,
+            )));
+            Ok(())
+        })
+    }
+
+    /// Removes a backend: no new connections; those open to it go on until they end.
+    pub fn remove(&self, addr: SocketAddr) -> Result<(), Error> {
+        self.update(|all| {
+            let before = all.len();
+            all.retain(|b| b.addr() != addr);
+            if all.len() == before {
+                return Err(Error::UnknownBackend(addr));
+            }
+            Ok(())
+        })
+    }
+
+    /// Changes a backend's weight (0 = no new connections).
+    pub fn set_weight(&self, addr: SocketAddr, weight: u32) -> Result<(), Error> {
+        self.update(|all| {
+            Self::find(all, addr)?.set_weight(weight);
+            Ok(())
+        })
+    }
+
+    /// Changes a backend's state: this is how health-check results and operator actions
+    /// arrive. Setting it up also ends a passive-health cool-down.
+    pub fn set_state(&self, addr: SocketAddr, state: BackendState) -> Result<(), Error> {
+        self.update(|all| {
+            let b = Self::find(all, addr)?;
+            if b.state() != state {
+                tracing::info!(pool = %self.inner.name, backend = %addr, %state, "backend state");
+            }
+            b.set_state(state);
+            Ok(())
+        })
+    }
+
+    /// Changes a backend's connection limit (0 = unlimited).
+    pub fn set_max_connections(&self, addr: SocketAddr, max: u32) -> Result<(), Error> {
+        self.update(|all| {
+            Self::find(all, addr)?.set_max_connections(max);
+            Ok(())
+        })
+    }
+
+    /// Replaces the backend list, as on a configuration reload: backends whose address stays
+    /// keep their counters, state and open connections, and take the new weight, limit and
+    /// backup flag; others are added or removed.
+    pub fn set_backends(&self, configs: &[BackendConfig]) -> Result<(), Error> {
+        for (i, c) in configs.iter().enumerate() {
+            if configs[..i].iter().any(|o| o.addr == c.addr) {
+                return Err(Error::DuplicateBackend(c.addr));
+            }
+        }
+        self.update(|all| {
+            let mut next = Vec::with_capacity(configs.len());
+            for c in configs {
+                match all.iter().find(|b| b.addr() == c.addr) {
+                    Some(b) if b.is_backup() == c.backup => {
+                        b.set_weight(c.weight);
+                        b.set_max_connections(c.max_connections);
+                        next.push(Arc::clone(b));
+                    }
+                    _ => next.push(Arc::new(Backend::new(
+                        NEXT_BACKEND_ID.fetch_add(1, Ordering::Relaxed),
+                        c,
+                    ))),
+                }
+            }
+            *all = next;
+            Ok(())
+        })
+    }
+
+    /// A copy of every backend's counters.
+    pub fn stats(&self) -> PoolStats {
+        PoolStats {
+            name: self.inner.name.clone(),
+            algorithm: self.inner.selector.name().to_string(),
+            backends: self.load().all.iter().map(|b| b.stats()).collect(),
+        }
+    }
+}
+
+fn build_snapshot(selector: &dyn Selector, generation: u64, all: Vec<Arc<Backend>>) -> Snapshot {
+    let eligible = |backup: bool| -> Vec<Arc<Backend>> {
+        all.iter()
+            .filter(|b| b.is_backup() == backup && b.state() == BackendState::Up && b.weight() > 0)
+            .cloned()
+            .collect()
+    };
+    let primary = Tier::new(selector, eligible(false));
+    let backup = Tier::new(selector, eligible(true));
+    Snapshot {
+        generation,
+        all,
+        primary,
+        backup,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    fn pool(backends: Vec<BackendConfig>) -> Pool {
+        Pool::new(PoolConfig::new("p", backends)).unwrap()
+    }
+
+    #[test]
+    fn backups_only_when_no_primary_is_available() {
+        let p = pool(vec![
+            BackendConfig::new(addr(1)),
+            BackendConfig::new(addr(2)).backup(true),
+        ]);
+        let client = addr(9);
+        let b = p.load().select(client, &[]).unwrap();
+        assert_eq!(b.addr(), addr(1));
+        b.release();
+        p.set_state(addr(1), BackendState::Down).unwrap();
+        let b = p.load().select(client, &[]).unwrap();
+        assert_eq!(b.addr(), addr(2));
+        b.release();
+        p.set_state(addr(1), BackendState::Up).unwrap();
+        let b = p.load().select(client, &[]).unwrap();
+        assert_eq!(b.addr(), addr(1));
+        // Excluding the primary (it failed for this connection) falls to the backup too.
+        let id = b.id();
+        b.release();
+        let b = p.load().select(client, &[id]).unwrap();
+        assert_eq!(b.addr(), addr(2));
+    }
+
+    #[test]
+    fn connection_limit_skips_full_backends() {
+        let p = pool(vec![
+            BackendConfig::new(addr(1)).max_connections(1),
+            BackendConfig::new(addr(2)).max_connections(1),
+        ]);
+        let a = p.load().select(addr(9), &[]).unwrap();
+        let b = p.load().select(addr(9), &[]).unwrap();
+        assert_ne!(a.addr(), b.addr());
+        assert!(p.load().select(addr(9), &[]).is_none());
+        a.release();
+        assert_eq!(p.load().select(addr(9), &[]).unwrap().addr(), a.addr());
+    }
+
+    #[test]
+    fn run_time_changes_publish_new_snapshots() {
+        let p = pool(vec![BackendConfig::new(addr(1))]);
+        let g0 = p.snapshot().generation();
+        p.add(BackendConfig::new(addr(2))).unwrap();
+        assert!(matches!(
+            p.add(BackendConfig::new(addr(2))),
+            Err(Error::DuplicateBackend(_))
+        ));
+        p.set_weight(addr(2), 5).unwrap();
+        p.remove(addr(1)).unwrap();
+        assert!(matches!(p.remove(addr(1)), Err(Error::UnknownBackend(_))));
+        let s = p.snapshot();
+        assert_eq!(s.generation(), g0 + 3);
+        assert_eq!(s.backends().len(), 1);
+        assert_eq!(s.backends()[0].weight(), 5);
+        p.set_backends(&[
+            BackendConfig::new(addr(2)).weight(7),
+            BackendConfig::new(addr(3)),
+        ])
+        .unwrap();
+        let st = p.stats();
+        assert_eq!(st.backends.len(), 2);
+        assert_eq!(st.backends[0].weight, 7);
+    }
+
+    #[test]
+    fn drain_and_zero_weight_take_no_new_connections() {
+        let p = pool(vec![
+            BackendConfig::new(addr(1)),
+            BackendConfig::new(addr(2)),
+        ]);
+        p.set_state(addr(1), BackendState::Drain).unwrap();
+        for _ in 0..10 {
+            let b = p.load().select(addr(9), &[]).unwrap();
+            assert_eq!(b.addr(), addr(2));
+            b.release();
+        }
+        p.set_weight(addr(2), 0).unwrap();
+        assert!(p.load().select(addr(9), &[]).is_none());
+    }
+}

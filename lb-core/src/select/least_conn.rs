@@ -1,0 +1,67 @@
+//! Weighted least connections.
+
+use std::sync::Arc;
+
+use super::{PickContext, Picker, Selector};
+use crate::backend::Backend;
+use crate::rng;
+
+/// Picks the backend with the fewest active connections relative to its weight
+/// (`active / weight`); among equals, one is drawn at random in proportion to weight, so idle
+/// pools still share by weight.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LeastConn;
+
+impl Selector for LeastConn {
+    fn name(&self) -> &str {
+        "least-conn"
+    }
+
+    fn prepare(&self, members: &[Arc<Backend>]) -> Box<dyn Picker> {
+        Box::new(LeastConnPicker {
+            weights: members.iter().map(|b| u64::from(b.weight())).collect(),
+        })
+    }
+}
+
+struct LeastConnPicker {
+    weights: Vec<u64>,
+}
+
+impl Picker for LeastConnPicker {
+    fn pick(&self, ctx: &PickContext<'_>) -> Option<usize> {
+        let members = ctx.members();
+        // Best so far: (index, active, weight); tied weight total for the weighted tie-break.
+        let mut best: Option<(usize, u64, u64)> = None;
+        let mut tied_weight = 0u64;
+        for (i, &w) in self.weights.iter().enumerate() {
+            if w == 0 || !ctx.is_available(i) {
+                continue;
+            }
+            let Some(b) = members.get(i) else { continue };
+            let active = b.active();
+            match best {
+                None => {
+                    best = Some((i, active, w));
+                    tied_weight = w;
+                }
+                Some((_, ba, bw)) => {
+                    // active/w < ba/bw without division.
+                    let lhs = u128::from(active) * u128::from(bw);
+                    let rhs = u128::from(ba) * u128::from(w);
+                    if lhs < rhs {
+                        best = Some((i, active, w));
+                        tied_weight = w;
+                    } else if lhs == rhs {
+                        // Weighted reservoir sampling over the tied set.
+                        tied_weight += w;
+                        if rng::below(tied_weight) < w {
+                            best = Some((i, active, w));
+                        }
+                    }
+                }
+            }
+        }
+        best.map(|(i, _, _)| i)
+    }
+}
