@@ -1,1 +1,72 @@
 //! The ha-lb TOML configuration: schema, defaults and validation.
+//!
+//! One file describes the whole node: VRRP `instances` (and `sync_groups`), health `checks`,
+//! balancer `listeners` and `pools`, and the `admin` endpoint. Every key is documented with its
+//! default in docs/config.md. [`load`] reads and validates a file; every problem comes back as a
+//! [`Diagnostic`] with file, line, column and a hint. The types are plain data, independent of
+//! the crates that run them.
+
+mod admin;
+mod check;
+mod error;
+mod garp;
+mod global;
+mod instance;
+mod key_path;
+mod listener;
+mod load;
+mod notify;
+mod pool;
+mod source_map;
+mod summary;
+mod sync_group;
+mod track;
+mod validate;
+mod vip;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+pub use admin::{Admin, DEFAULT_ADMIN_LISTEN};
+pub use check::{Check, CheckKind, Tls};
+pub use error::{ConfigError, Diagnostic, Location};
+pub use garp::Garp;
+pub use global::Global;
+pub use instance::Instance;
+pub use key_path::{KeyPath, Segment};
+pub use listener::Listener;
+pub use load::{load, parse};
+pub use notify::Notify;
+pub use pool::{Algorithm, Backend, Pool, ProxyProtocol};
+pub use sync_group::SyncGroup;
+pub use track::{TrackCheck, TrackInterface, TrackPool};
+pub use validate::{validate, Problem, MAX_DURATION_MS, MAX_IDLE_TIMEOUT_MS};
+pub use vip::{Vip, VipParseError};
+
+/// A whole ha-lb configuration file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Process-wide settings. Default: all defaults.
+    #[serde(default, skip_serializing_if = "Global::is_empty")]
+    pub global: Global,
+    /// The admin endpoint; off when the table is absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<Admin>,
+    /// VRRP instances by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub instances: BTreeMap<String, Instance>,
+    /// Sync groups by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sync_groups: BTreeMap<String, SyncGroup>,
+    /// Health checks by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub checks: BTreeMap<String, Check>,
+    /// Balancer pools by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pools: BTreeMap<String, Pool>,
+    /// Balancer listeners by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub listeners: BTreeMap<String, Listener>,
+}

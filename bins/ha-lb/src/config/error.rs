@@ -1,0 +1,98 @@
+//! Typed configuration errors: every problem carries the file, line, column, the offending key
+//! and a hint, so a user can fix the file without reading the source.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Where in a configuration file a problem is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// The file as it was named to the loader.
+    pub file: PathBuf,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column, counted in characters (not bytes), so UTF-8 text lines up.
+    pub column: usize,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file.display(), self.line, self.column)
+    }
+}
+
+/// One problem found in a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// Where the problem is.
+    pub location: Location,
+    /// The dotted key it is about (`instances.VI_1.priority`), empty for the whole file.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it.
+    pub hint: String,
+    /// The text of the offending line, shown under the message.
+    pub source_line: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: error: ", self.location)?;
+        if !self.key.is_empty() {
+            write!(f, "`{}`: ", self.key)?;
+        }
+        writeln!(f, "{}", self.message)?;
+        let number = self.location.line.to_string();
+        let pad = " ".repeat(number.len());
+        writeln!(f, "{pad} |")?;
+        writeln!(f, "{number} | {}", self.source_line)?;
+        let caret_pad = " ".repeat(self.location.column.saturating_sub(1));
+        writeln!(f, "{pad} | {caret_pad}^")?;
+        write!(f, "{pad} = hint: {}", self.hint)
+    }
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read at all.
+    #[error("{}: cannot read the configuration: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What the operating system said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file was read but is not a valid configuration; every problem found is listed.
+    #[error("{}", render(diagnostics))]
+    Invalid {
+        /// The problems, in file order.
+        diagnostics: Vec<Diagnostic>,
+    },
+}
+
+impl ConfigError {
+    /// The problems found, empty when the file could not be read.
+    pub fn diagnostics(&self) -> &[Diagnostic] {
+        match self {
+            ConfigError::Read { .. } => &[],
+            ConfigError::Invalid { diagnostics } => diagnostics,
+        }
+    }
+}
+
+fn render(diagnostics: &[Diagnostic]) -> String {
+    let mut out = String::new();
+    for (i, d) in diagnostics.iter().enumerate() {
+        if i > 0 {
+            out.push_str("\n\n");
+        }
+        out.push_str(&d.to_string());
+    }
+    if diagnostics.len() > 1 {
+        out.push_str(&format!("\n\n{} problems found", diagnostics.len()));
+    }
+    out
+}

@@ -1,0 +1,24 @@
+//! `[listeners.NAME]`: a TCP address the balancer accepts on, and the pool it forwards to.
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+use super::instance::default_true;
+
+/// One listener.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listener {
+    /// Address and port to accept on, usually a VIP. Required.
+    pub listen: SocketAddr,
+    /// Name of the `[pools.NAME]` to forward to. Required.
+    pub pool: String,
+    /// Bind even while the address is not on this node (`IP_FREEBIND`), so a listener on a
+    /// VIP serves as soon as the VIP arrives. Default true.
+    #[serde(default = "default_true")]
+    pub non_local_bind: bool,
+    /// Most client connections open at once; 0 = no limit. Default 0.
+    #[serde(default)]
+    pub max_connections: u32,
+}

@@ -1,0 +1,121 @@
+//! `[pools.NAME]`: a set of backends and how the balancer spreads connections over them.
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// Default number of other backends tried when a connect fails.
+pub const DEFAULT_RETRIES: u32 = 2;
+/// Default connect timeout.
+pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 3000;
+/// Default idle timeout: nginx stream's `proxy_timeout` (10 minutes).
+pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 600_000;
+/// Default passive failures before a backend is taken out (nginx's `max_fails`).
+pub const DEFAULT_MAX_FAILS: u32 = 1;
+/// Default time a backend stays out after `max_fails` (nginx's `fail_timeout`).
+pub const DEFAULT_FAIL_TIMEOUT_MS: u64 = 10_000;
+
+/// How a pool picks a backend.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Algorithm {
+    /// Weighted round robin.
+    #[default]
+    Roundrobin,
+    /// Fewest open connections (weighted).
+    Leastconn,
+    /// Power of two random choices on open connections.
+    P2c,
+    /// Weighted random.
+    Random,
+    /// Maglev consistent hashing on the client address.
+    Maglev,
+}
+
+/// PROXY protocol header sent to backends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProxyProtocol {
+    /// No header.
+    #[default]
+    Off,
+    /// Text header (version 1).
+    V1,
+    /// Binary header (version 2).
+    V2,
+}
+
+/// One pool.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pool {
+    /// Backend choice. Default `roundrobin`.
+    #[serde(default)]
+    pub algorithm: Algorithm,
+    /// Other backends tried after a failed connect, 0..=100. Default 2.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    /// Connect timeout to a backend, ms, 1..=3600000. Default 3000.
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// Close a connection idle in both directions this long, ms, 1..=604800000 (7 days).
+    /// Default 600000 (10 min).
+    #[serde(default = "default_idle_timeout_ms")]
+    pub idle_timeout_ms: u64,
+    /// PROXY protocol header to send to backends: `off`, `v1`, `v2`. Default `off`.
+    #[serde(default)]
+    pub proxy_protocol: ProxyProtocol,
+    /// Failed connects within `fail_timeout_ms` that take a backend out; 0 = never. Default 1.
+    #[serde(default = "default_max_fails")]
+    pub max_fails: u32,
+    /// Window for `max_fails` and time the backend then stays out, ms. Default 10000.
+    #[serde(default = "default_fail_timeout_ms")]
+    pub fail_timeout_ms: u64,
+    /// The backends. Required, at least one.
+    pub backends: Vec<Backend>,
+}
+
+/// One backend of a pool.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Backend {
+    /// Where to connect. Required.
+    pub address: SocketAddr,
+    /// Relative weight, 1..=1000. Default 1.
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    /// Most open connections to this backend; 0 = no limit. Default 0.
+    #[serde(default)]
+    pub max_conns: u32,
+    /// Used only while no other backend is healthy. Default false.
+    #[serde(default)]
+    pub backup: bool,
+    /// Name of a `[checks.NAME]` that decides this backend's health. Default: none (healthy
+    /// unless passive failures take it out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<String>,
+}
+
+fn default_retries() -> u32 {
+    DEFAULT_RETRIES
+}
+
+fn default_connect_timeout_ms() -> u64 {
+    DEFAULT_CONNECT_TIMEOUT_MS
+}
+
+fn default_idle_timeout_ms() -> u64 {
+    DEFAULT_IDLE_TIMEOUT_MS
+}
+
+fn default_max_fails() -> u32 {
+    DEFAULT_MAX_FAILS
+}
+
+fn default_fail_timeout_ms() -> u64 {
+    DEFAULT_FAIL_TIMEOUT_MS
+}
+
+fn default_weight() -> u32 {
+    1
+}

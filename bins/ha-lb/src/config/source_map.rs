@@ -1,0 +1,120 @@
+//! Maps key paths and byte offsets of a TOML text to lines and columns, using the spans the
+//! toml parser keeps, so a semantic error points at the key that caused it.
+
+use std::ops::Range;
+
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+use super::key_path::{KeyPath, Segment};
+
+/// A parsed view of the text that knows where every key and value is.
+pub(crate) struct SourceMap<'a> {
+    text: &'a str,
+    root: Option<Spanned<DeTable<'a>>>,
+}
+
+impl<'a> SourceMap<'a> {
+    /// Parses `text` for spans; a text that does not parse maps everything to the start.
+    pub(crate) fn new(text: &'a str) -> Self {
+        SourceMap {
+            text,
+            root: DeTable::parse(text).ok(),
+        }
+    }
+
+    /// The span of the key or value a path names: the value for scalars and array elements,
+    /// the key for tables (a table's own span may cover many lines). A path that does not exist
+    /// in the text (a default value) falls back to its nearest existing ancestor.
+    pub(crate) fn span_of(&self, path: &KeyPath) -> Range<usize> {
+        let Some(root) = &self.root else { return 0..0 };
+        let mut best: Range<usize> = 0..0;
+        let mut table: Option<&DeTable<'a>> = Some(root.get_ref());
+        let mut array: Option<&[Spanned<DeValue<'a>>]> = None;
+        for seg in &path.0 {
+            let value: &Spanned<DeValue<'a>> = match seg {
+                Segment::Key(k) => {
+                    let Some(t) = table else { break };
+                    let Some((key, value)) = t.iter().find(|(key, _)| key.get_ref() == k) else {
+                        break;
+                    };
+                    best = if value.get_ref().is_table() {
+                        key.span()
+                    } else {
+                        value.span()
+                    };
+                    value
+                }
+                Segment::Index(i) => {
+                    let Some(a) = array else { break };
+                    let Some(value) = a.get(*i) else { break };
+                    best = if value.get_ref().is_table() && !value.span().is_empty() {
+                        value.span().start..value.span().start
+                    } else {
+                        value.span()
+                    };
+                    value
+                }
+            };
+            table = value.get_ref().as_table();
+            array = value.get_ref().as_array().map(|a| &a[..]);
+        }
+        best
+    }
+
+    /// The deepest key path whose key or value contains `offset`, to say which section a
+    /// parse error is in.
+    pub(crate) fn path_at(&self, offset: usize) -> KeyPath {
+        let mut path = KeyPath::root();
+        let Some(root) = &self.root else { return path };
+        let mut table: Option<&DeTable<'a>> = Some(root.get_ref());
+        let mut array: Option<&[Spanned<DeValue<'a>>]> = None;
+        loop {
+            let mut next: Option<&Spanned<DeValue<'a>>> = None;
+            if let Some(t) = table {
+                for (key, value) in t.iter() {
+                    if contains(&key.span(), offset) || contains(&value.span(), offset) {
+                        path = path.key(key.get_ref());
+                        next = Some(value);
+                        break;
+                    }
+                }
+            } else if let Some(a) = array {
+                for (i, value) in a.iter().enumerate() {
+                    if contains(&value.span(), offset) {
+                        path = path.index(i);
+                        next = Some(value);
+                        break;
+                    }
+                }
+            }
+            let Some(value) = next else { return path };
+            table = value.get_ref().as_table();
+            array = value.get_ref().as_array().map(|a| &a[..]);
+        }
+    }
+
+    /// 1-based line and character column of a byte offset, and the text of that line.
+    pub(crate) fn position(&self, offset: usize) -> (usize, usize, String) {
+        let offset = offset.min(self.text.len());
+        let mut start = offset;
+        while start > 0 && !self.text.is_char_boundary(start) {
+            start -= 1;
+        }
+        let before = &self.text[..start];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let column = self.text[line_start..start].chars().count() + 1;
+        let line_end = self.text[line_start..]
+            .find('\n')
+            .map_or(self.text.len(), |i| line_start + i);
+        let line_text = self.text[line_start..line_end]
+            .trim_end_matches('\r')
+            .to_string();
+        (line, column, line_text)
+    }
+}
+
+fn contains(span: &Range<usize>, offset: usize) -> bool {
+    span.start <= offset && offset < span.end
+}

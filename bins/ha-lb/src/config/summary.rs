@@ -1,0 +1,85 @@
+//! A short human summary of a valid configuration, printed by `ha-lb check-config`.
+
+use std::fmt::Write as _;
+
+use super::Config;
+
+impl Config {
+    /// One line per instance, sync group, check, pool and listener, and the admin endpoint.
+    pub fn summary(&self) -> String {
+        let mut out = String::new();
+        if let Some(id) = &self.global.router_id {
+            let _ = writeln!(out, "router_id {id}");
+        }
+        for (name, i) in &self.instances {
+            let vips: Vec<String> = i.vips.iter().map(|v| v.to_string()).collect();
+            let transport = if i.is_unicast() {
+                format!("unicast to {} peer(s)", i.unicast_peers.len())
+            } else {
+                "multicast".to_string()
+            };
+            let _ = write!(
+                out,
+                "instance {name}: {} VRID {} VRRPv{} priority {} advert {} ms, {transport}, preempt {}, VIPs {}",
+                i.interface,
+                i.vrid,
+                i.version,
+                i.priority,
+                i.advert_interval_ms,
+                if i.preempt { "on" } else { "off" },
+                vips.join(" ")
+            );
+            let tracks: Vec<String> = i
+                .track_checks
+                .iter()
+                .map(|t| format!("check {} ({:+})", t.check, t.weight))
+                .chain(
+                    i.track_pools
+                        .iter()
+                        .map(|t| format!("pool {} ({:+})", t.pool, t.weight)),
+                )
+                .chain(
+                    i.track_interfaces
+                        .iter()
+                        .map(|t| format!("interface {} ({:+})", t.interface, t.weight)),
+                )
+                .collect();
+            if !tracks.is_empty() {
+                let _ = write!(out, "; tracks {}", tracks.join(", "));
+            }
+            out.push('\n');
+        }
+        for (name, g) in &self.sync_groups {
+            let _ = writeln!(out, "sync group {name}: {}", g.instances.join(", "));
+        }
+        for (name, c) in &self.checks {
+            let _ = writeln!(
+                out,
+                "check {name}: {} every {} ms, timeout {} ms, rise {} fall {}",
+                c.kind.as_str(),
+                c.interval_ms,
+                c.effective_timeout_ms(),
+                c.rise,
+                c.fall
+            );
+        }
+        for (name, p) in &self.pools {
+            let _ = writeln!(
+                out,
+                "pool {name}: {:?} over {} backend(s)",
+                p.algorithm,
+                p.backends.len()
+            );
+        }
+        for (name, l) in &self.listeners {
+            let _ = writeln!(out, "listener {name}: {} -> pool {}", l.listen, l.pool);
+        }
+        match &self.admin {
+            Some(a) => {
+                let _ = writeln!(out, "admin endpoint: http://{}", a.listen);
+            }
+            None => out.push_str("admin endpoint: off\n"),
+        }
+        out
+    }
+}

@@ -1,0 +1,753 @@
+//! Semantic checks that serde cannot express: ranges, families, cross-references and
+//! combinations. Each problem names the key it is about, so the loader can point at its line.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use super::check::{Check, CheckKind};
+use super::garp::Garp;
+use super::instance::Instance;
+use super::key_path::KeyPath;
+use super::notify::Notify;
+use super::pool::Pool;
+use super::Config;
+
+/// Longest interval or timeout accepted for checks, connects and delays: one hour.
+pub const MAX_DURATION_MS: u64 = 3_600_000;
+/// Longest idle timeout accepted: seven days (long-lived watches through the balancer).
+pub const MAX_IDLE_TIMEOUT_MS: u64 = 604_800_000;
+
+/// One problem found by [`validate`], not yet placed in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The key it is about.
+    pub path: KeyPath,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it.
+    pub hint: String,
+}
+
+/// Checks a configuration that serde accepted; returns every problem found (empty when valid).
+pub fn validate(config: &Config) -> Vec<Problem> {
+    let mut v = Validator {
+        problems: Vec::new(),
+    };
+    v.whole(config);
+    for (name, inst) in &config.instances {
+        v.instance(config, name, inst);
+    }
+    v.instance_conflicts(config);
+    v.sync_groups(config);
+    for (name, check) in &config.checks {
+        v.check(name, check);
+    }
+    for (name, pool) in &config.pools {
+        v.pool(config, name, pool);
+    }
+    v.listeners(config);
+    if let Some(admin) = &config.admin {
+        if admin.listen.port() == 0 {
+            v.push(
+                KeyPath::root().key("admin").key("listen"),
+                "port 0 is not a fixed port",
+                "give the port to serve /metrics and /status on, e.g. \"127.0.0.1:9555\"",
+            );
+        }
+    }
+    v.problems
+}
+
+struct Validator {
+    problems: Vec<Problem>,
+}
+
+fn family(ip: &IpAddr) -> &'static str {
+    if ip.is_ipv4() {
+        "IPv4"
+    } else {
+        "IPv6"
+    }
+}
+
+impl Validator {
+    fn push(&mut self, path: KeyPath, message: impl Into<String>, hint: impl Into<String>) {
+        self.problems.push(Problem {
+            path,
+            message: message.into(),
+            hint: hint.into(),
+        });
+    }
+
+    fn name(&mut self, path: KeyPath, name: &str) {
+        if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            self.push(
+                path,
+                format!("name {name:?} is empty or contains white space"),
+                "use letters, digits, `_` or `-`, e.g. VI_1",
+            );
+        }
+    }
+
+    fn whole(&mut self, config: &Config) {
+        if config.instances.is_empty() && config.listeners.is_empty() {
+            self.push(
+                KeyPath::root(),
+                "nothing to run: no [instances.NAME] and no [listeners.NAME]",
+                "add a VRRP instance, a listener, or both (see examples/ and docs/config.md)",
+            );
+        }
+        for (section, names) in [
+            ("instances", config.instances.keys().collect::<Vec<_>>()),
+            ("sync_groups", config.sync_groups.keys().collect()),
+            ("checks", config.checks.keys().collect()),
+            ("pools", config.pools.keys().collect()),
+            ("listeners", config.listeners.keys().collect()),
+        ] {
+            for n in names {
+                self.name(KeyPath::root().key(section).key(n), n);
+            }
+        }
+        if let Some(id) = &config.global.router_id {
+            if id.trim().is_empty() {
+                self.push(
+                    KeyPath::root().key("global").key("router_id"),
+                    "router_id is empty",
+                    "remove it to use the hostname, or name this node (e.g. \"lb1\")",
+                );
+            }
+        }
+    }
+
+    fn weight(&mut self, path: KeyPath, weight: i32) {
+        if !(-254..=254).contains(&weight) {
+            self.push(
+                path,
+                format!("weight {weight} is out of range"),
+                "use -254..=254: negative lowers the priority while down, positive raises it \
+                 while up, 0 means Fault while down",
+            );
+        }
+    }
+
+    fn notify(&mut self, path: KeyPath, notify: &Notify) {
+        for (key, argv) in notify.commands() {
+            if argv.first().is_none_or(|a| a.trim().is_empty()) {
+                self.push(
+                    path.key(key),
+                    "the command is empty",
+                    "give the program and its arguments, e.g. [\"/usr/local/bin/notify\", \"master\"]",
+                );
+            }
+        }
+    }
+
+    fn duration(&mut self, path: KeyPath, value: u64, min: u64, max: u64, what: &str) {
+        if value < min || value > max {
+            let message = if value == 0 {
+                format!("{what} must not be zero")
+            } else {
+                format!("{what} {value} ms is out of range")
+            };
+            self.push(path, message, format!("use {min}..={max} (milliseconds)"));
+        }
+    }
+
+    fn instance(&mut self, config: &Config, name: &str, inst: &Instance) {
+        let p = KeyPath::root().key("instances").key(name);
+        if inst.interface.trim().is_empty() {
+            self.push(
+                p.key("interface"),
+                "interface is empty",
+                "name the interface, e.g. \"eth0\"",
+            );
+        }
+        if !(1..=255).contains(&inst.vrid) {
+            self.push(
+                p.key("vrid"),
+                format!("VRID {} is out of range", inst.vrid),
+                "use 1..=255, the same on every node of this virtual router",
+            );
+        }
+        match inst.priority {
+            0 => self.push(
+                p.key("priority"),
+                "priority 0 is reserved: a master sends it when it gives up",
+                "use 1..=254 (higher wins the election; keepalived's default is 100)",
+            ),
+            255 if !inst.address_owner => self.push(
+                p.key("priority"),
+                "priority 255 is only for the owner of the addresses (RFC 5798)",
+                "use 1..=254, or set address_owner = true if the VIPs are this node's real addresses",
+            ),
+            256.. => self.push(
+                p.key("priority"),
+                format!("priority {} is out of range", inst.priority),
+                "use 1..=254 (255 only with address_owner = true)",
+            ),
+            _ => {}
+        }
+        if inst.address_owner && inst.priority != 255 {
+            self.push(
+                p.key("address_owner"),
+                "the address owner must have priority 255",
+                "set priority = 255, or remove address_owner",
+            );
+        }
+        let v2 = inst.version == 2;
+        if inst.version != 2 && inst.version != 3 {
+            self.push(
+                p.key("version"),
+                format!("VRRP version {} does not exist", inst.version),
+                "use 3 (RFC 5798, the default) or 2 (RFC 3768, IPv4 only)",
+            );
+        }
+        let ai = inst.advert_interval_ms;
+        if ai == 0 {
+            self.push(
+                p.key("advert_interval_ms"),
+                "the advertisement interval must not be zero",
+                "use 1000 (one second, the default) or, with version 3, down to 10",
+            );
+        } else if v2 && (ai % 1000 != 0 || ai > 255_000) {
+            self.push(
+                p.key("advert_interval_ms"),
+                format!("VRRPv2 advertises in whole seconds; {ai} ms is not 1..=255 s"),
+                "use a multiple of 1000 up to 255000, or version = 3 for sub-second intervals",
+            );
+        } else if !v2 && (ai % 10 != 0 || !(10..=40_950).contains(&ai)) {
+            self.push(
+                p.key("advert_interval_ms"),
+                format!(
+                    "VRRPv3 advertises in centiseconds; {ai} ms is not 10..=40950 in steps of 10"
+                ),
+                "use a multiple of 10 between 10 and 40950",
+            );
+        }
+        self.duration(
+            p.key("preempt_delay_ms"),
+            inst.preempt_delay_ms,
+            0,
+            MAX_DURATION_MS,
+            "preempt delay",
+        );
+        if !inst.preempt && inst.preempt_delay_ms > 0 {
+            self.push(
+                p.key("preempt_delay_ms"),
+                "preempt_delay_ms has no effect with preempt = false",
+                "remove preempt_delay_ms, or set preempt = true",
+            );
+        }
+        self.vips(&p, inst);
+        let v6 = inst.is_ipv6();
+        if v2 && v6 {
+            self.push(
+                p.key("version"),
+                "VRRPv2 cannot carry IPv6 addresses",
+                "use version = 3 for IPv6 VIPs",
+            );
+        }
+        if inst.v3_checksum_as_v2 && (v2 || v6) {
+            self.push(
+                p.key("v3_checksum_as_v2"),
+                "v3_checksum_as_v2 applies only to VRRPv3 over IPv4",
+                "remove it, or use version = 3 with IPv4 VIPs",
+            );
+        }
+        if let Some(pw) = &inst.password {
+            if !v2 {
+                self.push(
+                    p.key("password"),
+                    "VRRPv3 has no authentication (RFC 5798 removed it)",
+                    "remove password, or use version = 2 to talk to a keepalived using auth_type PASS",
+                );
+            } else if pw.is_empty() || pw.len() > 8 {
+                self.push(
+                    p.key("password"),
+                    format!("the password is {} bytes; VRRPv2 carries 1 to 8", pw.len()),
+                    "use at most 8 bytes: keepalived cuts longer ones, so both sides must agree",
+                );
+            }
+        }
+        if let (Some(src), Some(first)) = (inst.unicast_src, inst.vips.first()) {
+            if src.is_ipv4() != first.address.is_ipv4() {
+                self.push(
+                    p.key("unicast_src"),
+                    format!(
+                        "unicast_src is {} but the VIPs are {}",
+                        family(&src),
+                        family(&first.address)
+                    ),
+                    "adverts go in the VIPs' family: use an address of that family",
+                );
+            }
+        }
+        let mut seen = BTreeSet::new();
+        for (i, peer) in inst.unicast_peers.iter().enumerate() {
+            let pp = p.key("unicast_peers").index(i);
+            if let Some(first) = inst.vips.first() {
+                if peer.is_ipv4() != first.address.is_ipv4() {
+                    self.push(
+                        pp.clone(),
+                        format!(
+                            "peer {peer} is {} but the VIPs are {}",
+                            family(peer),
+                            family(&first.address)
+                        ),
+                        "list the peers' addresses of the VIPs' family",
+                    );
+                }
+            }
+            if !seen.insert(*peer) {
+                self.push(
+                    pp.clone(),
+                    format!("peer {peer} is listed twice"),
+                    "remove the duplicate",
+                );
+            }
+            if Some(*peer) == inst.unicast_src {
+                self.push(
+                    pp,
+                    format!("peer {peer} is this node's own unicast_src"),
+                    "list only the other nodes",
+                );
+            }
+        }
+        for (i, t) in inst.track_checks.iter().enumerate() {
+            let tp = p.key("track_checks").index(i);
+            self.weight(tp.key("weight"), t.weight);
+            if !config.checks.contains_key(&t.check) {
+                self.push(
+                    tp.key("check"),
+                    format!("no check named {:?}", t.check),
+                    defined_hint("checks", &config.checks),
+                );
+            }
+        }
+        for (i, t) in inst.track_pools.iter().enumerate() {
+            let tp = p.key("track_pools").index(i);
+            self.weight(tp.key("weight"), t.weight);
+            if !config.pools.contains_key(&t.pool) {
+                self.push(
+                    tp.key("pool"),
+                    format!("no pool named {:?}", t.pool),
+                    defined_hint("pools", &config.pools),
+                );
+            }
+        }
+        for (i, t) in inst.track_interfaces.iter().enumerate() {
+            let tp = p.key("track_interfaces").index(i);
+            self.weight(tp.key("weight"), t.weight);
+            if t.interface.trim().is_empty() {
+                self.push(
+                    tp.key("interface"),
+                    "interface is empty",
+                    "name the interface, e.g. \"eth1\"",
+                );
+            }
+        }
+        self.notify(p.key("notify"), &inst.notify);
+        self.garp(p.key("garp"), &inst.garp);
+    }
+
+    fn vips(&mut self, p: &KeyPath, inst: &Instance) {
+        let Some(first) = inst.vips.first() else {
+            self.push(
+                p.key("vips"),
+                "an instance needs at least one VIP",
+                "add e.g. vips = [\"192.0.2.200/24\"]",
+            );
+            return;
+        };
+        let mut seen = BTreeSet::new();
+        for (i, vip) in inst.vips.iter().enumerate() {
+            let vp = p.key("vips").index(i);
+            if vip.is_ipv6() != first.is_ipv6() {
+                self.push(
+                    vp.clone(),
+                    format!(
+                        "VIP {} is {} but the first VIP is {}: one instance carries one family",
+                        vip.address,
+                        family(&vip.address),
+                        family(&first.address)
+                    ),
+                    "put IPv4 and IPv6 VIPs in two instances (they may share the VRID)",
+                );
+            }
+            if !seen.insert(vip.address) {
+                self.push(
+                    vp.clone(),
+                    format!("VIP {} is listed twice", vip.address),
+                    "remove the duplicate",
+                );
+            }
+            if vip.is_ipv6() && (vip.label.is_some() || vip.broadcast.is_some()) {
+                self.push(
+                    vp.clone(),
+                    "labels and broadcast addresses are IPv4 only",
+                    "remove label/broadcast",
+                );
+            }
+            if let Some(label) = &vip.label {
+                let dev = vip.dev.as_deref().unwrap_or(&inst.interface);
+                if !label.starts_with(dev) || label.len() > 15 {
+                    self.push(
+                        vp.clone(),
+                        format!("label {label:?} must start with the device name {dev:?} and be at most 15 bytes"),
+                        format!("use e.g. \"{dev}:vip\" (Linux rejects other labels)"),
+                    );
+                }
+            }
+            if vip.dev.as_deref().is_some_and(|d| d.trim().is_empty()) {
+                self.push(
+                    vp,
+                    "dev is empty",
+                    "remove dev to use the instance's interface",
+                );
+            }
+        }
+    }
+
+    fn garp(&mut self, p: KeyPath, g: &Garp) {
+        for (key, value, min) in [
+            ("master_repeat", g.master_repeat, 1),
+            ("master_refresh_repeat", g.master_refresh_repeat, 1),
+            ("lower_prio_repeat", g.lower_prio_repeat, 0),
+        ] {
+            if !(min..=255).contains(&value) {
+                self.push(
+                    p.key(key),
+                    format!("{key} {value} is out of range"),
+                    format!("use {min}..=255"),
+                );
+            }
+        }
+        for (key, value) in [
+            ("master_delay_ms", g.master_delay_ms),
+            ("master_refresh_ms", g.master_refresh_ms),
+            ("lower_prio_delay_ms", g.lower_prio_delay_ms),
+            ("interval_ms", g.interval_ms),
+            ("gna_interval_ms", g.gna_interval_ms),
+        ] {
+            self.duration(p.key(key), value, 0, MAX_DURATION_MS, key);
+        }
+    }
+
+    fn instance_conflicts(&mut self, config: &Config) {
+        let mut by_router: BTreeMap<(&str, u32, bool), &str> = BTreeMap::new();
+        let mut by_vip: BTreeMap<IpAddr, &str> = BTreeMap::new();
+        for (name, inst) in &config.instances {
+            let p = KeyPath::root().key("instances").key(name);
+            let key = (inst.interface.as_str(), inst.vrid, inst.is_ipv6());
+            if let Some(other) = by_router.insert(key, name) {
+                self.push(
+                    p.key("vrid"),
+                    format!(
+                        "VRID {} on {} ({}) is already used by instance {other:?}",
+                        inst.vrid,
+                        inst.interface,
+                        if inst.is_ipv6() { "IPv6" } else { "IPv4" }
+                    ),
+                    "each interface carries one virtual router per VRID and family: pick another VRID",
+                );
+            }
+            for (i, vip) in inst.vips.iter().enumerate() {
+                if let Some(other) = by_vip.insert(vip.address, name) {
+                    if other != name {
+                        self.push(
+                            p.key("vips").index(i),
+                            format!("VIP {} is also in instance {other:?}", vip.address),
+                            "a VIP belongs to one instance",
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    fn sync_groups(&mut self, config: &Config) {
+        let mut member_of: BTreeMap<&str, &str> = BTreeMap::new();
+        for (name, group) in &config.sync_groups {
+            let p = KeyPath::root().key("sync_groups").key(name);
+            if group.instances.is_empty() {
+                self.push(
+                    p.key("instances"),
+                    "the group has no instances",
+                    "list at least two instance names",
+                );
+            }
+            for (i, member) in group.instances.iter().enumerate() {
+                let mp = p.key("instances").index(i);
+                if !config.instances.contains_key(member) {
+                    self.push(
+                        mp,
+                        format!("no instance named {member:?}"),
+                        defined_hint("instances", &config.instances),
+                    );
+                } else if let Some(other) = member_of.insert(member, name) {
+                    self.push(
+                        mp,
+                        format!("instance {member:?} is already in sync group {other:?}"),
+                        "an instance belongs to at most one sync group",
+                    );
+                }
+            }
+            self.notify(p.key("notify"), &group.notify);
+        }
+    }
+
+    fn check(&mut self, name: &str, c: &Check) {
+        let p = KeyPath::root().key("checks").key(name);
+        self.duration(
+            p.key("interval_ms"),
+            c.interval_ms,
+            10,
+            MAX_DURATION_MS,
+            "interval",
+        );
+        if let Some(t) = c.timeout_ms {
+            self.duration(p.key("timeout_ms"), t, 1, MAX_DURATION_MS, "timeout");
+        }
+        for (key, value) in [("rise", c.rise), ("fall", c.fall)] {
+            if !(1..=100).contains(&value) {
+                self.push(
+                    p.key(key),
+                    format!("{key} {value} is out of range"),
+                    "use 1..=100: the number of results in a row that change the state",
+                );
+            }
+        }
+        let kind = c.kind;
+        let net = matches!(kind, CheckKind::Tcp | CheckKind::Http | CheckKind::Https);
+        let http = matches!(kind, CheckKind::Http | CheckKind::Https);
+        let allowed: [(&str, bool, bool); 9] = [
+            ("address", c.address.is_some(), net),
+            ("path", c.path.is_some(), http),
+            ("host", c.host.is_some(), http),
+            ("method", c.method.is_some(), http),
+            ("expect_status", c.expect_status.is_some(), http),
+            ("expect_body", c.expect_body.is_some(), http),
+            ("tls", c.tls.is_some(), kind == CheckKind::Https),
+            ("command", c.command.is_some(), kind == CheckKind::Exec),
+            ("process", c.process.is_some(), kind == CheckKind::Process),
+        ];
+        for (key, present, ok) in allowed {
+            if present && !ok {
+                self.push(
+                    p.key(key),
+                    format!("`{key}` does not apply to a {} check", kind.as_str()),
+                    format!("remove it, or change `kind` ({})", kind_keys(key)),
+                );
+            }
+        }
+        if net && c.address.is_none() {
+            self.push(
+                p.key("kind"),
+                format!("a {} check needs an address", kind.as_str()),
+                "add address = \"192.0.2.21:6443\"",
+            );
+        }
+        if let Some(path) = &c.path {
+            if !path.starts_with('/') {
+                self.push(
+                    p.key("path"),
+                    format!("path {path:?} does not start with `/`"),
+                    "e.g. path = \"/readyz\"",
+                );
+            }
+        }
+        if let Some(m) = &c.method {
+            if m.is_empty() || !m.chars().all(|ch| ch.is_ascii_uppercase()) {
+                self.push(
+                    p.key("method"),
+                    format!("method {m:?} is not an HTTP method"),
+                    "e.g. \"GET\" or \"HEAD\"",
+                );
+            }
+        }
+        if let Some(codes) = &c.expect_status {
+            if codes.is_empty() {
+                self.push(
+                    p.key("expect_status"),
+                    "the list is empty",
+                    "remove it to accept any 2xx or 3xx",
+                );
+            }
+            for (i, code) in codes.iter().enumerate() {
+                if !(100..=599).contains(code) {
+                    self.push(
+                        p.key("expect_status").index(i),
+                        format!("{code} is not an HTTP status"),
+                        "use 100..=599",
+                    );
+                }
+            }
+        }
+        if let Some(tls) = &c.tls {
+            if tls.client_cert_file.is_some() != tls.client_key_file.is_some() {
+                self.push(
+                    p.key("tls"),
+                    "client_cert_file and client_key_file go together",
+                    "set both, or neither",
+                );
+            }
+        }
+        if kind == CheckKind::Exec
+            && c.command
+                .as_ref()
+                .is_none_or(|a| a.first().is_none_or(|s| s.trim().is_empty()))
+        {
+            self.push(
+                p.key(if c.command.is_some() { "command" } else { "kind" }),
+                "an exec check needs a command",
+                "add command = [\"/usr/local/bin/check\", \"arg\"] (run without a shell; exit 0 = healthy)",
+            );
+        }
+        if kind == CheckKind::Process {
+            match &c.process {
+                None => self.push(
+                    p.key("kind"),
+                    "a process check needs a process name",
+                    "add process = \"nginx\"",
+                ),
+                Some(n) if n.is_empty() || n.len() > 15 || n.contains('/') => self.push(
+                    p.key("process"),
+                    format!("{n:?} is not a process name as /proc/PID/comm shows it"),
+                    "use the program name, at most 15 bytes, without a path (e.g. \"nginx\")",
+                ),
+                Some(_) => {}
+            }
+        }
+    }
+
+    fn pool(&mut self, config: &Config, name: &str, pool: &Pool) {
+        let p = KeyPath::root().key("pools").key(name);
+        if pool.backends.is_empty() {
+            self.push(
+                p.key("backends"),
+                "the pool has no backends",
+                "add [[pools.NAME.backends]] tables",
+            );
+        } else if pool.backends.iter().all(|b| b.backup) {
+            self.push(
+                p.key("backends"),
+                "every backend is a backup",
+                "make at least one backend a primary (backup = false)",
+            );
+        }
+        if pool.retries > 100 {
+            self.push(
+                p.key("retries"),
+                format!("retries {} is out of range", pool.retries),
+                "use 0..=100",
+            );
+        }
+        self.duration(
+            p.key("connect_timeout_ms"),
+            pool.connect_timeout_ms,
+            1,
+            MAX_DURATION_MS,
+            "connect timeout",
+        );
+        self.duration(
+            p.key("idle_timeout_ms"),
+            pool.idle_timeout_ms,
+            1,
+            MAX_IDLE_TIMEOUT_MS,
+            "idle timeout",
+        );
+        if pool.max_fails > 0 {
+            self.duration(
+                p.key("fail_timeout_ms"),
+                pool.fail_timeout_ms,
+                1,
+                MAX_DURATION_MS,
+                "fail timeout",
+            );
+        }
+        let mut seen = BTreeSet::new();
+        for (i, b) in pool.backends.iter().enumerate() {
+            let bp = p.key("backends").index(i);
+            if !seen.insert(b.address) {
+                self.push(
+                    bp.key("address"),
+                    format!("backend {} is listed twice", b.address),
+                    "remove the duplicate or raise its weight",
+                );
+            }
+            if b.address.port() == 0 || b.address.ip().is_unspecified() {
+                self.push(
+                    bp.key("address"),
+                    format!("{} is not a backend address", b.address),
+                    "give the backend's IP and port",
+                );
+            }
+            if !(1..=1000).contains(&b.weight) {
+                self.push(
+                    bp.key("weight"),
+                    format!("weight {} is out of range", b.weight),
+                    "use 1..=1000",
+                );
+            }
+            if let Some(check) = &b.check {
+                if !config.checks.contains_key(check) {
+                    self.push(
+                        bp.key("check"),
+                        format!("no check named {check:?}"),
+                        defined_hint("checks", &config.checks),
+                    );
+                }
+            }
+        }
+    }
+
+    fn listeners(&mut self, config: &Config) {
+        let mut seen = BTreeMap::new();
+        for (name, l) in &config.listeners {
+            let p = KeyPath::root().key("listeners").key(name);
+            if !config.pools.contains_key(&l.pool) {
+                self.push(
+                    p.key("pool"),
+                    format!("no pool named {:?}", l.pool),
+                    defined_hint("pools", &config.pools),
+                );
+            }
+            if l.listen.port() == 0 {
+                self.push(
+                    p.key("listen"),
+                    "port 0 is not a fixed port",
+                    "give the port clients connect to",
+                );
+            }
+            if let Some(other) = seen.insert(l.listen, name) {
+                self.push(
+                    p.key("listen"),
+                    format!("{} is also the address of listener {other:?}", l.listen),
+                    "each listener needs its own address and port",
+                );
+            }
+        }
+    }
+}
+
+fn kind_keys(key: &str) -> &'static str {
+    match key {
+        "address" => "`address` is for tcp, http and https",
+        "tls" => "`tls` is for https",
+        "command" => "`command` is for exec",
+        "process" => "`process` is for process",
+        _ => "this key is for http and https",
+    }
+}
+
+fn defined_hint<V>(section: &str, map: &BTreeMap<String, V>) -> String {
+    if map.is_empty() {
+        format!("define it as [{section}.NAME]; this file has no [{section}] yet")
+    } else {
+        let names: Vec<&str> = map.keys().map(String::as_str).collect();
+        format!(
+            "define it as [{section}.NAME], or use one of: {}",
+            names.join(", ")
+        )
+    }
+}

@@ -1,0 +1,727 @@
+//! Translates the statement tree of a keepalived.conf into an ha-lb [`Config`].
+//!
+//! Two passes, because keepalived lets an instance name a `vrrp_script` defined after it:
+//! first `global_defs` and `vrrp_script`, then `vrrp_instance` and `vrrp_sync_group`. Every
+//! statement either lands in the config or becomes a [`Warning`] with its line.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use crate::config::{
+    Check, CheckKind, Config, Garp, Instance, Notify, SyncGroup, TrackCheck, TrackInterface, Vip,
+};
+
+use super::lexer::split_command;
+use super::tree::Node;
+use super::warning::Warning;
+
+/// keepalived's own default VRRP version when neither the instance nor `vrrp_version` says.
+const KEEPALIVED_DEFAULT_VERSION: u32 = 2;
+/// keepalived's default `vrrp_script` interval, rise and fall.
+const KEEPALIVED_SCRIPT_INTERVAL_MS: u64 = 1000;
+
+/// GARP settings given globally (`vrrp_garp_*`) or per instance (`garp_*`); unset ones keep
+/// the lower layer's value.
+#[derive(Debug, Clone, Default)]
+struct GarpOverrides {
+    master_delay_ms: Option<u64>,
+    master_repeat: Option<u32>,
+    master_refresh_ms: Option<u64>,
+    master_refresh_repeat: Option<u32>,
+    lower_prio_delay_ms: Option<u64>,
+    lower_prio_repeat: Option<u32>,
+    interval_ms: Option<u64>,
+    gna_interval_ms: Option<u64>,
+}
+
+impl GarpOverrides {
+    fn apply(&self, g: &mut Garp) {
+        let set = |dst: &mut u64, v: Option<u64>| {
+            if let Some(v) = v {
+                *dst = v;
+            }
+        };
+        set(&mut g.master_delay_ms, self.master_delay_ms);
+        set(&mut g.master_refresh_ms, self.master_refresh_ms);
+        set(&mut g.lower_prio_delay_ms, self.lower_prio_delay_ms);
+        set(&mut g.interval_ms, self.interval_ms);
+        set(&mut g.gna_interval_ms, self.gna_interval_ms);
+        for (dst, v) in [
+            (&mut g.master_repeat, self.master_repeat),
+            (&mut g.master_refresh_repeat, self.master_refresh_repeat),
+            (&mut g.lower_prio_repeat, self.lower_prio_repeat),
+        ] {
+            if let Some(v) = v {
+                *dst = v;
+            }
+        }
+    }
+}
+
+/// A `vrrp_script`: its check and the weight instances use unless they say otherwise.
+#[derive(Debug, Clone)]
+struct Script {
+    weight: i32,
+}
+
+/// The translation state.
+pub(crate) struct Translator {
+    config: Config,
+    warnings: Vec<(usize, Warning)>,
+    current: usize,
+    version: Option<u32>,
+    v3_checksum_as_v2: Option<bool>,
+    garp: GarpOverrides,
+    scripts: BTreeMap<String, Script>,
+    base_dir: PathBuf,
+}
+
+impl Translator {
+    /// A translator for a file in `base_dir` (where a script missing at its absolute path is
+    /// also looked for, to read what it does).
+    pub(crate) fn new(base_dir: &Path) -> Self {
+        Translator {
+            config: Config::default(),
+            warnings: Vec::new(),
+            current: 0,
+            version: None,
+            v3_checksum_as_v2: None,
+            garp: GarpOverrides::default(),
+            scripts: BTreeMap::new(),
+            base_dir: base_dir.to_path_buf(),
+        }
+    }
+
+    /// Translates the top-level statements; returns the config and the warnings in file order.
+    pub(crate) fn run(
+        mut self,
+        nodes: &[Node],
+        mut earlier: Vec<Warning>,
+    ) -> (Config, Vec<Warning>) {
+        for (i, node) in nodes.iter().enumerate() {
+            self.current = i;
+            match node.keyword.as_str() {
+                "global_defs" => self.global_defs(node),
+                "vrrp_script" => self.vrrp_script(node),
+                _ => {}
+            }
+        }
+        for (i, node) in nodes.iter().enumerate() {
+            self.current = i;
+            match node.keyword.as_str() {
+                "global_defs" | "vrrp_script" => {}
+                "vrrp_instance" => self.vrrp_instance(node),
+                "vrrp_sync_group" => self.vrrp_sync_group(node),
+                "virtual_server" | "virtual_server_group" => self.warn(
+                    node,
+                    format!(
+                        "`{}` (LVS) is not translated: describe the service as [listeners.NAME] and [pools.NAME]",
+                        node.keyword
+                    ),
+                ),
+                other => self.warn(node, format!("`{other}` is not translated")),
+            }
+        }
+        self.warnings.sort_by_key(|(i, _)| *i);
+        earlier.extend(self.warnings.into_iter().map(|(_, w)| w));
+        (self.config, earlier)
+    }
+
+    fn warn(&mut self, node: &Node, message: impl Into<String>) {
+        self.warnings.push((
+            self.current,
+            Warning {
+                file: node.file.to_path_buf(),
+                line: node.line,
+                message: message.into(),
+            },
+        ));
+    }
+
+    fn not_translated(&mut self, node: &Node, context: &str) {
+        self.warn(
+            node,
+            format!("`{}` in {context} is not translated", node.keyword),
+        );
+    }
+
+    fn int(&mut self, node: &Node, min: i64, max: i64) -> Option<i64> {
+        let raw = node.arg().unwrap_or("");
+        match raw.parse::<i64>() {
+            Ok(v) if (min..=max).contains(&v) => Some(v),
+            _ => {
+                self.warn(
+                    node,
+                    format!(
+                        "`{} {raw}`: expected a whole number in {min}..={max}; ignored",
+                        node.keyword
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn uint<T: TryFrom<i64>>(&mut self, node: &Node, min: i64, max: i64) -> Option<T> {
+        self.int(node, min, max).and_then(|v| T::try_from(v).ok())
+    }
+
+    /// A duration in (possibly fractional) seconds, as keepalived writes them, in milliseconds.
+    fn seconds_ms(&mut self, node: &Node) -> Option<u64> {
+        let raw = node.arg().unwrap_or("");
+        match raw.parse::<f64>() {
+            Ok(v) if v.is_finite() && (0.0..=86_400.0).contains(&v) => {
+                let ms = (v * 1000.0).round();
+                if (ms - v * 1000.0).abs() > 1e-6 {
+                    self.warn(node, format!("`{} {raw}` rounded to {ms} ms", node.keyword));
+                }
+                // The range check above keeps this within u64.
+                Some(ms as u64)
+            }
+            _ => {
+                self.warn(
+                    node,
+                    format!(
+                        "`{} {raw}`: expected a number of seconds; ignored",
+                        node.keyword
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn bool_flag(&mut self, node: &Node) -> Option<bool> {
+        match node.arg() {
+            None => Some(true),
+            Some("true" | "on" | "yes") => Some(true),
+            Some("false" | "off" | "no") => Some(false),
+            Some(other) => {
+                self.warn(
+                    node,
+                    format!(
+                        "`{} {other}`: expected true or false; ignored",
+                        node.keyword
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn garp_statement(&mut self, node: &Node, key: &str, into: &mut GarpOverrides) -> bool {
+        match key {
+            "garp_master_delay" => into.master_delay_ms = self.seconds_ms(node),
+            "garp_master_repeat" => into.master_repeat = self.uint(node, 1, 255),
+            "garp_master_refresh" => into.master_refresh_ms = self.seconds_ms(node),
+            "garp_master_refresh_repeat" => into.master_refresh_repeat = self.uint(node, 1, 255),
+            "garp_lower_prio_delay" => into.lower_prio_delay_ms = self.seconds_ms(node),
+            "garp_lower_prio_repeat" => into.lower_prio_repeat = self.uint(node, 0, 255),
+            "garp_interval" => into.interval_ms = self.seconds_ms(node),
+            "gna_interval" => into.gna_interval_ms = self.seconds_ms(node),
+            _ => return false,
+        }
+        true
+    }
+
+    fn global_defs(&mut self, node: &Node) {
+        let mut garp = std::mem::take(&mut self.garp);
+        for child in node.block() {
+            let key = child.keyword.as_str();
+            match key {
+                "router_id" => match child.arg() {
+                    Some(id) => self.config.global.router_id = Some(id.to_string()),
+                    None => self.warn(child, "`router_id` without a value; ignored"),
+                },
+                "vrrp_version" => self.version = self.uint(child, 2, 3),
+                "v3_checksum_as_v2" | "vrrp_v3_checksum_as_v2" => self.v3_checksum_as_v2 = self.bool_flag(child),
+                k if k.starts_with("vrrp_garp_") || k == "vrrp_gna_interval" => {
+                    let local = &k["vrrp_".len()..];
+                    if !self.garp_statement(child, local, &mut garp) {
+                        self.not_translated(child, "global_defs");
+                    }
+                }
+                "notification_email" | "notification_email_from" | "smtp_server" | "smtp_connect_timeout" => {
+                    self.warn(child, format!("`{key}` is not translated: ha-lb sends no mail; use notify commands"));
+                }
+                "vrrp_strict" => self.warn(
+                    child,
+                    "`vrrp_strict` is not translated: set accept_mode = false and leave out password per instance instead",
+                ),
+                _ => self.not_translated(child, "global_defs"),
+            }
+        }
+        self.garp = garp;
+    }
+
+    fn vrrp_script(&mut self, node: &Node) {
+        let Some(name) = node.arg().map(str::to_string) else {
+            self.warn(node, "`vrrp_script` without a name is not translated");
+            return;
+        };
+        let mut check = Check {
+            kind: CheckKind::Exec,
+            interval_ms: KEEPALIVED_SCRIPT_INTERVAL_MS,
+            timeout_ms: None,
+            rise: 1,
+            fall: 1,
+            address: None,
+            path: None,
+            host: None,
+            method: None,
+            expect_status: None,
+            expect_body: None,
+            tls: None,
+            command: None,
+            process: None,
+        };
+        let mut weight = 0;
+        for child in node.block() {
+            match child.keyword.as_str() {
+                "script" => {
+                    let argv = split_command(&child.args.join(" "));
+                    if argv.is_empty() {
+                        self.warn(child, "`script` without a command; ignored");
+                    } else {
+                        self.inspect_script(child, &argv[0]);
+                        check.command = Some(argv);
+                    }
+                }
+                "interval" => {
+                    if let Some(ms) = self.seconds_ms(child) {
+                        check.interval_ms = ms;
+                    }
+                }
+                "timeout" => check.timeout_ms = self.seconds_ms(child),
+                "rise" => check.rise = self.uint(child, 1, 100).unwrap_or(1),
+                "fall" => check.fall = self.uint(child, 1, 100).unwrap_or(1),
+                "weight" => {
+                    weight = self.weight_args(child, &child.args);
+                }
+                "user" => self.warn(
+                    child,
+                    "`user` is not translated: the check runs as ha-lb's user",
+                ),
+                _ => self.not_translated(child, "vrrp_script"),
+            }
+        }
+        if check.command.is_none() {
+            self.warn(
+                node,
+                format!("vrrp_script {name} has no `script`; it is not translated"),
+            );
+            return;
+        }
+        self.config.checks.insert(name.clone(), check);
+        self.scripts.insert(name, Script { weight });
+    }
+
+    /// Reads `weight N [reverse]` arguments.
+    fn weight_args(&mut self, node: &Node, args: &[String]) -> i32 {
+        let raw = args.first().map(String::as_str).unwrap_or("");
+        let weight = match raw.parse::<i32>() {
+            Ok(w) if (-254..=254).contains(&w) => w,
+            _ => {
+                self.warn(
+                    node,
+                    format!(
+                        "weight {raw:?} is not a number in -254..=254; using 0 (fault while down)"
+                    ),
+                );
+                0
+            }
+        };
+        if args.get(1).is_some_and(|a| a == "reverse") {
+            self.warn(
+                node,
+                "`reverse` weights are not translated: the weight applies as written",
+            );
+        }
+        weight
+    }
+
+    /// Warns when a check script stops keepalived instead of failing, as the seed's
+    /// nginx_check.sh does (`killall keepalived`): under ha-lb that changes nothing, the script
+    /// exits 0 and the check never fails.
+    fn inspect_script(&mut self, node: &Node, program: &str) {
+        let path = Path::new(program);
+        let text = std::fs::read_to_string(path).ok().or_else(|| {
+            path.file_name()
+                .and_then(|name| std::fs::read_to_string(self.base_dir.join(name)).ok())
+        });
+        let Some(text) = text else { return };
+        let stops_keepalived = text.lines().any(|l| {
+            let l = l.trim_start();
+            !l.starts_with('#')
+                && l.contains("keepalived")
+                && (l.contains("kill") || l.contains("stop"))
+        });
+        if stops_keepalived {
+            self.warn(
+                node,
+                format!(
+                    "{program} stops keepalived instead of exiting non-zero: under ha-lb it stops nothing and \
+                     the check always passes; use a process check (kind = \"process\", process = \"nginx\") \
+                     or make the script exit 1 when the proxy is down"
+                ),
+            );
+        }
+    }
+
+    fn notify_command(&mut self, node: &Node) -> Option<Vec<String>> {
+        let argv = split_command(node.arg().unwrap_or(""));
+        if argv.is_empty() {
+            self.warn(
+                node,
+                format!("`{}` without a command; ignored", node.keyword),
+            );
+            return None;
+        }
+        if node.args.len() > 1 {
+            self.warn(
+                node,
+                format!(
+                    "`{}`: the user/group {:?} is not translated: the command runs as ha-lb's user (quote a \
+                     command that has arguments)",
+                    node.keyword,
+                    node.args[1..].join(" ")
+                ),
+            );
+        }
+        Some(argv)
+    }
+
+    fn notify_statement(&mut self, node: &Node, notify: &mut Notify) -> bool {
+        let slot = match node.keyword.as_str() {
+            "notify_master" => &mut notify.master,
+            "notify_backup" => &mut notify.backup,
+            "notify_fault" => &mut notify.fault,
+            "notify_stop" => &mut notify.stop,
+            "notify" => &mut notify.any,
+            _ => return false,
+        };
+        *slot = self.notify_command(node);
+        true
+    }
+
+    fn vrrp_instance(&mut self, node: &Node) {
+        let Some(name) = node.arg().map(str::to_string) else {
+            self.warn(node, "`vrrp_instance` without a name is not translated");
+            return;
+        };
+        let mut inst = Instance {
+            interface: String::new(),
+            vrid: 0,
+            priority: 100,
+            address_owner: false,
+            version: KEEPALIVED_DEFAULT_VERSION,
+            advert_interval_ms: 1000,
+            preempt: true,
+            preempt_delay_ms: 0,
+            accept_mode: true,
+            v3_checksum_as_v2: false,
+            unicast_src: None,
+            unicast_peers: Vec::new(),
+            password: None,
+            vips: Vec::new(),
+            track_checks: Vec::new(),
+            track_pools: Vec::new(),
+            track_interfaces: Vec::new(),
+            notify: Notify::default(),
+            garp: Garp::default(),
+        };
+        let mut version: Option<u32> = None;
+        let mut password: Option<(String, Node)> = None;
+        let mut garp = GarpOverrides::default();
+        let mut checksum: Option<bool> = None;
+        let mut seen_vrid = false;
+        for child in node.block() {
+            let key = child.keyword.as_str();
+            if self.garp_statement(child, key, &mut garp)
+                || self.notify_statement(child, &mut inst.notify)
+            {
+                continue;
+            }
+            match key {
+                "state" => self.warn(
+                    child,
+                    format!(
+                        "`state {}` is not translated: ha-lb starts every instance as Backup and lets the \
+                         election (priority, then address) decide, as RFC 5798 does; only priority 255 \
+                         starts as Master",
+                        child.arg().unwrap_or("")
+                    ),
+                ),
+                "interface" => match child.arg() {
+                    Some(i) => inst.interface = i.to_string(),
+                    None => self.warn(child, "`interface` without a name; ignored"),
+                },
+                "virtual_router_id" => {
+                    if let Some(v) = self.uint(child, 1, 255) {
+                        inst.vrid = v;
+                        seen_vrid = true;
+                    }
+                }
+                "priority" => {
+                    if let Some(p) = self.uint::<u32>(child, 1, 255) {
+                        inst.priority = p;
+                        inst.address_owner = p == 255;
+                    }
+                }
+                "advert_int" => {
+                    if let Some(ms) = self.seconds_ms(child) {
+                        inst.advert_interval_ms = ms;
+                    }
+                }
+                "version" => version = self.uint(child, 2, 3),
+                "nopreempt" => inst.preempt = false,
+                "preempt" => inst.preempt = true,
+                "preempt_delay" => {
+                    if let Some(ms) = self.seconds_ms(child) {
+                        inst.preempt_delay_ms = ms;
+                    }
+                }
+                "accept" => inst.accept_mode = true,
+                "no_accept" => inst.accept_mode = false,
+                "v3_checksum_as_v2" => checksum = self.bool_flag(child),
+                "unicast_src_ip" | "mcast_src_ip" => match child.arg().map(str::parse::<IpAddr>) {
+                    Some(Ok(ip)) => inst.unicast_src = Some(ip),
+                    _ => self.warn(child, format!("`{key}` needs an IP address; ignored")),
+                },
+                "unicast_peer" => self.unicast_peers(child, &mut inst),
+                "authentication" => {
+                    for a in child.block() {
+                        match (a.keyword.as_str(), a.arg()) {
+                            ("auth_type", Some("PASS")) => {}
+                            ("auth_type", other) => self.warn(
+                                a,
+                                format!("auth_type {} is not supported (only PASS, as VRRPv2 password)", other.unwrap_or("")),
+                            ),
+                            ("auth_pass", Some(pw)) => password = Some((pw.to_string(), a.clone())),
+                            _ => self.not_translated(a, "authentication"),
+                        }
+                    }
+                }
+                "virtual_ipaddress" => self.virtual_ipaddress(child, &mut inst),
+                "track_script" => self.track_script(child, &mut inst),
+                "track_interface" => self.track_interface(child, &mut inst),
+                "virtual_ipaddress_excluded" => self.warn(
+                    child,
+                    "`virtual_ipaddress_excluded` is not translated: list those addresses in vips of an \
+                     instance of their family",
+                ),
+                "dont_track_primary" => self.warn(
+                    child,
+                    "`dont_track_primary` is not translated: ha-lb always puts an instance in Fault when its interface is down",
+                ),
+                _ => self.not_translated(child, "vrrp_instance"),
+            }
+        }
+        if !seen_vrid {
+            self.warn(node, format!("vrrp_instance {name} has no virtual_router_id: the translation will not validate"));
+        }
+        if inst.interface.is_empty() {
+            self.warn(
+                node,
+                format!("vrrp_instance {name} has no interface: the translation will not validate"),
+            );
+        }
+        let v6 = inst.is_ipv6();
+        inst.version = match version.or(self.version) {
+            Some(2) if v6 => {
+                self.warn(node, format!("vrrp_instance {name} has IPv6 VIPs: VRRPv2 cannot carry them, using version 3"));
+                3
+            }
+            Some(v) => v,
+            None if v6 => 3,
+            None => KEEPALIVED_DEFAULT_VERSION,
+        };
+        if let Some((pw, at)) = password {
+            if inst.version == 2 {
+                let mut pw = pw;
+                if pw.len() > 8 {
+                    let mut cut = 8;
+                    while !pw.is_char_boundary(cut) {
+                        cut -= 1;
+                    }
+                    pw.truncate(cut);
+                    self.warn(&at, format!("auth_pass is longer than 8 bytes; keepalived sends only {pw:?}, so that is kept"));
+                }
+                inst.password = Some(pw);
+            } else {
+                self.warn(&at, "authentication is not translated: VRRPv3 has no authentication (keepalived ignores it too)");
+            }
+        }
+        if let Some(c) = checksum.or(self.v3_checksum_as_v2) {
+            inst.v3_checksum_as_v2 = c && inst.version == 3 && !v6;
+        }
+        self.garp.apply(&mut inst.garp);
+        garp.apply(&mut inst.garp);
+        self.config.instances.insert(name, inst);
+    }
+
+    fn unicast_peers(&mut self, node: &Node, inst: &mut Instance) {
+        for peer in node.block() {
+            match peer.keyword.parse::<IpAddr>() {
+                Ok(ip) => inst.unicast_peers.push(ip),
+                Err(_) => {
+                    self.warn(
+                        peer,
+                        format!(
+                            "unicast peer {:?} is not an IP address; ignored",
+                            peer.keyword
+                        ),
+                    );
+                    continue;
+                }
+            }
+            if !peer.args.is_empty() {
+                self.warn(
+                    peer,
+                    format!("peer options {:?} are not translated", peer.args.join(" ")),
+                );
+            }
+        }
+    }
+
+    fn virtual_ipaddress(&mut self, node: &Node, inst: &mut Instance) {
+        for entry in node.block() {
+            let mut vip: Vip = match entry.keyword.parse() {
+                Ok(v) => v,
+                Err(e) => {
+                    self.warn(
+                        entry,
+                        format!("virtual address {:?} not translated: {e}", entry.keyword),
+                    );
+                    continue;
+                }
+            };
+            let mut args = entry.args.iter();
+            while let Some(word) = args.next() {
+                let value = args.clone().next().cloned();
+                match (word.as_str(), value) {
+                    ("dev", Some(v)) => {
+                        vip.dev = Some(v);
+                        args.next();
+                    }
+                    ("label", Some(v)) => {
+                        vip.label = Some(v);
+                        args.next();
+                    }
+                    ("brd" | "broadcast", Some(v)) => {
+                        match v.parse() {
+                            Ok(b) => vip.broadcast = Some(b),
+                            Err(_) => self.warn(
+                                entry,
+                                format!("broadcast {v:?} is not an IPv4 address; ignored"),
+                            ),
+                        }
+                        args.next();
+                    }
+                    ("scope", Some(v)) => {
+                        self.warn(
+                            entry,
+                            format!("`scope {v}` is not translated: VIPs get global scope"),
+                        );
+                        args.next();
+                    }
+                    (other, _) => self.warn(
+                        entry,
+                        format!("virtual address option {other:?} is not translated"),
+                    ),
+                }
+            }
+            if let Some(first) = inst.vips.first() {
+                if first.is_ipv6() != vip.is_ipv6() {
+                    self.warn(
+                        entry,
+                        format!(
+                            "{} is not of the family of {}: an ha-lb instance carries one family, so it is \
+                             not translated; put it in a second instance",
+                            vip.address, first.address
+                        ),
+                    );
+                    continue;
+                }
+            }
+            inst.vips.push(vip);
+        }
+    }
+
+    fn track_script(&mut self, node: &Node, inst: &mut Instance) {
+        for entry in node.block() {
+            let name = entry.keyword.clone();
+            let Some(script) = self.scripts.get(&name).cloned() else {
+                self.warn(
+                    entry,
+                    format!(
+                        "track_script {name:?} names no translated vrrp_script; not translated"
+                    ),
+                );
+                continue;
+            };
+            let weight = match entry.args.first().map(String::as_str) {
+                Some("weight") => self.weight_args(entry, &entry.args[1..]),
+                Some(other) => {
+                    self.warn(
+                        entry,
+                        format!("track_script option {other:?} is not translated"),
+                    );
+                    script.weight
+                }
+                None => script.weight,
+            };
+            inst.track_checks.push(TrackCheck {
+                check: name,
+                weight,
+            });
+        }
+    }
+
+    fn track_interface(&mut self, node: &Node, inst: &mut Instance) {
+        for entry in node.block() {
+            let weight = match entry.args.first().map(String::as_str) {
+                Some("weight") => self.weight_args(entry, &entry.args[1..]),
+                Some(other) => {
+                    self.warn(
+                        entry,
+                        format!("track_interface option {other:?} is not translated"),
+                    );
+                    0
+                }
+                None => 0,
+            };
+            inst.track_interfaces.push(TrackInterface {
+                interface: entry.keyword.clone(),
+                weight,
+            });
+        }
+    }
+
+    fn vrrp_sync_group(&mut self, node: &Node) {
+        let Some(name) = node.arg().map(str::to_string) else {
+            self.warn(node, "`vrrp_sync_group` without a name is not translated");
+            return;
+        };
+        let mut group = SyncGroup {
+            instances: Vec::new(),
+            notify: Notify::default(),
+        };
+        for child in node.block() {
+            if self.notify_statement(child, &mut group.notify) {
+                continue;
+            }
+            match child.keyword.as_str() {
+                "group" => {
+                    for member in child.block() {
+                        group.instances.push(member.keyword.clone());
+                        group.instances.extend(member.args.iter().cloned());
+                    }
+                }
+                _ => self.not_translated(child, "vrrp_sync_group"),
+            }
+        }
+        self.config.sync_groups.insert(name, group);
+    }
+}
