@@ -1,0 +1,240 @@
+//! HTTP and HTTPS checks against real servers on loopback.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{acceptor, cert_pem, key_pem, self_signed, silent_server, HttpServer, Pki, TempDir};
+use healthcheck::{
+    run_with_timeout, Check, ConfigError, Failure, HttpCheck, HttpConfig, StatusMatch, TlsConfig,
+};
+
+/// Generous: CI is a loaded 2-core machine; only the timeout test waits for it.
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn probe(config: &HttpConfig) -> Result<(), Failure> {
+    let check = HttpCheck::new(config).unwrap();
+    run_with_timeout(&check, TIMEOUT).await
+}
+
+#[tokio::test]
+async fn status_200_is_up_then_503_is_down() {
+    let server = HttpServer::start(None).await;
+    let config = HttpConfig::new(format!("http://{}/readyz?verbose", server.addr));
+    assert_eq!(probe(&config).await, Ok(()));
+    let (method, path, host) = server.state.last.lock().unwrap().clone().unwrap();
+    assert_eq!(method, "GET");
+    assert_eq!(path, "/readyz?verbose");
+    assert_eq!(host, server.addr.to_string());
+
+    server.set_status(503);
+    assert_eq!(probe(&config).await, Err(Failure::Status(503)));
+    assert_eq!(server.hits(), 2);
+}
+
+#[tokio::test]
+async fn method_host_status_set_and_body() {
+    let server = HttpServer::start(None).await;
+    let mut config = HttpConfig::new(format!("http://{}/healthz", server.addr));
+    config.method = "HEAD".into();
+    config.host = Some("api.example.test".into());
+    config.expect_status = StatusMatch::Set(vec![204]);
+    assert_eq!(probe(&config).await, Err(Failure::Status(200)));
+    let (method, _, host) = server.state.last.lock().unwrap().clone().unwrap();
+    assert_eq!(
+        (method.as_str(), host.as_str()),
+        ("HEAD", "api.example.test")
+    );
+
+    let mut config = HttpConfig::new(format!("http://{}/healthz", server.addr));
+    config.expect_body = Some("ready".into());
+    assert_eq!(probe(&config).await, Ok(()));
+    config.expect_body = Some("healthy".into());
+    assert_eq!(probe(&config).await, Err(Failure::BodyMismatch));
+
+    // 503 matches an explicit range that includes it.
+    server.set_status(503);
+    config.expect_body = None;
+    config.expect_status = StatusMatch::Range(500, 599);
+    assert_eq!(probe(&config).await, Ok(()));
+}
+
+#[tokio::test]
+async fn refused_when_nothing_listens() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let config = HttpConfig::new(format!("http://{addr}/"));
+    assert_eq!(probe(&config).await, Err(Failure::Refused));
+}
+
+#[tokio::test]
+async fn server_that_never_answers_times_out() {
+    let (addr, task) = silent_server().await;
+    let check = HttpCheck::new(&HttpConfig::new(format!("http://{addr}/readyz"))).unwrap();
+    let timeout = Duration::from_millis(300);
+    assert_eq!(
+        run_with_timeout(&check, timeout).await,
+        Err(Failure::TimedOut(timeout))
+    );
+    task.abort();
+}
+
+#[tokio::test]
+async fn https_with_ca_file_and_sni() {
+    let pki = Pki::new(&["localhost", "127.0.0.1"]);
+    let dir = TempDir::new("https-ca");
+    let ca_file = dir.write("ca.pem", cert_pem(&pki.ca));
+    let server = HttpServer::start(Some(acceptor(&pki.server, None))).await;
+    let port = server.addr.port();
+
+    // By IP: verified against the IP SAN, no SNI sent (RFC 6066 forbids IP literals).
+    let mut config = HttpConfig::new(format!("https://127.0.0.1:{port}/readyz"));
+    config.tls.ca_file = Some(ca_file.clone());
+    assert_eq!(probe(&config).await, Ok(()));
+    assert_eq!(*server.state.sni.lock().unwrap(), None);
+
+    // By name through an explicit server name: sent as SNI.
+    config.tls.server_name = Some("localhost".into());
+    assert_eq!(probe(&config).await, Ok(()));
+    assert_eq!(
+        server.state.sni.lock().unwrap().as_deref(),
+        Some("localhost")
+    );
+
+    // A name the certificate does not hold is a TLS failure.
+    config.tls.server_name = Some("other.test".into());
+    let err = probe(&config).await.unwrap_err();
+    assert!(matches!(err, Failure::Tls(_)), "{err:?}");
+
+    // A 503 over TLS is still a status failure.
+    config.tls.server_name = None;
+    server.set_status(503);
+    assert_eq!(probe(&config).await, Err(Failure::Status(503)));
+}
+
+#[tokio::test]
+async fn self_signed_needs_its_cert_as_ca_or_insecure_skip_verify() {
+    let cert = self_signed(&["localhost", "127.0.0.1"]);
+    let dir = TempDir::new("https-self");
+    let own = dir.write("self.pem", cert_pem(&cert));
+    let other_ca = dir.write("other-ca.pem", cert_pem(&Pki::new(&["x.test"]).ca));
+    let server = HttpServer::start(Some(acceptor(&cert, None))).await;
+    let url = format!("https://127.0.0.1:{}/readyz", server.addr.port());
+
+    let mut config = HttpConfig::new(url.clone());
+    config.tls.ca_file = Some(other_ca);
+    let err = probe(&config).await.unwrap_err();
+    assert!(
+        matches!(&err, Failure::Tls(m) if m.contains("UnknownIssuer")),
+        "{err:?}"
+    );
+
+    config.tls.ca_file = Some(own);
+    assert_eq!(probe(&config).await, Ok(()));
+
+    let mut config = HttpConfig::new(url);
+    config.tls = TlsConfig {
+        insecure_skip_verify: true,
+        ..TlsConfig::default()
+    };
+    assert_eq!(probe(&config).await, Ok(()));
+}
+
+#[tokio::test]
+async fn client_certificate_required_by_the_server() {
+    let pki = Pki::new(&["127.0.0.1"]);
+    let dir = TempDir::new("https-mtls");
+    let ca_file = dir.write("ca.pem", cert_pem(&pki.ca));
+    let client_cert = dir.write("client.pem", cert_pem(&pki.client));
+    let client_key = dir.write("client-key.pem", key_pem(&pki.client));
+    let server = HttpServer::start(Some(acceptor(&pki.server, Some(&pki.ca)))).await;
+
+    let mut config = HttpConfig::new(format!("https://127.0.0.1:{}/readyz", server.addr.port()));
+    config.tls.ca_file = Some(ca_file);
+    let err = probe(&config).await.unwrap_err();
+    assert!(matches!(err, Failure::Tls(_)), "no client cert: {err:?}");
+    assert_eq!(server.hits(), 0);
+
+    config.tls.client_cert = Some(client_cert);
+    config.tls.client_key = Some(client_key);
+    assert_eq!(probe(&config).await, Ok(()));
+    assert_eq!(server.hits(), 1);
+}
+
+#[tokio::test]
+async fn plain_http_to_a_tls_port_fails_cleanly() {
+    let cert = self_signed(&["127.0.0.1"]);
+    let server = HttpServer::start(Some(acceptor(&cert, None))).await;
+    let err = probe(&HttpConfig::new(format!("http://{}/", server.addr)))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Failure::Http(_)), "{err:?}");
+}
+
+#[test]
+fn missing_and_bad_certificate_files_are_config_errors() {
+    let dir = TempDir::new("https-bad");
+    let mut config = HttpConfig::new("https://127.0.0.1:6443/readyz");
+    config.tls.ca_file = Some(dir.path("missing-ca.pem"));
+    let err = HttpCheck::new(&config).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ConfigError::ReadFile {
+                what: "CA file",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("missing-ca.pem"), "{err}");
+
+    config.tls.ca_file = Some(dir.write("empty.pem", "no pem here\n"));
+    let err = HttpCheck::new(&config).unwrap_err();
+    assert!(matches!(err, ConfigError::EmptyPem { .. }), "{err:?}");
+
+    let pki = Pki::new(&["127.0.0.1"]);
+    config.tls.ca_file = Some(dir.write("ca.pem", cert_pem(&pki.ca)));
+    config.tls.client_cert = Some(dir.write("client.pem", cert_pem(&pki.client)));
+    let err = HttpCheck::new(&config).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ConfigError::Invalid {
+                field: "client_key",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    config.tls.client_key = Some(dir.path("missing-key.pem"));
+    let err = HttpCheck::new(&config).unwrap_err();
+    assert!(err.to_string().contains("missing-key.pem"), "{err}");
+
+    // A key that does not match the certificate.
+    config.tls.client_key = Some(dir.write("wrong-key.pem", key_pem(&pki.server)));
+    let err = HttpCheck::new(&config).unwrap_err();
+    assert!(matches!(err, ConfigError::Tls(_)), "{err:?}");
+}
+
+#[test]
+fn insecure_and_ca_file_together_are_rejected() {
+    let mut config = HttpConfig::new("https://127.0.0.1:6443/readyz");
+    config.tls.insecure_skip_verify = true;
+    config.tls.ca_file = Some("/etc/kubernetes/pki/ca.crt".into());
+    assert!(matches!(
+        HttpCheck::new(&config),
+        Err(ConfigError::Invalid {
+            field: "insecure_skip_verify",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn describe_names_method_and_url() {
+    let check = HttpCheck::new(&HttpConfig::new("http://127.0.0.1:8080/readyz")).unwrap();
+    assert_eq!(check.describe(), "http GET http://127.0.0.1:8080/readyz");
+}
