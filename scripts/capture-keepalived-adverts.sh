@@ -187,3 +187,8 @@ summary="$out/keepalived-adverts.txt"
     done
 } >"$summary"
 echo "summary -> $summary"
+
+# Seed corpus for the decoder's fuzz target (the default output directory only).
+if [ $# -eq 0 ] && command -v python3 >/dev/null; then
+    "$(dirname "$0")/fuzz-seeds-from-pcaps.py"
+fi
