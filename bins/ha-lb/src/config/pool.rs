@@ -32,6 +32,19 @@ pub enum Algorithm {
     Maglev,
 }
 
+impl Algorithm {
+    /// The name used in the file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Algorithm::Roundrobin => "roundrobin",
+            Algorithm::Leastconn => "leastconn",
+            Algorithm::P2c => "p2c",
+            Algorithm::Random => "random",
+            Algorithm::Maglev => "maglev",
+        }
+    }
+}
+
 /// PROXY protocol header sent to backends.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -62,35 +62,15 @@ impl<'a> SourceMap<'a> {
         best
     }
 
-    /// The deepest key path whose key or value contains `offset`, to say which section a
-    /// parse error is in.
+    /// The deepest key path whose key or value contains `offset`, to say which key a parse
+    /// error is about. Every branch is searched: the span of a table made by `[a.b]` headers
+    /// does not cover its keys.
     pub(crate) fn path_at(&self, offset: usize) -> KeyPath {
-        let mut path = KeyPath::root();
-        let Some(root) = &self.root else { return path };
-        let mut table: Option<&DeTable<'a>> = Some(root.get_ref());
-        let mut array: Option<&[Spanned<DeValue<'a>>]> = None;
-        loop {
-            let mut next: Option<&Spanned<DeValue<'a>>> = None;
-            if let Some(t) = table {
-                for (key, value) in t.iter() {
-                    if contains(&key.span(), offset) || contains(&value.span(), offset) {
-                        path = path.key(key.get_ref());
-                        next = Some(value);
-                        break;
-                    }
-                }
-            } else if let Some(a) = array {
-                for (i, value) in a.iter().enumerate() {
-                    if contains(&value.span(), offset) {
-                        path = path.index(i);
-                        next = Some(value);
-                        break;
-                    }
-                }
+        match &self.root {
+            Some(root) => {
+                find_in_table(root.get_ref(), offset, &KeyPath::root()).unwrap_or_default()
             }
-            let Some(value) = next else { return path };
-            table = value.get_ref().as_table();
-            array = value.get_ref().as_array().map(|a| &a[..]);
+            None => KeyPath::root(),
         }
     }
 
@@ -112,6 +92,30 @@ impl<'a> SourceMap<'a> {
             .trim_end_matches('\r')
             .to_string();
         (line, column, line_text)
+    }
+}
+
+fn find_in_table(table: &DeTable<'_>, offset: usize, path: &KeyPath) -> Option<KeyPath> {
+    for (key, value) in table.iter() {
+        let here = path.key(key.get_ref());
+        if let Some(deeper) = find_in_value(value, offset, &here) {
+            return Some(deeper);
+        }
+        if contains(&key.span(), offset) || contains(&value.span(), offset) {
+            return Some(here);
+        }
+    }
+    None
+}
+
+fn find_in_value(value: &Spanned<DeValue<'_>>, offset: usize, path: &KeyPath) -> Option<KeyPath> {
+    match value.get_ref() {
+        DeValue::Table(t) => find_in_table(t, offset, path),
+        DeValue::Array(a) => a.iter().enumerate().find_map(|(i, v)| {
+            let here = path.index(i);
+            find_in_value(v, offset, &here).or_else(|| contains(&v.span(), offset).then_some(here))
+        }),
+        _ => None,
     }
 }
 

@@ -66,8 +66,8 @@ impl Config {
         for (name, p) in &self.pools {
             let _ = writeln!(
                 out,
-                "pool {name}: {:?} over {} backend(s)",
-                p.algorithm,
+                "pool {name}: {} over {} backend(s)",
+                p.algorithm.as_str(),
                 p.backends.len()
             );
         }
