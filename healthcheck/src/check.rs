@@ -53,3 +53,9 @@ pub async fn run_with_timeout<C: Check + ?Sized>(check: &C, timeout: Duration) -
         Err(_) => Err(Failure::TimedOut(timeout)),
     }
 }
+
+impl std::fmt::Debug for dyn Check {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Check").field(&self.describe()).finish()
+    }
+}
