@@ -1,6 +1,9 @@
 //! The importer on configs written to use every keyword it translates (tests/data/keepalived/
 //! full.conf and the files it includes), and on syntax keepalived accepts or refuses.
 
+// Helpers shared by the tests: a failed unwrap there is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 

@@ -1,6 +1,9 @@
 //! `ha-lb import-keepalived` on the four keepalived.conf files of the seed article (copied
 //! byte for byte, UTF-8 comments included, into tests/data/keepalived).
 
+// Helpers shared by the tests: a failed unwrap there is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
