@@ -34,9 +34,11 @@ pub struct Track {
 pub struct AnnounceConfig {
     /// `garp_master_repeat`: how many announcements of each address per burst (0: none).
     pub master_repeat: u32,
-    /// `garp_master_delay`: when the second burst follows becoming master; `None` for none.
+    /// `garp_master_delay`: when the second burst follows becoming master; `None` (or zero)
+    /// for none.
     pub master_delay: Option<Duration>,
-    /// `garp_master_refresh`: the period of refresh bursts while master; `None` for none.
+    /// `garp_master_refresh`: the period of refresh bursts while master; `None` (or zero) for
+    /// none.
     pub refresh: Option<Duration>,
     /// `garp_master_refresh_repeat`: how many announcements per refresh burst.
     pub refresh_repeat: u32,

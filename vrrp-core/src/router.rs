@@ -268,8 +268,8 @@ impl Router {
     ///
     /// [`ConfigError::PriorityZero`]; nothing changes.
     pub fn set_base_priority(&mut self, now: Instant, priority: u8) -> Result<(), ConfigError> {
-        validate_priority(priority)?;
         let now = self.advance(now);
+        validate_priority(priority)?;
         let before = self.effective_priority();
         self.tracking.set_base(priority);
         self.after_priority_change(now, before);
@@ -321,7 +321,7 @@ impl Router {
             }
             (Timer::GarpRefresh, State::Master) => {
                 self.announce(self.config.announce.refresh_repeat);
-                self.timers.garp_refresh = self.config.announce.refresh.map(|d| now + d);
+                self.timers.garp_refresh = after(now, self.config.announce.refresh);
             }
             // A timer of a state already left: timers are cleared on transitions, so this
             // does not happen; ignoring it is the safe answer anyway.
@@ -394,8 +394,8 @@ impl Router {
         self.send_advert(self.effective_priority());
         self.announce(self.config.announce.master_repeat);
         self.timers.adver = Some(now + centis(self.config.advert_interval_cs));
-        self.timers.garp_delay = self.config.announce.master_delay.map(|d| now + d);
-        self.timers.garp_refresh = self.config.announce.refresh.map(|d| now + d);
+        self.timers.garp_delay = after(now, self.config.announce.master_delay);
+        self.timers.garp_refresh = after(now, self.config.announce.refresh);
     }
 
     /// Master to Backup on hearing a better master.
@@ -640,6 +640,12 @@ impl Router {
             },
         }
     }
+}
+
+/// `now + d`, where a zero (or absent) delay means "off", as in keepalived: a zero-period timer
+/// would fire forever.
+fn after(now: Instant, d: Option<core::time::Duration>) -> Option<Instant> {
+    d.filter(|d| !d.is_zero()).map(|d| now + d)
 }
 
 /// `a > b` as unsigned integers in network order (RFC 5798 §6.4.3's tie-break).
