@@ -174,3 +174,39 @@ fn a_config_survives_a_toml_round_trip() {
         assert_eq!(c, back, "{name}");
     }
 }
+
+/// The TOML blocks under "## Examples" in docs/config.md are whole files and must validate.
+#[test]
+fn examples_in_the_docs_validate() {
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/config.md"))
+            .unwrap();
+    let (_, examples) = doc.split_once("\n## Examples\n").unwrap();
+    let mut count = 0;
+    for block in examples.split("```toml\n").skip(1) {
+        let (text, _) = block.split_once("```").unwrap();
+        if let Err(e) = parse(text, Path::new("docs/config.md")) {
+            panic!("example in docs/config.md does not validate:\n{text}\n{e}");
+        }
+        count += 1;
+    }
+    assert_eq!(count, 3);
+}
+
+/// The translation shown in docs/import-keepalived.md is what the importer prints.
+#[test]
+fn import_example_in_the_docs_is_current() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("../../docs/import-keepalived.md")).unwrap();
+    let (_, example) = doc.split_once("\n## Example\n").unwrap();
+    let (_, block) = example.split_once("```toml\n").unwrap();
+    let (shown, _) = block.split_once("```").unwrap();
+    let imp =
+        ha_lb::keepalived::import_file(&root.join("tests/data/keepalived/lb1-active-standby.conf"))
+            .unwrap();
+    let text = imp.to_toml().unwrap();
+    assert!(
+        text.ends_with(shown),
+        "docs/import-keepalived.md shows:\n{shown}\nthe importer prints:\n{text}"
+    );
+}
