@@ -70,6 +70,9 @@ async fn open_backend(shared: &ListenerShared, peer: SocketAddr) -> Option<(Slot
             tracing::debug!(%peer, tried = excluded.len(), "no backend available");
             return None;
         };
+        if !excluded.is_empty() {
+            inc(&counters.retries);
+        }
         let slot = Slot(backend);
         match connect(slot.0.addr(), pool.connect_timeout()).await {
             Ok(s) => {
@@ -87,7 +90,6 @@ async fn open_backend(shared: &ListenerShared, peer: SocketAddr) -> Option<(Slot
                     inc(&counters.no_backend);
                     return None;
                 }
-                inc(&counters.retries);
             }
         }
     }

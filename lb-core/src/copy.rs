@@ -6,14 +6,26 @@ use std::net::Shutdown;
 
 use tokio::net::TcpStream;
 
+/// Why [`copy`] returned without error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Copied {
+    /// `src` ended and `dst` was shut down for writing.
+    Ended,
+    /// A read filled the whole buffer (bulk traffic) and the caller asked to hear of it; all
+    /// bytes read so far have been written.
+    Bulk,
+}
+
 /// Reads from `src` and writes everything to `dst` until `src` ends, then shuts down `dst`'s
-/// write side (a half-close travels on, the other direction goes on).
+/// write side (a half-close travels on, the other direction goes on). With `stop_on_bulk`,
+/// returns early after the first read that fills `buf`.
 pub(crate) async fn copy(
     src: &TcpStream,
     dst: &TcpStream,
     buf: &mut [u8],
+    stop_on_bulk: bool,
     on_data: &(dyn Fn(usize) + Sync),
-) -> io::Result<()> {
+) -> io::Result<Copied> {
     loop {
         let n = loop {
             match src.try_read(buf) {
@@ -24,10 +36,13 @@ pub(crate) async fn copy(
         };
         if n == 0 {
             shutdown_write(dst);
-            return Ok(());
+            return Ok(Copied::Ended);
         }
         on_data(n);
         write_all(dst, &buf[..n]).await?;
+        if stop_on_bulk && n == buf.len() {
+            return Ok(Copied::Bulk);
+        }
     }
 }
 

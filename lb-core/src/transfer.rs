@@ -18,20 +18,11 @@ pub enum TransferMode {
     /// splice(2) through a pipe, without copying payload to user space (Linux); falls back to
     /// user space if a pipe cannot be made.
     Splice,
-    /// The default: the mode measured fastest on loopback (see BENCHMARKS.md, section
-    /// "lb-core").
+    /// The default: user space until a read fills the whole buffer (bulk traffic), then
+    /// splice(2) for the rest of that direction. Short request/response traffic avoids the
+    /// pipe's extra system calls; bulk avoids the copies (see BENCHMARKS.md, "lb-core").
     #[default]
     Auto,
-}
-
-impl TransferMode {
-    /// The mode `Auto` stands for.
-    pub fn resolve(self) -> TransferMode {
-        match self {
-            TransferMode::Auto => TransferMode::Userspace,
-            m => m,
-        }
-    }
 }
 
 /// How a transfer ended.
@@ -53,21 +44,34 @@ pub(crate) struct TransferOptions {
     pub(crate) idle_timeout: Option<Duration>,
 }
 
-/// One direction's engine.
-enum Engine {
-    Buffer(Buffer),
-    Pipe(Pipe),
+/// One direction's engine: a userspace buffer, a pipe, or (auto) a buffer until the traffic
+/// turns out to be bulk, then a pipe.
+struct Engine {
+    mode: TransferMode,
+    buffer_size: usize,
+    buffer: Option<Buffer>,
+    pipe: Option<Pipe>,
 }
 
 impl Engine {
     fn new(opts: &TransferOptions) -> Engine {
-        if opts.mode.resolve() == TransferMode::Splice {
+        Engine {
+            mode: opts.mode,
+            buffer_size: opts.buffer_size,
+            buffer: None,
+            pipe: None,
+        }
+    }
+
+    /// A pipe for this direction, or `None` (logged) when the kernel will not give one.
+    fn pipe(&mut self) -> Option<&mut Pipe> {
+        if self.pipe.is_none() {
             match Pipe::get() {
-                Ok(p) => return Engine::Pipe(p),
+                Ok(p) => self.pipe = Some(p),
                 Err(e) => tracing::debug!(error = %e, "no pipe, copying in user space"),
             }
         }
-        Engine::Buffer(Buffer::get(opts.buffer_size))
+        self.pipe.as_mut()
     }
 
     async fn run(
@@ -76,14 +80,32 @@ impl Engine {
         dst: &TcpStream,
         on_data: &(dyn Fn(usize) + Sync),
     ) -> io::Result<()> {
-        match self {
-            Engine::Buffer(b) => copy::copy(src, dst, b.as_mut(), on_data).await,
-            Engine::Pipe(p) => splice::copy(src, dst, p, on_data).await,
+        if self.mode == TransferMode::Splice {
+            if let Some(pipe) = self.pipe() {
+                return splice::copy(src, dst, pipe, on_data).await;
+            }
+        }
+        let auto = self.mode == TransferMode::Auto;
+        let size = self.buffer_size;
+        let buf = self.buffer.get_or_insert_with(|| Buffer::get(size));
+        if copy::copy(src, dst, buf.as_mut(), auto, on_data).await? == copy::Copied::Ended {
+            return Ok(());
+        }
+        // Bulk traffic: hand the buffer back and move the rest in the kernel.
+        self.buffer = None;
+        match self.pipe() {
+            Some(pipe) => splice::copy(src, dst, pipe, on_data).await,
+            None => {
+                let buf = self.buffer.get_or_insert_with(|| Buffer::get(size));
+                copy::copy(src, dst, buf.as_mut(), false, on_data)
+                    .await
+                    .map(|_| ())
+            }
         }
     }
 
     fn recycle(self) {
-        if let Engine::Pipe(p) = self {
+        if let Some(p) = self.pipe {
             p.put();
         }
     }
