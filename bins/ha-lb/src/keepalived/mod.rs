@@ -43,6 +43,21 @@ pub fn import_file(path: &Path) -> Result<Import, ImportError> {
     })
 }
 
+/// Translates keepalived.conf `text` as if it were the file `path`: includes are relative to
+/// its directory, warnings name it.
+pub fn import_str(text: &str, path: &Path) -> Result<Import, ImportError> {
+    let mut warnings = Vec::new();
+    let tokens = source::text_tokens(text, path, &mut warnings)?;
+    let nodes = tree::parse(&tokens)?;
+    let base = path.parent().unwrap_or_else(|| Path::new("."));
+    let (config, warnings) = translate::Translator::new(base).run(&nodes, warnings);
+    Ok(Import {
+        source: path.to_path_buf(),
+        config,
+        warnings,
+    })
+}
+
 impl Import {
     /// The configuration as TOML, headed by comments naming the source and listing every
     /// warning. The text is validated as `ha-lb check-config` would; an invalid translation is

@@ -36,6 +36,18 @@ pub fn read_tokens(
     Ok(out)
 }
 
+/// Tokens of `text` as if it were the file `path` (whose directory includes are relative to).
+pub fn text_tokens(
+    text: &str,
+    path: &Path,
+    warnings: &mut Vec<Warning>,
+) -> Result<Vec<SourcedToken>, ImportError> {
+    let mut out = Vec::new();
+    let mut stack = Vec::new();
+    lex_into(text, path, &mut stack, &mut out, warnings)?;
+    Ok(out)
+}
+
 fn read_into(
     path: &Path,
     stack: &mut Vec<PathBuf>,
@@ -46,7 +58,6 @@ fn read_into(
         path: path.to_path_buf(),
         source,
     })?;
-    let file = Arc::new(path.to_path_buf());
     let text = String::from_utf8_lossy(&bytes);
     if matches!(text, std::borrow::Cow::Owned(_)) {
         warnings.push(Warning {
@@ -55,6 +66,17 @@ fn read_into(
             message: "the file is not valid UTF-8; the bytes that are not were replaced".into(),
         });
     }
+    lex_into(&text, path, stack, out, warnings)
+}
+
+fn lex_into(
+    text: &str,
+    path: &Path,
+    stack: &mut Vec<PathBuf>,
+    out: &mut Vec<SourcedToken>,
+    warnings: &mut Vec<Warning>,
+) -> Result<(), ImportError> {
+    let file = Arc::new(path.to_path_buf());
     let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
     stack.push(canonical);
     for (i, line_text) in text.lines().enumerate() {
