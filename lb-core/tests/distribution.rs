@@ -1,4 +1,5 @@
 //! Each algorithm shares 10,000 real connections in proportion to the weights.
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns: a failed unwrap fails the test
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! Connect failures: retries on other backends, passive ejection and return.
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns: a failed unwrap fails the test
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! Moving bytes: integrity in every mode, half-close both ways, idle timeout.
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns: a failed unwrap fails the test
 
 mod common;
 

@@ -151,7 +151,6 @@ impl Picker for MaglevPicker {
 mod tests {
     use super::*;
     use crate::backend::BackendConfig;
-    use std::collections::HashMap;
     use std::net::{Ipv4Addr, SocketAddr};
 
     fn members(weights: &[u32]) -> Vec<Arc<Backend>> {

@@ -109,9 +109,10 @@ impl<'a> PickContext<'a> {
 }
 
 /// The algorithm of a pool: a built-in by name, or your own selector.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub enum Algorithm {
     /// Smooth weighted round robin, as nginx's default.
+    #[default]
     RoundRobin,
     /// Fewest active connections relative to weight; ties broken at random by weight.
     LeastConn,
@@ -126,12 +127,6 @@ pub enum Algorithm {
     },
     /// A selector of your own.
     Custom(Arc<dyn Selector>),
-}
-
-impl Default for Algorithm {
-    fn default() -> Self {
-        Algorithm::RoundRobin
-    }
 }
 
 impl fmt::Debug for Algorithm {

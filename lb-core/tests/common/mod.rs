@@ -1,5 +1,6 @@
 //! Helpers shared by the loopback tests: small backends and a balancer in front of them.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
+// Test helpers: a failed unwrap is a failed test.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
