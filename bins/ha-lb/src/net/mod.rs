@@ -1,2 +1,22 @@
 //! The Linux side of VRRP: raw sockets, virtual addresses over netlink, gratuitous ARP and
 //! unsolicited neighbour advertisements, link state.
+//!
+//! Everything here works in the network namespace of the thread that creates it, so it can be
+//! driven from a thread moved into a namespace with `setns` (that is how the tests run it).
+//! Privileges: CAP_NET_RAW for [`VrrpSocket`] and [`Announcer`], CAP_NET_ADMIN to change
+//! addresses.
+
+pub mod addresses;
+pub mod announce;
+pub mod error;
+pub mod interface;
+pub mod links;
+pub mod rtnl;
+pub mod vrrp_socket;
+
+pub use addresses::{AddressEntry, Addresses, IfAddr, VIP_ADDRESS_PROTOCOL};
+pub use announce::Announcer;
+pub use error::NetError;
+pub use interface::Interface;
+pub use links::{link_state, LinkEvent, LinkState, LinkWatcher};
+pub use vrrp_socket::{Received, VrrpSocket, VrrpSocketConfig};

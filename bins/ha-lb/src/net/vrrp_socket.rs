@@ -1,0 +1,385 @@
+//! The raw IP socket VRRP adverts travel on (IP protocol 112), one per interface and family.
+//!
+//! What it guarantees, as RFC 5798 §5.1 and keepalived do:
+//! - sent with TTL / hop limit 255, from a chosen source address (IP_PKTINFO / IPV6_PKTINFO on
+//!   each send rather than `bind`, because a raw socket bound to a unicast address would drop
+//!   the adverts sent to the multicast group), out of the chosen interface;
+//! - the group 224.0.0.18 / ff02::12 joined on that interface (unless unicast only), our own
+//!   multicast not looped back;
+//! - received with the source, destination and TTL / hop limit the checks of RFC 5798 §7.1
+//!   need: for IPv4 from the IP header, which a raw socket hands over with the payload; for IPv6
+//!   from the IPV6_HOPLIMIT and IPV6_PKTINFO control messages.
+//!
+//! It knows nothing about VRRP beyond the protocol number and the groups: it moves
+//! `(src, dst, ttl, payload)` between the wire and vrrp-core.
+
+use std::io::{IoSlice, IoSliceMut, Read};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
+use std::ops::Range;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::time::Duration;
+
+use nix::libc;
+use nix::sys::socket::{
+    recvmsg, sendmsg, setsockopt, sockopt, ControlMessage, ControlMessageOwned, MsgFlags,
+    SockaddrIn, SockaddrIn6,
+};
+use socket2::{Domain, InterfaceIndexOrAddress, Protocol, Socket, Type};
+use vrrp_core::packet::{Family, IP_PROTOCOL, MULTICAST_V4, MULTICAST_V6, TTL};
+
+use super::error::{NetError, Result};
+use super::interface::Interface;
+
+/// How to open a [`VrrpSocket`].
+#[derive(Debug, Clone)]
+pub struct VrrpSocketConfig {
+    /// The address adverts are sent from: the interface's primary IPv4 address (or the
+    /// configured unicast source), or its IPv6 link-local address. Its family is the socket's.
+    pub source: IpAddr,
+    /// Join the VRRP multicast group on the interface. Off for unicast-only instances.
+    pub join_group: bool,
+}
+
+/// One received datagram, located in the caller's buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// The IP source address.
+    pub src: IpAddr,
+    /// The IP destination address: the group, or our unicast address.
+    pub dst: IpAddr,
+    /// The TTL (IPv4) or hop limit (IPv6) it arrived with.
+    pub ttl: u8,
+    /// Where the VRRP message (the IP payload) is in the buffer given to `recv`.
+    pub payload: Range<usize>,
+}
+
+/// A raw VRRP socket bound to one interface, for one address family.
+#[derive(Debug)]
+pub struct VrrpSocket {
+    socket: Socket,
+    family: Family,
+    ifindex: u32,
+    source: IpAddr,
+}
+
+impl VrrpSocket {
+    /// Opens the socket on `interface` (needs CAP_NET_RAW).
+    ///
+    /// # Errors
+    ///
+    /// [`NetError::Io`] naming the step that failed (EPERM without CAP_NET_RAW).
+    pub fn open(interface: &Interface, config: &VrrpSocketConfig) -> Result<Self> {
+        let ifindex = interface.index();
+        let family = Family::of(&config.source);
+        let domain = match family {
+            Family::Ipv4 => Domain::IPV4,
+            Family::Ipv6 => Domain::IPV6,
+        };
+        let socket = Socket::new(
+            domain,
+            Type::RAW,
+            Some(Protocol::from(i32::from(IP_PROTOCOL))),
+        )
+        .map_err(NetError::io("open raw VRRP socket"))?;
+        // Only this interface's adverts, and ours go out of it whatever the routes say.
+        socket
+            .bind_device(Some(interface.name().as_bytes()))
+            .map_err(NetError::io("SO_BINDTODEVICE"))?;
+        let ttl = u32::from(TTL);
+        match config.source {
+            IpAddr::V4(src) => {
+                socket.set_ttl_v4(ttl).map_err(NetError::io("IP_TTL"))?;
+                socket
+                    .set_multicast_ttl_v4(ttl)
+                    .map_err(NetError::io("IP_MULTICAST_TTL"))?;
+                socket
+                    .set_multicast_loop_v4(false)
+                    .map_err(NetError::io("IP_MULTICAST_LOOP"))?;
+                socket
+                    .set_multicast_if_v4(&src)
+                    .map_err(NetError::io("IP_MULTICAST_IF"))?;
+                // Only the groups this socket joined, not every group of the host.
+                socket
+                    .set_multicast_all_v4(false)
+                    .map_err(NetError::io("IP_MULTICAST_ALL"))?;
+                if config.join_group {
+                    socket
+                        .join_multicast_v4_n(
+                            &MULTICAST_V4,
+                            &InterfaceIndexOrAddress::Index(ifindex),
+                        )
+                        .map_err(NetError::io("join 224.0.0.18"))?;
+                }
+            }
+            IpAddr::V6(_) => {
+                socket
+                    .set_unicast_hops_v6(ttl)
+                    .map_err(NetError::io("IPV6_UNICAST_HOPS"))?;
+                socket
+                    .set_multicast_hops_v6(ttl)
+                    .map_err(NetError::io("IPV6_MULTICAST_HOPS"))?;
+                socket
+                    .set_multicast_loop_v6(false)
+                    .map_err(NetError::io("IPV6_MULTICAST_LOOP"))?;
+                socket
+                    .set_multicast_if_v6(ifindex)
+                    .map_err(NetError::io("IPV6_MULTICAST_IF"))?;
+                socket
+                    .set_recv_hoplimit_v6(true)
+                    .map_err(NetError::io("IPV6_RECVHOPLIMIT"))?;
+                setsockopt(&socket, sockopt::Ipv6RecvPacketInfo, &true).map_err(|e| {
+                    NetError::Io {
+                        op: "IPV6_RECVPKTINFO",
+                        source: e.into(),
+                    }
+                })?;
+                if config.join_group {
+                    socket
+                        .join_multicast_v6(&MULTICAST_V6, ifindex)
+                        .map_err(NetError::io("join ff02::12"))?;
+                }
+            }
+        }
+        Ok(VrrpSocket {
+            socket,
+            family,
+            ifindex,
+            source: config.source,
+        })
+    }
+
+    /// The socket's address family.
+    pub const fn family(&self) -> Family {
+        self.family
+    }
+
+    /// The address adverts are sent from; vrrp-core needs it for the checksum.
+    pub const fn source(&self) -> IpAddr {
+        self.source
+    }
+
+    /// The interface index.
+    pub const fn ifindex(&self) -> u32 {
+        self.ifindex
+    }
+
+    /// Makes `recv` and `send_to` non-blocking, for an event loop.
+    ///
+    /// # Errors
+    ///
+    /// [`NetError::Io`].
+    pub fn set_nonblocking(&self, nonblocking: bool) -> Result<()> {
+        self.socket
+            .set_nonblocking(nonblocking)
+            .map_err(NetError::io("O_NONBLOCK"))
+    }
+
+    /// Bounds how long a blocking `recv` waits (`None`: forever).
+    ///
+    /// # Errors
+    ///
+    /// [`NetError::Io`].
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> Result<()> {
+        self.socket
+            .set_read_timeout(timeout)
+            .map_err(NetError::io("SO_RCVTIMEO"))
+    }
+
+    /// Sends a VRRP message to `dst` (the group or a unicast peer).
+    ///
+    /// # Errors
+    ///
+    /// [`NetError::FamilyMismatch`], or [`NetError::Io`] (EAGAIN when non-blocking and full;
+    /// ENETDOWN / ENXIO when the link is gone: see [`NetError::is_link_gone`]).
+    pub fn send_to(&self, payload: &[u8], dst: IpAddr) -> Result<()> {
+        let iov = [IoSlice::new(payload)];
+        let fd = self.socket.as_raw_fd();
+        let sent = match (self.source, dst) {
+            (IpAddr::V4(src), IpAddr::V4(dst)) => {
+                let info = libc::in_pktinfo {
+                    ipi_ifindex: self.ifindex as libc::c_int,
+                    ipi_spec_dst: libc::in_addr {
+                        s_addr: u32::from(src).to_be(),
+                    },
+                    ipi_addr: libc::in_addr { s_addr: 0 },
+                };
+                let to = SockaddrIn::from(SocketAddrV4::new(dst, 0));
+                sendmsg(
+                    fd,
+                    &iov,
+                    &[ControlMessage::Ipv4PacketInfo(&info)],
+                    MsgFlags::empty(),
+                    Some(&to),
+                )
+            }
+            (IpAddr::V6(src), IpAddr::V6(dst)) => {
+                let info = libc::in6_pktinfo {
+                    ipi6_addr: libc::in6_addr {
+                        s6_addr: src.octets(),
+                    },
+                    ipi6_ifindex: self.ifindex,
+                };
+                // Link-scoped destinations (ff02::12, fe80::) need the interface as scope.
+                let to = SockaddrIn6::from(SocketAddrV6::new(dst, 0, 0, self.ifindex));
+                sendmsg(
+                    fd,
+                    &iov,
+                    &[ControlMessage::Ipv6PacketInfo(&info)],
+                    MsgFlags::empty(),
+                    Some(&to),
+                )
+            }
+            _ => {
+                return Err(NetError::FamilyMismatch(
+                    "destination not of the socket's family",
+                ))
+            }
+        };
+        sent.map(|_| ()).map_err(|e| NetError::Io {
+            op: "send VRRP advert",
+            source: e.into(),
+        })
+    }
+
+    /// Receives one datagram into `buf` (1500 bytes is enough for any advert).
+    ///
+    /// # Errors
+    ///
+    /// [`NetError::Io`] (EAGAIN / timeout when nothing came), [`NetError::Malformed`] for an
+    /// IPv4 datagram whose header does not hold together (counted and dropped by the caller).
+    pub fn recv(&self, buf: &mut [u8]) -> Result<Received> {
+        match self.family {
+            Family::Ipv4 => self.recv_v4(buf),
+            Family::Ipv6 => self.recv_v6(buf),
+        }
+    }
+
+    fn recv_v4(&self, buf: &mut [u8]) -> Result<Received> {
+        let n = (&self.socket)
+            .read(buf)
+            .map_err(NetError::io("receive VRRP advert"))?;
+        parse_ipv4(&buf[..n])
+    }
+
+    fn recv_v6(&self, buf: &mut [u8]) -> Result<Received> {
+        let mut cmsg = nix::cmsg_space!(libc::in6_pktinfo, libc::c_int);
+        let (n, src, dst, hops) = {
+            let mut iov = [IoSliceMut::new(buf)];
+            let msg = recvmsg::<SockaddrIn6>(
+                self.socket.as_raw_fd(),
+                &mut iov,
+                Some(&mut cmsg),
+                MsgFlags::empty(),
+            )
+            .map_err(|e| NetError::Io {
+                op: "receive VRRP advert",
+                source: e.into(),
+            })?;
+            let src = msg.address.map(|a| a.ip());
+            let mut dst = None;
+            let mut hops = None;
+            for c in msg.cmsgs().map_err(|e| NetError::Io {
+                op: "receive VRRP advert (control messages)",
+                source: e.into(),
+            })? {
+                match c {
+                    ControlMessageOwned::Ipv6PacketInfo(info) => {
+                        dst = Some(Ipv6Addr::from(info.ipi6_addr.s6_addr));
+                    }
+                    ControlMessageOwned::Ipv6HopLimit(h) => hops = u8::try_from(h).ok(),
+                    _ => {}
+                }
+            }
+            (msg.bytes, src, dst, hops)
+        };
+        let src = src.ok_or(NetError::Malformed("no source address"))?;
+        let dst = dst.ok_or(NetError::Malformed("no IPV6_PKTINFO control message"))?;
+        let ttl = hops.ok_or(NetError::Malformed("no IPV6_HOPLIMIT control message"))?;
+        Ok(Received {
+            src: IpAddr::V6(src),
+            dst: IpAddr::V6(dst),
+            ttl,
+            payload: 0..n,
+        })
+    }
+}
+
+impl AsFd for VrrpSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.socket.as_fd()
+    }
+}
+
+/// Splits what an IPv4 raw socket returns (the IP header, then the payload).
+///
+/// # Errors
+///
+/// [`NetError::Malformed`] when the header is short, not IPv4, not protocol 112, or its
+/// lengths do not fit the datagram.
+pub fn parse_ipv4(datagram: &[u8]) -> Result<Received> {
+    if datagram.len() < 20 {
+        return Err(NetError::Malformed("shorter than an IPv4 header"));
+    }
+    if datagram[0] >> 4 != 4 {
+        return Err(NetError::Malformed("not IPv4"));
+    }
+    let ihl = usize::from(datagram[0] & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([datagram[2], datagram[3]]));
+    if ihl < 20 || total < ihl || total > datagram.len() {
+        return Err(NetError::Malformed("IPv4 header lengths do not fit"));
+    }
+    if datagram[9] != IP_PROTOCOL {
+        return Err(NetError::Malformed("not IP protocol 112"));
+    }
+    let addr = |at: usize| {
+        IpAddr::V4(Ipv4Addr::new(
+            datagram[at],
+            datagram[at + 1],
+            datagram[at + 2],
+            datagram[at + 3],
+        ))
+    };
+    Ok(Received {
+        src: addr(12),
+        dst: addr(16),
+        ttl: datagram[8],
+        payload: ihl..total,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv4_header_is_split_off() {
+        // A VRRPv3 advert from keepalived (vrrp-core/tests/data), with its IP header.
+        let mut d = vec![
+            0x45, 0xc0, 0x00, 0x20, 0x12, 0x34, 0x00, 0x00, 0xff, 0x70, 0x00, 0x00, 192, 0, 2, 1,
+            224, 0, 0, 18,
+        ];
+        d.extend_from_slice(&[0x31, 102, 100, 1, 0x00, 0x64, 0x04, 0xda, 192, 0, 2, 201]);
+        d.extend_from_slice(&[0; 4]); // trailing bytes past the IP total length are ignored
+        let r = parse_ipv4(&d).unwrap();
+        assert_eq!(r.src, "192.0.2.1".parse::<IpAddr>().unwrap());
+        assert_eq!(r.dst, "224.0.0.18".parse::<IpAddr>().unwrap());
+        assert_eq!(r.ttl, 255);
+        assert_eq!(r.payload, 20..32);
+    }
+
+    #[test]
+    fn broken_ipv4_headers_are_errors() {
+        assert!(parse_ipv4(&[0x45; 10]).is_err());
+        let mut d = vec![0u8; 28];
+        d[0] = 0x45;
+        d[3] = 60; // total length past the datagram
+        d[9] = 112;
+        assert!(parse_ipv4(&d).is_err());
+        d[3] = 28;
+        d[9] = 6; // TCP
+        assert!(parse_ipv4(&d).is_err());
+        d[9] = 112;
+        d[0] = 0x44; // IHL 16 bytes
+        assert!(parse_ipv4(&d).is_err());
+    }
+}
