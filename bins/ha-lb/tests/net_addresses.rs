@@ -1,0 +1,153 @@
+//! Virtual addresses over netlink, in a network namespace: added (IPv6 without DAD), seen by
+//! `ip addr`, removed, and the ones a crashed run left behind found and removed.
+
+#[path = "support/netns.rs"]
+mod netns;
+
+use std::net::IpAddr;
+
+use ha_lb::net::{Addresses, IfAddr};
+use netns::{Lan, Netns};
+
+fn vip(s: &str, prefix: u8) -> IfAddr {
+    IfAddr::new(s.parse().unwrap(), prefix)
+}
+
+/// `ip -o addr show dev eth0` lines that hold `addr/prefix`.
+fn ip_addr_line(ns: &Netns, cidr: &str) -> Option<String> {
+    ns.ip(&["-o", "addr", "show", "dev", "eth0"])
+        .lines()
+        .find(|l| l.split_whitespace().any(|w| w == cidr))
+        .map(str::to_owned)
+}
+
+#[test]
+fn vips_are_added_and_removed() {
+    if !Netns::available("vips_are_added_and_removed") {
+        return;
+    }
+    let lan = Lan::new("addr", 1, true);
+    let ns = &lan.nodes[0];
+    let ifindex = ns.ifindex("eth0");
+    let v4 = vip("192.0.2.200", 32);
+    let v6 = vip("2001:db8::100", 64);
+
+    let (added, again, listed) = ns.run(move || {
+        let mut a = Addresses::new().unwrap();
+        let added = (
+            a.add_vip(ifindex, v4).unwrap(),
+            a.add_vip(ifindex, v6).unwrap(),
+        );
+        let again = a.add_vip(ifindex, v4).unwrap();
+        (added, again, a.list(ifindex).unwrap())
+    });
+    assert_eq!(added, (true, true));
+    assert!(!again, "adding twice reports it was there");
+    for v in [v4, v6] {
+        let e = listed.iter().find(|e| e.addr == v).expect("listed");
+        assert!(e.is_vip, "{v} tagged as ha-lb's");
+        assert!(!e.tentative, "{v} usable at once");
+    }
+    // The primary address is listed and not taken for a VIP.
+    let primary = listed
+        .iter()
+        .find(|e| e.addr == vip("192.0.2.1", 24))
+        .unwrap();
+    assert!(!primary.is_vip);
+
+    let line = ip_addr_line(ns, "192.0.2.200/32").expect("ip addr shows the IPv4 VIP");
+    assert!(line.contains("eth0"), "{line}");
+    let line = ip_addr_line(ns, "2001:db8::100/64").expect("ip addr shows the IPv6 VIP");
+    assert!(line.contains("nodad"), "added without DAD: {line}");
+    assert!(!line.contains("tentative"), "{line}");
+
+    // The VRRP source stays the primary address, not the VIP.
+    let src = ns.run(move || {
+        Addresses::new()
+            .unwrap()
+            .vrrp_source(ifindex, false)
+            .unwrap()
+    });
+    assert_eq!(src, Some("192.0.2.1".parse::<IpAddr>().unwrap()));
+
+    let removed = ns.run(move || {
+        let mut a = Addresses::new().unwrap();
+        [
+            a.remove(ifindex, v4).unwrap(),
+            a.remove(ifindex, v6).unwrap(),
+            a.remove(ifindex, v4).unwrap(),
+        ]
+    });
+    assert_eq!(removed, [true, true, false]);
+    assert!(ip_addr_line(ns, "192.0.2.200/32").is_none());
+    assert!(ip_addr_line(ns, "2001:db8::100/64").is_none());
+    assert!(
+        ip_addr_line(ns, "192.0.2.1/24").is_some(),
+        "the primary stays"
+    );
+}
+
+#[test]
+fn stale_vips_of_a_crashed_run_are_removed() {
+    if !Netns::available("stale_vips_of_a_crashed_run_are_removed") {
+        return;
+    }
+    let lan = Lan::new("stale", 1, true);
+    let ns = &lan.nodes[0];
+    let ifindex = ns.ifindex("eth0");
+    // A crashed run: one tagged VIP no longer in the configuration, one IPv6 VIP.
+    ns.run(move || {
+        let mut a = Addresses::new().unwrap();
+        a.add_vip(ifindex, vip("192.0.2.250", 32)).unwrap();
+        a.add_vip(ifindex, vip("2001:db8::250", 128)).unwrap();
+    });
+    // Configured VIP left by another tool (keepalived), untagged, with another prefix.
+    ns.ip(&["addr", "add", "192.0.2.200/24", "dev", "eth0"]);
+    // An address of the operator's that is neither: it must stay.
+    ns.ip(&["addr", "add", "198.51.100.9/24", "dev", "eth0"]);
+
+    let mut removed = ns.run(move || {
+        let mut a = Addresses::new().unwrap();
+        a.remove_stale(ifindex, &["192.0.2.200".parse().unwrap()])
+            .unwrap()
+    });
+    removed.sort();
+    assert_eq!(
+        removed,
+        vec![
+            vip("192.0.2.200", 24),
+            vip("192.0.2.250", 32),
+            vip("2001:db8::250", 128)
+        ]
+    );
+    for gone in ["192.0.2.200/24", "192.0.2.250/32", "2001:db8::250/128"] {
+        assert!(ip_addr_line(ns, gone).is_none(), "{gone} still there");
+    }
+    for kept in ["192.0.2.1/24", "198.51.100.9/24", "2001:db8::1/64"] {
+        assert!(ip_addr_line(ns, kept).is_some(), "{kept} was removed");
+    }
+    // Nothing left to do the second time.
+    let again = ns.run(move || {
+        Addresses::new()
+            .unwrap()
+            .remove_stale(ifindex, &["192.0.2.200".parse().unwrap()])
+            .unwrap()
+    });
+    assert!(again.is_empty());
+}
+
+#[test]
+fn changes_need_the_interface_to_exist() {
+    if !Netns::available("changes_need_the_interface_to_exist") {
+        return;
+    }
+    let ns = Netns::new("noif").unwrap();
+    let err = ns
+        .run(|| {
+            Addresses::new()
+                .unwrap()
+                .add_vip(999, vip("192.0.2.200", 32))
+        })
+        .unwrap_err();
+    assert!(err.is_link_gone(), "{err}");
+}
