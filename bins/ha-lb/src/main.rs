@@ -43,8 +43,11 @@ fn main() -> ExitCode {
 }
 
 fn check_config(file: &Path) -> ExitCode {
-    match ha_lb::config::load(file) {
-        Ok(config) => {
+    match ha_lb::config::load_with_warnings(file) {
+        Ok((config, warnings)) => {
+            for w in &warnings {
+                eprintln!("{w}\n");
+            }
             print!("{}", config.summary());
             println!("{}: configuration is valid", file.display());
             ExitCode::SUCCESS

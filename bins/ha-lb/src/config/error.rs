@@ -21,9 +21,20 @@ impl fmt::Display for Location {
     }
 }
 
+/// How bad a [`Diagnostic`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    /// The file is refused.
+    Error,
+    /// The file is accepted, but something in it is probably not what was meant.
+    Warning,
+}
+
 /// One problem found in a configuration file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
+    /// Error or warning.
+    pub severity: Severity,
     /// Where the problem is.
     pub location: Location,
     /// The dotted key it is about (`instances.VI_1.priority`), empty for the whole file.
@@ -38,7 +49,11 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: error: ", self.location)?;
+        let severity = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        write!(f, "{}: {severity}: ", self.location)?;
         if !self.key.is_empty() {
             write!(f, "`{}`: ", self.key)?;
         }

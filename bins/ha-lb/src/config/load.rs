@@ -3,7 +3,8 @@
 
 use std::path::Path;
 
-use super::error::{ConfigError, Diagnostic, Location};
+use super::advice::advise;
+use super::error::{ConfigError, Diagnostic, Location, Severity};
 use super::key_path::KeyPath;
 use super::source_map::SourceMap;
 use super::validate::validate;
@@ -18,6 +19,45 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     parse(&text, path)
 }
 
+/// Like [`load`], and also returns the warnings: things that are valid but probably not
+/// meant (a check nothing uses, an admin endpoint open beyond this host, ...).
+pub fn load_with_warnings(path: &Path) -> Result<(Config, Vec<Diagnostic>), ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_with_warnings(&text, path)
+}
+
+/// Like [`parse`], and also returns the warnings, in file order.
+pub fn parse_with_warnings(
+    text: &str,
+    file: &Path,
+) -> Result<(Config, Vec<Diagnostic>), ConfigError> {
+    let config = parse(text, file)?;
+    let map = SourceMap::new(text);
+    let mut warnings: Vec<(usize, Diagnostic)> = advise(&config)
+        .into_iter()
+        .map(|p| {
+            let offset = map.span_of(&p.path).start;
+            (
+                offset,
+                diagnostic(
+                    Severity::Warning,
+                    &map,
+                    file,
+                    offset,
+                    &p.path,
+                    p.message,
+                    p.hint,
+                ),
+            )
+        })
+        .collect();
+    warnings.sort_by_key(|(offset, _)| *offset);
+    Ok((config, warnings.into_iter().map(|(_, d)| d).collect()))
+}
+
 /// Parses and validates configuration `text`; `file` is the name used in diagnostics.
 pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
     let map = SourceMap::new(text);
@@ -28,7 +68,7 @@ pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
             let path = map.path_at(offset);
             let message = e.message().trim().to_string();
             let hint = serde_hint(&message, &path);
-            let d = diagnostic(&map, file, offset, &path, message, hint);
+            let d = diagnostic(Severity::Error, &map, file, offset, &path, message, hint);
             return Err(ConfigError::Invalid {
                 diagnostics: vec![d],
             });
@@ -44,7 +84,15 @@ pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
             let offset = map.span_of(&p.path).start;
             (
                 offset,
-                diagnostic(&map, file, offset, &p.path, p.message, p.hint),
+                diagnostic(
+                    Severity::Error,
+                    &map,
+                    file,
+                    offset,
+                    &p.path,
+                    p.message,
+                    p.hint,
+                ),
             )
         })
         .collect();
@@ -55,6 +103,7 @@ pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
 }
 
 fn diagnostic(
+    severity: Severity,
     map: &SourceMap<'_>,
     file: &Path,
     offset: usize,
@@ -64,6 +113,7 @@ fn diagnostic(
 ) -> Diagnostic {
     let (line, column, source_line) = map.position(offset);
     Diagnostic {
+        severity,
         location: Location {
             file: file.to_path_buf(),
             line,

@@ -7,6 +7,7 @@
 //! the crates that run them.
 
 mod admin;
+mod advice;
 mod check;
 mod error;
 mod garp;
@@ -29,14 +30,15 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use admin::{Admin, DEFAULT_ADMIN_LISTEN};
+pub use advice::advise;
 pub use check::{Check, CheckKind, Tls};
-pub use error::{ConfigError, Diagnostic, Location};
+pub use error::{ConfigError, Diagnostic, Location, Severity};
 pub use garp::Garp;
 pub use global::Global;
 pub use instance::Instance;
 pub use key_path::{KeyPath, Segment};
 pub use listener::Listener;
-pub use load::{load, parse};
+pub use load::{load, load_with_warnings, parse, parse_with_warnings};
 pub use notify::Notify;
 pub use pool::{Algorithm, Backend, Pool, ProxyProtocol};
 pub use sync_group::SyncGroup;

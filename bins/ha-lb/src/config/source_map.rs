@@ -122,3 +122,34 @@ fn find_in_value(value: &Spanned<DeValue<'_>>, offset: usize, path: &KeyPath) ->
 fn contains(span: &Range<usize>, offset: usize) -> bool {
     span.start <= offset && offset < span.end
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_count_characters_and_ignore_crlf() {
+        let text = "a = 1\r\n# 注释\r\nb = \"节点\" # x\r\n";
+        let map = SourceMap::new(text);
+        let offset = text.find("# x").unwrap();
+        let (line, column, line_text) = map.position(offset);
+        assert_eq!((line, column), (3, 10));
+        assert_eq!(line_text, "b = \"节点\" # x");
+        // An offset inside a multi-byte character is moved to its start, never panics.
+        let inside = text.find('节').unwrap() + 1;
+        assert_eq!(map.position(inside).1, 6);
+        assert_eq!(map.position(text.len() + 10).0, 4);
+    }
+
+    #[test]
+    fn paths_resolve_to_values_and_fall_back_to_ancestors() {
+        let text = "[t]\nx = [1, 22]\n[t.u]\ny = true\n";
+        let map = SourceMap::new(text);
+        let p = KeyPath::root().key("t").key("x").index(1);
+        assert_eq!(&text[map.span_of(&p)], "22");
+        let missing = KeyPath::root().key("t").key("u").key("z");
+        assert_eq!(&text[map.span_of(&missing)], "u");
+        assert_eq!(map.path_at(text.find("true").unwrap()).to_string(), "t.u.y");
+        assert_eq!(map.path_at(text.find("22").unwrap()).to_string(), "t.x[1]");
+    }
+}

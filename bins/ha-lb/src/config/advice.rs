@@ -1,0 +1,69 @@
+//! Warnings about a valid configuration: things that work but are probably not what was meant.
+//! `ha-lb check-config` prints them; they never make a file invalid.
+
+use std::collections::BTreeSet;
+
+use super::key_path::KeyPath;
+use super::validate::Problem;
+use super::Config;
+
+/// Finds the warnings of a configuration that [`super::validate`] accepted.
+pub fn advise(config: &Config) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let mut used_checks: BTreeSet<&str> = BTreeSet::new();
+    for inst in config.instances.values() {
+        used_checks.extend(inst.track_checks.iter().map(|t| t.check.as_str()));
+    }
+    for pool in config.pools.values() {
+        used_checks.extend(pool.backends.iter().filter_map(|b| b.check.as_deref()));
+    }
+    for name in config.checks.keys() {
+        if !used_checks.contains(name.as_str()) {
+            out.push(Problem {
+                path: KeyPath::root().key("checks").key(name),
+                message: format!(
+                    "check {name:?} is used by no instance and no backend; it will not run"
+                ),
+                hint: "track it from an instance (track_checks) or a backend (check), or remove it"
+                    .into(),
+            });
+        }
+    }
+    let used_pools: BTreeSet<&str> = config.listeners.values().map(|l| l.pool.as_str()).collect();
+    for name in config.pools.keys() {
+        if !used_pools.contains(name.as_str()) {
+            out.push(Problem {
+                path: KeyPath::root().key("pools").key(name),
+                message: format!("pool {name:?} is used by no listener"),
+                hint: "add a [listeners.NAME] with pool = this name, or remove the pool".into(),
+            });
+        }
+    }
+    for (iname, inst) in &config.instances {
+        for (i, t) in inst.track_pools.iter().enumerate() {
+            let Some(pool) = config.pools.get(&t.pool) else {
+                continue;
+            };
+            if pool.backends.iter().all(|b| b.check.is_none()) {
+                out.push(Problem {
+                    path: KeyPath::root().key("instances").key(iname).key("track_pools").index(i),
+                    message: format!(
+                        "pool {:?} has no backend with a check: it is only seen down through failed connects",
+                        t.pool
+                    ),
+                    hint: "give the backends a `check` so a dead backend is noticed without client traffic".into(),
+                });
+            }
+        }
+    }
+    if let Some(admin) = &config.admin {
+        if !admin.listen.ip().is_loopback() {
+            out.push(Problem {
+                path: KeyPath::root().key("admin").key("listen"),
+                message: format!("the admin endpoint on {} is reachable from other hosts", admin.listen),
+                hint: "/metrics and /status have no authentication: keep them on 127.0.0.1 or firewall the port".into(),
+            });
+        }
+    }
+    out
+}

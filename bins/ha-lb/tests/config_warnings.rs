@@ -1,0 +1,66 @@
+//! Warnings: valid files that probably do not say what was meant are accepted, with located
+//! warnings; the example files have none.
+
+use std::path::Path;
+
+use ha_lb::config::{load_with_warnings, parse_with_warnings, Severity};
+
+#[test]
+fn unused_and_exposed_things_are_warned_in_file_order() {
+    let text = r#"[admin]
+listen = "0.0.0.0:9555"
+
+[instances.v]
+interface = "eth0"
+vrid = 1
+vips = ["192.0.2.1/24"]
+track_pools = [{ pool = "p", weight = -50 }]
+
+[listeners.l]
+listen = "192.0.2.1:80"
+pool = "p"
+
+[pools.p]
+backends = [{ address = "192.0.2.2:80" }]
+
+[pools.q]
+backends = [{ address = "192.0.2.3:80" }]
+
+[checks.c]
+kind = "tcp"
+address = "192.0.2.3:80"
+"#;
+    let (_, warnings) = parse_with_warnings(text, Path::new("w.toml")).unwrap();
+    let got: Vec<(usize, usize, &str)> = warnings
+        .iter()
+        .map(|w| (w.location.line, w.location.column, w.key.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (2, 10, "admin.listen"),
+            (8, 16, "instances.v.track_pools[0]"),
+            (17, 8, "pools.q"),
+            (20, 9, "checks.c"),
+        ]
+    );
+    assert!(warnings
+        .iter()
+        .all(|w| w.severity == Severity::Warning && !w.hint.is_empty()));
+    assert!(warnings[0]
+        .to_string()
+        .starts_with("w.toml:2:10: warning: `admin.listen`"));
+    assert!(warnings[1].message.contains("no backend with a check"));
+}
+
+#[test]
+fn examples_have_no_warnings() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let (_, warnings) = load_with_warnings(&path).unwrap();
+            assert!(warnings.is_empty(), "{}: {warnings:#?}", path.display());
+        }
+    }
+}
