@@ -421,3 +421,15 @@ fn bad_values_are_warned_and_an_invalid_translation_is_refused() {
         other => panic!("expected an invalid translation, got {other:?}"),
     }
 }
+
+#[test]
+fn deep_nesting_is_an_error_not_a_crash() {
+    let text = "a {\n".repeat(100_000);
+    match ha_lb::keepalived::import_str(&text, Path::new("deep.conf")) {
+        Err(ImportError::Syntax { line, message, .. }) => {
+            assert_eq!(line, 33);
+            assert!(message.contains("nest deeper"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -60,12 +60,39 @@ impl fmt::Display for Diagnostic {
         writeln!(f, "{}", self.message)?;
         let number = self.location.line.to_string();
         let pad = " ".repeat(number.len());
+        let (excerpt, caret) = excerpt(&self.source_line, self.location.column);
         writeln!(f, "{pad} |")?;
-        writeln!(f, "{number} | {}", self.source_line)?;
-        let caret_pad = " ".repeat(self.location.column.saturating_sub(1));
-        writeln!(f, "{pad} | {caret_pad}^")?;
+        writeln!(f, "{number} | {excerpt}")?;
+        writeln!(f, "{pad} | {}^", " ".repeat(caret))?;
         write!(f, "{pad} = hint: {}", self.hint)
     }
+}
+
+/// Longest source line shown whole under a diagnostic; longer ones are cut around the column.
+const MAX_SHOWN: usize = 120;
+
+/// The part of `line` to show and the caret's offset in it, for a 1-based character `column`.
+fn excerpt(line: &str, column: usize) -> (String, usize) {
+    let chars: Vec<char> = line.chars().collect();
+    let at = column.saturating_sub(1);
+    if chars.len() <= MAX_SHOWN {
+        return (line.to_string(), at);
+    }
+    let start = at
+        .saturating_sub(MAX_SHOWN / 2)
+        .min(chars.len().saturating_sub(MAX_SHOWN));
+    let end = (start + MAX_SHOWN).min(chars.len());
+    let mut out = String::new();
+    let mut caret = at - start.min(at);
+    if start > 0 {
+        out.push_str("...");
+        caret += 3;
+    }
+    out.extend(&chars[start..end]);
+    if end < chars.len() {
+        out.push_str("...");
+    }
+    (out, caret)
 }
 
 /// Why a configuration could not be loaded.
@@ -110,4 +137,23 @@ fn render(diagnostics: &[Diagnostic]) -> String {
         out.push_str(&format!("\n\n{} problems found", diagnostics.len()));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_lines_are_cut_around_the_column() {
+        let line = format!("{}X{}", "a".repeat(500), "b".repeat(500));
+        let (shown, caret) = excerpt(&line, 501);
+        assert!(shown.starts_with("...") && shown.ends_with("..."));
+        assert_eq!(shown.chars().nth(caret), Some('X'));
+        assert!(shown.chars().count() <= MAX_SHOWN + 6);
+        let (shown, caret) = excerpt("short = 1", 9);
+        assert_eq!((shown.as_str(), caret), ("short = 1", 8));
+        let (shown, caret) = excerpt(&"c".repeat(300), 1);
+        assert_eq!(caret, 0);
+        assert!(!shown.starts_with("..."));
+    }
 }

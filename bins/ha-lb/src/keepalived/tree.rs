@@ -8,6 +8,10 @@ use super::error::ImportError;
 use super::lexer::TokenKind;
 use super::source::SourcedToken;
 
+/// Deepest nesting of blocks accepted; keepalived's own grammar needs 4, and a limit keeps a
+/// hostile file from exhausting the stack.
+pub const MAX_BLOCK_DEPTH: usize = 32;
+
 /// One statement.
 #[derive(Debug, Clone)]
 pub struct Node {
@@ -38,7 +42,7 @@ impl Node {
 /// Parses the whole token stream into top-level statements.
 pub fn parse(tokens: &[SourcedToken]) -> Result<Vec<Node>, ImportError> {
     let mut pos = 0;
-    let nodes = parse_block(tokens, &mut pos, None)?;
+    let nodes = parse_block(tokens, &mut pos, None, 0)?;
     Ok(nodes)
 }
 
@@ -46,7 +50,15 @@ fn parse_block(
     tokens: &[SourcedToken],
     pos: &mut usize,
     opened: Option<&SourcedToken>,
+    depth: usize,
 ) -> Result<Vec<Node>, ImportError> {
+    if let (Some(open), true) = (opened, depth > MAX_BLOCK_DEPTH) {
+        return Err(ImportError::Syntax {
+            file: open.file.to_path_buf(),
+            line: open.token.line,
+            message: format!("blocks nest deeper than {MAX_BLOCK_DEPTH} levels"),
+        });
+    }
     let mut nodes = Vec::new();
     loop {
         let Some(t) = tokens.get(*pos) else {
@@ -96,7 +108,7 @@ fn parse_block(
                         }
                         TokenKind::Open => {
                             *pos += 1;
-                            node.children = Some(parse_block(tokens, pos, Some(next))?);
+                            node.children = Some(parse_block(tokens, pos, Some(next), depth + 1)?);
                             break;
                         }
                         TokenKind::LineEnd | TokenKind::Close => break,
