@@ -31,3 +31,8 @@ pub use router::Router;
 pub use state::{FaultCause, NewMasterReason, Reason, State};
 pub use stats::{ProtoErrReason, Stats};
 pub use track::TrackId;
+
+/// The README's examples, compiled and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
