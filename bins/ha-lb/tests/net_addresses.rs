@@ -1,5 +1,6 @@
 //! Virtual addresses over netlink, in a network namespace: added (IPv6 without DAD), seen by
 //! `ip addr`, removed, and the ones a crashed run left behind found and removed.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may unwrap (docs/developing.md)
 
 #[path = "support/netns.rs"]
 mod netns;

@@ -1,6 +1,7 @@
 //! Gratuitous ARP and unsolicited Neighbor Advertisements, sent in one namespace and seen in
 //! the other twice: as frames by an AF_PACKET reader, and by the peer's kernel, which moves its
 //! neighbour entry for the VIP to the announcing MAC (the point of announcing).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may unwrap (docs/developing.md)
 
 #[path = "support/netns.rs"]
 mod netns;

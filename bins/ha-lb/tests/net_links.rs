@@ -1,5 +1,6 @@
 //! Link state over netlink, in namespaces: the watcher notices an interface set down, the
 //! loss of carrier when the peer's end goes down, and the return.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may unwrap (docs/developing.md)
 
 #[path = "support/netns.rs"]
 mod netns;

@@ -1,6 +1,7 @@
 //! VRRP sockets between two network namespaces over a bridge: adverts made by vrrp-core cross
 //! with TTL / hop limit 255 and arrive with the source, destination and TTL the receive checks
 //! need, multicast and unicast, IPv4 and IPv6.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may unwrap (docs/developing.md)
 
 #[path = "support/netns.rs"]
 mod netns;
