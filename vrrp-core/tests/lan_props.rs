@@ -53,6 +53,8 @@ fn fault(n: usize) -> impl Strategy<Value = Fault> {
 #[derive(Debug, Clone)]
 struct Topology {
     v2: bool,
+    /// IPv6 (VRRPv3 only): link-local primaries, a 2001:db8:: VIP.
+    v6: bool,
     interval_cs: u16,
     priorities: Vec<u8>,
     preempt: bool,
@@ -71,7 +73,7 @@ fn topology() -> impl Strategy<Value = Topology> {
                 prop_oneof![Just(20u16), Just(55), Just(100), Just(137)].boxed()
             };
             (
-                Just(v2),
+                (Just(v2), any::<bool>().prop_map(move |v6| v6 && !v2)),
                 interval,
                 proptest::collection::vec(1..=255u8, n),
                 any::<bool>(),
@@ -82,15 +84,18 @@ fn topology() -> impl Strategy<Value = Topology> {
             )
         })
         .prop_map(
-            |(v2, interval_cs, priorities, preempt, unicast, latency_ms, seed, faults)| Topology {
-                v2,
-                interval_cs,
-                priorities,
-                preempt,
-                unicast,
-                latency_ms,
-                seed,
-                faults,
+            |((v2, v6), interval_cs, priorities, preempt, unicast, latency_ms, seed, faults)| {
+                Topology {
+                    v2,
+                    v6,
+                    interval_cs,
+                    priorities,
+                    preempt,
+                    unicast,
+                    latency_ms,
+                    seed,
+                    faults,
+                }
             },
         )
 }
@@ -99,9 +104,13 @@ fn build(t: &Topology) -> Lan {
     let mut lan = Lan::new(t.seed, Duration::from_millis(t.latency_ms));
     let version = if t.v2 { Version::V2 } else { Version::V3 };
     let n = t.priorities.len();
-    let addr = |i: usize| format!("192.0.2.{}", i + 1);
+    let (addr, vip): (fn(usize) -> String, _) = if t.v6 {
+        (|i| format!("fe80::{}", i + 1), "2001:db8::100")
+    } else {
+        (|i| format!("192.0.2.{}", i + 1), "192.0.2.100")
+    };
     for (i, &p) in t.priorities.iter().enumerate() {
-        let mut c = router_config(VRID, version, &addr(i), "192.0.2.100", p, t.interval_cs);
+        let mut c = router_config(VRID, version, &addr(i), vip, p, t.interval_cs);
         c.preempt = t.preempt;
         if t.unicast {
             c.unicast_peers = (0..n)
@@ -241,7 +250,7 @@ fn run(t: &Topology) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
     #[test]
     fn random_lans_converge_and_hand_over_in_time(t in topology()) {
