@@ -123,3 +123,49 @@ impl NewMasterReason {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_master_reasons_follow_rfc_6527() {
+        assert_eq!(
+            Reason::AddressOwner
+                .new_master_reason()
+                .map(NewMasterReason::mib_value),
+            Some(1)
+        );
+        assert_eq!(
+            Reason::Preempted
+                .new_master_reason()
+                .map(NewMasterReason::mib_value),
+            Some(2)
+        );
+        assert_eq!(
+            Reason::MasterNoResponse
+                .new_master_reason()
+                .map(NewMasterReason::mib_value),
+            Some(3)
+        );
+        for r in [
+            Reason::Startup,
+            Reason::HigherPriorityAdvert,
+            Reason::Fault(FaultCause::InterfaceDown),
+            Reason::FaultCleared,
+            Reason::Shutdown,
+        ] {
+            assert_eq!(r.new_master_reason(), None, "{r}");
+        }
+        assert_eq!(NewMasterReason::default().mib_value(), 0);
+    }
+
+    #[test]
+    fn reasons_read_well() {
+        assert_eq!(
+            Reason::Fault(FaultCause::TrackDown(TrackId(3))).to_string(),
+            "fault: tracked object #3 down"
+        );
+        assert_eq!(State::Master.to_string(), "Master");
+    }
+}
