@@ -281,6 +281,8 @@ fn classify(err: hyper::Error) -> Failure {
 impl Check for HttpCheck {
     async fn check(&self) -> Outcome {
         let stream = connect(&self.target, self.source).await?;
+        // The request is tiny; don't let Nagle hold it back.
+        stream.set_nodelay(true).map_err(|e| Failure::from_io(&e))?;
         match &self.tls {
             None => self.exchange(stream).await,
             Some((connector, name)) => {

@@ -61,6 +61,16 @@ async fn method_host_status_set_and_body() {
 }
 
 #[tokio::test]
+async fn connects_from_the_source_address() {
+    let server = HttpServer::start(None).await;
+    let mut config = HttpConfig::new(format!("http://{}/", server.addr));
+    config.source = Some("127.0.0.3".parse().unwrap());
+    assert_eq!(probe(&config).await, Ok(()));
+    let peer = server.state.peer.lock().unwrap().unwrap();
+    assert_eq!(peer.ip().to_string(), "127.0.0.3");
+}
+
+#[tokio::test]
 async fn refused_when_nothing_listens() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();

@@ -44,25 +44,28 @@ async fn listener_up_then_closed() {
 async fn source_address_and_host_names() {
     let listener = listen("127.0.0.1:0".parse().unwrap());
     let port = listener.local_addr().unwrap().port();
-    let with_source = TcpCheck::new(&TcpConfig {
-        address: format!("127.0.0.1:{port}"),
-        source: Some("127.0.0.2".parse().unwrap()),
-    })
-    .unwrap();
-    let accept = tokio::spawn(async move { listener.accept().await.unwrap().1 });
-    assert_eq!(run_with_timeout(&with_source, TIMEOUT).await, Ok(()));
-    let peer = tokio::time::timeout(TIMEOUT, accept)
-        .await
+    let from = |source: &str| {
+        TcpCheck::new(&TcpConfig {
+            address: format!("127.0.0.1:{port}"),
+            source: Some(source.parse().unwrap()),
+        })
         .unwrap()
-        .unwrap();
-    assert_eq!(peer.ip().to_string(), "127.0.0.2");
+    };
+    assert_eq!(run_with_timeout(&from("127.0.0.2"), TIMEOUT).await, Ok(()));
+    // A source address this host does not have cannot be bound: proof that it is used (no
+    // packet leaves, the bind fails first).
+    let err = run_with_timeout(&from("192.0.2.1"), TIMEOUT)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Failure::Io(_)), "{err:?}");
 
     let by_name = TcpCheck::new(&TcpConfig {
         address: format!("localhost:{port}"),
         source: None,
     })
     .unwrap();
-    // The listener is gone (moved into the finished task): refused, but resolved first.
+    drop(listener);
+    // Resolved, then refused on every address of localhost.
     let err = run_with_timeout(&by_name, TIMEOUT).await.unwrap_err();
     assert_eq!(err, Failure::Refused);
 }

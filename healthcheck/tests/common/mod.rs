@@ -155,6 +155,8 @@ pub struct HttpState {
     pub sni: Mutex<Option<String>>,
     /// TLS handshakes that failed.
     pub tls_failures: AtomicUsize,
+    /// The peer address of the last connection.
+    pub peer: Mutex<Option<SocketAddr>>,
 }
 
 /// An HTTP(S) server on loopback answering `state.status` with body `ready` or `not ready`.
@@ -178,9 +180,10 @@ impl HttpServer {
         let st = state.clone();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else {
+                let Ok((stream, peer)) = listener.accept().await else {
                     continue;
                 };
+                *st.peer.lock().unwrap() = Some(peer);
                 let st = st.clone();
                 let tls = tls.clone();
                 tokio::spawn(async move {
