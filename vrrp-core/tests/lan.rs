@@ -144,6 +144,7 @@ fn equal_priorities_started_together_elect_the_highest_address() {
     lan.start_all();
     settle(&mut lan);
     assert_eq!(lan.assert_converged(1, true), vec![2]);
+    lan.assert_best_elected(1);
 }
 
 #[test]

@@ -553,6 +553,31 @@ impl Lan {
         masters
     }
 
+    /// After an election where every router started at once: one Master per side, of the
+    /// highest priority, and among equals the highest primary address (as unsigned integers).
+    pub fn assert_best_elected(&self, vrid: u8) {
+        for (side, m) in self
+            .components(vrid)
+            .iter()
+            .zip(self.assert_converged(vrid, true))
+        {
+            let key = |i: usize| {
+                let r = self.router(i, vrid);
+                let a = match r.config().primary_address {
+                    IpAddr::V4(a) => u128::from(u32::from(a)),
+                    IpAddr::V6(a) => u128::from(a),
+                };
+                (r.effective_priority(), a)
+            };
+            let best = side.iter().copied().max_by_key(|&i| key(i)).unwrap();
+            assert_eq!(
+                m, best,
+                "VRID {vrid}: not the best of {side:?}\n{}",
+                self.log
+            );
+        }
+    }
+
     /// The first transition of `vrid` to Master at or after `since`.
     pub fn first_master_since(&self, vrid: u8, since: Duration) -> Option<&Change> {
         self.changes
