@@ -50,7 +50,9 @@ fuzz_target!(|input: Input| {
         return;
     };
     let mut out = vec![0u8; adv.buffer_len()];
-    let n = adv.emit(&mut out, &ctx).expect("an accepted packet re-encodes");
+    let n = adv
+        .emit(&mut out, &ctx)
+        .expect("an accepted packet re-encodes");
     assert_eq!(n, bytes.len());
     // The reserved bits of v3 and the auth data of an unauthenticated v2 packet are ignored on
     // reception and zero on transmission: compare with those zeroed (and the checksum redone).

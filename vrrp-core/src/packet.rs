@@ -448,8 +448,10 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// VRRPv3: the Max Adver Int field, in centiseconds (12 bits).
     pub fn max_adver_int_cs(&self) -> u16 {
         let d = self.buffer.as_ref();
-        u16::from_be_bytes([d[field::MAX_ADVER_INT.start], d[field::MAX_ADVER_INT.start + 1]])
-            & MAX_V3_INTERVAL_CS
+        u16::from_be_bytes([
+            d[field::MAX_ADVER_INT.start],
+            d[field::MAX_ADVER_INT.start + 1],
+        ]) & MAX_V3_INTERVAL_CS
     }
 
     /// The advertisement interval in centiseconds, whatever the version: VRRPv2's seconds are
@@ -630,10 +632,7 @@ impl<'a> AddressList<'a> {
 
     /// An empty list of `family`.
     pub const fn empty(family: Family) -> Self {
-        AddressList {
-            family,
-            bytes: &[],
-        }
+        AddressList { family, bytes: &[] }
     }
 
     /// The family of the addresses.
