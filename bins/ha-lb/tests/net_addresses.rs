@@ -152,3 +152,14 @@ fn changes_need_the_interface_to_exist() {
         .unwrap_err();
     assert!(err.is_link_gone(), "{err}");
 }
+
+#[test]
+fn unknown_interfaces_are_named_in_the_error() {
+    if !Netns::available("unknown_interfaces_are_named_in_the_error") {
+        return;
+    }
+    let ns = Netns::new("noname").unwrap();
+    let err = ns.run(|| ha_lb::net::Interface::by_name("nosuch0").unwrap_err());
+    assert!(matches!(err, ha_lb::net::NetError::NoSuchInterface(ref n) if n == "nosuch0"));
+    assert!(err.is_link_gone());
+}

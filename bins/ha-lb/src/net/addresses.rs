@@ -193,6 +193,9 @@ impl Addresses {
     /// run left on `ifindex`: every address of `configured` that is present (whatever its
     /// prefix), and every address tagged as ha-lb's. Returns what was removed.
     ///
+    /// Do not list in `configured` the addresses an address owner (priority 255) really owns:
+    /// untagged, they cannot be told from a VIP left by another tool, and would be removed.
+    ///
     /// # Errors
     ///
     /// As [`Addresses::list`] and [`Addresses::remove`].
