@@ -446,14 +446,17 @@ fn pool_and_listener_values() {
         "backends = []",
     );
     assert_problem(&text, "backends", "[]", "pools.web.backends", "no backends");
-    let text = edit("check = \"web\" }]", "check = \"web\", weight = 0 }]");
+    let text = edit("check = \"web\" }]", "check = \"web\", weight = 1001 }]");
     assert_problem(
         &text,
         "backends",
-        "0 }",
+        "1001 }",
         "pools.web.backends[0].weight",
-        "weight 0 is out of range",
+        "weight 1001 is out of range",
     );
+    // Weight 0 drains a backend: valid.
+    let text = edit("check = \"web\" }]", "check = \"web\", weight = 0 }]");
+    parse(&text, Path::new("t.toml")).unwrap();
     let text = edit("[pools.web]\n", "[pools.web]\nalgorithm = \"fastest\"\n");
     assert_problem(
         &text,
@@ -470,13 +473,21 @@ fn pool_and_listener_values() {
         "pools.web.proxy_protocol",
         "unknown variant `v3`",
     );
-    let text = edit("[pools.web]\n", "[pools.web]\nidle_timeout_ms = 0\n");
+    let text = edit("pool = \"web\"\n", "pool = \"web\"\nidle_timeout_ms = 0\n");
     assert_problem(
         &text,
         "idle_timeout_ms",
         "0",
-        "pools.web.idle_timeout_ms",
+        "listeners.web.idle_timeout_ms",
         "must not be zero",
+    );
+    let text = edit("[pools.web]\n", "[pools.web]\nidle_timeout_ms = 1000\n");
+    assert_problem(
+        &text,
+        "idle_timeout_ms",
+        "idle_timeout_ms",
+        "pools.web.idle_timeout_ms",
+        "unknown field `idle_timeout_ms`",
     );
     let text = edit("listen = \"192.0.2.200:80\"", "listen = \"192.0.2.200\"");
     assert_problem(
@@ -553,4 +564,64 @@ fn every_problem_is_reported_in_file_order() {
     assert!(rendered.contains("3 | vrid = 0"), "{rendered}");
     assert!(rendered.contains("= hint: "), "{rendered}");
     assert!(rendered.contains("3 problems found"), "{rendered}");
+}
+
+#[test]
+fn process_and_header_keys() {
+    let process = |body: &str| edit("kind = \"tcp\"\naddress = \"192.0.2.21:80\"", body);
+    parse(
+        &process("kind = \"process\"\npidfile = \"/run/nginx.pid\""),
+        Path::new("t.toml"),
+    )
+    .unwrap();
+    let text = process("kind = \"process\"\nprocess = \"nginx\"\npidfile = \"/run/nginx.pid\"");
+    assert_problem(
+        &text,
+        "pidfile",
+        "\"/run/nginx.pid\"",
+        "checks.web.pidfile",
+        "not both",
+    );
+    let text = process("kind = \"process\"");
+    assert_problem(
+        &text,
+        "[checks.web]",
+        "\"process\"",
+        "checks.web.kind",
+        "process name or a pidfile",
+    );
+    let text = process("kind = \"tcp\"\naddress = \"192.0.2.21:80\"\npidfile = \"/run/x.pid\"");
+    assert_problem(
+        &text,
+        "pidfile",
+        "\"/run/x.pid\"",
+        "checks.web.pidfile",
+        "does not apply to a tcp check",
+    );
+    let http = |headers: &str| {
+        edit("kind = \"tcp\"", "kind = \"http\"").replace(
+            "address = \"192.0.2.21:80\"\n",
+            &format!("address = \"192.0.2.21:80\"\nheaders = {headers}\n"),
+        )
+    };
+    parse(&http("{ X-Check = \"ha-lb\" }"), Path::new("t.toml")).unwrap();
+    let text = http("{ \"Bad Header\" = \"x\" }");
+    assert_problem(
+        &text,
+        "headers",
+        "\"x\"",
+        "checks.web.headers.\"Bad Header\"",
+        "not an HTTP header name",
+    );
+    let text = edit(
+        "address = \"192.0.2.21:80\"\n",
+        "address = \"192.0.2.21:80\"\nheaders = { A = \"b\" }\n",
+    );
+    assert_problem(
+        &text,
+        "headers",
+        "headers",
+        "checks.web.headers",
+        "does not apply to a tcp check",
+    );
 }

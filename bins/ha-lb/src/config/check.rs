@@ -3,6 +3,7 @@
 //! One flat table with a `kind`: the keys that do not apply to a kind are rejected by
 //! validation, with the line of the key, rather than silently ignored.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -74,6 +75,9 @@ pub struct Check {
     /// http, https: the request method. Default `GET`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
+    /// http, https: extra request headers. Default none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
     /// http, https: the statuses that count as healthy. Default: any 2xx or 3xx.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expect_status: Option<Vec<u16>>,
@@ -86,9 +90,13 @@ pub struct Check {
     /// exec: the command as an argument vector (no shell). Required for exec.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<Vec<String>>,
-    /// process: the process name as in /proc/PID/comm (at most 15 bytes). Required for process.
+    /// process: the process name as in /proc/PID/comm (at most 15 bytes). A process check
+    /// needs this or `pidfile`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub process: Option<String>,
+    /// process: a file holding the PID of the process to watch, instead of `process`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pidfile: Option<PathBuf>,
 }
 
 impl Check {

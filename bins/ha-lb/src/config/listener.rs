@@ -6,6 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use super::instance::default_true;
 
+/// Default idle timeout: one hour, as haproxy's `timeout tunnel` is often set; long enough for
+/// most long-lived connections, short enough to reap dead ones.
+pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 3_600_000;
+
 /// One listener.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -21,4 +25,12 @@ pub struct Listener {
     /// Most client connections open at once; 0 = no limit. Default 0.
     #[serde(default)]
     pub max_connections: u32,
+    /// Close a connection when no byte moved either way for this long, ms,
+    /// 1..=604800000 (7 days). Default 3600000 (1 hour).
+    #[serde(default = "default_idle_timeout_ms")]
+    pub idle_timeout_ms: u64,
+}
+
+fn default_idle_timeout_ms() -> u64 {
+    DEFAULT_IDLE_TIMEOUT_MS
 }

@@ -8,8 +8,6 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_RETRIES: u32 = 2;
 /// Default connect timeout.
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 3000;
-/// Default idle timeout: nginx stream's `proxy_timeout` (10 minutes).
-pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 600_000;
 /// Default passive failures before a backend is taken out (nginx's `max_fails`).
 pub const DEFAULT_MAX_FAILS: u32 = 1;
 /// Default time a backend stays out after `max_fails` (nginx's `fail_timeout`).
@@ -71,10 +69,6 @@ pub struct Pool {
     /// Connect timeout to a backend, ms, 1..=3600000. Default 3000.
     #[serde(default = "default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,
-    /// Close a connection idle in both directions this long, ms, 1..=604800000 (7 days).
-    /// Default 600000 (10 min).
-    #[serde(default = "default_idle_timeout_ms")]
-    pub idle_timeout_ms: u64,
     /// PROXY protocol header to send to backends: `off`, `v1`, `v2`. Default `off`.
     #[serde(default)]
     pub proxy_protocol: ProxyProtocol,
@@ -94,7 +88,7 @@ pub struct Pool {
 pub struct Backend {
     /// Where to connect. Required.
     pub address: SocketAddr,
-    /// Relative weight, 1..=1000. Default 1.
+    /// Relative weight, 0..=1000; 0 takes no new connections (drain). Default 1.
     #[serde(default = "default_weight")]
     pub weight: u32,
     /// Most open connections to this backend; 0 = no limit. Default 0.
@@ -115,10 +109,6 @@ fn default_retries() -> u32 {
 
 fn default_connect_timeout_ms() -> u64 {
     DEFAULT_CONNECT_TIMEOUT_MS
-}
-
-fn default_idle_timeout_ms() -> u64 {
-    DEFAULT_IDLE_TIMEOUT_MS
 }
 
 fn default_max_fails() -> u32 {

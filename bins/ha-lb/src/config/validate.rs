@@ -520,16 +520,18 @@ impl Validator {
         let kind = c.kind;
         let net = matches!(kind, CheckKind::Tcp | CheckKind::Http | CheckKind::Https);
         let http = matches!(kind, CheckKind::Http | CheckKind::Https);
-        let allowed: [(&str, bool, bool); 9] = [
+        let allowed: [(&str, bool, bool); 11] = [
             ("address", c.address.is_some(), net),
             ("path", c.path.is_some(), http),
             ("host", c.host.is_some(), http),
             ("method", c.method.is_some(), http),
+            ("headers", !c.headers.is_empty(), http),
             ("expect_status", c.expect_status.is_some(), http),
             ("expect_body", c.expect_body.is_some(), http),
             ("tls", c.tls.is_some(), kind == CheckKind::Https),
             ("command", c.command.is_some(), kind == CheckKind::Exec),
             ("process", c.process.is_some(), kind == CheckKind::Process),
+            ("pidfile", c.pidfile.is_some(), kind == CheckKind::Process),
         ];
         for (key, present, ok) in allowed {
             if present && !ok {
@@ -562,6 +564,19 @@ impl Validator {
                     p.key("method"),
                     format!("method {m:?} is not an HTTP method"),
                     "e.g. \"GET\" or \"HEAD\"",
+                );
+            }
+        }
+        for name in c.headers.keys() {
+            let token = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+            if !token {
+                self.push(
+                    p.key("headers").key(name),
+                    format!("{name:?} is not an HTTP header name"),
+                    "use letters, digits and `-`, e.g. \"X-Health-Check\"",
                 );
             }
         }
@@ -605,11 +620,17 @@ impl Validator {
         }
         if kind == CheckKind::Process {
             match &c.process {
-                None => self.push(
+                None if c.pidfile.is_none() => self.push(
                     p.key("kind"),
-                    "a process check needs a process name",
-                    "add process = \"nginx\"",
+                    "a process check needs a process name or a pidfile",
+                    "add process = \"nginx\" (or pidfile = \"/run/nginx.pid\")",
                 ),
+                Some(_) if c.pidfile.is_some() => self.push(
+                    p.key("pidfile"),
+                    "a process check watches a name or a pidfile, not both",
+                    "remove `process` or `pidfile`",
+                ),
+                None => {}
                 Some(n) if n.is_empty() || n.len() > 15 || n.contains('/') => self.push(
                     p.key("process"),
                     format!("{n:?} is not a process name as /proc/PID/comm shows it"),
@@ -649,13 +670,7 @@ impl Validator {
             MAX_DURATION_MS,
             "connect timeout",
         );
-        self.duration(
-            p.key("idle_timeout_ms"),
-            pool.idle_timeout_ms,
-            1,
-            MAX_IDLE_TIMEOUT_MS,
-            "idle timeout",
-        );
+
         if pool.max_fails > 0 {
             self.duration(
                 p.key("fail_timeout_ms"),
@@ -682,11 +697,11 @@ impl Validator {
                     "give the backend's IP and port",
                 );
             }
-            if !(1..=1000).contains(&b.weight) {
+            if b.weight > 1000 {
                 self.push(
                     bp.key("weight"),
                     format!("weight {} is out of range", b.weight),
-                    "use 1..=1000",
+                    "use 0..=1000 (0 drains the backend: no new connections)",
                 );
             }
             if let Some(check) = &b.check {
@@ -712,6 +727,13 @@ impl Validator {
                     defined_hint("pools", &config.pools),
                 );
             }
+            self.duration(
+                p.key("idle_timeout_ms"),
+                l.idle_timeout_ms,
+                1,
+                MAX_IDLE_TIMEOUT_MS,
+                "idle timeout",
+            );
             if l.listen.port() == 0 {
                 self.push(
                     p.key("listen"),
@@ -735,7 +757,7 @@ fn kind_keys(key: &str) -> &'static str {
         "address" => "`address` is for tcp, http and https",
         "tls" => "`tls` is for https",
         "command" => "`command` is for exec",
-        "process" => "`process` is for process",
+        "process" | "pidfile" => "`process` and `pidfile` are for process",
         _ => "this key is for http and https",
     }
 }

@@ -270,11 +270,13 @@ impl Translator {
             path: None,
             host: None,
             method: None,
+            headers: Default::default(),
             expect_status: None,
             expect_body: None,
             tls: None,
             command: None,
             process: None,
+            pidfile: None,
         };
         let mut weight = 0;
         for child in node.block() {
