@@ -625,3 +625,28 @@ fn process_and_header_keys() {
         "does not apply to a tcp check",
     );
 }
+
+#[test]
+fn track_weights_follow_keepalived_bounds() {
+    let text = edit("weight = -20", "weight = -253");
+    parse(&text, Path::new("t.toml")).unwrap();
+    let text = edit("weight = -20", "weight = -254");
+    assert_problem(
+        &text,
+        "track_checks",
+        "-254",
+        "instances.VI_1.track_checks[0].weight",
+        "weight -254 is out of range",
+    );
+    let text = edit(
+        "priority = 100",
+        "track_interfaces = [{ interface = \"eth1\", weight = 300 }]",
+    );
+    assert_problem(
+        &text,
+        "track_interfaces",
+        "300",
+        "instances.VI_1.track_interfaces[0].weight",
+        "weight 300 is out of range",
+    );
+}

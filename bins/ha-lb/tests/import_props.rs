@@ -67,7 +67,7 @@ proptest! {
         host in 1u8..=250,
         peers in prop::collection::btree_set(1u8..=250, 0..4),
         prefix in 8u8..=32,
-        weight in -254i32..=254,
+        weight in -253i32..=253,
         interval_s in 1u64..=60,
         rise in 1u32..=10,
         fall in 1u32..=10,

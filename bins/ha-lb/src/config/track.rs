@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 pub struct TrackCheck {
     /// Name of a `[checks.NAME]` table. Required.
     pub check: String,
-    /// Priority change, -254..=254; 0 means Fault while the check fails. Default 0.
+    /// Priority change, -253..=253; 0 means Fault while the check fails. Default 0.
     #[serde(default)]
     pub weight: i32,
 }
@@ -22,7 +22,7 @@ pub struct TrackCheck {
 pub struct TrackPool {
     /// Name of a `[pools.NAME]` table. Required.
     pub pool: String,
-    /// Priority change, -254..=254; 0 means Fault while the pool has no healthy backend.
+    /// Priority change, -253..=253; 0 means Fault while the pool has no healthy backend.
     /// Default 0.
     #[serde(default)]
     pub weight: i32,
@@ -34,7 +34,7 @@ pub struct TrackPool {
 pub struct TrackInterface {
     /// Interface name. Required.
     pub interface: String,
-    /// Priority change, -254..=254; 0 means Fault while the link is down. Default 0.
+    /// Priority change, -253..=253; 0 means Fault while the link is down. Default 0.
     #[serde(default)]
     pub weight: i32,
 }

@@ -120,11 +120,11 @@ impl Validator {
     }
 
     fn weight(&mut self, path: KeyPath, weight: i32) {
-        if !(-254..=254).contains(&weight) {
+        if !(-253..=253).contains(&weight) {
             self.push(
                 path,
                 format!("weight {weight} is out of range"),
-                "use -254..=254: negative lowers the priority while down, positive raises it \
+                "use -253..=253 (as keepalived): negative lowers the priority while down, positive raises it \
                  while up, 0 means Fault while down",
             );
         }

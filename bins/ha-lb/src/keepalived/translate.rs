@@ -323,12 +323,12 @@ impl Translator {
     fn weight_args(&mut self, node: &Node, args: &[String]) -> i32 {
         let raw = args.first().map(String::as_str).unwrap_or("");
         let weight = match raw.parse::<i32>() {
-            Ok(w) if (-254..=254).contains(&w) => w,
+            Ok(w) if (-253..=253).contains(&w) => w,
             _ => {
                 self.warn(
                     node,
                     format!(
-                        "weight {raw:?} is not a number in -254..=254; using 0 (fault while down)"
+                        "weight {raw:?} is not a number in -253..=253; using 0 (fault while down)"
                     ),
                 );
                 0
