@@ -122,7 +122,9 @@ fn bench(c: &mut Criterion) {
     c.bench_function("demux/100_routers_handle_packet", |b| {
         b.iter(|| {
             k = (k + 1) % packets.len();
-            demux.handle_packet(t0, black_box(&rx(&packets[k]))).unwrap();
+            demux
+                .handle_packet(t0, black_box(&rx(&packets[k])))
+                .unwrap();
         })
     });
     assert!(demux.routers().iter().all(|r| r.state() == State::Backup));
