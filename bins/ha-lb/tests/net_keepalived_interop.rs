@@ -103,13 +103,20 @@ struct Case {
     vip: &'static str,
     vip_cidr: &'static str,
     auth_conf: &'static str,
+    /// Unicast both ways (keepalived's `unicast_src_ip` / `unicast_peer`), as in the seed.
+    unicast: bool,
 }
 
 fn conf(c: &Case) -> String {
+    let unicast = if c.unicast {
+        "  unicast_src_ip 192.0.2.1\n  unicast_peer {\n    192.0.2.2\n  }\n"
+    } else {
+        ""
+    };
     format!(
         "global_defs {{\n  router_id {tag}\n  vrrp_version {v}\n}}\n\
          vrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 51\n  \
-         priority 100\n  advert_int {int}\n{auth}  virtual_ipaddress {{\n    {vip}\n  }}\n}}\n",
+         priority 100\n  advert_int {int}\n{auth}{unicast}  virtual_ipaddress {{\n    {vip}\n  }}\n}}\n",
         tag = c.tag,
         v = c.version.number(),
         int = c.advert_int,
@@ -118,7 +125,7 @@ fn conf(c: &Case) -> String {
     )
 }
 
-fn open(ns: &Netns, ipv6: bool) -> VrrpSocket {
+fn open(ns: &Netns, ipv6: bool, join_group: bool) -> VrrpSocket {
     ns.run(move || {
         let interface = Interface::by_name("eth0").unwrap();
         let source = Addresses::new()
@@ -126,14 +133,7 @@ fn open(ns: &Netns, ipv6: bool) -> VrrpSocket {
             .vrrp_source(interface.index(), ipv6)
             .unwrap()
             .unwrap();
-        let s = VrrpSocket::open(
-            &interface,
-            &VrrpSocketConfig {
-                source,
-                join_group: true,
-            },
-        )
-        .unwrap();
+        let s = VrrpSocket::open(&interface, &VrrpSocketConfig { source, join_group }).unwrap();
         s.set_read_timeout(Some(Duration::from_millis(500)))
             .unwrap();
         s
@@ -149,14 +149,18 @@ fn has_vip(ns: &Netns, vip: &str) -> bool {
 fn run_case(c: &Case) {
     let lan = Lan::new(c.tag, 2, true);
     let (ka_ns, our_ns) = (&lan.nodes[0], &lan.nodes[1]);
-    let sock = Arc::new(open(our_ns, c.ipv6));
+    let sock = Arc::new(open(our_ns, c.ipv6, !c.unicast));
     let _ka = Keepalived::start(ka_ns, c.tag, &conf(c));
-    let group = if c.ipv6 {
-        IpAddr::from([0xff02, 0, 0, 0, 0, 0, 0, 0x12])
+    // Where keepalived sends to (and where we send ours).
+    let (to_us, to_keepalived) = if c.unicast {
+        (IpAddr::from([192, 0, 2, 2]), IpAddr::from([192, 0, 2, 1]))
+    } else if c.ipv6 {
+        let g = IpAddr::from([0xff02, 0, 0, 0, 0, 0, 0, 0x12]);
+        (g, g)
     } else {
-        IpAddr::from([224, 0, 0, 18])
+        let g = IpAddr::from([224, 0, 0, 18]);
+        (g, g)
     };
-
     // 1. keepalived becomes master; its adverts reach our socket with TTL 255 and decode.
     let deadline = Instant::now() + Duration::from_secs(15);
     let mut buf = [0u8; 2048];
@@ -168,7 +172,7 @@ fn run_case(c: &Case) {
             c.tag
         );
         let Ok(r) = sock.recv(&mut buf) else { continue };
-        assert_eq!(r.dst, group, "{}", c.tag);
+        assert_eq!(r.dst, to_us, "{}", c.tag);
         assert_eq!(r.ttl, 255, "{}", c.tag);
         let ctx = IpContext {
             src: r.src,
@@ -214,7 +218,7 @@ fn run_case(c: &Case) {
         &mut bytes,
         &IpContext {
             src: sock.source(),
-            dst: group,
+            dst: to_keepalived,
             checksum: ChecksumMode::Rfc5798,
         },
     )
@@ -224,7 +228,7 @@ fn run_case(c: &Case) {
         let period = Duration::from_millis(u64::from(c.interval_cs) * 10);
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
-                sock.send_to(&bytes, group).unwrap();
+                sock.send_to(&bytes, to_keepalived).unwrap();
                 std::thread::sleep(period);
             }
         })
@@ -257,6 +261,7 @@ fn keepalived_v3_ipv4_interoperates() {
         vip: "192.0.2.200",
         vip_cidr: "192.0.2.200/24",
         auth_conf: "",
+        unicast: false,
     });
 }
 
@@ -276,6 +281,7 @@ fn keepalived_v3_ipv6_interoperates() {
         vip: "2001:db8::200",
         vip_cidr: "2001:db8::200/64",
         auth_conf: "",
+        unicast: false,
     });
 }
 
@@ -295,5 +301,27 @@ fn keepalived_v2_with_the_seeds_password_interoperates() {
         vip: "192.0.2.200",
         vip_cidr: "192.0.2.200/24",
         auth_conf: "  authentication {\n    auth_type PASS\n    auth_pass 123456\n  }\n",
+        unicast: false,
+    });
+}
+
+#[test]
+fn keepalived_seed_active_standby_unicast_interoperates() {
+    // The seed's lb1: VRRPv2, PASS 123456, advert 1 s, unicast to the peer.
+    let name = "keepalived_seed_active_standby_unicast_interoperates";
+    if !Netns::available(name) || !keepalived_available(name) {
+        return;
+    }
+    run_case(&Case {
+        tag: "kaseed",
+        version: Version::V2,
+        ipv6: false,
+        advert_int: "1",
+        interval_cs: 100,
+        auth: Auth::simple(b"123456").unwrap(),
+        vip: "192.0.2.200",
+        vip_cidr: "192.0.2.200/24",
+        auth_conf: "  authentication {\n    auth_type PASS\n    auth_pass 123456\n  }\n",
+        unicast: true,
     });
 }
