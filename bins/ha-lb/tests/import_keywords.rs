@@ -433,3 +433,49 @@ fn deep_nesting_is_an_error_not_a_crash() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn vrrp_track_process_becomes_a_process_check() {
+    let path = data("track-process.conf");
+    let imp = import_file(&path).unwrap();
+    // The script of the same name keeps its name; the process check gets a suffix.
+    let nginx = &imp.config.checks["nginx-process"];
+    assert_eq!(nginx.kind, CheckKind::Process);
+    assert_eq!(nginx.process.as_deref(), Some("nginx"));
+    assert_eq!((nginx.rise, nginx.fall), (1, 1));
+    assert_eq!(imp.config.checks["nginx"].kind, CheckKind::Exec);
+    assert_eq!(
+        imp.config.checks["haproxy"].process.as_deref(),
+        Some("haproxy")
+    );
+    let tracks: Vec<(&str, i32)> = imp.config.instances["VI_1"]
+        .track_checks
+        .iter()
+        .map(|t| (t.check.as_str(), t.weight))
+        .collect();
+    assert_eq!(
+        tracks,
+        [("nginx-process", -30), ("haproxy", -5), ("nginx", -10)]
+    );
+    let got: Vec<(usize, bool)> = imp
+        .warnings
+        .iter()
+        .map(|w| {
+            (
+                w.line,
+                w.message.contains("not translated") || w.message.contains("name"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (line_of(&path, "process /usr/sbin/nginx"), true),
+            (line_of(&path, "delay 2"), true),
+            (line_of(&path, "        missing"), true),
+        ],
+        "{:#?}",
+        imp.warnings
+    );
+    imp.to_toml().unwrap();
+}

@@ -1,8 +1,9 @@
 //! Translates the statement tree of a keepalived.conf into an ha-lb [`Config`].
 //!
-//! Two passes, because keepalived lets an instance name a `vrrp_script` defined after it:
-//! first `global_defs` and `vrrp_script`, then `vrrp_instance` and `vrrp_sync_group`. Every
-//! statement either lands in the config or becomes a [`Warning`] with its line.
+//! Several passes, because keepalived lets an instance name a `vrrp_script` defined after it:
+//! first `global_defs` and `vrrp_script`, then `vrrp_track_process`, then `vrrp_instance` and
+//! `vrrp_sync_group`. Every statement either lands in the config or becomes a [`Warning`]
+//! with its line.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -59,11 +60,17 @@ impl GarpOverrides {
     }
 }
 
-/// A `vrrp_script`: its check and the weight instances use unless they say otherwise.
+/// A `vrrp_script` or `vrrp_track_process`: the check it became and the weight instances
+/// use unless they say otherwise.
 #[derive(Debug, Clone)]
 struct Script {
+    check: String,
     weight: i32,
 }
+
+/// How often a translated `vrrp_track_process` looks for its process: keepalived watches
+/// process events instead, so the check must be frequent to notice as fast.
+const TRACK_PROCESS_INTERVAL_MS: u64 = 500;
 
 /// The translation state.
 pub(crate) struct Translator {
@@ -74,6 +81,7 @@ pub(crate) struct Translator {
     v3_checksum_as_v2: Option<bool>,
     garp: GarpOverrides,
     scripts: BTreeMap<String, Script>,
+    processes: BTreeMap<String, Script>,
     base_dir: PathBuf,
 }
 
@@ -89,6 +97,7 @@ impl Translator {
             v3_checksum_as_v2: None,
             garp: GarpOverrides::default(),
             scripts: BTreeMap::new(),
+            processes: BTreeMap::new(),
             base_dir: base_dir.to_path_buf(),
         }
     }
@@ -107,10 +116,17 @@ impl Translator {
                 _ => {}
             }
         }
+        // After every script, so a process check never takes a script's name.
+        for (i, node) in nodes.iter().enumerate() {
+            self.current = i;
+            if node.keyword == "vrrp_track_process" {
+                self.vrrp_track_process(node);
+            }
+        }
         for (i, node) in nodes.iter().enumerate() {
             self.current = i;
             match node.keyword.as_str() {
-                "global_defs" | "vrrp_script" => {}
+                "global_defs" | "vrrp_script" | "vrrp_track_process" => {}
                 "vrrp_instance" => self.vrrp_instance(node),
                 "vrrp_sync_group" => self.vrrp_sync_group(node),
                 "virtual_server" | "virtual_server_group" => self.warn(
@@ -316,7 +332,105 @@ impl Translator {
             return;
         }
         self.config.checks.insert(name.clone(), check);
-        self.scripts.insert(name, Script { weight });
+        self.scripts.insert(
+            name.clone(),
+            Script {
+                check: name,
+                weight,
+            },
+        );
+    }
+
+    /// `vrrp_track_process NAME { process PATH ... weight W }` becomes a process check.
+    fn vrrp_track_process(&mut self, node: &Node) {
+        let Some(name) = node.arg().map(str::to_string) else {
+            self.warn(
+                node,
+                "`vrrp_track_process` without a name is not translated",
+            );
+            return;
+        };
+        let mut process: Option<String> = None;
+        let mut weight = 0;
+        for child in node.block() {
+            match child.keyword.as_str() {
+                "process" => {
+                    let Some(path) = child.arg() else {
+                        self.warn(child, "`process` without a name; ignored");
+                        continue;
+                    };
+                    let base = path.rsplit('/').next().unwrap_or(path);
+                    let mut comm = base.to_string();
+                    if comm.len() > 15 {
+                        let mut cut = 15;
+                        while !comm.is_char_boundary(cut) {
+                            cut -= 1;
+                        }
+                        comm.truncate(cut);
+                    }
+                    if child.args.len() > 1 || comm != path {
+                        self.warn(
+                            child,
+                            format!(
+                                "`process {}` is matched by its name {comm:?} only (as /proc/PID/comm \
+                                 shows it), not by its path or arguments",
+                                child.args.join(" ")
+                            ),
+                        );
+                    }
+                    process = Some(comm);
+                }
+                "weight" => weight = self.weight_args(child, &child.args),
+                "quorum" if child.arg() == Some("1") => {}
+                "delay" | "fork_delay" | "terminate_delay" => self.warn(
+                    child,
+                    format!(
+                        "`{}` is not translated: the check runs every {TRACK_PROCESS_INTERVAL_MS} ms \
+                         with rise 1 and fall 1",
+                        child.keyword
+                    ),
+                ),
+                _ => self.not_translated(child, "vrrp_track_process"),
+            }
+        }
+        let Some(process) = process else {
+            self.warn(
+                node,
+                format!("vrrp_track_process {name} has no `process`; it is not translated"),
+            );
+            return;
+        };
+        let check_name = if self.config.checks.contains_key(&name) {
+            format!("{name}-process")
+        } else {
+            name.clone()
+        };
+        let check = Check {
+            kind: CheckKind::Process,
+            interval_ms: TRACK_PROCESS_INTERVAL_MS,
+            timeout_ms: None,
+            rise: 1,
+            fall: 1,
+            address: None,
+            path: None,
+            host: None,
+            method: None,
+            headers: Default::default(),
+            expect_status: None,
+            expect_body: None,
+            tls: None,
+            command: None,
+            process: Some(process),
+            pidfile: None,
+        };
+        self.config.checks.insert(check_name.clone(), check);
+        self.processes.insert(
+            name,
+            Script {
+                check: check_name,
+                weight,
+            },
+        );
     }
 
     /// Reads `weight N [reverse]` arguments.
@@ -506,7 +620,8 @@ impl Translator {
                     }
                 }
                 "virtual_ipaddress" => self.virtual_ipaddress(child, &mut inst),
-                "track_script" => self.track_script(child, &mut inst),
+                "track_script" => self.track_tracked(child, &mut inst, false),
+                "track_process" => self.track_tracked(child, &mut inst, true),
                 "track_interface" => self.track_interface(child, &mut inst),
                 "virtual_ipaddress_excluded" => self.warn(
                     child,
@@ -651,31 +766,38 @@ impl Translator {
         }
     }
 
-    fn track_script(&mut self, node: &Node, inst: &mut Instance) {
+    /// `track_script { NAME [weight W] }` or `track_process { ... }`: entries of
+    /// `track_checks`.
+    fn track_tracked(&mut self, node: &Node, inst: &mut Instance, process: bool) {
+        let (block, defined) = if process {
+            ("track_process", "vrrp_track_process")
+        } else {
+            ("track_script", "vrrp_script")
+        };
         for entry in node.block() {
             let name = entry.keyword.clone();
-            let Some(script) = self.scripts.get(&name).cloned() else {
+            let found = if process {
+                self.processes.get(&name)
+            } else {
+                self.scripts.get(&name)
+            };
+            let Some(script) = found.cloned() else {
                 self.warn(
                     entry,
-                    format!(
-                        "track_script {name:?} names no translated vrrp_script; not translated"
-                    ),
+                    format!("{block} {name:?} names no translated {defined}; not translated"),
                 );
                 continue;
             };
             let weight = match entry.args.first().map(String::as_str) {
                 Some("weight") => self.weight_args(entry, &entry.args[1..]),
                 Some(other) => {
-                    self.warn(
-                        entry,
-                        format!("track_script option {other:?} is not translated"),
-                    );
+                    self.warn(entry, format!("{block} option {other:?} is not translated"));
                     script.weight
                 }
                 None => script.weight,
             };
             inst.track_checks.push(TrackCheck {
-                check: name,
+                check: script.check,
                 weight,
             });
         }
