@@ -650,3 +650,22 @@ fn track_weights_follow_keepalived_bounds() {
         "weight 300 is out of range",
     );
 }
+
+#[test]
+fn network_checks_without_address_are_backend_templates() {
+    // BASE's check is used by a backend and tracked by the instance: it needs its address.
+    let text = edit("address = \"192.0.2.21:80\"\n", "");
+    assert_problem(
+        &text,
+        "[checks.web]",
+        "\"tcp\"",
+        "checks.web.kind",
+        "tracked by instance \"VI_1\" needs an address",
+    );
+    // Used by backends only, it probes each backend's own address.
+    let text = edit("address = \"192.0.2.21:80\"\n", "").replace(
+        "track_checks = [{ check = \"web\", weight = -20 }]",
+        "track_pools = [{ pool = \"web\", weight = -20 }]",
+    );
+    parse(&text, Path::new("t.toml")).unwrap();
+}

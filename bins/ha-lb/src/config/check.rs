@@ -63,7 +63,8 @@ pub struct Check {
     /// Failures in a row that make an up target down, 1..=100. Default 3.
     #[serde(default = "default_fall")]
     pub fall: u32,
-    /// tcp, http, https: the address to connect to. Required for those kinds.
+    /// tcp, http, https: the address to connect to. When absent, each backend that uses the
+    /// check is probed at its own address; a check tracked by an instance needs one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<SocketAddr>,
     /// http, https: the request path, starting with `/`. Default `/`.

@@ -40,7 +40,7 @@ pub fn validate(config: &Config) -> Vec<Problem> {
     v.instance_conflicts(config);
     v.sync_groups(config);
     for (name, check) in &config.checks {
-        v.check(name, check);
+        v.check(config, name, check);
     }
     for (name, pool) in &config.pools {
         v.pool(config, name, pool);
@@ -496,7 +496,7 @@ impl Validator {
         }
     }
 
-    fn check(&mut self, name: &str, c: &Check) {
+    fn check(&mut self, config: &Config, name: &str, c: &Check) {
         let p = KeyPath::root().key("checks").key(name);
         self.duration(
             p.key("interval_ms"),
@@ -543,11 +543,23 @@ impl Validator {
             }
         }
         if net && c.address.is_none() {
-            self.push(
-                p.key("kind"),
-                format!("a {} check needs an address", kind.as_str()),
-                "add address = \"192.0.2.21:6443\"",
-            );
+            // Without an address the check probes each backend that uses it at the backend's
+            // own address; an instance tracking it would have nothing to probe.
+            let tracked_by = config
+                .instances
+                .iter()
+                .find(|(_, i)| i.track_checks.iter().any(|t| t.check == name));
+            if let Some((instance, _)) = tracked_by {
+                self.push(
+                    p.key("kind"),
+                    format!(
+                        "a {} check tracked by instance {instance:?} needs an address",
+                        kind.as_str()
+                    ),
+                    "add address = \"192.0.2.21:6443\"; only checks used by backends alone may \
+                     leave it out (they probe each backend's address)",
+                );
+            }
         }
         if let Some(path) = &c.path {
             if !path.starts_with('/') {
