@@ -1,7 +1,7 @@
 //! `ha-lb import-keepalived`: reads a keepalived.conf and writes the equivalent ha-lb config.
 //!
 //! [`source`] reads the file and its `include`s into tokens ([`lexer`]), [`tree`] builds the
-//! statement tree, [`translate`](self) maps it onto [`crate::config::Config`]. Every directive
+//! statement tree, `translate` maps it onto [`crate::config::Config`]. Every directive
 //! that is not translated comes back as a [`Warning`] with its file and line.
 
 mod error;
