@@ -168,6 +168,21 @@ fn run(t: &Topology) {
     lan.assert_best_elected(VRID);
     for f in &t.faults {
         let start = lan.elapsed();
+        // Without preemption, nothing but the loss of a master (or meeting another master:
+        // healing, an owner coming up, loss) changes who is master.
+        let masters_before = lan.masters(VRID);
+        let may_change_master = match *f {
+            Fault::Crash(i)
+            | Fault::Shutdown(i)
+            | Fault::Hard(i, false)
+            | Fault::Interface(i, false) => masters_before.contains(&i),
+            Fault::Start(i)
+            | Fault::Restart(i)
+            | Fault::Hard(i, true)
+            | Fault::Interface(i, true) => lan.base_priority(i, VRID) == 255,
+            Fault::Partition(_) | Fault::Heal | Fault::Lossy => true,
+            Fault::Priority(..) | Fault::Soft(..) => false,
+        };
         // The bound within which the fault must give a new master, if it must.
         let mut handover: Option<(Vec<usize>, Duration)> = None;
         match *f {
@@ -248,6 +263,15 @@ fn run(t: &Topology) {
             );
         }
         lan.assert_converged(VRID, t.preempt);
+        if !t.preempt && !may_change_master {
+            // (A side that had no master may have gained one.)
+            let after = lan.masters(VRID);
+            assert!(
+                masters_before.iter().all(|m| after.contains(m)),
+                "{f:?} changed the master without preemption: {masters_before:?} -> {after:?}\n{}",
+                lan.log()
+            );
+        }
     }
 }
 

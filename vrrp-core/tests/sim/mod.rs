@@ -249,6 +249,20 @@ impl Lan {
         self.start(node);
     }
 
+    /// The base priority the node's router has, or will have when it boots again.
+    pub fn base_priority(&self, node: usize, vrid: u8) -> u8 {
+        if self.nodes[node].alive {
+            self.router(node, vrid).base_priority()
+        } else {
+            self.nodes[node]
+                .configs
+                .iter()
+                .find(|c| c.vrid == vrid)
+                .unwrap()
+                .priority
+        }
+    }
+
     pub fn set_priority(&mut self, node: usize, vrid: u8, p: u8) {
         let now = self.now;
         self.note(format!(
