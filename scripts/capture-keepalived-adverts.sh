@@ -47,6 +47,8 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+# Sleep in the background so a signal runs the cleanup at once, not after the sleep.
+nap() { sleep "$1" & wait $!; }
 
 for tool in ip keepalived tcpdump tshark; do
     command -v "$tool" >/dev/null || { echo "missing tool: $tool" >&2; exit 1; }
@@ -80,23 +82,23 @@ teardown_topology() {
     done
 }
 
-# capture NAME SECONDS: writes the keepalived config from stdin, runs it for SECONDS, stops it.
+# capture NAME SECONDS: runs keepalived with $work/NAME.conf for SECONDS, then stops it.
+# (Called in the main shell, not in a pipeline, so the traps see the PIDs it starts.)
 capture() {
     local name=$1 secs=$2
     local conf="$work/$name.conf" pcap="$out/keepalived-$name.pcap"
-    cat >"$conf"
     setup_topology
     rm -f "$pcap"
     ip netns exec "$ns_b" tcpdump -i kb0 -U -n -s 256 -w "$pcap" \
         'ip proto 112 or ip6 proto 112' 2>"$work/$name.tcpdump.log" &
     dump_pid=$!
-    sleep 1
+    nap 1
     # -n: stay in the foreground so $! is keepalived's main process; -P: VRRP only.
     ip netns exec "$ns_a" keepalived -n -P -l -f "$conf" \
         -p "$work/$name.ka.pid" -r "$work/$name.vrrp.pid" -c "$work/$name.chk.pid" \
         >"$work/$name.keepalived.log" 2>&1 &
     ka_pid=$!
-    sleep "$secs"
+    nap "$secs"
     kill -TERM "$ka_pid"
     for _ in $(seq 50); do kill -0 "$ka_pid" 2>/dev/null || break; sleep 0.1; done
     wait "$ka_pid" 2>/dev/null || true
@@ -148,29 +150,33 @@ uni6=('unicast_src_ip 2001:db8::1' 'unicast_peer {' '    2001:db8::2' '}')
 
 # The seed's active-standby master, on TEST-NET: v2, PASS auth, unicast.
 { globals 2; instance 101 100 1 "$auth" "$auth2" "$auth3" "$auth4" "${uni4[@]}" \
-    'virtual_ipaddress {' '    192.0.2.200' '}'; } | capture v2-pass-unicast 6
+    'virtual_ipaddress {' '    192.0.2.200' '}'; } >"$work/v2-pass-unicast.conf"
+capture v2-pass-unicast 6
 # v2, PASS auth, multicast.
 { globals 2; instance 101 100 1 "$auth" "$auth2" "$auth3" "$auth4" \
-    'virtual_ipaddress {' '    192.0.2.200' '}'; } | capture v2-pass-multicast 6
+    'virtual_ipaddress {' '    192.0.2.200' '}'; } >"$work/v2-pass-multicast.conf"
+capture v2-pass-multicast 6
 # v2 without authentication, multicast, two VIPs, 2 s interval.
-{ globals 2; instance 7 150 2 'virtual_ipaddress {' '    192.0.2.200' '    192.0.2.201' '}'; } |
-    capture v2-noauth-multicast 9
+{ globals 2; instance 7 150 2 'virtual_ipaddress {' '    192.0.2.200' '    192.0.2.201' '}'; } >"$work/v2-noauth-multicast.conf"
+capture v2-noauth-multicast 9
 # v3 IPv4 (RFC 5798 pseudo-header checksum), multicast, 1 s.
-{ globals 3; instance 102 100 1 'virtual_ipaddress {' '    192.0.2.201' '}'; } |
-    capture v3-ipv4-multicast 6
+{ globals 3; instance 102 100 1 'virtual_ipaddress {' '    192.0.2.201' '}'; } >"$work/v3-ipv4-multicast.conf"
+capture v3-ipv4-multicast 6
 # v3 IPv4, unicast: the pseudo-header holds the peer's address.
-{ globals 3; instance 102 100 0.5 "${uni4[@]}" 'virtual_ipaddress {' '    192.0.2.201' '}'; } |
-    capture v3-ipv4-unicast 4
+{ globals 3; instance 102 100 0.5 "${uni4[@]}" 'virtual_ipaddress {' '    192.0.2.201' '}'; } >"$work/v3-ipv4-unicast.conf"
+capture v3-ipv4-unicast 4
 # v3 IPv4 unicast with keepalived's pre-1.3.6 checksum (old_unicast_checksum): the pseudo-header
 # holds the multicast group 224.0.0.18 although the packet goes to the peer.
 { globals 3; instance 102 100 0.5 "${uni4[@]}" 'old_unicast_checksum' \
-    'virtual_ipaddress {' '    192.0.2.201' '}'; } | capture v3-ipv4-unicast-old-checksum 4
+    'virtual_ipaddress {' '    192.0.2.201' '}'; } >"$work/v3-ipv4-unicast-old-checksum.conf"
+capture v3-ipv4-unicast-old-checksum 4
 # v3 IPv6, multicast to ff02::12 from the link-local address, 0.5 s, two VIPs.
 { globals 3; instance 103 200 0.5 'virtual_ipaddress {' '    2001:db8::100/64' \
-    '    2001:db8::101/64' '}'; } | capture v3-ipv6-multicast 4
+    '    2001:db8::101/64' '}'; } >"$work/v3-ipv6-multicast.conf"
+capture v3-ipv6-multicast 4
 # v3 IPv6, unicast.
-{ globals 3; instance 103 200 0.5 "${uni6[@]}" 'virtual_ipaddress {' '    2001:db8::100/64' '}'; } |
-    capture v3-ipv6-unicast 4
+{ globals 3; instance 103 200 0.5 "${uni6[@]}" 'virtual_ipaddress {' '    2001:db8::100/64' '}'; } >"$work/v3-ipv6-unicast.conf"
+capture v3-ipv6-unicast 4
 
 summary="$out/keepalived-adverts.txt"
 {

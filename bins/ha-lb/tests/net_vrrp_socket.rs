@@ -36,6 +36,16 @@ fn open(ns: &Netns, ipv6: bool, join_group: bool) -> VrrpSocket {
     })
 }
 
+/// Opens a VRRP socket on eth0 inside `ns`, sending from `source`.
+fn open_with(ns: &Netns, source: IpAddr, join_group: bool) -> VrrpSocket {
+    ns.run(move || {
+        let interface = Interface::by_name("eth0").unwrap();
+        let s = VrrpSocket::open(&interface, &VrrpSocketConfig { source, join_group }).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s
+    })
+}
+
 fn advert_bytes(vips: &OwnedAddressList, priority: u8, src: IpAddr, dst: IpAddr) -> Vec<u8> {
     let adv = Advertisement {
         version: Version::V3,
@@ -180,19 +190,34 @@ fn without_the_group_only_unicast_arrives() {
         return;
     }
     let lan = Lan::new("uni", 2, true);
-    let a = open(&lan.nodes[0], false, true);
-    let b = open(&lan.nodes[1], false, false);
-    b.set_read_timeout(Some(Duration::from_millis(500)))
-        .unwrap();
-    let vips = AddressList::encode_v4(&["192.0.2.200".parse().unwrap()]);
-    let group = ip("224.0.0.18");
-    a.send_to(&advert_bytes(&vips, 100, a.source(), group), group)
-        .unwrap();
-    let peer = ip("192.0.2.2");
-    let unicast = advert_bytes(&vips, 100, a.source(), peer);
-    a.send_to(&unicast, peer).unwrap();
-    // The first thing B sees is the unicast one: the multicast one never reached it.
-    let (r, payload) = recv_from(&b, a.source());
-    assert_eq!(r.dst, peer);
-    assert_eq!(payload, unicast);
+    for (ipv6, peer) in [(false, "192.0.2.2"), (true, "2001:db8::2")] {
+        let a = open(&lan.nodes[0], ipv6, true);
+        // B also has a socket that joined the group: the unicast-only one must still not
+        // see multicast (IP_MULTICAST_ALL / IPV6_MULTICAST_ALL off).
+        let joined = open(&lan.nodes[1], ipv6, true);
+        // Unicast-only, from the address the peer sends to (keepalived's unicast_src_ip).
+        let b = open_with(&lan.nodes[1], ip(peer), false);
+        let vips = if ipv6 {
+            AddressList::encode_v6(&["2001:db8::100".parse().unwrap()])
+        } else {
+            AddressList::encode_v4(&["192.0.2.200".parse().unwrap()])
+        };
+        let group = if ipv6 {
+            ip("ff02::12")
+        } else {
+            ip("224.0.0.18")
+        };
+        a.send_to(&advert_bytes(&vips, 100, a.source(), group), group)
+            .unwrap();
+        let peer = ip(peer);
+        let unicast = advert_bytes(&vips, 100, a.source(), peer);
+        a.send_to(&unicast, peer).unwrap();
+        // The first thing B sees is the unicast one: the multicast one never reached it.
+        let (r, payload) = recv_from(&b, a.source());
+        assert_eq!(r.dst, peer);
+        assert_eq!(payload, unicast);
+        // While the multicast one did reach B's joined socket.
+        let (r, _) = recv_from(&joined, a.source());
+        assert_eq!(r.dst, group);
+    }
 }

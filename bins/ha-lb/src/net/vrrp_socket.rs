@@ -3,7 +3,8 @@
 //! What it guarantees, as RFC 5798 §5.1 and keepalived do:
 //! - sent with TTL / hop limit 255, from a chosen source address (IP_PKTINFO / IPV6_PKTINFO on
 //!   each send rather than `bind`, because a raw socket bound to a unicast address would drop
-//!   the adverts sent to the multicast group), out of the chosen interface;
+//!   the adverts sent to the multicast group), out of the chosen interface; a unicast-only
+//!   socket is bound to its source address, so that it receives no group traffic;
 //! - the group 224.0.0.18 / ff02::12 joined on that interface (unless unicast only), our own
 //!   multicast not looped back;
 //! - received with the source, destination and TTL / hop limit the checks of RFC 5798 §7.1
@@ -24,7 +25,7 @@ use nix::sys::socket::{
     recvmsg, sendmsg, setsockopt, sockopt, ControlMessage, ControlMessageOwned, MsgFlags,
     SockaddrIn, SockaddrIn6,
 };
-use socket2::{Domain, InterfaceIndexOrAddress, Protocol, Socket, Type};
+use socket2::{Domain, InterfaceIndexOrAddress, Protocol, SockAddr, Socket, Type};
 use vrrp_core::packet::{Family, IP_PROTOCOL, MULTICAST_V4, MULTICAST_V6, TTL};
 
 use super::error::{NetError, Result};
@@ -36,7 +37,8 @@ pub struct VrrpSocketConfig {
     /// The address adverts are sent from: the interface's primary IPv4 address (or the
     /// configured unicast source), or its IPv6 link-local address. Its family is the socket's.
     pub source: IpAddr,
-    /// Join the VRRP multicast group on the interface. Off for unicast-only instances.
+    /// Join the VRRP multicast group on the interface. Off for unicast-only instances: the
+    /// socket is then bound to `source` and receives only what is sent to it.
     pub join_group: bool,
 }
 
@@ -124,6 +126,10 @@ impl VrrpSocket {
                 socket
                     .set_multicast_if_v6(ifindex)
                     .map_err(NetError::io("IPV6_MULTICAST_IF"))?;
+                // Only the groups this socket joined, not every group of the host.
+                socket
+                    .set_multicast_all_v6(false)
+                    .map_err(NetError::io("IPV6_MULTICAST_ALL"))?;
                 socket
                     .set_recv_hoplimit_v6(true)
                     .map_err(NetError::io("IPV6_RECVHOPLIMIT"))?;
@@ -139,6 +145,17 @@ impl VrrpSocket {
                         .map_err(NetError::io("join ff02::12"))?;
                 }
             }
+        }
+        if !config.join_group {
+            // Unicast only: receive only what is sent to our address. (An unbound IPv6 raw
+            // socket gets every group's traffic whatever IPV6_MULTICAST_ALL says.)
+            let local = match config.source {
+                IpAddr::V4(a) => SockAddr::from(SocketAddrV4::new(a, 0)),
+                IpAddr::V6(a) => SockAddr::from(SocketAddrV6::new(a, 0, 0, ifindex)),
+            };
+            socket
+                .bind(&local)
+                .map_err(NetError::io("bind to the unicast source address"))?;
         }
         Ok(VrrpSocket {
             socket,
