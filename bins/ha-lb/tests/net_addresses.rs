@@ -163,3 +163,42 @@ fn unknown_interfaces_are_named_in_the_error() {
     assert!(matches!(err, ha_lb::net::NetError::NoSuchInterface(ref n) if n == "nosuch0"));
     assert!(err.is_link_gone());
 }
+
+#[test]
+fn a_new_vip_answers_at_once() {
+    if !Netns::available("a_new_vip_answers_at_once") {
+        return;
+    }
+    // A VIP must serve the moment it is added: no DAD delay for IPv6, ARP/ND answered.
+    let lan = Lan::new("serve", 2, true);
+    let (a, b) = (&lan.nodes[0], &lan.nodes[1]);
+    let ifindex = a.ifindex("eth0");
+    // DAD on, as on a real host: only IFA_F_NODAD makes the IPv6 VIP usable at once.
+    a.sysctl("net.ipv6.conf.eth0.accept_dad", "1");
+    for (v, port) in [
+        (vip("192.0.2.200", 32), 7001),
+        (vip("2001:db8::200", 64), 7002),
+    ] {
+        let listener = a.run(move || {
+            Addresses::new().unwrap().add_vip(ifindex, v).unwrap();
+            std::net::TcpListener::bind((v.addr, port)).unwrap()
+        });
+        let connected = b.run(move || {
+            std::net::TcpStream::connect_timeout(
+                &std::net::SocketAddr::new(v.addr, port),
+                std::time::Duration::from_secs(5),
+            )
+            .map(|_| ())
+        });
+        assert!(connected.is_ok(), "{v}: {connected:?}");
+        let (_conn, peer) = listener.accept().unwrap();
+        assert_eq!(
+            peer.ip(),
+            if v.addr.is_ipv4() {
+                "192.0.2.2".parse::<IpAddr>().unwrap()
+            } else {
+                "2001:db8::2".parse::<IpAddr>().unwrap()
+            }
+        );
+    }
+}
