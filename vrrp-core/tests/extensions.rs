@@ -564,7 +564,14 @@ fn demux_routes_by_vrid_and_family() {
         Err(ConfigError::DuplicateRouter { vrid: 1, .. })
     ));
     d.handle_startup(t0);
-    while d.poll_output().is_some() {}
+    // Outputs come round robin, one router after the other.
+    let from: Vec<_> = std::iter::from_fn(|| d.poll_output())
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(from, vec![a, b, v6]);
+    let earliest = d.routers().iter().filter_map(Router::poll_timeout).min();
+    assert_eq!(d.poll_timeout(), earliest);
+    assert!(earliest.is_some());
     let p2 = advert_from(&c2, "192.0.2.20", GROUP, 200, 100);
     assert_eq!(
         d.handle_packet(t0 + ms(1), &rx("192.0.2.20", GROUP, 255, &p2)),
