@@ -11,15 +11,13 @@ mod netns;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ha_lb::net::{Addresses, Interface, VrrpSocket, VrrpSocketConfig};
-use netns::{wait_until, Lan, Netns};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use netns::{wait_until, ChildGuard, Lan, Netns};
 use vrrp_core::packet::{
     AddressList, Advertisement, Auth, ChecksumMode, IpContext, OwnedAddressList, Version,
 };
@@ -43,7 +41,7 @@ fn keepalived_available(test: &str) -> bool {
 
 /// keepalived running in a namespace; stopped (SIGTERM, then SIGKILL) by PID on drop.
 struct Keepalived {
-    child: Child,
+    _process: ChildGuard,
     dir: PathBuf,
 }
 
@@ -54,40 +52,31 @@ impl Keepalived {
         let file = dir.join("keepalived.conf");
         std::fs::write(&file, conf).unwrap();
         let p = |n: &str| dir.join(n).to_string_lossy().into_owned();
-        let child = ns
-            .command("keepalived")
-            .args(["-n", "-P", "-l", "-f"])
-            .arg(&file)
-            .args([
-                "-p",
-                &p("ka.pid"),
-                "-r",
-                &p("vrrp.pid"),
-                "-c",
-                &p("chk.pid"),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        Keepalived { child, dir }
+        let process = ChildGuard::spawn(
+            ns.command("keepalived")
+                .args(["-n", "-P", "-l", "-f"])
+                .arg(&file)
+                .args([
+                    "-p",
+                    &p("ka.pid"),
+                    "-r",
+                    &p("vrrp.pid"),
+                    "-c",
+                    &p("chk.pid"),
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+            Duration::from_secs(5),
+        );
+        Keepalived {
+            _process: process,
+            dir,
+        }
     }
 }
 
 impl Drop for Keepalived {
     fn drop(&mut self) {
-        let pid = Pid::from_raw(i32::try_from(self.child.id()).unwrap());
-        let _ = kill(pid, Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                let _ = std::fs::remove_dir_all(&self.dir);
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

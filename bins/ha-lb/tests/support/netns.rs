@@ -16,7 +16,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // each test file uses a part
 
 use std::fs::File;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::thread;
@@ -274,5 +274,58 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
             return false;
         }
         thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A child process (e.g. started with [`Netns::command`]) stopped on drop, by its PID: SIGTERM,
+/// then SIGKILL after `grace`. `ip netns exec` execs the program, so the PID is the program's.
+#[derive(Debug)]
+pub struct ChildGuard {
+    child: Child,
+    grace: Duration,
+}
+
+impl ChildGuard {
+    /// Spawns `cmd` and guards it.
+    pub fn spawn(cmd: &mut Command, grace: Duration) -> Self {
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        ChildGuard { child, grace }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `signal` to the process (e.g. SIGKILL to simulate a crash).
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap());
+        let _ = nix::sys::signal::kill(pid, signal);
+    }
+
+    /// Whether the process has exited (and reaps it if so).
+    pub fn has_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    /// Stops the process as Drop does and returns whether it exited within the grace time.
+    pub fn stop(&mut self) -> bool {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        let exited = wait_until(self.grace, || self.has_exited());
+        if !exited {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        exited
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if !self.has_exited() {
+            self.stop();
+        }
     }
 }
