@@ -81,14 +81,20 @@ impl std::fmt::Display for Target {
 
 /// Connects to the first address of `target` that answers, from `source` if given.
 pub(crate) async fn connect(target: &Target, source: Option<IpAddr>) -> Result<TcpStream, Failure> {
-    let mut last = Failure::Resolve(target.to_string());
+    if let Target::Addr(addr) = target {
+        return connect_one(*addr, source)
+            .await
+            .map_err(|e| Failure::from_io(&e));
+    }
+    let mut last = None;
     for addr in target.resolve().await? {
         match connect_one(addr, source).await {
             Ok(stream) => return Ok(stream),
-            Err(e) => last = Failure::from_io(&e),
+            Err(e) => last = Some(Failure::from_io(&e)),
         }
     }
-    Err(last)
+    // `resolve` never returns an empty list, so `last` is set; stay total anyway.
+    Err(last.unwrap_or_else(|| Failure::Resolve(format!("{target}: no addresses"))))
 }
 
 async fn connect_one(addr: SocketAddr, source: Option<IpAddr>) -> std::io::Result<TcpStream> {
