@@ -35,23 +35,33 @@ impl Drop for Active<'_> {
     }
 }
 
-/// Socket options for both legs.
-fn tune(s: &TcpStream, shared: &ListenerShared) {
-    if shared.options.nodelay {
-        let _ = s.set_nodelay(true);
+/// TCP_NODELAY and keepalive for a socket. Accepted sockets inherit both from the listening
+/// socket on Linux, so this runs once per listener and once per backend connection.
+pub(crate) fn tune(s: socket2::SockRef<'_>, nodelay: bool, keepalive: Option<Duration>) {
+    if nodelay {
+        let _ = s.set_tcp_nodelay(true);
     }
-    if let Some(idle) = shared.options.keepalive {
+    if let Some(idle) = keepalive {
         let ka = socket2::TcpKeepalive::new().with_time(idle);
-        let _ = socket2::SockRef::from(s).set_tcp_keepalive(&ka);
+        let _ = s.set_tcp_keepalive(&ka);
     }
 }
 
-async fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+async fn connect(
+    addr: SocketAddr,
+    timeout: Duration,
+    shared: &ListenerShared,
+) -> io::Result<TcpStream> {
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
         TcpSocket::new_v6()?
     };
+    tune(
+        socket2::SockRef::from(&socket),
+        shared.options.nodelay,
+        shared.options.keepalive,
+    );
     match tokio::time::timeout(timeout, socket.connect(addr)).await {
         Ok(r) => r,
         Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")),
@@ -74,7 +84,7 @@ async fn open_backend(shared: &ListenerShared, peer: SocketAddr) -> Option<(Slot
             inc(&counters.retries);
         }
         let slot = Slot(backend);
-        match connect(slot.0.addr(), pool.connect_timeout()).await {
+        match connect(slot.0.addr(), pool.connect_timeout(), shared).await {
             Ok(s) => {
                 slot.0.record_connect_ok();
                 return Some((slot, s));
@@ -105,11 +115,9 @@ pub(crate) async fn serve(
     let shared = &*shared;
     shared.counters.active.fetch_add(1, Ordering::Relaxed);
     let _active = Active(shared);
-    tune(&client, shared);
     let Some((slot, upstream)) = open_backend(shared, peer).await else {
         return;
     };
-    tune(&upstream, shared);
     let backend = &slot.0;
     let pp = shared.pool.proxy_protocol();
     if pp != ProxyProtocol::None {

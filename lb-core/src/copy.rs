@@ -4,6 +4,7 @@ use std::cell::RefCell;
 use std::io;
 use std::net::Shutdown;
 
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 
 /// Why [`copy`] returned without error.
@@ -28,7 +29,7 @@ pub(crate) async fn copy(
 ) -> io::Result<Copied> {
     loop {
         let n = loop {
-            match src.try_read(buf) {
+            match read_once(src, buf) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => src.readable().await?,
                 Err(e) => return Err(e),
@@ -43,6 +44,26 @@ pub(crate) async fn copy(
         if stop_on_bulk && n == buf.len() {
             return Ok(Copied::Bulk);
         }
+    }
+}
+
+/// One read(2). A short read means the socket is drained for now: its readiness is cleared
+/// then, so the next read waits for epoll instead of spending a system call on EAGAIN (as
+/// haproxy does). Safe with edge-triggered epoll: data arriving later raises a new event.
+fn read_once(src: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = None;
+    let r = src.try_io(Interest::READABLE, || {
+        let n = rustix::io::read(src, &mut *buf).map_err(io::Error::from)?;
+        if n > 0 && n < buf.len() {
+            got = Some(n);
+            // WouldBlock makes tokio clear the readiness; the bytes are kept in `got`.
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        Ok(n)
+    });
+    match (r, got) {
+        (_, Some(n)) => Ok(n),
+        (r, None) => r,
     }
 }
 
