@@ -379,3 +379,35 @@ fn fixtures_cover_every_family_and_version() {
     assert!(dsts.iter().any(|d| d.is_ipv4() && !d.is_multicast()));
     assert!(dsts.iter().any(|d| d.is_ipv6() && !d.is_multicast()));
 }
+
+#[test]
+fn v3_without_pseudo_header_matches_wiresharks_v3_checksum_as_in_v2() {
+    // keepalived's captured v3 advert (VRID 102, priority 100, 1 s, VIP 192.0.2.201), with the
+    // checksum computed over the VRRP message only. Wireshark 4 with the preference
+    // `vrrp.v3_checksum_as_in_v2:TRUE` reports 0xa76a as correct for these bytes (and as
+    // incorrect without it): the mode means what peers that use it mean.
+    let expected = [0x31, 102, 100, 1, 0x00, 0x64, 0xa7, 0x6a, 192, 0, 2, 201];
+    let vips = vrrp_core::packet::AddressList::encode_v4(&[Ipv4Addr::new(192, 0, 2, 201)]);
+    let adv = Advertisement {
+        version: Version::V3,
+        vrid: 102,
+        priority: 100,
+        interval_cs: 100,
+        auth: Auth::None,
+        addresses: vips.as_list(),
+    };
+    let ctx = IpContext {
+        src: KA1_V4.parse().unwrap(),
+        dst: IpAddr::V4(MULTICAST_V4),
+        checksum: ChecksumMode::V3WithoutPseudoHeader,
+    };
+    let mut buf = [0u8; 12];
+    assert_eq!(adv.emit(&mut buf, &ctx).unwrap(), 12);
+    assert_eq!(buf, expected);
+    assert_eq!(Advertisement::decode(&expected, &ctx).unwrap(), adv);
+    // The same message with keepalived's RFC checksum differs only in the checksum field.
+    let real = &read_pcap("keepalived-v3-ipv4-multicast.pcap")[0].payload;
+    assert_eq!(real[..6], expected[..6]);
+    assert_eq!(real[8..], expected[8..]);
+    assert_ne!(real[6..8], expected[6..8]);
+}
