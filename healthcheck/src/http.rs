@@ -140,7 +140,6 @@ impl HttpCheck {
                 http::header::USER_AGENT,
                 HeaderValue::from_static("ha-lb-healthcheck"),
             ),
-            (http::header::CONNECTION, HeaderValue::from_static("close")),
         ];
         for (name, value) in &config.headers {
             let name =
@@ -212,7 +211,7 @@ impl HttpCheck {
         };
         tokio::pin!(exchange);
         // The connection is driven here rather than spawned, so that dropping the check on
-        // timeout closes everything. It may finish first (`Connection: close`) with the whole
+        // timeout closes everything. It may finish first (the server closed) with the whole
         // response already buffered, so the exchange is still awaited after it.
         let conn_result = tokio::select! {
             biased;
@@ -283,6 +282,11 @@ impl Check for HttpCheck {
         let stream = connect(&self.target, self.source).await?;
         // The request is tiny; don't let Nagle hold it back.
         stream.set_nodelay(true).map_err(|e| Failure::from_io(&e))?;
+        // Once the answer is in, the connection is dropped with a reset, as haproxy does: no
+        // FIN exchange and no TIME_WAIT on our side, one probe per interval and target.
+        socket2::SockRef::from(&stream)
+            .set_linger(Some(std::time::Duration::ZERO))
+            .map_err(|e| Failure::from_io(&e))?;
         match &self.tls {
             None => self.exchange(stream).await,
             Some((connector, name)) => {
