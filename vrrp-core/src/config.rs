@@ -91,7 +91,8 @@ pub struct RouterConfig {
     /// Unicast peers: when non-empty, adverts go to each of them instead of the multicast group,
     /// and only adverts from them are accepted.
     pub unicast_peers: Vec<IpAddr>,
-    /// How VRRPv3 IPv4 checksums are computed (keepalived's `v3_checksum_as_v2`).
+    /// How VRRPv3 IPv4 checksums are computed (RFC 5798, without the pseudo-header, or
+    /// keepalived's `old_unicast_checksum`).
     pub checksum: ChecksumMode,
     /// A Master answers a lower-priority advert with one of its own at once, so that a returning
     /// router learns a master exists (keepalived does this). RFC 5798 only discards it.

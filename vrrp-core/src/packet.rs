@@ -221,9 +221,16 @@ pub enum ChecksumMode {
     /// As RFC 5798 §5.2.8 says: VRRPv3 includes the IPv4/IPv6 pseudo-header.
     #[default]
     Rfc5798,
-    /// VRRPv3 over IPv4 checksummed over the VRRP message only, like VRRPv2. Some peers do this;
-    /// keepalived calls it `v3_checksum_as_v2`. IPv6 and VRRPv2 are unaffected.
+    /// VRRPv3 over IPv4 checksummed over the VRRP message only, like VRRPv2. Some peers do this:
+    /// it is Wireshark's `vrrp.v3_checksum_as_in_v2` preference and FRR's
+    /// `no vrrp N checksum-with-ipv4-pseudoheader` (keepalived has no such option). IPv6 and
+    /// VRRPv2 are unaffected.
     V3WithoutPseudoHeader,
+    /// VRRPv3 over IPv4 with the pseudo-header, but with the VRRP group 224.0.0.18 as its
+    /// destination whatever the packet's real destination: keepalived before 1.3.6 did this for
+    /// unicast adverts, and later versions do it with `old_unicast_checksum`. Identical to
+    /// [`ChecksumMode::Rfc5798`] for multicast adverts; IPv6 and VRRPv2 are unaffected.
+    V3MulticastPseudoHeader,
 }
 
 /// The IP layer around a VRRP message: the addresses its checksum covers, and how.
@@ -601,8 +608,15 @@ fn compute_checksum(
         (Version::V3, Family::Ipv4, ChecksumMode::V3WithoutPseudoHeader) => false,
         (Version::V3, _, _) => true,
     };
+    // keepalived's old unicast checksum: the pseudo-header names the group, not the peer.
+    let pseudo_dst = match (version, family, ctx.checksum) {
+        (Version::V3, Family::Ipv4, ChecksumMode::V3MulticastPseudoHeader) => {
+            IpAddr::V4(MULTICAST_V4)
+        }
+        _ => ctx.dst,
+    };
     let acc = if with_pseudo {
-        checksum::pseudo_header(ctx.src, ctx.dst, data.len())
+        checksum::pseudo_header(ctx.src, pseudo_dst, data.len())
             .ok_or(PacketError::FamilyMismatch("source and destination differ"))?
     } else {
         0

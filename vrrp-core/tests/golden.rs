@@ -411,3 +411,60 @@ fn v3_without_pseudo_header_matches_wiresharks_v3_checksum_as_in_v2() {
     assert_eq!(real[8..], expected[8..]);
     assert_ne!(real[6..8], expected[6..8]);
 }
+
+#[test]
+fn v3_multicast_pseudo_header_mode_reproduces_keepalived_old_unicast_checksum() {
+    // `ChecksumMode::V3MulticastPseudoHeader` decodes keepalived's `old_unicast_checksum`
+    // adverts at their real IP addresses and re-encodes them bit for bit (priority-0 last).
+    let e = Expect {
+        file: "keepalived-v3-ipv4-unicast-old-checksum.pcap",
+        version: Version::V3,
+        vrid: 102,
+        priority: 100,
+        interval_cs: 50,
+        auth: Auth::None,
+        vips: &["192.0.2.201"],
+        src: KA1_V4,
+        dst: PEER_V4,
+        ttl: 255,
+    };
+    let packets = read_pcap(e.file);
+    assert!(packets.len() >= 3, "{} packets", packets.len());
+    let last = packets.len() - 1;
+    for (i, p) in packets.iter().enumerate() {
+        assert_eq!(p.dst, PEER_V4.parse::<IpAddr>().unwrap());
+        let ctx = IpContext {
+            checksum: ChecksumMode::V3MulticastPseudoHeader,
+            ..rfc_ctx(p)
+        };
+        check(&e, p, &ctx, if i == last { 0 } else { e.priority });
+    }
+    // keepalived's RFC unicast adverts (1.3.6 and later) fail in that mode...
+    let rfc = &read_pcap("keepalived-v3-ipv4-unicast.pcap")[0];
+    let old_ctx = IpContext {
+        checksum: ChecksumMode::V3MulticastPseudoHeader,
+        ..rfc_ctx(rfc)
+    };
+    assert!(matches!(
+        Advertisement::decode(&rfc.payload, &old_ctx),
+        Err(PacketError::BadChecksum { .. })
+    ));
+    // ...while multicast adverts and IPv6 or VRRPv2 adverts are the same in both modes.
+    for file in [
+        "keepalived-v3-ipv4-multicast.pcap",
+        "keepalived-v3-ipv6-multicast.pcap",
+        "keepalived-v3-ipv6-unicast.pcap",
+        "keepalived-v2-pass-unicast.pcap",
+    ] {
+        let p = &read_pcap(file)[0];
+        let ctx = IpContext {
+            checksum: ChecksumMode::V3MulticastPseudoHeader,
+            ..rfc_ctx(p)
+        };
+        let adv =
+            Advertisement::decode(&p.payload, &ctx).unwrap_or_else(|err| panic!("{file}: {err}"));
+        let mut buf = [0u8; 1500];
+        let n = adv.emit(&mut buf, &ctx).unwrap();
+        assert_eq!(&buf[..n], &p.payload[..], "{file}");
+    }
+}
