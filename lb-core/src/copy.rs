@@ -3,6 +3,7 @@
 use std::cell::RefCell;
 use std::io;
 use std::net::Shutdown;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::io::Interest;
 use tokio::net::TcpStream;
@@ -25,6 +26,7 @@ pub(crate) async fn copy(
     dst: &TcpStream,
     buf: &mut [u8],
     stop_on_bulk: bool,
+    ended: &AtomicBool,
     on_data: &(dyn Fn(usize) + Sync),
 ) -> io::Result<Copied> {
     loop {
@@ -36,7 +38,7 @@ pub(crate) async fn copy(
             }
         };
         if n == 0 {
-            shutdown_write(dst);
+            end_of_stream(dst, ended);
             return Ok(Copied::Ended);
         }
         on_data(n);
@@ -80,10 +82,14 @@ pub(crate) async fn write_all(dst: &TcpStream, mut data: &[u8]) -> io::Result<()
     Ok(())
 }
 
-/// Half-closes: sends FIN, keeps reading. Errors mean the peer is gone already; the other
-/// direction will see that itself.
-pub(crate) fn shutdown_write(s: &TcpStream) {
-    let _ = socket2::SockRef::from(s).shutdown(Shutdown::Write);
+/// Passes an end of stream on. The first direction to end half-closes its destination (FIN,
+/// the other direction keeps flowing). When the second ends, both sockets are about to be
+/// closed, and close(2) sends that FIN itself: one system call less per connection.
+pub(crate) fn end_of_stream(dst: &TcpStream, other_ended: &AtomicBool) {
+    if !other_ended.swap(true, Ordering::AcqRel) {
+        // Errors mean the peer is gone already; the other direction will see that itself.
+        let _ = socket2::SockRef::from(dst).shutdown(Shutdown::Write);
+    }
 }
 
 thread_local! {

@@ -9,7 +9,9 @@ use rustix::pipe::{pipe_with, splice, PipeFlags, SpliceFlags};
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
-use crate::copy::shutdown_write;
+use std::sync::atomic::AtomicBool;
+
+use crate::copy::end_of_stream;
 
 /// Most bytes asked of one splice call; the pipe holds 64 KiB by default.
 const CHUNK: usize = 1 << 20;
@@ -63,6 +65,7 @@ pub(crate) async fn copy(
     src: &TcpStream,
     dst: &TcpStream,
     pipe: &mut Pipe,
+    ended: &AtomicBool,
     on_data: &(dyn Fn(usize) + Sync),
 ) -> io::Result<()> {
     let flags = SpliceFlags::MOVE | SpliceFlags::NONBLOCK;
@@ -79,7 +82,7 @@ pub(crate) async fn copy(
             }
         };
         if n == 0 {
-            shutdown_write(dst);
+            end_of_stream(dst, ended);
             return Ok(());
         }
         pipe.pending = n;

@@ -1,7 +1,7 @@
 //! Both directions of a proxied connection, with half-close and an idle timeout.
 
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::net::TcpStream;
@@ -78,26 +78,27 @@ impl Engine {
         &mut self,
         src: &TcpStream,
         dst: &TcpStream,
+        ended: &AtomicBool,
         on_data: &(dyn Fn(usize) + Sync),
     ) -> io::Result<()> {
         if self.mode == TransferMode::Splice {
             if let Some(pipe) = self.pipe() {
-                return splice::copy(src, dst, pipe, on_data).await;
+                return splice::copy(src, dst, pipe, ended, on_data).await;
             }
         }
         let auto = self.mode == TransferMode::Auto;
         let size = self.buffer_size;
         let buf = self.buffer.get_or_insert_with(|| Buffer::get(size));
-        if copy::copy(src, dst, buf.as_mut(), auto, on_data).await? == copy::Copied::Ended {
+        if copy::copy(src, dst, buf.as_mut(), auto, ended, on_data).await? == copy::Copied::Ended {
             return Ok(());
         }
         // Bulk traffic: hand the buffer back and move the rest in the kernel.
         self.buffer = None;
         match self.pipe() {
-            Some(pipe) => splice::copy(src, dst, pipe, on_data).await,
+            Some(pipe) => splice::copy(src, dst, pipe, ended, on_data).await,
             None => {
                 let buf = self.buffer.get_or_insert_with(|| Buffer::get(size));
-                copy::copy(src, dst, buf.as_mut(), false, on_data)
+                copy::copy(src, dst, buf.as_mut(), false, ended, on_data)
                     .await
                     .map(|_| ())
             }
@@ -120,14 +121,15 @@ pub(crate) async fn run(
     up: &(dyn Fn(usize) + Sync),
     down: &(dyn Fn(usize) + Sync),
 ) -> Outcome {
+    let ended = AtomicBool::new(false);
     let mut e_up = Engine::new(opts);
     let mut e_down = Engine::new(opts);
     let outcome = match opts.idle_timeout {
         None => {
             let both = async {
                 tokio::try_join!(
-                    e_up.run(client, backend, up),
-                    e_down.run(backend, client, down)
+                    e_up.run(client, backend, &ended, up),
+                    e_down.run(backend, client, &ended, down)
                 )
             };
             match both.await {
@@ -147,8 +149,8 @@ pub(crate) async fn run(
             };
             let both = async {
                 tokio::try_join!(
-                    e_up.run(client, backend, &up_t),
-                    e_down.run(backend, client, &down_t)
+                    e_up.run(client, backend, &ended, &up_t),
+                    e_down.run(backend, client, &ended, &down_t)
                 )
             };
             tokio::select! {
