@@ -296,6 +296,61 @@ fn run_ours(o: &Options, server: &Arc<Mutex<Server>>) -> Res<(Measure, usize)> {
     Ok((m, up))
 }
 
+/// The floor: one thread doing the same probes with blocking std sockets, paced to the same
+/// rate, no runtime, no rise/fall. What is left above it is the cost of the monitor itself.
+fn run_raw(o: &Options, server: &Arc<Mutex<Server>>) -> Res<Measure> {
+    let ports = server.lock().map_err(|e| e.to_string())?.ports.clone();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let (kind, flag, count) = (o.kind, stop.clone(), done.clone());
+    let worker = std::thread::spawn(move || {
+        let start = Instant::now();
+        let mut n: u64 = 0;
+        while !flag.load(Ordering::Relaxed) {
+            for port in &ports {
+                if probe_raw(kind, *port) {
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+                n += 1;
+                // One probe per target per second, spread evenly.
+                let due = start + Duration::from_micros(n * 1_000_000 / ports.len() as u64);
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_secs(o.warmup));
+    let checks = || Some(done.load(Ordering::Relaxed));
+    let m = measure("raw blocking loop (floor)", std::process::id(), server, o.secs, checks);
+    stop.store(true, Ordering::Relaxed);
+    worker.join().map_err(|_| "raw worker panicked")?;
+    m
+}
+
+fn probe_raw(kind: Kind, port: u16) -> bool {
+    use std::io::Read;
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    if kind == Kind::Http {
+        let request = b"GET /readyz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n";
+        let mut buf = [0u8; 512];
+        if stream.write_all(request).is_err() || !matches!(stream.read(&mut buf), Ok(n) if n > 0) {
+            return false;
+        }
+    }
+    // Close with a reset, like the other two.
+    let _ = set_linger_zero(&stream);
+    true
+}
+
+/// SO_LINGER 0 (std's `set_linger` is unstable).
+fn set_linger_zero(stream: &std::net::TcpStream) -> std::io::Result<()> {
+    rustix::net::sockopt::set_socket_linger(stream, Some(Duration::ZERO))?;
+    Ok(())
+}
+
 fn haproxy_path() -> Option<String> {
     [
         "/usr/sbin/haproxy",
@@ -391,7 +446,9 @@ fn main() -> Res<()> {
         o.targets, o.warmup, o.secs
     );
     let (ours, up) = run_ours(&o, &server)?;
-    let mut rows = vec![ours];
+    std::thread::sleep(Duration::from_secs(1));
+    let raw = run_raw(&o, &server)?;
+    let mut rows = vec![ours, raw];
     let peer = if o.peer { haproxy_path() } else { None };
     if let Some(haproxy) = &peer {
         // Let the sockets of the previous run drain.
@@ -425,7 +482,13 @@ fn main() -> Res<()> {
         );
     }
     println!("targets up at the end (healthcheck): {up}/{}", o.targets);
-    if let [ours, haproxy] = &rows[..] {
+    if let [ours, raw, ..] = &rows[..] {
+        println!(
+            "healthcheck above the floor: {:.2} % of one core",
+            ours.core_pct() - raw.core_pct()
+        );
+    }
+    if let [ours, _, haproxy] = &rows[..] {
         println!(
             "CPU ratio healthcheck / haproxy: {:.2}",
             ours.cpu.as_secs_f64() / haproxy.cpu.as_secs_f64().max(1e-9)
