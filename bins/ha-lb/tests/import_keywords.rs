@@ -70,9 +70,13 @@ fn global_defs() {
     assert_eq!((g.master_refresh_ms, g.master_refresh_repeat), (60_000, 2));
     assert_eq!((g.lower_prio_delay_ms, g.lower_prio_repeat), (4000, 1));
     assert_eq!((g.interval_ms, g.gna_interval_ms), (1, 2));
-    // Global v3_checksum_as_v2 reaches v3 IPv4 instances only.
-    assert!(imp.config.instances["V4"].v3_checksum_as_v2);
-    assert!(!imp.config.instances["LEGACY"].v3_checksum_as_v2);
+    // `v3_checksum_as_v2` is not a keepalived keyword (keepalived 2.2.7: "Unknown keyword"):
+    // it changes nothing; `old_unicast_checksum` is per instance.
+    for i in imp.config.instances.values() {
+        assert!(!i.v3_checksum_as_v2);
+    }
+    assert!(imp.config.instances["V4"].old_unicast_checksum);
+    assert!(!imp.config.instances["LEGACY"].old_unicast_checksum);
 }
 
 #[test]
@@ -185,8 +189,8 @@ fn vrrp_instance_v6_and_owner() {
     );
     assert_eq!(i.password, None, "VRRPv3 has no authentication");
     assert!(
-        !i.v3_checksum_as_v2,
-        "the instance's `false` beats the global"
+        !i.old_unicast_checksum,
+        "`old_unicast_checksum never` is the RFC checksum"
     );
     assert_eq!(
         (i.vips[0].prefix, i.vips[0].dev.as_deref()),
@@ -237,6 +241,11 @@ fn everything_not_translated_is_a_warning_with_its_line() {
     let main = data("full.conf");
     let inc = data("full.d/20-static.conf");
     let expect: Vec<(PathBuf, usize, &str)> = vec![
+        (
+            main.clone(),
+            line_of(&main, "v3_checksum_as_v2"),
+            "not a keepalived keyword",
+        ),
         (
             main.clone(),
             line_of(&main, "enable_script_security"),

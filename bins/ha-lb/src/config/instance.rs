@@ -3,6 +3,7 @@
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
+use vrrp_core::packet::ChecksumMode;
 
 use super::garp::Garp;
 use super::notify::Notify;
@@ -47,10 +48,16 @@ pub struct Instance {
     /// and keepalived outside `vrrp_strict` behaves the same.
     #[serde(default = "default_true")]
     pub accept_mode: bool,
-    /// VRRPv3 over IPv4: compute the checksum without the IPv4 pseudo-header, as older
-    /// keepalived with `v3_checksum_as_v2` does. Default false.
+    /// VRRPv3 over IPv4: compute the checksum without the IPv4 pseudo-header, like VRRPv2
+    /// (Wireshark's `v3_checksum_as_in_v2`, FRR's `no checksum-with-ipv4-pseudoheader`;
+    /// keepalived has no such option). Default false.
     #[serde(default)]
     pub v3_checksum_as_v2: bool,
+    /// VRRPv3 over IPv4: put the group 224.0.0.18 in the checksum's pseudo-header even for
+    /// unicast adverts, as keepalived with `old_unicast_checksum` (and before 1.3.6) does.
+    /// Default false.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub old_unicast_checksum: bool,
     /// Source address of adverts; default: the interface's primary address of the VIP family.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unicast_src: Option<IpAddr>,
@@ -90,6 +97,18 @@ impl Instance {
     pub fn is_unicast(&self) -> bool {
         !self.unicast_peers.is_empty()
     }
+
+    /// How this instance computes and checks VRRPv3 IPv4 checksums (validation allows at most
+    /// one of `v3_checksum_as_v2` and `old_unicast_checksum`).
+    pub fn checksum_mode(&self) -> ChecksumMode {
+        if self.v3_checksum_as_v2 {
+            ChecksumMode::V3WithoutPseudoHeader
+        } else if self.old_unicast_checksum {
+            ChecksumMode::V3MulticastPseudoHeader
+        } else {
+            ChecksumMode::Rfc5798
+        }
+    }
 }
 
 fn default_priority() -> u32 {
@@ -106,4 +125,77 @@ fn default_advert_interval_ms() -> u64 {
 
 pub(crate) fn default_true() -> bool {
     true
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::path::Path;
+
+    use vrrp_core::packet::ChecksumMode;
+
+    use crate::config::{parse, ConfigError};
+
+    fn instance(extra: &str, vips: &str, version: u32) -> String {
+        format!(
+            "[instances.A]\ninterface = \"eth0\"\nvrid = 5\nversion = {version}\n\
+             unicast_peers = [\"{peer}\"]\nvips = [\"{vips}\"]\n{extra}\n",
+            peer = if vips.contains(':') {
+                "2001:db8::2"
+            } else {
+                "192.0.2.2"
+            },
+        )
+    }
+
+    fn errors(text: &str) -> Vec<String> {
+        match parse(text, Path::new("t.toml")) {
+            Err(ConfigError::Invalid { diagnostics }) => {
+                diagnostics.iter().map(|d| d.to_string()).collect()
+            }
+            other => panic!("expected an invalid config, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn checksum_keys_choose_the_mode() {
+        for (extra, mode) in [
+            ("", ChecksumMode::Rfc5798),
+            (
+                "v3_checksum_as_v2 = true",
+                ChecksumMode::V3WithoutPseudoHeader,
+            ),
+            (
+                "old_unicast_checksum = true",
+                ChecksumMode::V3MulticastPseudoHeader,
+            ),
+        ] {
+            let config = parse(&instance(extra, "192.0.2.200", 3), Path::new("t.toml")).unwrap();
+            assert_eq!(config.instances["A"].checksum_mode(), mode, "{extra}");
+        }
+    }
+
+    #[test]
+    fn old_unicast_checksum_is_vrrpv3_ipv4_only_and_alone() {
+        let both = "old_unicast_checksum = true\nv3_checksum_as_v2 = true";
+        let e = errors(&instance(both, "192.0.2.200", 3));
+        assert!(
+            e.iter().any(|e| e.contains("two different checksums")),
+            "{e:?}"
+        );
+        let e = errors(&instance("old_unicast_checksum = true", "192.0.2.200", 2));
+        assert!(
+            e.iter().any(|e| e.contains("only to VRRPv3 over IPv4")),
+            "{e:?}"
+        );
+        let e = errors(&instance("old_unicast_checksum = true", "2001:db8::100", 3));
+        assert!(
+            e.iter().any(|e| e.contains("only to VRRPv3 over IPv4")),
+            "{e:?}"
+        );
+    }
 }

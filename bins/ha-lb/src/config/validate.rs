@@ -254,6 +254,20 @@ impl Validator {
                 "remove it, or use version = 3 with IPv4 VIPs",
             );
         }
+        if inst.old_unicast_checksum && (v2 || v6) {
+            self.push(
+                p.key("old_unicast_checksum"),
+                "old_unicast_checksum applies only to VRRPv3 over IPv4",
+                "remove it, or use version = 3 with IPv4 VIPs",
+            );
+        }
+        if inst.old_unicast_checksum && inst.v3_checksum_as_v2 {
+            self.push(
+                p.key("old_unicast_checksum"),
+                "old_unicast_checksum and v3_checksum_as_v2 are two different checksums",
+                "keep the one the other nodes of the virtual router use",
+            );
+        }
         if let Some(pw) = &inst.password {
             if !v2 {
                 self.push(

@@ -78,7 +78,6 @@ pub(crate) struct Translator {
     warnings: Vec<(usize, Warning)>,
     current: usize,
     version: Option<u32>,
-    v3_checksum_as_v2: Option<bool>,
     garp: GarpOverrides,
     scripts: BTreeMap<String, Script>,
     processes: BTreeMap<String, Script>,
@@ -94,7 +93,6 @@ impl Translator {
             warnings: Vec::new(),
             current: 0,
             version: None,
-            v3_checksum_as_v2: None,
             garp: GarpOverrides::default(),
             scripts: BTreeMap::new(),
             processes: BTreeMap::new(),
@@ -208,22 +206,18 @@ impl Translator {
         }
     }
 
-    fn bool_flag(&mut self, node: &Node) -> Option<bool> {
-        match node.arg() {
-            None => Some(true),
-            Some("true" | "on" | "yes") => Some(true),
-            Some("false" | "off" | "no") => Some(false),
-            Some(other) => {
-                self.warn(
-                    node,
-                    format!(
-                        "`{} {other}`: expected true or false; ignored",
-                        node.keyword
-                    ),
-                );
-                None
-            }
-        }
+    /// `v3_checksum_as_v2` is Wireshark's preference (`vrrp.v3_checksum_as_in_v2`), not a
+    /// keepalived keyword: keepalived ignores it and sends RFC checksums, so must the import.
+    fn not_a_keepalived_checksum(&mut self, node: &Node) {
+        self.warn(
+            node,
+            format!(
+                "`{}` is not a keepalived keyword (keepalived ignores it and sends RFC 5798 \
+                 checksums); not translated. ha-lb's `v3_checksum_as_v2` talks to peers that \
+                 leave the pseudo-header out (FRR); keepalived's older checksum is `old_unicast_checksum`",
+                node.keyword
+            ),
+        );
     }
 
     fn garp_statement(&mut self, node: &Node, key: &str, into: &mut GarpOverrides) -> bool {
@@ -251,7 +245,7 @@ impl Translator {
                     None => self.warn(child, "`router_id` without a value; ignored"),
                 },
                 "vrrp_version" => self.version = self.uint(child, 2, 3),
-                "v3_checksum_as_v2" | "vrrp_v3_checksum_as_v2" => self.v3_checksum_as_v2 = self.bool_flag(child),
+                "v3_checksum_as_v2" | "vrrp_v3_checksum_as_v2" => self.not_a_keepalived_checksum(child),
                 k if k.starts_with("vrrp_garp_") || k == "vrrp_gna_interval" => {
                     let local = &k["vrrp_".len()..];
                     if !self.garp_statement(child, local, &mut garp) {
@@ -537,6 +531,7 @@ impl Translator {
             preempt_delay_ms: 0,
             accept_mode: true,
             v3_checksum_as_v2: false,
+            old_unicast_checksum: false,
             unicast_src: None,
             unicast_peers: Vec::new(),
             password: None,
@@ -550,8 +545,8 @@ impl Translator {
         let mut version: Option<u32> = None;
         let mut password: Option<(String, Node)> = None;
         let mut garp = GarpOverrides::default();
-        let mut checksum: Option<bool> = None;
         let mut seen_vrid = false;
+        let mut old_checksum: Option<Node> = None;
         for child in node.block() {
             let key = child.keyword.as_str();
             if self.garp_statement(child, key, &mut garp)
@@ -600,7 +595,17 @@ impl Translator {
                 }
                 "accept" => inst.accept_mode = true,
                 "no_accept" => inst.accept_mode = false,
-                "v3_checksum_as_v2" => checksum = self.bool_flag(child),
+                "v3_checksum_as_v2" => self.not_a_keepalived_checksum(child),
+                // `old_unicast_checksum [never]`: `never` only turns off keepalived's detection
+                // of a peer's old checksum, which ha-lb does not do: the RFC checksum either way.
+                "old_unicast_checksum" => match child.arg() {
+                    None => old_checksum = Some(child.clone()),
+                    Some("never") => old_checksum = None,
+                    Some(other) => self.warn(
+                        child,
+                        format!("`old_unicast_checksum {other}`: expected nothing or `never`; ignored"),
+                    ),
+                },
                 "unicast_src_ip" | "mcast_src_ip" => match child.arg().map(str::parse::<IpAddr>) {
                     Some(Ok(ip)) => inst.unicast_src = Some(ip),
                     _ => self.warn(child, format!("`{key}` needs an IP address; ignored")),
@@ -670,8 +675,15 @@ impl Translator {
                 self.warn(&at, "authentication is not translated: VRRPv3 has no authentication (keepalived ignores it too)");
             }
         }
-        if let Some(c) = checksum.or(self.v3_checksum_as_v2) {
-            inst.v3_checksum_as_v2 = c && inst.version == 3 && !v6;
+        if let Some(at) = old_checksum {
+            if inst.version == 3 && !v6 {
+                inst.old_unicast_checksum = true;
+            } else {
+                self.warn(
+                    &at,
+                    "`old_unicast_checksum` is not translated: it only changes VRRPv3 IPv4 checksums",
+                );
+            }
         }
         self.garp.apply(&mut inst.garp);
         garp.apply(&mut inst.garp);
