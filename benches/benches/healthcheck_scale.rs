@@ -176,21 +176,22 @@ impl Server {
     }
 }
 
-/// utime + stime of a process, all threads.
-fn cpu_time(pid: u32) -> Res<Duration> {
+/// CPU time of a process, all threads: (user, system).
+fn cpu_time(pid: u32) -> Res<(Duration, Duration)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     let close = stat.rfind(')').ok_or("bad stat")?;
     let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
-    // After "pid (comm)": state is field 0, utime 11, stime 12.
-    let ticks: u64 = fields.get(11).ok_or("bad stat")?.parse::<u64>()?
-        + fields.get(12).ok_or("bad stat")?.parse::<u64>()?;
-    let hz = rustix::param::clock_ticks_per_second();
-    Ok(Duration::from_secs_f64(ticks as f64 / hz as f64))
+    // After "pid (comm)": state is field 0, utime 11, stime 12 (in clock ticks).
+    let field = |i: usize| -> Res<u64> { Ok(fields.get(i).ok_or("bad stat")?.parse()?) };
+    let hz = rustix::param::clock_ticks_per_second() as f64;
+    let secs = |ticks: u64| Duration::from_secs_f64(ticks as f64 / hz);
+    Ok((secs(field(11)?), secs(field(12)?)))
 }
 
 struct Measure {
     name: String,
     cpu: Duration,
+    user: Duration,
     wall: Duration,
     /// Checks done in the window, when the checker can tell.
     checks: Option<u64>,
@@ -221,9 +222,11 @@ fn measure(
     let (c0, a0, k0, t0) = (cpu_time(pid)?, accepted()?, checks(), Instant::now());
     std::thread::sleep(Duration::from_secs(secs));
     let (c1, a1, k1, t1) = (cpu_time(pid)?, accepted()?, checks(), Instant::now());
+    let user = c1.0.saturating_sub(c0.0);
     Ok(Measure {
         name: name.to_owned(),
-        cpu: c1.saturating_sub(c0),
+        cpu: user + c1.1.saturating_sub(c0.1),
+        user,
         wall: t1 - t0,
         checks: k0.zip(k1).map(|(a, b)| b - a),
         accepted: a1 - a0,
@@ -322,7 +325,13 @@ fn run_raw(o: &Options, server: &Arc<Mutex<Server>>) -> Res<Measure> {
     });
     std::thread::sleep(Duration::from_secs(o.warmup));
     let checks = || Some(done.load(Ordering::Relaxed));
-    let m = measure("raw blocking loop (floor)", std::process::id(), server, o.secs, checks);
+    let m = measure(
+        "raw blocking loop (floor)",
+        std::process::id(),
+        server,
+        o.secs,
+        checks,
+    );
     stop.store(true, Ordering::Relaxed);
     worker.join().map_err(|_| "raw worker panicked")?;
     m
@@ -474,11 +483,12 @@ fn main() -> Res<()> {
             ),
         };
         println!(
-            "| {} | {rate} | {:.0} | {:.2} | {wall:.1} | {:.2} | {per_check} |",
+            "| {} | {rate} | {:.0} | {:.2} | {wall:.1} | {:.2} | {:.2} | {per_check} |",
             m.name,
             m.accepted as f64 / wall,
             m.cpu.as_secs_f64(),
             m.core_pct(),
+            100.0 * m.user.as_secs_f64() / wall,
         );
     }
     println!("targets up at the end (healthcheck): {up}/{}", o.targets);
