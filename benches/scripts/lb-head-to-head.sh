@@ -6,7 +6,12 @@
 #
 #   benches/scripts/lb-head-to-head.sh
 #
-# Environment: DURATION (seconds per row, default 8), CONNS (wrk connections, default 50),
+# Every target runs all the time; ROUNDS rounds each measure every target in turn, so drift of
+# a shared machine hits all alike. Reported: medians over rounds, and the median of the
+# per-round ratios to haproxy.
+#
+# Environment: DURATION (seconds per row, default 4), ROUNDS (default 3), CONNS (wrk
+# connections, default 50),
 # LB_MODES (lb-core transfer modes to run, default "auto splice userspace"),
 # CARGO_TARGET_DIR (where tcp-proxy is built), SKIP_BUILD=1 to use an existing build.
 # Needs: haproxy, nginx + libnginx-mod-stream, wrk, iperf3, python3. Every process it starts is
@@ -14,7 +19,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-DURATION=${DURATION:-8}
+DURATION=${DURATION:-4}
+ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-50}
 LB_MODES=${LB_MODES:-"auto splice userspace"}
 TARGET=${CARGO_TARGET_DIR:-target}
@@ -92,7 +98,7 @@ frontend iperf
 backend iperf
     server i1 127.0.0.1:$IPERF
 CONF
-haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 & PIDS+=($!)
+haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 & PIDS+=($!); HA_PID=$!
 
 # --- nginx stream, one worker ---
 cat > "$WORK/nginx-lb/nginx.conf" <<CONF
@@ -109,7 +115,7 @@ stream {
     server { listen 127.0.0.1:$NG_IPERF; proxy_pass iperf; }
 }
 CONF
-nginx -p "$WORK/nginx-lb" -c "$WORK/nginx-lb/nginx.conf" & PIDS+=($!)
+nginx -p "$WORK/nginx-lb" -c "$WORK/nginx-lb/nginx.conf" & PIDS+=($!); NG_PID=$!
 
 wait_port() {
     for _ in $(seq 1 100); do
@@ -120,19 +126,40 @@ wait_port() {
 }
 for p in $B1 $B2 $B3 $IPERF $HA_HTTP $HA_IPERF $NG_HTTP $NG_IPERF; do wait_port "$p"; done
 
-LB_PID=""
-start_lb() { # mode
-    "$PROXY_BIN" --threads 1 --mode "$1" --listen "127.0.0.1:$LB_HTTP" \
+# lb-core: one tcp-proxy per transfer mode, one worker thread each, on its own ports.
+# CPU_HTTP/CPU_IPERF: the processes whose CPU time is charged to the proxy (nginx: its worker).
+declare -A HTTP_PORT IPERF_PORT CPU_HTTP CPU_IPERF
+NG_WORKER=$(cat "/proc/$NG_PID/task/$NG_PID/children" 2>/dev/null || true)
+HTTP_PORT[direct]=$B1; IPERF_PORT[direct]=$IPERF; CPU_HTTP[direct]=""; CPU_IPERF[direct]=""
+HTTP_PORT[haproxy]=$HA_HTTP; IPERF_PORT[haproxy]=$HA_IPERF
+CPU_HTTP[haproxy]=$HA_PID; CPU_IPERF[haproxy]=$HA_PID
+HTTP_PORT[nginx]=$NG_HTTP; IPERF_PORT[nginx]=$NG_IPERF
+CPU_HTTP[nginx]="$NG_PID $NG_WORKER"; CPU_IPERF[nginx]="$NG_PID $NG_WORKER"
+NAMES=(direct haproxy nginx)
+i=0
+for mode in $LB_MODES; do
+    hp=$((LB_HTTP + 10 * i)); ip=$((LB_IPERF + 10 * i)); i=$((i + 1))
+    "$PROXY_BIN" --threads 1 --mode "$mode" --listen "127.0.0.1:$hp" \
         --backend "127.0.0.1:$B1" --backend "127.0.0.1:$B2" --backend "127.0.0.1:$B3" \
-        2>"$WORK/lb-http.log" & LB_PID="$!"; PIDS+=("$LB_PID")
-    "$PROXY_BIN" --threads 1 --mode "$1" --listen "127.0.0.1:$LB_IPERF" \
-        --backend "127.0.0.1:$IPERF" 2>"$WORK/lb-iperf.log" & LB_PID2="$!"; PIDS+=("$LB_PID2")
-    wait_port "$LB_HTTP"; wait_port "$LB_IPERF"
+        2>"$WORK/lb-$mode-http.log" & PIDS+=($!); CPU_HTTP[lb-core-$mode]=$!
+    "$PROXY_BIN" --threads 1 --mode "$mode" --listen "127.0.0.1:$ip" \
+        --backend "127.0.0.1:$IPERF" 2>"$WORK/lb-$mode-iperf.log" & PIDS+=($!)
+    CPU_IPERF[lb-core-$mode]=$!
+    wait_port "$hp"; wait_port "$ip"
+    HTTP_PORT[lb-core-$mode]=$hp; IPERF_PORT[lb-core-$mode]=$ip
+    NAMES+=("lb-core-$mode")
+done
+
+# CPU ticks (user + system) used so far by the given PIDs.
+cpu_ticks() {
+    local t=0 pid
+    for pid in "$@"; do
+        [ -r "/proc/$pid/stat" ] || continue
+        t=$((t + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+    done
+    echo "$t"
 }
-stop_lb() {
-    kill "$LB_PID" "$LB_PID2" 2>/dev/null || true
-    wait "$LB_PID" 2>/dev/null || true; wait "$LB_PID2" 2>/dev/null || true
-}
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
 
 # wrk -> "req/s p99_ms"
 run_wrk() { # port extra-args...
@@ -168,38 +195,64 @@ except Exception:
 PY
 }
 
-declare -A KA CL BULK
-measure() { # name http_port iperf_port
-    KA[$1]=$(run_wrk "$2")
-    CL[$1]=$(run_wrk "$2" -H "Connection: close")
-    BULK[$1]=$(run_iperf "$3")
-    echo "  $1: keep-alive ${KA[$1]} | close ${CL[$1]} | iperf3 ${BULK[$1]} Gbit/s" >&2
-}
-
-echo "measuring ($DURATION s per row, $CONNS wrk connections, one worker each)..." >&2
-NAMES=(direct haproxy nginx)
-measure direct "$B1" "$IPERF"
-measure haproxy "$HA_HTTP" "$HA_IPERF"
-measure nginx "$NG_HTTP" "$NG_IPERF"
-for mode in $LB_MODES; do
-    start_lb "$mode"
-    measure "lb-core($mode)" "$LB_HTTP" "$LB_IPERF"
-    stop_lb
-    NAMES+=("lb-core($mode)")
+RESULTS="$WORK/results.txt"
+: > "$RESULTS"
+echo "measuring: $ROUNDS rounds, $DURATION s per row, $CONNS wrk connections, one worker each" >&2
+for round in $(seq 1 "$ROUNDS"); do
+    for n in "${NAMES[@]}"; do
+        # Each row also records the proxy's CPU time over it, in microseconds.
+        c0=$(cpu_ticks ${CPU_HTTP[$n]})
+        ka=$(run_wrk "${HTTP_PORT[$n]}")
+        c1=$(cpu_ticks ${CPU_HTTP[$n]})
+        cl=$(run_wrk "${HTTP_PORT[$n]}" -H "Connection: close")
+        c2=$(cpu_ticks ${CPU_HTTP[$n]}); c3=$(cpu_ticks ${CPU_IPERF[$n]})
+        bulk=$(run_iperf "${IPERF_PORT[$n]}")
+        c4=$(cpu_ticks ${CPU_IPERF[$n]})
+        ka_cpu=$(( (c1 - c0) * TICK_US )); cl_cpu=$(( (c2 - c1) * TICK_US )); bulk_cpu=$(( (c4 - c3) * TICK_US ))
+        read -r ka_r ka_p _ <<< "$ka"; read -r cl_r cl_p _ <<< "$cl"
+        echo "$round $n keepalive $ka_r $ka_p $ka_cpu" >> "$RESULTS"
+        echo "$round $n close $cl_r $cl_p $cl_cpu" >> "$RESULTS"
+        echo "$round $n iperf3 $bulk nan $bulk_cpu" >> "$RESULTS"
+        echo "  round $round $n: keep-alive $ka | close $cl | iperf3 $bulk Gbit/s" >&2
+    done
 done
-# haproxy again at the end: shows how much the machine drifted during the run.
-measure "haproxy(again)" "$HA_HTTP" "$HA_IPERF"
-NAMES+=("haproxy(again)")
 
-ratio() { python3 -c "import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); print(f'{a/b:.2f}' if b else '-')" "$1" "$2"; }
-first() { echo "$1" | cut -d' ' -f1; }
-second() { echo "$1" | cut -d' ' -f2; }
-
-echo
-echo "| proxy | keep-alive req/s | p99 ms | ratio | close req/s | p99 ms | ratio | iperf3 Gbit/s | ratio |"
-echo "|---|---|---|---|---|---|---|---|---|"
-hk=$(first "${KA[haproxy]}"); hc=$(first "${CL[haproxy]}"); hb=${BULK[haproxy]}
-for n in "${NAMES[@]}"; do
-    k=$(first "${KA[$n]}"); c=$(first "${CL[$n]}"); b=${BULK[$n]}
-    echo "| $n | $k | $(second "${KA[$n]}") | $(ratio "$k" "$hk") | $c | $(second "${CL[$n]}") | $(ratio "$c" "$hc") | $b | $(ratio "$b" "$hb") |"
-done
+python3 - "$RESULTS" "$DURATION" "${NAMES[@]}" <<'PY'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
+duration = float(sys.argv[2])
+names = sys.argv[3:]
+val, p99, cpu = {}, {}, {}
+for r in rows:
+    rnd, name, test = int(r[0]), r[1], r[2]
+    key = (rnd, name, test)
+    val[key] = float(r[3])
+    p99[key] = float(r[4])
+    us = float(r[5])
+    if name != "direct" and val[key] > 0:
+        # CPU per request (µs), or per GB moved for iperf3 (ms).
+        work = val[key] * duration if test != "iperf3" else val[key] * duration / 8
+        cpu[key] = us / work if test != "iperf3" else us / 1000 / work
+rounds = sorted({k[0] for k in val})
+def med(name, test, d=val):
+    xs = [d[(r, name, test)] for r in rounds if (r, name, test) in d]
+    return statistics.median(xs) if xs else float("nan")
+def ratio(name, test):
+    xs = [val[(r, name, test)] / val[(r, "haproxy", test)] for r in rounds
+          if val.get((r, "haproxy", test))]
+    return statistics.median(xs) if xs else float("nan")
+def f(x, fmt):
+    return "-" if x != x else format(x, fmt)
+print()
+print("| proxy | keep-alive req/s | p99 ms | CPU µs/req | vs haproxy | close req/s | p99 ms | CPU µs/req | vs haproxy | iperf3 Gbit/s | CPU ms/GB | vs haproxy |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+for n in names:
+    cells = [n]
+    for t in ("keepalive", "close"):
+        cells += [f(med(n, t), ".0f"), f(med(n, t, p99), ".2f"), f(med(n, t, cpu), ".1f"), f(ratio(n, t), ".2f")]
+    cells += [f(med(n, "iperf3"), ".2f"), f(med(n, "iperf3", cpu), ".0f"), f(ratio(n, "iperf3"), ".2f")]
+    print("| " + " | ".join(cells) + " |")
+print()
+print(f"medians over {len(rounds)} rounds of {duration:.0f} s per row; 'vs haproxy' is the median of")
+print("per-round throughput ratios; CPU is the proxy's user + system time over the row")
+PY
