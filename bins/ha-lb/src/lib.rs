@@ -2,6 +2,9 @@
 //! announcements, link state), the configuration, and the keepalived.conf importer, so other
 //! Rust programs can reuse them.
 
+pub mod admin;
 pub mod config;
 pub mod keepalived;
 pub mod net;
+pub mod runtime;
+pub mod supervisor;

@@ -1,10 +1,12 @@
 //! The `ha-lb` command line.
 //!
-//! Each subcommand is one variant of [`Command`] and one function below; `run`, `status` and
-//! `demo` slot in the same way.
+//! Each subcommand is one variant of [`Command`] and one function below.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -32,6 +34,34 @@ enum Command {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
+    /// Run everything the configuration names: VRRP instances, health checks, the balancer
+    /// and the admin endpoint. SIGTERM/SIGINT stop gracefully, SIGHUP reloads.
+    Run {
+        /// The ha-lb TOML configuration file.
+        #[arg(short, long)]
+        config: PathBuf,
+        /// How long open connections may go on after a stop signal, in milliseconds.
+        #[arg(long, default_value_t = 5000)]
+        drain_timeout_ms: u64,
+        /// Run in this process, without the supervisor that restarts a crashed worker.
+        #[arg(long)]
+        no_supervisor: bool,
+        /// Internal: this process is the worker of a supervisor.
+        #[arg(long, hide = true)]
+        worker: bool,
+    },
+    /// Print a running node's status (from its admin endpoint) as tables.
+    Status {
+        /// The admin endpoint; default: the `[admin]` of `--config`, else 127.0.0.1:9555.
+        #[arg(short, long)]
+        admin: Option<SocketAddr>,
+        /// Read the admin address from this configuration file.
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        /// Print the raw JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -39,6 +69,134 @@ fn main() -> ExitCode {
     match cli.command {
         Command::CheckConfig { file } => check_config(&file),
         Command::ImportKeepalived { file, output } => import_keepalived(&file, output.as_deref()),
+        Command::Run {
+            config,
+            drain_timeout_ms,
+            no_supervisor,
+            worker,
+        } => run(config, drain_timeout_ms, no_supervisor, worker),
+        Command::Status {
+            admin,
+            config,
+            json,
+        } => status(admin, config.as_deref(), json),
+    }
+}
+
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn run(config: PathBuf, drain_timeout_ms: u64, no_supervisor: bool, worker: bool) -> ExitCode {
+    init_logs();
+    if worker || no_supervisor {
+        if worker {
+            ha_lb::supervisor::become_worker();
+        }
+        let rt = match tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("cannot start the runtime: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let options = ha_lb::runtime::Options {
+            config_path: config,
+            drain_timeout: Duration::from_millis(drain_timeout_ms),
+        };
+        let shared = Arc::new(ha_lb::runtime::status::Shared::default());
+        return match rt.block_on(ha_lb::runtime::run(options, shared)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!("{e}");
+                eprintln!("ha-lb run: {e}");
+                // A worker that cannot start is not restarted by its supervisor.
+                ExitCode::from(u8::try_from(ha_lb::supervisor::EXIT_FATAL).unwrap_or(1))
+            }
+        };
+    }
+    let program = match std::env::current_exe() {
+        Ok(p) => p.to_string_lossy().into_owned(),
+        Err(e) => {
+            eprintln!("ha-lb run: cannot find its own executable: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let options = ha_lb::supervisor::Options {
+        config_path: config.clone(),
+        worker: vec![
+            program,
+            "run".into(),
+            "--config".into(),
+            config.to_string_lossy().into_owned(),
+            "--drain-timeout-ms".into(),
+            drain_timeout_ms.to_string(),
+            "--worker".into(),
+        ],
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(ha_lb::supervisor::supervise(options)) {
+        Ok(0) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("ha-lb run: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn status(admin: Option<SocketAddr>, config: Option<&Path>, json: bool) -> ExitCode {
+    let addr = match (admin, config) {
+        (Some(a), _) => a,
+        (None, Some(path)) => match ha_lb::config::load(path) {
+            Ok(c) => c
+                .admin
+                .map_or(ha_lb::config::DEFAULT_ADMIN_LISTEN, |a| a.listen),
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        (None, None) => ha_lb::config::DEFAULT_ADMIN_LISTEN,
+    };
+    match ha_lb::admin::table::fetch(addr) {
+        Ok(s) if json => match serde_json::to_string_pretty(&s) {
+            Ok(text) => {
+                println!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        },
+        Ok(s) => {
+            print!("{}", ha_lb::admin::table::render(&s));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ha-lb status: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -1,0 +1,258 @@
+//! `/metrics`: the node's status in the Prometheus text format, with prometheus-client.
+//!
+//! The registry is built from a [`NodeStatus`] snapshot on each scrape: the counters live in
+//! vrrp-core, healthcheck and lb-core already, so nothing is counted twice.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::runtime::status::{Counters, NodeStatus};
+
+type Labels = Vec<(String, String)>;
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn gauge(registry: &mut Registry, name: &str, help: &str, values: Vec<(Labels, i64)>) {
+    let family = Family::<Labels, Gauge>::default();
+    for (l, v) in values {
+        family.get_or_create(&l).set(v);
+    }
+    registry.register(name, help, family);
+}
+
+fn counter(registry: &mut Registry, name: &str, help: &str, values: Vec<(Labels, u64)>) {
+    let family = Family::<Labels, Counter>::default();
+    for (l, v) in values {
+        family.get_or_create(&l).inc_by(v);
+    }
+    registry.register(name, help, family);
+}
+
+/// The RFC 6527 counters exported, with their MIB names in the help text.
+/// One exported counter: name, help, and where to read it.
+type CounterDef = (&'static str, &'static str, fn(&Counters) -> u64);
+
+const VRRP_COUNTERS: &[CounterDef] = &[
+    (
+        "vrrp_master_transitions",
+        "vrrpv3StatisticsMasterTransitions: times this instance became Master",
+        |c| c.master_transitions,
+    ),
+    (
+        "vrrp_rcvd_advertisements",
+        "vrrpv3StatisticsRcvdAdvertisements: valid adverts received",
+        |c| c.rcvd_advertisements,
+    ),
+    (
+        "vrrp_adv_interval_errors",
+        "vrrpv3StatisticsAdvIntervalErrors",
+        |c| c.adv_interval_errors,
+    ),
+    ("vrrp_ip_ttl_errors", "vrrpv3StatisticsIpTtlErrors", |c| {
+        c.ip_ttl_errors
+    }),
+    (
+        "vrrp_rcvd_pri_zero_packets",
+        "vrrpv3StatisticsRcvdPriZeroPackets",
+        |c| c.rcvd_pri_zero_packets,
+    ),
+    (
+        "vrrp_sent_pri_zero_packets",
+        "vrrpv3StatisticsSentPriZeroPackets",
+        |c| c.sent_pri_zero_packets,
+    ),
+    (
+        "vrrp_rcvd_invalid_type_packets",
+        "vrrpv3StatisticsRcvdInvalidTypePackets",
+        |c| c.rcvd_invalid_type_packets,
+    ),
+    (
+        "vrrp_address_list_errors",
+        "vrrpv3StatisticsAddressListErrors",
+        |c| c.address_list_errors,
+    ),
+    (
+        "vrrp_packet_length_errors",
+        "vrrpv3StatisticsPacketLengthErrors",
+        |c| c.packet_length_errors,
+    ),
+    ("vrrp_checksum_errors", "vrrpv3RouterChecksumErrors", |c| {
+        c.checksum_errors
+    }),
+    ("vrrp_version_errors", "vrrpv3RouterVersionErrors", |c| {
+        c.version_errors
+    }),
+    ("vrrp_vrid_errors", "vrrpv3RouterVrIdErrors", |c| {
+        c.vrid_errors
+    }),
+    (
+        "vrrp_auth_failures",
+        "vrrpStatsAuthFailures (RFC 2787)",
+        |c| c.auth_failures,
+    ),
+    ("vrrp_sent_advertisements", "adverts sent", |c| {
+        c.sent_advertisements
+    }),
+];
+
+/// Renders the Prometheus text exposition of `status`.
+///
+/// # Errors
+///
+/// Only if formatting fails (it does not on a `String`).
+pub fn render(status: &NodeStatus) -> Result<String, std::fmt::Error> {
+    let mut registry = Registry::with_prefix("ha_lb");
+    let mut states = Vec::new();
+    for i in &status.instances {
+        for s in ["Initialize", "Backup", "Master", "Fault"] {
+            states.push((
+                labels(&[("instance", &i.name), ("state", s)]),
+                i64::from(i.state == s),
+            ));
+        }
+    }
+    gauge(
+        &mut registry,
+        "vrrp_state",
+        "1 for the state the instance is in",
+        states,
+    );
+    gauge(
+        &mut registry,
+        "vrrp_priority",
+        "effective priority (configured priority and tracked weights)",
+        status
+            .instances
+            .iter()
+            .map(|i| (labels(&[("instance", &i.name)]), i64::from(i.priority)))
+            .collect(),
+    );
+    gauge(
+        &mut registry,
+        "vrrp_base_priority",
+        "configured priority",
+        status
+            .instances
+            .iter()
+            .map(|i| (labels(&[("instance", &i.name)]), i64::from(i.base_priority)))
+            .collect(),
+    );
+    for (name, help, get) in VRRP_COUNTERS {
+        counter(
+            &mut registry,
+            name,
+            help,
+            status
+                .instances
+                .iter()
+                .map(|i| (labels(&[("instance", &i.name)]), get(&i.counters)))
+                .collect(),
+        );
+    }
+    gauge(
+        &mut registry,
+        "check_up",
+        "health check state: 1 up, 0 down, -1 unknown",
+        status
+            .checks
+            .iter()
+            .map(|c| {
+                let target = c.target.map(|t| t.to_string()).unwrap_or_default();
+                let v = match c.state.as_str() {
+                    "up" => 1,
+                    "down" => 0,
+                    _ => -1,
+                };
+                (labels(&[("check", &c.check), ("target", &target)]), v)
+            })
+            .collect(),
+    );
+    let backends = || {
+        status.pools.iter().flat_map(|p| {
+            p.backends
+                .iter()
+                .map(move |b| (labels(&[("pool", &p.name), ("backend", &b.address)]), b))
+        })
+    };
+    gauge(
+        &mut registry,
+        "backend_up",
+        "1 while the backend takes new connections (up and not ejected)",
+        backends()
+            .map(|(l, b)| (l, i64::from(b.state == "up" && !b.ejected)))
+            .collect(),
+    );
+    gauge(
+        &mut registry,
+        "backend_active_connections",
+        "open connections to the backend",
+        backends()
+            .map(|(l, b)| (l, i64::try_from(b.active).unwrap_or(i64::MAX)))
+            .collect(),
+    );
+    counter(
+        &mut registry,
+        "backend_connections",
+        "connections made to the backend",
+        backends().map(|(l, b)| (l, b.connections)).collect(),
+    );
+    counter(
+        &mut registry,
+        "backend_connect_errors",
+        "failed connects to the backend",
+        backends().map(|(l, b)| (l, b.connect_errors)).collect(),
+    );
+    let listeners = || {
+        status
+            .listeners
+            .iter()
+            .map(|l| (labels(&[("listen", &l.listen), ("pool", &l.pool)]), l))
+    };
+    counter(
+        &mut registry,
+        "listener_accepted",
+        "client connections accepted",
+        listeners().map(|(lb, l)| (lb, l.accepted)).collect(),
+    );
+    gauge(
+        &mut registry,
+        "listener_active_connections",
+        "client connections open",
+        listeners()
+            .map(|(lb, l)| (lb, i64::try_from(l.active).unwrap_or(i64::MAX)))
+            .collect(),
+    );
+    counter(
+        &mut registry,
+        "listener_no_backend",
+        "clients turned away: no healthy backend",
+        listeners().map(|(lb, l)| (lb, l.no_backend)).collect(),
+    );
+    counter(
+        &mut registry,
+        "listener_bytes_from_clients",
+        "bytes received from clients",
+        listeners()
+            .map(|(lb, l)| (lb, l.bytes_from_clients))
+            .collect(),
+    );
+    counter(
+        &mut registry,
+        "listener_bytes_to_clients",
+        "bytes sent to clients",
+        listeners()
+            .map(|(lb, l)| (lb, l.bytes_to_clients))
+            .collect(),
+    );
+    let mut out = String::new();
+    encode(&mut out, &registry)?;
+    Ok(out)
+}

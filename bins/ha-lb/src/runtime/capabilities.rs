@@ -1,0 +1,64 @@
+//! The privilege check `run` makes first: VRRP needs CAP_NET_RAW (raw sockets, gratuitous ARP)
+//! and CAP_NET_ADMIN (adding virtual addresses), and saying so at once beats failing later
+//! with a bare EPERM.
+
+use super::error::RuntimeError;
+
+/// Bit of CAP_NET_ADMIN in the capability sets (linux/capability.h).
+const CAP_NET_ADMIN: u32 = 12;
+/// Bit of CAP_NET_RAW.
+const CAP_NET_RAW: u32 = 13;
+
+/// The effective capability set of this process, from /proc/self/status.
+fn effective() -> Result<u64, RuntimeError> {
+    let status = std::fs::read_to_string("/proc/self/status")
+        .map_err(RuntimeError::io("read /proc/self/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .ok_or_else(|| RuntimeError::Privileges("cannot read CapEff from /proc/self/status".into()))
+}
+
+/// The names of the capabilities VRRP needs that `caps` lacks.
+pub fn missing(caps: u64) -> Vec<&'static str> {
+    [
+        (CAP_NET_RAW, "CAP_NET_RAW"),
+        (CAP_NET_ADMIN, "CAP_NET_ADMIN"),
+    ]
+    .into_iter()
+    .filter(|(bit, _)| caps & (1 << bit) == 0)
+    .map(|(_, name)| name)
+    .collect()
+}
+
+/// Fails with a clear message when this process cannot run VRRP.
+///
+/// # Errors
+///
+/// [`RuntimeError::Privileges`] naming the missing capabilities.
+pub fn require_vrrp() -> Result<(), RuntimeError> {
+    let missing = missing(effective()?);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(RuntimeError::Privileges(format!(
+        "missing {}: VRRP needs CAP_NET_RAW (raw sockets, gratuitous ARP) and CAP_NET_ADMIN \
+         (virtual addresses); run as root, or grant them (systemd: \
+         AmbientCapabilities=CAP_NET_RAW CAP_NET_ADMIN CAP_NET_BIND_SERVICE; or \
+         setcap cap_net_raw,cap_net_admin,cap_net_bind_service+ep on the binary)",
+        missing.join(" and ")
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_what_is_missing() {
+        assert_eq!(missing(0), vec!["CAP_NET_RAW", "CAP_NET_ADMIN"]);
+        assert_eq!(missing(1 << CAP_NET_RAW), vec!["CAP_NET_ADMIN"]);
+        assert!(missing((1 << CAP_NET_RAW) | (1 << CAP_NET_ADMIN)).is_empty());
+    }
+}

@@ -1,0 +1,79 @@
+//! The errors of the runtime: what stops `ha-lb run` from starting, or a reload from applying.
+
+use std::path::PathBuf;
+
+use crate::net::NetError;
+
+/// Why the runtime could not start (or a reload could not apply).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RuntimeError {
+    /// The configuration file is invalid (the message holds every diagnostic).
+    #[error("{path}: {message}")]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// The diagnostics, formatted.
+        message: String,
+    },
+    /// The process lacks a capability it needs.
+    #[error("{0}")]
+    Privileges(String),
+    /// An instance could not be set up on its interface.
+    #[error("instance {instance}: {source}")]
+    Instance {
+        /// The instance name.
+        instance: String,
+        /// What failed.
+        #[source]
+        source: NetError,
+    },
+    /// vrrp-core refused an instance's configuration.
+    #[error("instance {instance}: {source}")]
+    Router {
+        /// The instance name.
+        instance: String,
+        /// What vrrp-core said.
+        #[source]
+        source: vrrp_core::ConfigError,
+    },
+    /// An instance setting the runtime cannot express.
+    #[error("instance {instance}: {message}")]
+    InstanceSetting {
+        /// The instance name.
+        instance: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A health check could not be built.
+    #[error("check {check}: {source}")]
+    Check {
+        /// The check name.
+        check: String,
+        /// What healthcheck said.
+        #[source]
+        source: healthcheck::ConfigError,
+    },
+    /// The balancer refused a pool or listener.
+    #[error("balancer: {0}")]
+    Balancer(#[from] lb_core::Error),
+    /// An OS-level failure (signals, admin socket, link watcher...).
+    #[error("{op}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A failure of the Linux driver outside any instance (e.g. the link watcher).
+    #[error(transparent)]
+    Net(#[from] NetError),
+}
+
+impl RuntimeError {
+    /// Wraps an OS error with the operation that failed.
+    pub fn io(op: &'static str) -> impl FnOnce(std::io::Error) -> RuntimeError {
+        move |source| RuntimeError::Io { op, source }
+    }
+}

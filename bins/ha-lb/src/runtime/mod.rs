@@ -1,0 +1,323 @@
+//! `ha-lb run`: everything the configuration names, in one process.
+//!
+//! - [`instance`]: one driver task per VRRP instance around a vrrp-core `Router`;
+//! - [`vips`]: its virtual addresses (netlink) and announcements (GARP / NA);
+//! - [`health`]: the health monitors; [`tracks`]: how checks, pools and interfaces move an
+//!   instance's priority (keepalived's weights); [`links`]: link state;
+//! - [`balancer`]: lb-core listeners on the VIPs and their pools;
+//! - [`notify`]: notify commands, in order per instance;
+//! - [`status`]: what `/status` and `/metrics` show;
+//! - this file: the node that wires them and handles signals (SIGTERM/SIGINT: graceful stop;
+//!   SIGHUP: reload).
+
+pub mod balancer;
+pub mod capabilities;
+pub mod error;
+pub mod health;
+pub mod instance;
+pub mod links;
+pub mod notify;
+pub mod readiness;
+pub mod status;
+pub mod tracks;
+pub mod vips;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+
+pub use error::RuntimeError;
+use health::{backend_key, Health, HealthEvent};
+use instance::{Command, InstanceHandle};
+use links::Links;
+use status::Shared;
+use tracks::{tracked, TrackSource};
+
+use crate::config::{self, Config};
+use crate::net::LinkEvent;
+
+/// How `run` behaves.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The configuration file (read again on SIGHUP).
+    pub config_path: PathBuf,
+    /// How long open connections may last after a stop signal before they are cut.
+    pub drain_timeout: Duration,
+}
+
+/// Reads and validates the configuration file.
+///
+/// # Errors
+///
+/// [`RuntimeError::Config`] with every diagnostic.
+pub fn load(path: &std::path::Path) -> Result<Config, RuntimeError> {
+    config::load(path).map_err(|e| RuntimeError::Config {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+/// The node: what runs, and the current configuration.
+struct Node {
+    options: Options,
+    config: Config,
+    shared: Arc<Shared>,
+    health: Health,
+    links: Links,
+    instances: BTreeMap<String, InstanceHandle>,
+}
+
+fn router_id(config: &Config) -> String {
+    config.global.router_id.clone().unwrap_or_else(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "ha-lb".into())
+    })
+}
+
+/// Runs until SIGTERM or SIGINT, then stops gracefully. Must run within a tokio runtime.
+///
+/// # Errors
+///
+/// [`RuntimeError`] when something the configuration names cannot start; a reload error is
+/// logged and the old configuration keeps running.
+pub async fn run(options: Options, shared: Arc<Shared>) -> Result<(), RuntimeError> {
+    let config = load(&options.config_path)?;
+    if !config.instances.is_empty() {
+        capabilities::require_vrrp()?;
+    }
+    // Signals first: a signal that comes while starting is not lost.
+    let mut term = signal(SignalKind::terminate()).map_err(RuntimeError::io("SIGTERM handler"))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(RuntimeError::io("SIGINT handler"))?;
+    let mut hup = signal(SignalKind::hangup()).map_err(RuntimeError::io("SIGHUP handler"))?;
+
+    let (health_tx, mut health_rx) = mpsc::unbounded_channel::<HealthEvent>();
+    let (link_tx, mut link_rx) = mpsc::unbounded_channel::<LinkEvent>();
+    shared.set_router_id(router_id(&config));
+    let mut node = Node {
+        options,
+        config: Config::default(),
+        shared: shared.clone(),
+        health: Health::new(health_tx),
+        links: Links::default(),
+        instances: BTreeMap::new(),
+    };
+    node.health.apply(&config)?;
+    let retired = node.shared.balancer().apply(&config)?;
+    drop(retired);
+    if let Some(admin) = &config.admin {
+        crate::admin::serve(admin.listen, shared.clone()).await?;
+    }
+    if !config.instances.is_empty() {
+        links::watch(link_tx)?;
+    }
+    // VIPs a crashed earlier run left behind go before any instance starts in Backup.
+    for (name, inst) in &config.instances {
+        remove_stale(name, inst)?;
+    }
+    node.config = config.clone();
+    node.shared.set_checks(node.health.statuses());
+    let started = node.start_instances(&config, &Config::default());
+    if let Err(e) = started {
+        node.stop().await;
+        return Err(e);
+    }
+    tracing::info!(
+        instances = node.instances.len(),
+        listeners = node.config.listeners.len(),
+        "ha-lb running"
+    );
+    crate::supervisor::report_ready();
+
+    loop {
+        tokio::select! {
+            _ = term.recv() => {
+                tracing::info!("SIGTERM: stopping");
+                break;
+            }
+            _ = int.recv() => {
+                tracing::info!("SIGINT: stopping");
+                break;
+            }
+            _ = hup.recv() => node.reload().await,
+            Some(event) = health_rx.recv() => node.health_changed(&event),
+            Some(event) = link_rx.recv() => node.link_changed(&event),
+        }
+    }
+    node.stop().await;
+    Ok(())
+}
+
+fn remove_stale(name: &str, inst: &config::Instance) -> Result<(), RuntimeError> {
+    let iface = crate::net::Interface::by_name(&inst.interface).map_err(|source| {
+        RuntimeError::Instance {
+            instance: name.to_owned(),
+            source,
+        }
+    })?;
+    let configured: Vec<IpAddr> = inst.vips.iter().map(|v| v.address).collect();
+    for removed in vips::remove_stale(name, iface.index(), &configured)? {
+        tracing::warn!(instance = name, vip = %removed, "removed a VIP left by an earlier run");
+    }
+    Ok(())
+}
+
+impl Node {
+    fn track_up(&self, source: &TrackSource) -> bool {
+        match source {
+            TrackSource::Check(c) => self.health.check_up(c),
+            TrackSource::Pool(p) => self.health.pool_up(&self.config, p),
+            TrackSource::Interface(i) => self.links.is_up(i),
+        }
+    }
+
+    /// Starts the instances of `new` that are not running with the same configuration as in
+    /// `old`.
+    fn start_instances(&mut self, new: &Config, old: &Config) -> Result<(), RuntimeError> {
+        for (name, inst) in &new.instances {
+            if self.instances.contains_key(name) && old.instances.get(name) == Some(inst) {
+                continue;
+            }
+            for t in &inst.track_interfaces {
+                self.links.follow(&t.interface);
+            }
+            let tracked = tracked(inst);
+            let handle = instance::start(
+                name,
+                inst,
+                tracked,
+                |s| self.track_up(s),
+                self.shared.clone(),
+            )?;
+            self.instances.insert(name.clone(), handle);
+        }
+        Ok(())
+    }
+
+    /// Tells every instance the current state of everything it tracks.
+    fn push_tracks(&self) {
+        for handle in self.instances.values() {
+            for t in &handle.tracked {
+                handle.send(Command::Track(
+                    t.id,
+                    self.track_up(&t.source),
+                    t.source.to_string(),
+                ));
+            }
+        }
+    }
+
+    /// Sets every backend's state in the balancer from its monitor.
+    fn push_backend_states(&self) {
+        let balancer = self.shared.balancer();
+        for (pool_name, pool) in &self.config.pools {
+            for b in &pool.backends {
+                if backend_key(&self.config, b).is_some() {
+                    let up = self.health.backend_up(&self.config, b);
+                    if let Err(e) = balancer.set_backend_state(pool_name, b.address, up) {
+                        tracing::warn!(pool = %pool_name, backend = %b.address, error = %e, "backend state");
+                    }
+                }
+            }
+        }
+    }
+
+    fn health_changed(&mut self, event: &HealthEvent) {
+        if !self.health.is_current(event) {
+            return;
+        }
+        tracing::info!(monitor = %event.key, state = %event.state, reason = %event.reason, "health changed");
+        self.push_backend_states();
+        self.push_tracks();
+        self.shared.set_checks(self.health.statuses());
+    }
+
+    fn link_changed(&mut self, event: &LinkEvent) {
+        let Some((ifindex, name, up)) = self.links.apply(event) else {
+            // Not followed as a tracked interface: it may still be an instance's own.
+            if let LinkEvent::Changed(s) = event {
+                for h in self.instances.values().filter(|h| h.ifindex == s.ifindex) {
+                    h.send(Command::InterfaceUp(s.is_usable()));
+                }
+            }
+            return;
+        };
+        tracing::info!(interface = %name, up, "link changed");
+        for h in self.instances.values().filter(|h| h.ifindex == ifindex) {
+            h.send(Command::InterfaceUp(up));
+        }
+        self.push_tracks();
+    }
+
+    /// SIGHUP: read the file again and apply what changed; on any error the old configuration
+    /// keeps running.
+    async fn reload(&mut self) {
+        tracing::info!(path = %self.options.config_path.display(), "SIGHUP: reloading");
+        let new = match load(&self.options.config_path) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!("reload rejected, the running configuration stays:\n{e}");
+                return;
+            }
+        };
+        if new == self.config {
+            tracing::info!("reload: configuration unchanged");
+            return;
+        }
+        let retired = match self.shared.balancer().apply(&new) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "reload rejected (balancer), the running configuration stays");
+                return;
+            }
+        };
+        if let Err(e) = self.health.apply(&new) {
+            tracing::error!(error = %e, "reload: health checks not changed");
+        }
+        let old = std::mem::replace(&mut self.config, new.clone());
+        tokio::spawn(balancer::drain(retired, self.options.drain_timeout));
+        // Instances removed or changed stop (priority 0, VIPs removed); unchanged ones keep
+        // their state and VIPs.
+        let changed: Vec<String> = self
+            .instances
+            .keys()
+            .filter(|n| new.instances.get(*n) != old.instances.get(*n))
+            .cloned()
+            .collect();
+        for name in changed {
+            if let Some(h) = self.instances.remove(&name) {
+                tracing::info!(instance = %name, "reload: instance changed or removed, restarting it");
+                h.shutdown().await;
+            }
+        }
+        if let Err(e) = self.start_instances(&new, &old) {
+            tracing::error!(error = %e, "reload: an instance could not start");
+        }
+        self.push_backend_states();
+        self.push_tracks();
+        self.shared.set_checks(self.health.statuses());
+        self.shared.set_router_id(router_id(&new));
+        tracing::info!("reload done");
+    }
+
+    /// Graceful stop: every instance sends priority 0 and removes its VIPs (at once, all
+    /// together), then the listeners drain up to the deadline.
+    async fn stop(&mut self) {
+        let instances = std::mem::take(&mut self.instances);
+        let stops: Vec<_> = instances
+            .into_values()
+            .map(|h| tokio::spawn(h.shutdown()))
+            .collect();
+        for s in stops {
+            let _ = s.await;
+        }
+        let listeners = self.shared.balancer().take_listeners();
+        balancer::drain(listeners, self.options.drain_timeout).await;
+        tracing::info!("stopped");
+    }
+}

@@ -1,0 +1,236 @@
+//! What the node is doing now, shared by the runtime (which updates it) and the admin endpoint
+//! (which serves it as `/status` JSON and `/metrics`).
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+
+use serde::{Deserialize, Serialize};
+
+use super::balancer::Balancer;
+use super::health::CheckStatus;
+
+/// RFC 6527 (and RFC 2787) counters of one instance, as vrrp-core keeps them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    /// vrrpv3StatisticsMasterTransitions.
+    pub master_transitions: u64,
+    /// vrrpv3StatisticsRcvdAdvertisements.
+    pub rcvd_advertisements: u64,
+    /// vrrpv3StatisticsAdvIntervalErrors.
+    pub adv_interval_errors: u64,
+    /// vrrpv3StatisticsIpTtlErrors.
+    pub ip_ttl_errors: u64,
+    /// vrrpv3StatisticsRcvdPriZeroPackets.
+    pub rcvd_pri_zero_packets: u64,
+    /// vrrpv3StatisticsSentPriZeroPackets.
+    pub sent_pri_zero_packets: u64,
+    /// vrrpv3StatisticsRcvdInvalidTypePackets.
+    pub rcvd_invalid_type_packets: u64,
+    /// vrrpv3StatisticsAddressListErrors.
+    pub address_list_errors: u64,
+    /// vrrpv3StatisticsPacketLengthErrors.
+    pub packet_length_errors: u64,
+    /// vrrpv3RouterChecksumErrors.
+    pub checksum_errors: u64,
+    /// vrrpv3RouterVersionErrors.
+    pub version_errors: u64,
+    /// vrrpv3RouterVrIdErrors.
+    pub vrid_errors: u64,
+    /// vrrpStatsAuthFailures (RFC 2787).
+    pub auth_failures: u64,
+    /// Adverts sent.
+    pub sent_advertisements: u64,
+}
+
+impl From<&vrrp_core::Stats> for Counters {
+    fn from(s: &vrrp_core::Stats) -> Self {
+        Counters {
+            master_transitions: s.master_transitions,
+            rcvd_advertisements: s.rcvd_advertisements,
+            adv_interval_errors: s.adv_interval_errors,
+            ip_ttl_errors: s.ip_ttl_errors,
+            rcvd_pri_zero_packets: s.rcvd_pri_zero_packets,
+            sent_pri_zero_packets: s.sent_pri_zero_packets,
+            rcvd_invalid_type_packets: s.rcvd_invalid_type_packets,
+            address_list_errors: s.address_list_errors,
+            packet_length_errors: s.packet_length_errors,
+            checksum_errors: s.checksum_errors,
+            version_errors: s.version_errors,
+            vrid_errors: s.vrid_errors,
+            auth_failures: s.auth_failures,
+            sent_advertisements: s.sent_advertisements,
+        }
+    }
+}
+
+/// One VRRP instance now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceStatus {
+    /// The instance name.
+    pub name: String,
+    /// Its interface.
+    pub interface: String,
+    /// Its VRID.
+    pub vrid: u8,
+    /// `Initialize`, `Backup`, `Master` or `Fault`.
+    pub state: String,
+    /// Why it last changed state.
+    pub reason: String,
+    /// The effective priority (base and tracked weights).
+    pub priority: u8,
+    /// The configured priority.
+    pub base_priority: u8,
+    /// The master's address, when known.
+    pub master: Option<String>,
+    /// The VIPs.
+    pub vips: Vec<String>,
+    /// The counters.
+    pub counters: Counters,
+}
+
+/// One backend now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackendStatus {
+    /// Its address.
+    pub address: String,
+    /// `up`, `down`, `drain` or `maintenance`.
+    pub state: String,
+    /// Taken out by passive health.
+    pub ejected: bool,
+    /// Open connections.
+    pub active: u64,
+    /// Connections made.
+    pub connections: u64,
+    /// Failed connects.
+    pub connect_errors: u64,
+}
+
+/// One pool now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolStatus {
+    /// The pool name.
+    pub name: String,
+    /// Its backends.
+    pub backends: Vec<BackendStatus>,
+}
+
+/// One listener now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListenerStatus {
+    /// Where it listens.
+    pub listen: String,
+    /// Its pool.
+    pub pool: String,
+    /// Connections accepted.
+    pub accepted: u64,
+    /// Connections open.
+    pub active: u64,
+    /// Failed connects to backends.
+    pub connect_errors: u64,
+    /// Clients turned away for want of a healthy backend.
+    pub no_backend: u64,
+    /// Bytes from clients.
+    pub bytes_from_clients: u64,
+    /// Bytes to clients.
+    pub bytes_to_clients: u64,
+}
+
+/// The whole node: the `/status` document.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeStatus {
+    /// `global.router_id`, or the hostname.
+    pub router_id: String,
+    /// VRRP instances.
+    pub instances: Vec<InstanceStatus>,
+    /// Health checks.
+    pub checks: Vec<CheckStatus>,
+    /// Pools.
+    pub pools: Vec<PoolStatus>,
+    /// Listeners.
+    pub listeners: Vec<ListenerStatus>,
+}
+
+/// The live state the runtime updates and the admin endpoint reads.
+#[derive(Debug, Default)]
+pub struct Shared {
+    router_id: Mutex<String>,
+    instances: Mutex<BTreeMap<String, InstanceStatus>>,
+    checks: Mutex<Vec<CheckStatus>>,
+    balancer: Mutex<Balancer>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of these cannot leave it inconsistent in a way that matters
+    // more than stopping the node would.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    /// Sets the router id shown.
+    pub fn set_router_id(&self, id: String) {
+        *lock(&self.router_id) = id;
+    }
+
+    /// Records an instance's status.
+    pub fn set_instance(&self, status: InstanceStatus) {
+        lock(&self.instances).insert(status.name.clone(), status);
+    }
+
+    /// Forgets an instance (stopped, or removed by a reload).
+    pub fn remove_instance(&self, name: &str) {
+        lock(&self.instances).remove(name);
+    }
+
+    /// Records every check's state.
+    pub fn set_checks(&self, checks: Vec<CheckStatus>) {
+        *lock(&self.checks) = checks;
+    }
+
+    /// The balancer, locked (never across an await).
+    pub fn balancer(&self) -> MutexGuard<'_, Balancer> {
+        lock(&self.balancer)
+    }
+
+    /// The whole status now.
+    pub fn snapshot(&self) -> NodeStatus {
+        let stats = self.balancer().stats();
+        NodeStatus {
+            router_id: lock(&self.router_id).clone(),
+            instances: lock(&self.instances).values().cloned().collect(),
+            checks: lock(&self.checks).clone(),
+            pools: stats
+                .pools
+                .iter()
+                .map(|p| PoolStatus {
+                    name: p.name.clone(),
+                    backends: p
+                        .backends
+                        .iter()
+                        .map(|b| BackendStatus {
+                            address: b.addr.to_string(),
+                            state: b.state.to_string(),
+                            ejected: b.ejected,
+                            active: b.active,
+                            connections: b.connections,
+                            connect_errors: b.connect_errors,
+                        })
+                        .collect(),
+                })
+                .collect(),
+            listeners: stats
+                .listeners
+                .iter()
+                .map(|l| ListenerStatus {
+                    listen: l.addr.map(|a| a.to_string()).unwrap_or_default(),
+                    pool: l.pool.clone(),
+                    accepted: l.accepted,
+                    active: l.active,
+                    connect_errors: l.connect_errors,
+                    no_backend: l.no_backend,
+                    bytes_from_clients: l.bytes_from_clients,
+                    bytes_to_clients: l.bytes_to_clients,
+                })
+                .collect(),
+        }
+    }
+}

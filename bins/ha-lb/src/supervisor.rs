@@ -1,0 +1,251 @@
+//! Master-worker: `ha-lb run` is a small supervisor; the work (VRRP, checks, balancer) runs in
+//! a child process, as keepalived and haproxy do.
+//!
+//! Why: a crash must not cost a full Master_Down_Interval. The worker tells the supervisor,
+//! one line on its stdout per change, which instances it holds as Master (`held NAME 1|0`).
+//! When the worker dies unexpectedly the supervisor at once sends priority-0 adverts for those
+//! instances (the backup takes over after Skew_Time instead of Master_Down_Interval), removes
+//! their VIPs, and restarts the worker. SIGTERM/SIGINT/SIGHUP are passed on to the worker; the
+//! worker dies with the supervisor (PR_SET_PDEATHSIG).
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::signal::unix::{signal, SignalKind};
+use vrrp_core::{Output, Router};
+
+use crate::config::Config;
+use crate::net::{Addresses, IfAddr, Interface, VrrpSocket, VrrpSocketConfig};
+use crate::runtime::{self, instance, RuntimeError};
+
+/// Exit status of a worker that cannot start (bad configuration, missing privileges): the
+/// supervisor does not restart it.
+pub const EXIT_FATAL: i32 = 78;
+
+static WORKER: AtomicBool = AtomicBool::new(false);
+
+/// Makes this process a worker: it reports held instances on stdout, and dies with its parent.
+pub fn become_worker() {
+    WORKER.store(true, Ordering::SeqCst);
+    if let Err(e) = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL) {
+        tracing::warn!(error = %e, "cannot set the parent-death signal");
+    }
+    // The parent may have died before the prctl: then we were re-parented.
+    if nix::unistd::getppid() == Pid::from_raw(1) {
+        tracing::error!("supervisor gone: exiting");
+        std::process::exit(EXIT_FATAL);
+    }
+}
+
+fn report(line: &str) {
+    if WORKER.load(Ordering::SeqCst) {
+        let mut out = std::io::stdout().lock();
+        // The supervisor reads these; if it is gone, nobody needs them.
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+}
+
+/// Worker side: tells the supervisor whether `instance` is now held as Master.
+pub fn report_held(instance: &str, master: bool) {
+    report(&format!("held {instance} {}", u8::from(master)));
+}
+
+/// Worker side: tells the supervisor that everything started.
+pub fn report_ready() {
+    report("ready");
+}
+
+/// How the supervisor runs its worker.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The configuration file.
+    pub config_path: PathBuf,
+    /// The worker's command line (program and arguments).
+    pub worker: Vec<String>,
+}
+
+/// Sends priority-0 adverts for the instances a dead worker held as Master and removes their
+/// VIPs, so the backup takes over within Skew_Time.
+pub fn release(config: &Config, held: &BTreeSet<String>) {
+    for name in held {
+        let Some(inst) = config.instances.get(name) else {
+            continue;
+        };
+        match release_one(name, inst) {
+            Ok(sent) => {
+                tracing::warn!(instance = %name, adverts = sent, "released for the dead worker: priority 0 sent, VIPs removed")
+            }
+            Err(e) => {
+                tracing::error!(instance = %name, error = %e, "cannot release for the dead worker")
+            }
+        }
+    }
+}
+
+fn release_one(name: &str, inst: &crate::config::Instance) -> Result<usize, RuntimeError> {
+    let err = |source| RuntimeError::Instance {
+        instance: name.to_owned(),
+        source,
+    };
+    let iface = Interface::by_name(&inst.interface).map_err(err)?;
+    let source = instance::source_address(name, inst, &iface)?;
+    let mut config = instance::router_config(name, inst, source, Vec::new())?;
+    // An address owner is Master from startup, which gives the very advert a stopping master
+    // sends (priority 0, our VRID, interval and VIPs) without waiting for any timer.
+    config.priority = vrrp_core::PRIORITY_OWNER;
+    let mut router = Router::new(config).map_err(|source| RuntimeError::Router {
+        instance: name.to_owned(),
+        source,
+    })?;
+    let now = std::time::Instant::now();
+    router.handle_startup(now);
+    while router.poll_output().is_some() {}
+    router.handle_shutdown(now);
+    let socket = VrrpSocket::open(
+        &iface,
+        &VrrpSocketConfig {
+            source,
+            join_group: false,
+        },
+    )
+    .map_err(err)?;
+    let mut sent = 0;
+    while let Some(out) = router.poll_output() {
+        if let Output::Transmit(t) = out {
+            if t.priority == vrrp_core::PRIORITY_STOP && socket.send_to(&t.payload, t.dst).is_ok() {
+                sent += 1;
+            }
+        }
+    }
+    let mut addresses = Addresses::new().map_err(err)?;
+    for vip in &inst.vips {
+        let ifindex = match &vip.dev {
+            Some(dev) => Interface::by_name(dev).map_err(err)?.index(),
+            None => iface.index(),
+        };
+        addresses
+            .remove(ifindex, IfAddr::new(vip.address, vip.prefix))
+            .map_err(err)?;
+    }
+    Ok(sent)
+}
+
+/// Restarts allowed in a row before the pause between them grows.
+const QUICK_RESTARTS: u32 = 3;
+
+/// Runs the worker until a stop signal; restarts it when it dies. Returns the exit code.
+///
+/// # Errors
+///
+/// [`RuntimeError`] when the configuration is invalid or signals cannot be handled.
+pub async fn supervise(options: Options) -> Result<i32, RuntimeError> {
+    let mut config = runtime::load(&options.config_path)?;
+    if !config.instances.is_empty() {
+        runtime::capabilities::require_vrrp()?;
+    }
+    let mut term = signal(SignalKind::terminate()).map_err(RuntimeError::io("SIGTERM handler"))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(RuntimeError::io("SIGINT handler"))?;
+    let mut hup = signal(SignalKind::hangup()).map_err(RuntimeError::io("SIGHUP handler"))?;
+    let mut restarts: u32 = 0;
+    loop {
+        let Some((program, args)) = options.worker.split_first() else {
+            return Ok(EXIT_FATAL);
+        };
+        let mut child = tokio::process::Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(RuntimeError::io("start the worker"))?;
+        let pid = child
+            .id()
+            .and_then(|p| i32::try_from(p).ok())
+            .map(Pid::from_raw);
+        tracing::info!(pid = ?pid, "worker started");
+        let started = Instant::now();
+        let held = Arc::new(Mutex::new(BTreeSet::<String>::new()));
+        let reader = child.stdout.take().map(|out| {
+            let held = held.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(out).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let mut words = line.split_whitespace();
+                    if let (Some("held"), Some(name), Some(flag)) =
+                        (words.next(), words.next(), words.next())
+                    {
+                        let mut h = held.lock().unwrap_or_else(|e| e.into_inner());
+                        if flag == "1" {
+                            h.insert(name.to_owned());
+                        } else {
+                            h.remove(name);
+                        }
+                    }
+                }
+            })
+        });
+        let forward = |sig: Signal| {
+            if let Some(pid) = pid {
+                let _ = kill(pid, sig);
+            }
+        };
+        let mut stopping = false;
+        let status = loop {
+            tokio::select! {
+                status = child.wait() => break status,
+                _ = term.recv() => { stopping = true; forward(Signal::SIGTERM); }
+                _ = int.recv() => { stopping = true; forward(Signal::SIGTERM); }
+                _ = hup.recv() => {
+                    match runtime::load(&options.config_path) {
+                        Ok(c) => config = c,
+                        Err(e) => tracing::error!("supervisor keeps the running configuration: {e}"),
+                    }
+                    forward(Signal::SIGHUP);
+                }
+            }
+        };
+        // Read what the worker said up to its death (its stdout is closed now).
+        if let Some(r) = reader {
+            let _ = tokio::time::timeout(Duration::from_millis(200), r).await;
+        }
+        let held = std::mem::take(&mut *held.lock().unwrap_or_else(|e| e.into_inner()));
+        let status = status.map_err(RuntimeError::io("wait for the worker"))?;
+        if stopping {
+            tracing::info!(%status, "worker stopped");
+            if !held.is_empty() {
+                release(&config, &held);
+            }
+            return Ok(status.code().unwrap_or(1));
+        }
+        if status.code() == Some(EXIT_FATAL) {
+            tracing::error!(%status, "worker cannot run: not restarting it");
+            return Ok(1);
+        }
+        tracing::error!(%status, held = ?held, "worker died: releasing its VIPs and restarting it");
+        release(&config, &held);
+        // Quick restarts, then slower ones if it keeps dying at once.
+        if started.elapsed() > Duration::from_secs(30) {
+            restarts = 0;
+        }
+        restarts += 1;
+        let pause = if restarts <= QUICK_RESTARTS {
+            Duration::from_millis(100)
+        } else {
+            Duration::from_secs(2)
+        };
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            _ = term.recv() => return Ok(0),
+            _ = int.recv() => return Ok(0),
+        }
+    }
+}

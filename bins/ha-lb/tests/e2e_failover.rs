@@ -1,0 +1,730 @@
+//! End to end: two `ha-lb run` nodes, three backends and a client, each in its own network
+//! namespace on one bridge (TEST-NET addresses), the client requesting through the VIP every
+//! few milliseconds. Each test asserts on the longest gap between successful answers: the
+//! outage the client saw.
+//!
+//! Topology (`Lan` of support/netns.rs): node 0 = lb1 192.0.2.1, node 1 = lb2 192.0.2.2,
+//! nodes 2..=4 = backends b1..b3 192.0.2.3..5 (port 8080), node 5 = client 192.0.2.6.
+//! VIP 192.0.2.100 (and .101 for active-active, 2001:db8::100 for IPv6), listener port 80.
+//!
+//! The tests run one at a time (a lock), so their timings do not compete for the CPU.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+#[path = "support/netns.rs"]
+mod netns;
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use ha_lb::runtime::status::NodeStatus;
+use netns::{wait_until, ChildGuard, Lan, Netns};
+use nix::sys::signal::Signal;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+const LB1: usize = 0;
+const LB2: usize = 1;
+const CLIENT: usize = 5;
+const VIP: &str = "192.0.2.100";
+const ADMIN: &str = "127.0.0.1:9555";
+
+/// A TCP server in a namespace answering each connection with its name, until dropped.
+struct Backend {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Backend {
+    fn start(ns: &Netns, name: &str) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let name = name.to_owned();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = ns.spawn(move || {
+            let listener = TcpListener::bind("0.0.0.0:8080").unwrap();
+            listener.set_nonblocking(true).unwrap();
+            tx.send(()).unwrap();
+            while !flag.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((mut s, _)) => {
+                        let _ = s.set_nonblocking(false);
+                        let _ = s.write_all(format!("{name}\n").as_bytes());
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(2)),
+                }
+            }
+        });
+        rx.recv().unwrap();
+        Backend {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// One request's result as the client saw it.
+#[derive(Debug, Clone)]
+struct Sample {
+    at: Instant,
+    answer: Option<String>,
+}
+
+/// A client requesting `target` every 5 ms, until dropped or stopped.
+struct Client {
+    stop: Arc<AtomicBool>,
+    samples: Arc<Mutex<Vec<Sample>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+fn request(target: SocketAddr) -> Option<String> {
+    let mut s = TcpStream::connect_timeout(&target, Duration::from_millis(100)).ok()?;
+    s.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let text = text.trim().to_owned();
+    text.starts_with('b').then_some(text)
+}
+
+impl Client {
+    fn start(ns: &Netns, target: &str) -> Self {
+        let target: SocketAddr = target.parse().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let (flag, out) = (stop.clone(), samples.clone());
+        let thread = ns.spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                let answer = request(target);
+                let at = Instant::now();
+                out.lock().unwrap().push(Sample { at, answer });
+                thread::sleep(Duration::from_millis(5));
+            }
+        });
+        Client {
+            stop,
+            samples,
+            thread: Some(thread),
+        }
+    }
+
+    fn samples(&self) -> Vec<Sample> {
+        self.samples.lock().unwrap().clone()
+    }
+
+    fn stop(&mut self) -> Vec<Sample> {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.samples()
+    }
+
+    /// Waits until `n` successes came after `since`.
+    fn wait_successes(&self, since: Instant, n: usize, timeout: Duration) -> bool {
+        wait_until(timeout, || {
+            self.samples()
+                .iter()
+                .filter(|s| s.at >= since && s.answer.is_some())
+                .count()
+                >= n
+        })
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The longest time without a successful answer within `[from, to]`.
+fn longest_gap(samples: &[Sample], from: Instant, to: Instant) -> Duration {
+    let mut last = from;
+    let mut gap = Duration::ZERO;
+    for s in samples
+        .iter()
+        .filter(|s| s.at >= from && s.at <= to && s.answer.is_some())
+    {
+        gap = gap.max(s.at - last);
+        last = s.at;
+    }
+    gap.max(to.saturating_duration_since(last))
+}
+
+fn answers(samples: &[Sample], from: Instant) -> BTreeSet<String> {
+    samples
+        .iter()
+        .filter(|s| s.at >= from)
+        .filter_map(|s| s.answer.clone())
+        .collect()
+}
+
+fn failures(samples: &[Sample], from: Instant, to: Instant) -> usize {
+    samples
+        .iter()
+        .filter(|s| s.at >= from && s.at <= to && s.answer.is_none())
+        .count()
+}
+
+/// The whole topology, torn down on drop (namespaces delete what runs in them).
+struct Topo {
+    lan: Lan,
+    dir: PathBuf,
+    _backends: Vec<Backend>,
+}
+
+impl Topo {
+    fn new(tag: &str) -> Option<Self> {
+        if !Netns::available(tag) {
+            return None;
+        }
+        let lan = Lan::new(tag, 6, true);
+        let backends = (0..3)
+            .map(|i| Backend::start(&lan.nodes[2 + i], &format!("b{}", i + 1)))
+            .collect();
+        let dir = std::env::temp_dir().join(format!("halb-e2e-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Some(Topo {
+            lan,
+            dir,
+            _backends: backends,
+        })
+    }
+
+    fn ns(&self, i: usize) -> &Netns {
+        &self.lan.nodes[i]
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Starts `ha-lb run` (with its supervisor) on node `i`; its log goes to `<name>.log`.
+    fn start(&self, i: usize, name: &str, config: &std::path::Path) -> ChildGuard {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("{name}.log")))
+            .unwrap();
+        let mut cmd = self.ns(i).command(env!("CARGO_BIN_EXE_ha-lb"));
+        cmd.args(["run", "--config"])
+            .arg(config)
+            .args(["--drain-timeout-ms", "1000"])
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        ChildGuard::spawn(&mut cmd, Duration::from_secs(10))
+    }
+
+    fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default()
+    }
+
+    /// The node's `/status`, or `None` while it does not answer.
+    fn status(&self, i: usize) -> Option<NodeStatus> {
+        self.ns(i)
+            .run(|| ha_lb::admin::table::fetch(ADMIN.parse().unwrap()).ok())
+    }
+
+    fn state(&self, i: usize, instance: &str) -> Option<String> {
+        self.status(i)?
+            .instances
+            .into_iter()
+            .find(|s| s.name == instance)
+            .map(|s| s.state)
+    }
+
+    fn wait_state(&self, i: usize, instance: &str, state: &str, timeout: Duration) -> bool {
+        wait_until(timeout, || {
+            self.state(i, instance).as_deref() == Some(state)
+        })
+    }
+
+    fn has_address(&self, i: usize, addr: &str) -> bool {
+        self.ns(i)
+            .ip(&["-o", "addr", "show", "dev", "eth0"])
+            .contains(&format!(" {addr}/"))
+    }
+
+    fn dump(&self, names: &[&str]) -> String {
+        names
+            .iter()
+            .map(|n| format!("===== {n}.log =====\n{}", self.log(n)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for Topo {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The worker a supervisor runs (its only child).
+fn worker_pid(supervisor: u32) -> Option<i32> {
+    let tasks = std::fs::read_dir(format!("/proc/{supervisor}/task")).ok()?;
+    for t in tasks.flatten() {
+        let children = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+        if let Some(pid) = children.split_whitespace().next() {
+            return pid.parse().ok();
+        }
+    }
+    None
+}
+
+fn kill(pid: i32, signal: Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).unwrap();
+}
+
+struct Node<'a> {
+    priority: u32,
+    preempt: bool,
+    advert_ms: u64,
+    /// (instance name, vrid, vip, priority override)
+    instances: Vec<(&'a str, u32, &'a str, Option<u32>)>,
+    unicast: Option<(&'a str, &'a str)>,
+    check_interval_ms: u64,
+    backends: Vec<&'a str>,
+}
+
+impl Node<'_> {
+    fn active_standby(priority: u32, advert_ms: u64) -> Self {
+        Node {
+            priority,
+            preempt: true,
+            advert_ms,
+            instances: vec![("VI_1", 51, VIP, None)],
+            unicast: None,
+            check_interval_ms: 100,
+            backends: vec!["192.0.2.3:8080", "192.0.2.4:8080", "192.0.2.5:8080"],
+        }
+    }
+
+    fn toml(&self) -> String {
+        let mut t = String::from("[admin]\nlisten = \"127.0.0.1:9555\"\n\n");
+        for (name, vrid, vip, prio) in &self.instances {
+            let v6 = vip.contains(':');
+            t += &format!(
+                "[instances.{name}]\ninterface = \"eth0\"\nvrid = {vrid}\npriority = {}\n\
+                 version = 3\nadvert_interval_ms = {}\npreempt = {}\n\
+                 vips = [\"{vip}/{}\"]\ntrack_pools = [{{ pool = \"web\", weight = -60 }}]\n\
+                 garp = {{ master_delay_ms = 0 }}\n",
+                prio.unwrap_or(self.priority),
+                self.advert_ms,
+                self.preempt,
+                if v6 { 64 } else { 24 }
+            );
+            if let Some((src, peer)) = self.unicast {
+                t += &format!("unicast_src = \"{src}\"\nunicast_peers = [\"{peer}\"]\n");
+            }
+            let listen = if v6 {
+                format!("[{vip}]:80")
+            } else {
+                format!("{vip}:80")
+            };
+            t += &format!("\n[listeners.{name}]\nlisten = \"{listen}\"\npool = \"web\"\n\n");
+        }
+        t += &format!(
+            "[checks.tcp]\nkind = \"tcp\"\ninterval_ms = {}\nrise = 2\nfall = 2\n\n\
+             [pools.web]\nconnect_timeout_ms = 200\nfail_timeout_ms = 1000\n",
+            self.check_interval_ms
+        );
+        for b in &self.backends {
+            t += &format!("\n[[pools.web.backends]]\naddress = \"{b}\"\ncheck = \"tcp\"\n");
+        }
+        t
+    }
+}
+
+fn ms(d: Duration) -> u128 {
+    d.as_millis()
+}
+
+/// (1) + (2) active-standby with 1 s adverts (Master_Down_Interval 3.6 s, Skew_Time of lb2
+/// 0.61 s): traffic reaches all three backends; SIGKILL of lb1's worker: lb2 serves within
+/// Skew_Time + margin (the supervisor's priority-0 advert, far below Master_Down_Interval);
+/// lb1's restarted worker preempts back; SIGTERM of lb1: lb2 serves within Skew_Time + margin.
+#[test]
+fn active_standby_worker_crash_preempt_and_graceful_stop() {
+    let _serial = serial();
+    let Some(topo) = Topo::new("as") else { return };
+    let c1 = topo.write("lb1.toml", &Node::active_standby(150, 1000).toml());
+    let c2 = topo.write("lb2.toml", &Node::active_standby(100, 1000).toml());
+    let mut lb1 = topo.start(LB1, "lb1", &c1);
+    let _lb2 = topo.start(LB2, "lb2", &c2);
+    let logs = || topo.dump(&["lb1", "lb2"]);
+    assert!(
+        topo.wait_state(LB1, "VI_1", "Master", Duration::from_secs(15)),
+        "lb1 never became Master\n{}",
+        logs()
+    );
+    assert!(
+        topo.wait_state(LB2, "VI_1", "Backup", Duration::from_secs(5)),
+        "{}",
+        logs()
+    );
+    assert!(topo.has_address(LB1, VIP) && !topo.has_address(LB2, VIP));
+
+    let mut client = Client::start(topo.ns(CLIENT), "192.0.2.100:80");
+    let t0 = Instant::now();
+    assert!(
+        client.wait_successes(t0, 30, Duration::from_secs(10)),
+        "{}",
+        logs()
+    );
+    let seen = answers(&client.samples(), t0);
+    assert_eq!(
+        seen,
+        ["b1", "b2", "b3"].map(String::from).into(),
+        "round robin over the three backends"
+    );
+
+    // SIGKILL of the worker: the supervisor releases the VIP with priority 0 at once.
+    let worker = worker_pid(lb1.pid()).expect("lb1 has a worker");
+    let t_kill = Instant::now();
+    kill(worker, Signal::SIGKILL);
+    assert!(
+        topo.wait_state(LB2, "VI_1", "Master", Duration::from_secs(10)),
+        "lb2 never took over\n{}",
+        logs()
+    );
+    assert!(client.wait_successes(Instant::now(), 20, Duration::from_secs(10)));
+    let t_after = Instant::now();
+    let crash_gap = longest_gap(&client.samples(), t_kill, t_after);
+    eprintln!("worker SIGKILL: longest gap {} ms", ms(crash_gap));
+    // Skew_Time of lb2 is 609 ms; Master_Down_Interval is 3.6 s.
+    assert!(
+        crash_gap < Duration::from_millis(609 + 700),
+        "outage after the worker crash: {} ms\n{}",
+        ms(crash_gap),
+        logs()
+    );
+
+    // The worker is restarted, starts in Backup, and preempts lb2 (priority 150 > 100).
+    assert!(
+        topo.wait_state(LB1, "VI_1", "Master", Duration::from_secs(15)),
+        "lb1 did not preempt back\n{}",
+        logs()
+    );
+    assert!(topo.wait_state(LB2, "VI_1", "Backup", Duration::from_secs(5)));
+    assert!(client.wait_successes(Instant::now(), 20, Duration::from_secs(10)));
+    assert!(topo.has_address(LB1, VIP) && !topo.has_address(LB2, VIP));
+
+    // Graceful stop: priority 0, VIP removed, exit 0.
+    let t_stop = Instant::now();
+    lb1.signal(Signal::SIGTERM);
+    assert!(
+        topo.wait_state(LB2, "VI_1", "Master", Duration::from_secs(10)),
+        "{}",
+        logs()
+    );
+    assert!(client.wait_successes(Instant::now(), 20, Duration::from_secs(10)));
+    let samples = client.stop();
+    let stop_gap = longest_gap(&samples, t_stop, Instant::now());
+    eprintln!("graceful stop: longest gap {} ms", ms(stop_gap));
+    assert!(
+        stop_gap < Duration::from_millis(609 + 500),
+        "outage after SIGTERM: {} ms\n{}",
+        ms(stop_gap),
+        logs()
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || lb1.has_exited()),
+        "lb1 did not exit"
+    );
+    assert!(!topo.has_address(LB1, VIP), "lb1 left the VIP behind");
+    let log = topo.log("lb1");
+    assert!(
+        log.contains("worker stopped") && log.contains("exit status: 0"),
+        "lb1 did not stop cleanly\n{log}"
+    );
+}
+
+/// (1) without preemption: SIGKILL of the whole lb1 (supervisor and worker): lb2 serves within
+/// Master_Down_Interval + margin; lb1 comes back (its stale VIP removed) and stays Backup.
+#[test]
+fn whole_process_crash_without_preempt() {
+    let _serial = serial();
+    let Some(topo) = Topo::new("np") else { return };
+    let mut n1 = Node::active_standby(150, 100);
+    n1.preempt = false;
+    let c1 = topo.write("lb1.toml", &n1.toml());
+    let c2 = topo.write("lb2.toml", &Node::active_standby(100, 100).toml());
+    let mut lb1 = topo.start(LB1, "lb1", &c1);
+    let _lb2 = topo.start(LB2, "lb2", &c2);
+    let logs = || topo.dump(&["lb1", "lb2"]);
+    assert!(
+        topo.wait_state(LB1, "VI_1", "Master", Duration::from_secs(15)),
+        "{}",
+        logs()
+    );
+    assert!(
+        topo.wait_state(LB2, "VI_1", "Backup", Duration::from_secs(5)),
+        "{}",
+        logs()
+    );
+    let client = Client::start(topo.ns(CLIENT), "192.0.2.100:80");
+    assert!(
+        client.wait_successes(Instant::now(), 20, Duration::from_secs(10)),
+        "{}",
+        logs()
+    );
+
+    let worker = worker_pid(lb1.pid()).expect("lb1 has a worker");
+    let t_kill = Instant::now();
+    lb1.signal(Signal::SIGKILL);
+    // The worker dies with its supervisor (parent-death signal).
+    assert!(wait_until(
+        Duration::from_secs(5),
+        || !std::path::Path::new(&format!("/proc/{worker}")).exists()
+            || std::fs::read_to_string(format!("/proc/{worker}/stat"))
+                .is_ok_and(|s| s.contains(") Z "))
+    ));
+    assert!(
+        topo.wait_state(LB2, "VI_1", "Master", Duration::from_secs(10)),
+        "{}",
+        logs()
+    );
+    assert!(
+        client.wait_successes(Instant::now(), 20, Duration::from_secs(10)),
+        "{}",
+        logs()
+    );
+    let gap = longest_gap(&client.samples(), t_kill, Instant::now());
+    eprintln!("whole process SIGKILL: longest gap {} ms", ms(gap));
+    // Master_Down_Interval of lb2: 3 x 100 ms + Skew_Time 61 ms.
+    assert!(
+        gap < Duration::from_millis(361 + 700),
+        "outage {} ms\n{}",
+        ms(gap),
+        logs()
+    );
+    assert!(lb1.has_exited());
+
+    // lb1 returns: the VIP its dead worker left is removed, and it does not preempt.
+    let _lb1 = topo.start(LB1, "lb1", &c1);
+    assert!(
+        topo.wait_state(LB1, "VI_1", "Backup", Duration::from_secs(10)),
+        "{}",
+        logs()
+    );
+    assert!(!topo.has_address(LB1, VIP), "stale VIP still on lb1");
+    let t_back = Instant::now();
+    thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        topo.state(LB1, "VI_1").as_deref(),
+        Some("Backup"),
+        "{}",
+        logs()
+    );
+    assert_eq!(
+        topo.state(LB2, "VI_1").as_deref(),
+        Some("Master"),
+        "{}",
+        logs()
+    );
+    let gap = longest_gap(&client.samples(), t_back, Instant::now());
+    assert!(
+        gap < Duration::from_millis(300),
+        "lb1's return cost {} ms",
+        ms(gap)
+    );
+}
+
+/// (4) lb1 loses all its backends (blackhole routes): its pool is down, its priority drops by
+/// 60 below lb2's, the VIP moves; the backends return: it moves back.
+#[test]
+fn master_losing_its_backends_hands_over() {
+    let _serial = serial();
+    let Some(topo) = Topo::new("bk") else { return };
+    let c1 = topo.write("lb1.toml", &Node::active_standby(150, 100).toml());
+    let c2 = topo.write("lb2.toml", &Node::active_standby(100, 100).toml());
+    let _lb1 = topo.start(LB1, "lb1", &c1);
+    let _lb2 = topo.start(LB2, "lb2", &c2);
+    let logs = || topo.dump(&["lb1", "lb2"]);
+    assert!(
+        topo.wait_state(LB1, "VI_1", "Master", Duration::from_secs(15)),
+        "{}",
+        logs()
+    );
+    assert!(
+        topo.wait_state(LB2, "VI_1", "Backup", Duration::from_secs(5)),
+        "{}",
+        logs()
+    );
+    let client = Client::start(topo.ns(CLIENT), "192.0.2.100:80");
+    assert!(
+        client.wait_successes(Instant::now(), 20, Duration::from_secs(10)),
+        "{}",
+        logs()
+    );
+
+    let t_loss = Instant::now();
+    for b in ["192.0.2.3", "192.0.2.4", "192.0.2.5"] {
+        topo.ns(LB1)
+            .ip(&["route", "add", "blackhole", &format!("{b}/32")]);
+    }
+    assert!(
+        topo.wait_state(LB2, "VI_1", "Master", Duration::from_secs(10)),
+        "{}",
+        logs()
+    );
+    assert!(
+        topo.wait_state(LB1, "VI_1", "Backup", Duration::from_secs(5)),
+        "{}",
+        logs()
+    );
+    let st = topo.status(LB1).unwrap();
+    assert_eq!(
+        st.instances[0].priority, 90,
+        "150 - 60 while the pool is down"
+    );
+    assert!(
+        client.wait_successes(Instant::now(), 20, Duration::from_secs(10)),
+        "{}",
+        logs()
+    );
+    let gap = longest_gap(&client.samples(), t_loss, Instant::now());
+    eprintln!("backends lost: longest gap {} ms", ms(gap));
+    // Detection (2 failed checks 100 ms apart), then lb2's Master_Down_Interval (361 ms).
+    assert!(
+        gap < Duration::from_millis(2500),
+        "outage {} ms\n{}",
+        ms(gap),
+        logs()
+    );
+
+    let t_back = Instant::now();
+    for b in ["192.0.2.3", "192.0.2.4", "192.0.2.5"] {
+        topo.ns(LB1)
+            .ip(&["route", "del", "blackhole", &format!("{b}/32")]);
+    }
+    assert!(
+        topo.wait_state(LB1, "VI_1", "Master", Duration::from_secs(10)),
+        "{}",
+        logs()
+    );
+    assert!(
+        topo.wait_state(LB2, "VI_1", "Backup", Duration::from_secs(5)),
+        "{}",
+        logs()
+    );
+    assert!(
+        client.wait_successes(Instant::now(), 20, Duration::from_secs(10)),
+        "{}",
+        logs()
+    );
+    let gap = longest_gap(&client.samples(), t_back, Instant::now());
+    eprintln!("backends back: longest gap {} ms", ms(gap));
+    assert!(
+        gap < Duration::from_millis(1000),
+        "outage {} ms\n{}",
+        ms(gap),
+        logs()
+    );
+}
+
+/// (8) SIGHUP with a new backend list: no VRRP transition, no failed request, the removed
+/// backend gets no more traffic; then a broken file: logged, the old configuration runs on.
+#[test]
+fn reload_changes_backends_without_transition_or_failure() {
+    let _serial = serial();
+    let Some(topo) = Topo::new("hup") else { return };
+    let c1 = topo.write("lb1.toml", &Node::active_standby(150, 100).toml());
+    let c2 = topo.write("lb2.toml", &Node::active_standby(100, 100).toml());
+    let lb1 = topo.start(LB1, "lb1", &c1);
+    let _lb2 = topo.start(LB2, "lb2", &c2);
+    let logs = || topo.dump(&["lb1", "lb2"]);
+    assert!(
+        topo.wait_state(LB1, "VI_1", "Master", Duration::from_secs(15)),
+        "{}",
+        logs()
+    );
+    assert!(
+        topo.wait_state(LB2, "VI_1", "Backup", Duration::from_secs(5)),
+        "{}",
+        logs()
+    );
+    let client = Client::start(topo.ns(CLIENT), "192.0.2.100:80");
+    let t0 = Instant::now();
+    assert!(
+        client.wait_successes(t0, 30, Duration::from_secs(10)),
+        "{}",
+        logs()
+    );
+    let transitions = |i| {
+        topo.status(i).unwrap().instances[0]
+            .counters
+            .master_transitions
+    };
+    let (tr1, tr2) = (transitions(LB1), transitions(LB2));
+
+    let mut n1 = Node::active_standby(150, 100);
+    n1.backends.pop();
+    topo.write("lb1.toml", &n1.toml());
+    let t_hup = Instant::now();
+    lb1.signal(Signal::SIGHUP);
+    assert!(
+        wait_until(Duration::from_secs(10), || topo
+            .log("lb1")
+            .contains("reload done")),
+        "{}",
+        logs()
+    );
+    let t_done = Instant::now();
+    assert!(client.wait_successes(t_done, 40, Duration::from_secs(10)));
+    let t_end = Instant::now();
+    let samples = client.samples();
+    assert_eq!(
+        failures(&samples, t_hup, t_end),
+        0,
+        "failed requests during the reload"
+    );
+    let after = answers(&samples, t_done + Duration::from_millis(100));
+    assert_eq!(after, ["b1", "b2"].map(String::from).into());
+    assert_eq!(
+        (transitions(LB1), transitions(LB2)),
+        (tr1, tr2),
+        "a VRRP transition"
+    );
+    assert_eq!(topo.state(LB1, "VI_1").as_deref(), Some("Master"));
+
+    // A broken file: rejected with its error, the old configuration keeps serving.
+    topo.write("lb1.toml", "[instances.VI_1]\nvrid = \"x\"\n");
+    let t_bad = Instant::now();
+    lb1.signal(Signal::SIGHUP);
+    assert!(
+        wait_until(Duration::from_secs(10), || topo
+            .log("lb1")
+            .contains("reload rejected")),
+        "{}",
+        logs()
+    );
+    assert!(client.wait_successes(Instant::now(), 20, Duration::from_secs(10)));
+    let samples = client.samples();
+    assert_eq!(failures(&samples, t_bad, Instant::now()), 0);
+    assert_eq!(topo.state(LB1, "VI_1").as_deref(), Some("Master"));
+}
