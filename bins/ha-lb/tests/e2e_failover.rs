@@ -37,6 +37,8 @@ const LB1: usize = 0;
 const LB2: usize = 1;
 const CLIENT: usize = 5;
 const VIP: &str = "192.0.2.100";
+const VIP_B: &str = "192.0.2.101";
+const VIP6: &str = "2001:db8::100";
 const ADMIN: &str = "127.0.0.1:9555";
 
 /// A TCP server in a namespace answering each connection with its name, until dropped.
@@ -727,4 +729,331 @@ fn reload_changes_backends_without_transition_or_failure() {
     let samples = client.samples();
     assert_eq!(failures(&samples, t_bad, Instant::now()), 0);
     assert_eq!(topo.state(LB1, "VI_1").as_deref(), Some("Master"));
+}
+
+/// (3) active-active: VI_1 (VIP .100) prefers lb1, VI_2 (VIP .101) prefers lb2. SIGKILL of
+/// lb1's worker moves only VIP .100; VIP .101 never blinks.
+#[test]
+fn active_active_moves_only_the_failed_nodes_vip() {
+    let _serial = serial();
+    let Some(topo) = Topo::new("aa") else { return };
+    let node = |p1, p2| {
+        let mut n = Node::active_standby(0, 100);
+        n.instances = vec![("VI_1", 51, VIP, Some(p1)), ("VI_2", 52, VIP_B, Some(p2))];
+        n.toml()
+    };
+    let c1 = topo.write("lb1.toml", &node(150, 100));
+    let c2 = topo.write("lb2.toml", &node(100, 150));
+    let lb1 = topo.start(LB1, "lb1", &c1);
+    let _lb2 = topo.start(LB2, "lb2", &c2);
+    let logs = || topo.dump(&["lb1", "lb2"]);
+    assert!(
+        topo.wait_state(LB1, "VI_1", "Master", Duration::from_secs(15)),
+        "{}",
+        logs()
+    );
+    assert!(
+        topo.wait_state(LB2, "VI_2", "Master", Duration::from_secs(15)),
+        "{}",
+        logs()
+    );
+    assert!(
+        topo.wait_state(LB1, "VI_2", "Backup", Duration::from_secs(5)),
+        "{}",
+        logs()
+    );
+    assert!(
+        topo.wait_state(LB2, "VI_1", "Backup", Duration::from_secs(5)),
+        "{}",
+        logs()
+    );
+    let a = Client::start(topo.ns(CLIENT), "192.0.2.100:80");
+    let b = Client::start(topo.ns(CLIENT), "192.0.2.101:80");
+    let t0 = Instant::now();
+    assert!(
+        a.wait_successes(t0, 20, Duration::from_secs(10)),
+        "{}",
+        logs()
+    );
+    assert!(
+        b.wait_successes(t0, 20, Duration::from_secs(10)),
+        "{}",
+        logs()
+    );
+
+    let t_kill = Instant::now();
+    kill(worker_pid(lb1.pid()).expect("worker"), Signal::SIGKILL);
+    assert!(
+        topo.wait_state(LB2, "VI_1", "Master", Duration::from_secs(10)),
+        "{}",
+        logs()
+    );
+    assert!(
+        a.wait_successes(Instant::now(), 20, Duration::from_secs(10)),
+        "{}",
+        logs()
+    );
+    // The restarted worker takes VI_1 back (preempt) and leaves VI_2 alone.
+    assert!(
+        topo.wait_state(LB1, "VI_1", "Master", Duration::from_secs(15)),
+        "{}",
+        logs()
+    );
+    assert!(
+        topo.wait_state(LB1, "VI_2", "Backup", Duration::from_secs(5)),
+        "{}",
+        logs()
+    );
+    assert!(
+        a.wait_successes(Instant::now(), 20, Duration::from_secs(10)),
+        "{}",
+        logs()
+    );
+    let t_end = Instant::now();
+    let gap_a = longest_gap(&a.samples(), t_kill, t_end);
+    let gap_b = longest_gap(&b.samples(), t_kill, t_end);
+    eprintln!(
+        "active-active: VIP .100 gap {} ms, VIP .101 gap {} ms",
+        ms(gap_a),
+        ms(gap_b)
+    );
+    // Skew_Time of lb2 (61 ms) plus margin for the moved VIP; the other one never blinks
+    // (the client polls every 5 ms; 300 ms of margin for a loaded machine).
+    assert!(
+        gap_a < Duration::from_millis(61 + 700),
+        "VIP .100 outage {} ms\n{}",
+        ms(gap_a),
+        logs()
+    );
+    assert!(
+        gap_b < Duration::from_millis(300),
+        "VIP .101 blinked {} ms\n{}",
+        ms(gap_b),
+        logs()
+    );
+    assert_eq!(
+        failures(&b.samples(), t_kill, t_end),
+        0,
+        "VIP .101 lost requests"
+    );
+    assert_eq!(topo.state(LB2, "VI_2").as_deref(), Some("Master"));
+}
+
+/// (5) link down on the master: Fault, VIP removed, lb2 takes over within
+/// Master_Down_Interval + margin; link up: lb1 leaves Fault and preempts back.
+#[test]
+fn master_link_down_then_up() {
+    let _serial = serial();
+    let Some(topo) = Topo::new("ld") else { return };
+    let c1 = topo.write("lb1.toml", &Node::active_standby(150, 100).toml());
+    let c2 = topo.write("lb2.toml", &Node::active_standby(100, 100).toml());
+    let _lb1 = topo.start(LB1, "lb1", &c1);
+    let _lb2 = topo.start(LB2, "lb2", &c2);
+    let logs = || topo.dump(&["lb1", "lb2"]);
+    assert!(
+        topo.wait_state(LB1, "VI_1", "Master", Duration::from_secs(15)),
+        "{}",
+        logs()
+    );
+    assert!(
+        topo.wait_state(LB2, "VI_1", "Backup", Duration::from_secs(5)),
+        "{}",
+        logs()
+    );
+    let client = Client::start(topo.ns(CLIENT), "192.0.2.100:80");
+    assert!(
+        client.wait_successes(Instant::now(), 20, Duration::from_secs(10)),
+        "{}",
+        logs()
+    );
+
+    let t_down = Instant::now();
+    topo.ns(LB1).ip(&["link", "set", "eth0", "down"]);
+    assert!(
+        topo.wait_state(LB1, "VI_1", "Fault", Duration::from_secs(5)),
+        "{}",
+        logs()
+    );
+    assert!(
+        topo.wait_state(LB2, "VI_1", "Master", Duration::from_secs(10)),
+        "{}",
+        logs()
+    );
+    assert!(
+        client.wait_successes(Instant::now(), 20, Duration::from_secs(10)),
+        "{}",
+        logs()
+    );
+    let gap = longest_gap(&client.samples(), t_down, Instant::now());
+    eprintln!("link down: longest gap {} ms", ms(gap));
+    assert!(
+        gap < Duration::from_millis(361 + 700),
+        "outage {} ms\n{}",
+        ms(gap),
+        logs()
+    );
+    assert!(!topo.has_address(LB1, VIP), "lb1 kept the VIP in Fault");
+
+    let t_up = Instant::now();
+    topo.ns(LB1).ip(&["link", "set", "eth0", "up"]);
+    assert!(
+        topo.wait_state(LB1, "VI_1", "Master", Duration::from_secs(10)),
+        "{}",
+        logs()
+    );
+    assert!(
+        topo.wait_state(LB2, "VI_1", "Backup", Duration::from_secs(5)),
+        "{}",
+        logs()
+    );
+    assert!(
+        client.wait_successes(Instant::now(), 20, Duration::from_secs(10)),
+        "{}",
+        logs()
+    );
+    let gap = longest_gap(&client.samples(), t_up, Instant::now());
+    eprintln!("link up: longest gap {} ms", ms(gap));
+    assert!(
+        gap < Duration::from_millis(1000),
+        "outage {} ms\n{}",
+        ms(gap),
+        logs()
+    );
+}
+
+/// (6) partition between the two nodes (unicast adverts; the bridge isolates their two ports
+/// from each other): both become Master; heal: exactly one Master, and the loser removed the
+/// VIP.
+#[test]
+fn partition_then_heal_leaves_one_master() {
+    let _serial = serial();
+    let Some(topo) = Topo::new("pt") else { return };
+    let mut n1 = Node::active_standby(150, 100);
+    n1.unicast = Some(("192.0.2.1", "192.0.2.2"));
+    let mut n2 = Node::active_standby(100, 100);
+    n2.unicast = Some(("192.0.2.2", "192.0.2.1"));
+    let c1 = topo.write("lb1.toml", &n1.toml());
+    let c2 = topo.write("lb2.toml", &n2.toml());
+    let _lb1 = topo.start(LB1, "lb1", &c1);
+    let _lb2 = topo.start(LB2, "lb2", &c2);
+    let logs = || topo.dump(&["lb1", "lb2"]);
+    assert!(
+        topo.wait_state(LB1, "VI_1", "Master", Duration::from_secs(15)),
+        "{}",
+        logs()
+    );
+    assert!(
+        topo.wait_state(LB2, "VI_1", "Backup", Duration::from_secs(5)),
+        "{}",
+        logs()
+    );
+
+    // Bridge port isolation: the two nodes' ports stop talking to each other (and only that).
+    let isolate = |on: &str| {
+        for port in ["p0", "p1"] {
+            topo.lan.switch.ip(&[
+                "link",
+                "set",
+                "dev",
+                port,
+                "type",
+                "bridge_slave",
+                "isolated",
+                on,
+            ]);
+        }
+    };
+    isolate("on");
+    assert!(
+        topo.wait_state(LB2, "VI_1", "Master", Duration::from_secs(10)),
+        "{}",
+        logs()
+    );
+    assert_eq!(topo.state(LB1, "VI_1").as_deref(), Some("Master"));
+    assert!(topo.has_address(LB1, VIP) && topo.has_address(LB2, VIP));
+
+    isolate("off");
+    assert!(
+        topo.wait_state(LB2, "VI_1", "Backup", Duration::from_secs(10)),
+        "{}",
+        logs()
+    );
+    thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        topo.state(LB1, "VI_1").as_deref(),
+        Some("Master"),
+        "{}",
+        logs()
+    );
+    assert_eq!(
+        topo.state(LB2, "VI_1").as_deref(),
+        Some("Backup"),
+        "{}",
+        logs()
+    );
+    assert!(topo.has_address(LB1, VIP), "the winner lost the VIP");
+    assert!(!topo.has_address(LB2, VIP), "the loser kept the VIP");
+    let client = Client::start(topo.ns(CLIENT), "192.0.2.100:80");
+    assert!(
+        client.wait_successes(Instant::now(), 20, Duration::from_secs(10)),
+        "{}",
+        logs()
+    );
+}
+
+/// (7) an IPv6 VIP fails over (unsolicited NA with Override moves the client's neighbour
+/// entry).
+#[test]
+fn ipv6_vip_fails_over() {
+    let _serial = serial();
+    let Some(topo) = Topo::new("v6") else { return };
+    let node = |p| {
+        let mut n = Node::active_standby(p, 100);
+        n.instances = vec![("VI_6", 61, VIP6, None)];
+        n.toml()
+    };
+    let c1 = topo.write("lb1.toml", &node(150));
+    let c2 = topo.write("lb2.toml", &node(100));
+    let lb1 = topo.start(LB1, "lb1", &c1);
+    let _lb2 = topo.start(LB2, "lb2", &c2);
+    let logs = || topo.dump(&["lb1", "lb2"]);
+    assert!(
+        topo.wait_state(LB1, "VI_6", "Master", Duration::from_secs(15)),
+        "{}",
+        logs()
+    );
+    assert!(
+        topo.wait_state(LB2, "VI_6", "Backup", Duration::from_secs(5)),
+        "{}",
+        logs()
+    );
+    assert!(topo.has_address(LB1, VIP6));
+    let client = Client::start(topo.ns(CLIENT), "[2001:db8::100]:80");
+    assert!(
+        client.wait_successes(Instant::now(), 20, Duration::from_secs(10)),
+        "{}",
+        logs()
+    );
+
+    let t_kill = Instant::now();
+    kill(worker_pid(lb1.pid()).expect("worker"), Signal::SIGKILL);
+    assert!(
+        topo.wait_state(LB2, "VI_6", "Master", Duration::from_secs(10)),
+        "{}",
+        logs()
+    );
+    assert!(
+        client.wait_successes(Instant::now(), 20, Duration::from_secs(10)),
+        "{}",
+        logs()
+    );
+    let gap = longest_gap(&client.samples(), t_kill, Instant::now());
+    eprintln!("IPv6 worker SIGKILL: longest gap {} ms", ms(gap));
+    assert!(
+        gap < Duration::from_millis(61 + 700),
+        "outage {} ms\n{}",
+        ms(gap),
+        logs()
+    );
+    assert!(!topo.has_address(LB1, VIP6), "the dead worker's VIP stayed");
 }
