@@ -118,7 +118,6 @@ fn run(config: PathBuf, drain_timeout_ms: u64, no_supervisor: bool, worker: bool
         return match rt.block_on(ha_lb::runtime::run(options, shared)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                tracing::error!("{e}");
                 eprintln!("ha-lb run: {e}");
                 // A worker that cannot start is not restarted by its supervisor.
                 ExitCode::from(u8::try_from(ha_lb::supervisor::EXIT_FATAL).unwrap_or(1))
@@ -158,7 +157,6 @@ fn run(config: PathBuf, drain_timeout_ms: u64, no_supervisor: bool, worker: bool
         Ok(0) => ExitCode::SUCCESS,
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Err(e) => {
-            tracing::error!("{e}");
             eprintln!("ha-lb run: {e}");
             ExitCode::FAILURE
         }

@@ -310,6 +310,8 @@ struct Node<'a> {
     unicast: Option<(&'a str, &'a str)>,
     check_interval_ms: u64,
     backends: Vec<&'a str>,
+    /// A file the notify commands append the state to.
+    notify: Option<String>,
 }
 
 impl Node<'_> {
@@ -322,6 +324,7 @@ impl Node<'_> {
             unicast: None,
             check_interval_ms: 100,
             backends: vec!["192.0.2.3:8080", "192.0.2.4:8080", "192.0.2.5:8080"],
+            notify: None,
         }
     }
 
@@ -339,6 +342,14 @@ impl Node<'_> {
                 self.preempt,
                 if v6 { 64 } else { 24 }
             );
+            if let Some(file) = &self.notify {
+                for state in ["master", "backup", "fault", "stop"] {
+                    t += &format!(
+                        "notify.{state} = [\"/bin/sh\", \"-c\", \"echo {} >> {file}\"]\n",
+                        state.to_uppercase()
+                    );
+                }
+            }
             if let Some((src, peer)) = self.unicast {
                 t += &format!("unicast_src = \"{src}\"\nunicast_peers = [\"{peer}\"]\n");
             }
@@ -373,7 +384,10 @@ fn ms(d: Duration) -> u128 {
 fn active_standby_worker_crash_preempt_and_graceful_stop() {
     let _serial = serial();
     let Some(topo) = Topo::new("as") else { return };
-    let c1 = topo.write("lb1.toml", &Node::active_standby(150, 1000).toml());
+    let notify_log = topo.dir.join("notify.log");
+    let mut n1 = Node::active_standby(150, 1000);
+    n1.notify = Some(notify_log.display().to_string());
+    let c1 = topo.write("lb1.toml", &n1.toml());
     let c2 = topo.write("lb2.toml", &Node::active_standby(100, 1000).toml());
     let mut lb1 = topo.start(LB1, "lb1", &c1);
     let _lb2 = topo.start(LB2, "lb2", &c2);
@@ -402,6 +416,35 @@ fn active_standby_worker_crash_preempt_and_graceful_stop() {
         seen,
         ["b1", "b2", "b3"].map(String::from).into(),
         "round robin over the three backends"
+    );
+
+    // The admin endpoint: /metrics in the Prometheus format, and `ha-lb status`.
+    let metrics = http_get(topo.ns(LB1), "/metrics");
+    for line in [
+        "ha_lb_vrrp_state{instance=\"VI_1\",state=\"Master\"} 1",
+        "ha_lb_vrrp_priority{instance=\"VI_1\"} 150",
+        "ha_lb_vrrp_master_transitions_total{instance=\"VI_1\"} 1",
+        "ha_lb_backend_up{pool=\"web\",backend=\"192.0.2.3:8080\"} 1",
+        "ha_lb_check_up{check=\"tcp\",target=\"192.0.2.5:8080\"} 1",
+    ] {
+        assert!(metrics.contains(line), "no {line} in\n{metrics}");
+    }
+    assert!(
+        metrics.contains("ha_lb_listener_accepted_total{"),
+        "{metrics}"
+    );
+    let table = topo
+        .ns(LB2)
+        .command(env!("CARGO_BIN_EXE_ha-lb"))
+        .args(["status", "--admin", ADMIN])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("VI_1") && l.contains("Backup") && l.contains("100/100")),
+        "{table}"
     );
 
     // SIGKILL of the worker: the supervisor releases the VIP with priority 0 at once.
@@ -463,6 +506,28 @@ fn active_standby_worker_crash_preempt_and_graceful_stop() {
         log.contains("worker stopped") && log.contains("exit status: 0"),
         "lb1 did not stop cleanly\n{log}"
     );
+    // Notify commands ran in order: master, (crash: none), backup, master, stop.
+    let notified = std::fs::read_to_string(&notify_log).unwrap_or_default();
+    let words: Vec<&str> = notified.split_whitespace().collect();
+    assert_eq!(words.first(), Some(&"BACKUP"), "{notified}");
+    assert_eq!(words.last(), Some(&"STOP"), "{notified}");
+    assert!(
+        words.windows(2).any(|w| w == ["BACKUP", "MASTER"]),
+        "{notified}"
+    );
+}
+
+/// GET `path` from the admin endpoint of a node.
+fn http_get(ns: &Netns, path: &str) -> String {
+    let path = path.to_owned();
+    ns.run(move || {
+        let mut s = TcpStream::connect(ADMIN).unwrap();
+        s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
+            .unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        text
+    })
 }
 
 /// (1) without preemption: SIGKILL of the whole lb1 (supervisor and worker): lb2 serves within
@@ -1056,4 +1121,60 @@ fn ipv6_vip_fails_over() {
         logs()
     );
     assert!(!topo.has_address(LB1, VIP6), "the dead worker's VIP stayed");
+}
+
+/// The driver adds no drift to advert timing: adverts of a 100 ms Master, timed by a listener
+/// on the LAN, average 100 ms apart (a driver that re-armed from "now" after each wake-up
+/// would add its latency to every interval).
+#[test]
+fn advert_timing_has_no_drift() {
+    let _serial = serial();
+    let Some(topo) = Topo::new("dr") else { return };
+    let c1 = topo.write("lb1.toml", &Node::active_standby(150, 100).toml());
+    let _lb1 = topo.start(LB1, "lb1", &c1);
+    let logs = || topo.dump(&["lb1"]);
+    assert!(
+        topo.wait_state(LB1, "VI_1", "Master", Duration::from_secs(15)),
+        "{}",
+        logs()
+    );
+    const N: usize = 60;
+    let arrivals = topo.ns(CLIENT).run(|| {
+        use ha_lb::net::{Interface, VrrpSocket, VrrpSocketConfig};
+        let iface = Interface::by_name("eth0").unwrap();
+        let socket = VrrpSocket::open(
+            &iface,
+            &VrrpSocketConfig {
+                source: "192.0.2.6".parse().unwrap(),
+                join_group: true,
+            },
+        )
+        .unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        let mut buf = [0u8; 1500];
+        let mut at = Vec::new();
+        while at.len() < N {
+            let rx = socket.recv(&mut buf).unwrap();
+            if rx.src == "192.0.2.1".parse::<std::net::IpAddr>().unwrap() {
+                at.push(Instant::now());
+            }
+        }
+        at
+    });
+    let intervals: Vec<f64> = arrivals
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_secs_f64() * 1000.0)
+        .collect();
+    let mean = (arrivals[N - 1] - arrivals[0]).as_secs_f64() * 1000.0 / (N - 1) as f64;
+    let max = intervals.iter().copied().fold(0.0, f64::max);
+    eprintln!(
+        "advert intervals: mean {mean:.3} ms, max {max:.1} ms over {} intervals",
+        N - 1
+    );
+    assert!(
+        (99.0..=101.0).contains(&mean),
+        "mean advert interval {mean:.3} ms, not 100: intervals {intervals:?}"
+    );
 }

@@ -279,7 +279,13 @@ impl Driver {
                     tracing::error!(instance = %self.name, error = %e, "VRRP socket");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
-                Event::Timeout => self.router.handle_timeout(now()),
+                // The timer fired: hand the router the instant it was due, not the (later)
+                // instant tokio woke us, so a periodic advert is re-armed from its schedule
+                // and wake-up latency does not accumulate as drift.
+                Event::Timeout => {
+                    let due = deadline.map_or_else(now, Instant::into_std);
+                    self.router.handle_timeout(due);
+                }
                 Event::Command(Some(Command::Track(id, up, why))) => self.track(id, up, &why),
                 Event::Command(Some(Command::InterfaceUp(up))) => {
                     tracing::info!(instance = %self.name, interface = %self.interface, up, "link state changed");

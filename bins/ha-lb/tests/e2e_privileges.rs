@@ -1,0 +1,59 @@
+//! `ha-lb run` without CAP_NET_RAW / CAP_NET_ADMIN stops at once with an error that says so
+//! (the capabilities are dropped from the bounding set with `setpriv`, so this runs as root).
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn example() -> String {
+    format!(
+        "{}/../../examples/active-standby-lb1.toml",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+fn run_without_caps(extra: &[&str]) -> Option<(bool, String, Duration)> {
+    if Command::new("setpriv").arg("--version").output().is_err() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "setpriv (util-linux) is required in CI"
+        );
+        eprintln!("SKIPPED: no setpriv");
+        return None;
+    }
+    let t0 = Instant::now();
+    let out = Command::new("setpriv")
+        .args(["--bounding-set", "-net_raw,-net_admin", "--"])
+        .arg(env!("CARGO_BIN_EXE_ha-lb"))
+        .args(["run", "--config", &example()])
+        .args(extra)
+        .output()
+        .unwrap();
+    Some((
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        t0.elapsed(),
+    ))
+}
+
+fn assert_refused(extra: &[&str]) {
+    let Some((ok, stderr, took)) = run_without_caps(extra) else {
+        return;
+    };
+    assert!(!ok, "ran without the capabilities: {stderr}");
+    assert!(
+        stderr.contains("CAP_NET_RAW") && stderr.contains("CAP_NET_ADMIN"),
+        "the error does not name the capabilities: {stderr}"
+    );
+    assert!(took < Duration::from_secs(5), "took {took:?} to refuse");
+}
+
+#[test]
+fn run_refuses_without_capabilities() {
+    assert_refused(&[]);
+}
+
+#[test]
+fn worker_refuses_without_capabilities() {
+    assert_refused(&["--no-supervisor"]);
+}
