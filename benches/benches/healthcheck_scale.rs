@@ -470,9 +470,9 @@ fn main() -> Res<()> {
     }
 
     println!(
-        "| checker | checks/s | accepted/s | CPU s | wall s | % of one core | µs CPU per check |"
+        "| checker | checks/s | accepted/s | CPU s | wall s | % of one core | of which user | µs CPU per check |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for m in &rows {
         let wall = m.wall.as_secs_f64();
         let (rate, per_check) = match m.checks() {
