@@ -127,3 +127,49 @@ async fn set_state_up_ends_an_ejection_early() {
     assert_eq!(seen[2], 5, "round robin over both again: {seen:?}");
     assert_eq!(revived.count(), 5);
 }
+
+/// A listener whose accept queue is full: further SYNs are dropped, so connects hang.
+fn black_hole() -> (socket2::Socket, std::net::TcpStream, std::net::SocketAddr) {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    s.bind(
+        &"127.0.0.1:0"
+            .parse::<std::net::SocketAddr>()
+            .unwrap()
+            .into(),
+    )
+    .unwrap();
+    s.listen(0).unwrap();
+    let addr = s.local_addr().unwrap().as_socket().unwrap();
+    // Fill the queue (never accepted).
+    let filler = std::net::TcpStream::connect(addr).unwrap();
+    (s, filler, addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_timeout_moves_on_to_another_backend() {
+    let (_hole, _filler, hole) = black_hole();
+    let live = backend(5, false).await;
+    let mut pool = PoolConfig::new(
+        "timeout",
+        vec![BackendConfig::new(hole), BackendConfig::new(live.addr)],
+    );
+    pool.connect_timeout = Duration::from_millis(300);
+    pool.retries = 1;
+    pool.max_fails = 1;
+    let lb = start(pool, |_| {});
+    let t0 = Instant::now();
+    // Round robin tries the black hole first, times out, then reaches the live one.
+    assert_eq!(which(front(&lb)).await.unwrap(), 5);
+    assert!(
+        t0.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        t0.elapsed()
+    );
+    let st = lb.stats();
+    assert_eq!(st.listeners[0].connect_errors, 1);
+    assert_eq!(st.listeners[0].retries, 1);
+    assert!(st.pools[0].backends[0].ejected);
+    // While ejected, no more waiting.
+    assert_eq!(which(front(&lb)).await.unwrap(), 5);
+    assert_eq!(lb.stats().listeners[0].connect_errors, 1);
+}
