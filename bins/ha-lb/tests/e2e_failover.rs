@@ -1178,3 +1178,87 @@ fn advert_timing_has_no_drift() {
         "mean advert interval {mean:.3} ms, not 100: intervals {intervals:?}"
     );
 }
+
+/// Sync group: VI_2 goes to Fault (its weight-0 exec check fails), VI_1 follows it into Fault
+/// and gives its VIP up; the check passes again: both return to Master. The group's notify
+/// commands run on each group state.
+#[test]
+fn sync_group_members_fault_together() {
+    let _serial = serial();
+    let Some(topo) = Topo::new("sg") else { return };
+    let flag = topo.dir.join("vi2-ok");
+    std::fs::write(&flag, "").unwrap();
+    let notify_log = topo.dir.join("group.log");
+    let instance = |name: &str, vrid: u32, vip: &str, extra: &str| {
+        format!(
+            "[instances.{name}]\ninterface = \"eth0\"\nvrid = {vrid}\npriority = 150\n\
+             advert_interval_ms = 100\nvips = [\"{vip}/24\"]\n{extra}\n"
+        )
+    };
+    let config = format!(
+        "[admin]\nlisten = \"{ADMIN}\"\n\n{}{}\
+         [checks.vi2]\nkind = \"exec\"\ncommand = [\"/bin/test\", \"-e\", \"{}\"]\n\
+         interval_ms = 100\nrise = 1\nfall = 1\n\n\
+         [sync_groups.G]\ninstances = [\"VI_1\", \"VI_2\"]\n\
+         notify.any = [\"/bin/sh\", \"-c\", \"echo $3 >> {}\", \"sh\"]\n",
+        instance("VI_1", 51, VIP, ""),
+        instance(
+            "VI_2",
+            52,
+            VIP_B,
+            "track_checks = [{ check = \"vi2\", weight = 0 }]"
+        ),
+        flag.display(),
+        notify_log.display()
+    );
+    let c1 = topo.write("lb1.toml", &config);
+    let _lb1 = topo.start(LB1, "lb1", &c1);
+    let logs = || topo.dump(&["lb1"]);
+    assert!(
+        topo.wait_state(LB1, "VI_1", "Master", Duration::from_secs(15)),
+        "{}",
+        logs()
+    );
+    assert!(
+        topo.wait_state(LB1, "VI_2", "Master", Duration::from_secs(5)),
+        "{}",
+        logs()
+    );
+
+    std::fs::remove_file(&flag).unwrap();
+    assert!(
+        topo.wait_state(LB1, "VI_2", "Fault", Duration::from_secs(5)),
+        "{}",
+        logs()
+    );
+    assert!(
+        topo.wait_state(LB1, "VI_1", "Fault", Duration::from_secs(5)),
+        "{}",
+        logs()
+    );
+    assert!(!topo.has_address(LB1, VIP) && !topo.has_address(LB1, VIP_B));
+
+    std::fs::write(&flag, "").unwrap();
+    assert!(
+        topo.wait_state(LB1, "VI_2", "Master", Duration::from_secs(10)),
+        "{}",
+        logs()
+    );
+    assert!(
+        topo.wait_state(LB1, "VI_1", "Master", Duration::from_secs(10)),
+        "{}",
+        logs()
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            std::fs::read_to_string(&notify_log)
+                .unwrap_or_default()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .ends_with(&["FAULT", "BACKUP", "MASTER"])
+        }),
+        "group notify: {:?}\n{}",
+        std::fs::read_to_string(&notify_log),
+        logs()
+    );
+}

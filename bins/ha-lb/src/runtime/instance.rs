@@ -37,6 +37,19 @@ pub enum Command {
     Shutdown(oneshot::Sender<()>),
 }
 
+/// A state change, as an instance reports it to the runtime (for sync groups).
+#[derive(Debug, Clone)]
+pub struct StateEvent {
+    /// The instance.
+    pub name: String,
+    /// Its new state.
+    pub state: State,
+    /// In Fault for a cause of its own (not because its sync group is).
+    pub own_fault: bool,
+    /// Its effective priority.
+    pub priority: u8,
+}
+
 /// A running instance, as the runtime holds it.
 #[derive(Debug)]
 pub struct InstanceHandle {
@@ -167,6 +180,7 @@ pub fn start(
     tracked: Vec<Tracked>,
     is_up: impl Fn(&TrackSource) -> bool,
     shared: Arc<Shared>,
+    events: mpsc::UnboundedSender<StateEvent>,
 ) -> Result<InstanceHandle, RuntimeError> {
     let err = |source| RuntimeError::Instance {
         instance: name.to_owned(),
@@ -198,7 +212,14 @@ pub fn start(
         .map(|s| s.is_usable())
         .unwrap_or(false);
     let (tx, rx) = mpsc::unbounded_channel();
+    let group_tracks = tracked
+        .iter()
+        .filter(|t| matches!(t.source, TrackSource::SyncGroup(_)))
+        .map(|t| t.id)
+        .collect();
     let driver = Driver {
+        events,
+        group_tracks,
         name: name.to_owned(),
         interface: inst.interface.clone(),
         notify: inst.notify.clone(),
@@ -235,6 +256,8 @@ enum Event {
 }
 
 struct Driver {
+    events: mpsc::UnboundedSender<StateEvent>,
+    group_tracks: Vec<TrackId>,
     name: String,
     interface: String,
     notify: crate::config::Notify,
@@ -404,10 +427,24 @@ impl Driver {
             "VRRP state changed"
         );
         self.reason = why;
+        let own_fault = match reason {
+            vrrp_core::Reason::Fault(vrrp_core::FaultCause::TrackDown(id)) => {
+                !self.group_tracks.contains(&id)
+            }
+            vrrp_core::Reason::Fault(_) => true,
+            _ => false,
+        };
+        let _ = self.events.send(StateEvent {
+            name: self.name.clone(),
+            state: to,
+            own_fault,
+            priority: self.router.effective_priority(),
+        });
         crate::supervisor::report_held(&self.name, to == State::Master);
         if let Some(word) = state_word(to) {
             self.notifier.queue(commands_for(
                 &self.notify,
+                "INSTANCE",
                 &self.name,
                 word,
                 self.router.effective_priority(),
@@ -444,6 +481,7 @@ impl Driver {
         crate::supervisor::report_held(&self.name, false);
         self.notifier.queue(commands_for(
             &self.notify,
+            "INSTANCE",
             &self.name,
             "STOP",
             self.router.effective_priority(),

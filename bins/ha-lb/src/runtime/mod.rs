@@ -33,7 +33,7 @@ use tokio::sync::mpsc;
 
 pub use error::RuntimeError;
 use health::{backend_key, Health, HealthEvent};
-use instance::{Command, InstanceHandle};
+use instance::{Command, InstanceHandle, StateEvent};
 use links::Links;
 use status::Shared;
 use tracks::{tracked, TrackSource};
@@ -70,6 +70,11 @@ struct Node {
     health: Health,
     links: Links,
     instances: BTreeMap<String, InstanceHandle>,
+    /// The last state of each instance, and whether a Fault is its own.
+    states: BTreeMap<String, (vrrp_core::State, bool)>,
+    state_tx: mpsc::UnboundedSender<StateEvent>,
+    /// Per sync group: its notify queue and the state it last announced.
+    groups: BTreeMap<String, (notify::Notifier, Option<&'static str>)>,
 }
 
 fn router_id(config: &Config) -> String {
@@ -98,6 +103,7 @@ pub async fn run(options: Options, shared: Arc<Shared>) -> Result<(), RuntimeErr
 
     let (health_tx, mut health_rx) = mpsc::unbounded_channel::<HealthEvent>();
     let (link_tx, mut link_rx) = mpsc::unbounded_channel::<LinkEvent>();
+    let (state_tx, mut state_rx) = mpsc::unbounded_channel::<StateEvent>();
     shared.set_router_id(router_id(&config));
     let mut node = Node {
         options,
@@ -106,6 +112,9 @@ pub async fn run(options: Options, shared: Arc<Shared>) -> Result<(), RuntimeErr
         health: Health::new(health_tx),
         links: Links::default(),
         instances: BTreeMap::new(),
+        states: BTreeMap::new(),
+        state_tx,
+        groups: BTreeMap::new(),
     };
     node.health.apply(&config)?;
     let retired = node.shared.balancer().apply(&config)?;
@@ -147,6 +156,7 @@ pub async fn run(options: Options, shared: Arc<Shared>) -> Result<(), RuntimeErr
             _ = hup.recv() => node.reload().await,
             Some(event) = health_rx.recv() => node.health_changed(&event),
             Some(event) = link_rx.recv() => node.link_changed(&event),
+            Some(event) = state_rx.recv() => node.state_changed(event),
         }
     }
     node.stop().await;
@@ -168,11 +178,85 @@ fn remove_stale(name: &str, inst: &config::Instance) -> Result<(), RuntimeError>
 }
 
 impl Node {
-    fn track_up(&self, source: &TrackSource) -> bool {
+    /// Whether `source`, tracked by `instance`, is up.
+    fn track_up(&self, source: &TrackSource, instance: &str) -> bool {
         match source {
             TrackSource::Check(c) => self.health.check_up(c),
             TrackSource::Pool(p) => self.health.pool_up(&self.config, p),
             TrackSource::Interface(i) => self.links.is_up(i),
+            TrackSource::SyncGroup(g) => self.config.sync_groups.get(g).is_none_or(|group| {
+                // Only the other members count: a member held in Fault by the group itself
+                // must not keep the group down once its own cause is gone.
+                !group.instances.iter().filter(|m| *m != instance).any(|m| {
+                    self.states
+                        .get(m)
+                        .is_some_and(|(s, own)| *s == vrrp_core::State::Fault && *own)
+                })
+            }),
+        }
+    }
+
+    /// The sync group an instance belongs to.
+    fn group_of(&self, instance: &str) -> Option<String> {
+        self.config
+            .sync_groups
+            .iter()
+            .find(|(_, g)| g.instances.iter().any(|m| m == instance))
+            .map(|(n, _)| n.clone())
+    }
+
+    /// An instance changed state: its sync group follows, and the group's notify runs.
+    fn state_changed(&mut self, event: StateEvent) {
+        self.states
+            .insert(event.name.clone(), (event.state, event.own_fault));
+        let Some(group) = self.group_of(&event.name) else {
+            return;
+        };
+        self.push_tracks();
+        let Some(members) = self
+            .config
+            .sync_groups
+            .get(&group)
+            .map(|g| g.instances.clone())
+        else {
+            return;
+        };
+        let states: Vec<Option<vrrp_core::State>> = members
+            .iter()
+            .map(|m| self.states.get(m).map(|(s, _)| *s))
+            .collect();
+        let all = |s| states.iter().all(|x| *x == Some(s));
+        let word = if states.contains(&Some(vrrp_core::State::Fault)) {
+            Some("FAULT")
+        } else if all(vrrp_core::State::Master) {
+            Some("MASTER")
+        } else if all(vrrp_core::State::Backup) {
+            Some("BACKUP")
+        } else {
+            None
+        };
+        let notify = self
+            .config
+            .sync_groups
+            .get(&group)
+            .map(|g| g.notify.clone())
+            .unwrap_or_default();
+        let entry = self
+            .groups
+            .entry(group.clone())
+            .or_insert_with(|| (notify::Notifier::start(&group), None));
+        if let Some(w) = word {
+            if entry.1 != Some(w) {
+                entry.1 = Some(w);
+                tracing::info!(sync_group = %group, state = w, "sync group state");
+                entry.0.queue(notify::commands_for(
+                    &notify,
+                    "GROUP",
+                    &group,
+                    w,
+                    event.priority,
+                ));
+            }
         }
     }
 
@@ -180,23 +264,35 @@ impl Node {
     /// `old`.
     fn start_instances(&mut self, new: &Config, old: &Config) -> Result<(), RuntimeError> {
         for (name, inst) in &new.instances {
-            if self.instances.contains_key(name) && old.instances.get(name) == Some(inst) {
+            if self.instances.contains_key(name)
+                && old.instances.get(name) == Some(inst)
+                && self.group_of_in(old, name) == self.group_of_in(new, name)
+            {
                 continue;
             }
             for t in &inst.track_interfaces {
                 self.links.follow(&t.interface);
             }
-            let tracked = tracked(inst);
+            let tracked = tracked(inst, self.group_of_in(new, name).as_deref());
             let handle = instance::start(
                 name,
                 inst,
                 tracked,
-                |s| self.track_up(s),
+                |s| self.track_up(s, name),
                 self.shared.clone(),
+                self.state_tx.clone(),
             )?;
             self.instances.insert(name.clone(), handle);
         }
         Ok(())
+    }
+
+    fn group_of_in(&self, config: &Config, instance: &str) -> Option<String> {
+        config
+            .sync_groups
+            .iter()
+            .find(|(_, g)| g.instances.iter().any(|m| m == instance))
+            .map(|(n, _)| n.clone())
     }
 
     /// Tells every instance the current state of everything it tracks.
@@ -205,7 +301,7 @@ impl Node {
             for t in &handle.tracked {
                 handle.send(Command::Track(
                     t.id,
-                    self.track_up(&t.source),
+                    self.track_up(&t.source, &handle.name),
                     t.source.to_string(),
                 ));
             }
@@ -286,13 +382,17 @@ impl Node {
         let changed: Vec<String> = self
             .instances
             .keys()
-            .filter(|n| new.instances.get(*n) != old.instances.get(*n))
+            .filter(|n| {
+                new.instances.get(*n) != old.instances.get(*n)
+                    || self.group_of_in(&new, n) != self.group_of_in(&old, n)
+            })
             .cloned()
             .collect();
         for name in changed {
             if let Some(h) = self.instances.remove(&name) {
                 tracing::info!(instance = %name, "reload: instance changed or removed, restarting it");
                 h.shutdown().await;
+                self.states.remove(&name);
             }
         }
         if let Err(e) = self.start_instances(&new, &old) {

@@ -22,11 +22,13 @@ pub struct Notifier {
     task: Option<JoinHandle<()>>,
 }
 
-/// The argument vectors to run when `instance` enters `state`, in order: the state's own
-/// command, then `any` with `INSTANCE NAME STATE PRIORITY` appended (keepalived's `notify`).
+/// The argument vectors to run when `name` (an `INSTANCE` or a `GROUP`: `kind`) enters
+/// `state`, in order: the state's own command, then `any` with `KIND NAME STATE PRIORITY`
+/// appended (keepalived's `notify`).
 pub fn commands_for(
     notify: &Notify,
-    instance: &str,
+    kind: &str,
+    name: &str,
     state: &str,
     priority: u8,
 ) -> Vec<Vec<String>> {
@@ -39,8 +41,8 @@ pub fn commands_for(
     };
     let any = notify.any.clone().map(|mut argv| {
         argv.extend([
-            "INSTANCE".to_owned(),
-            instance.to_owned(),
+            kind.to_owned(),
+            name.to_owned(),
             state.to_owned(),
             priority.to_string(),
         ]);
@@ -138,13 +140,16 @@ mod tests {
             any: Some(vec!["/bin/any".into(), "x".into()]),
             ..Notify::default()
         };
-        let c = commands_for(&notify, "VI_1", "MASTER", 150);
+        let c = commands_for(&notify, "INSTANCE", "VI_1", "MASTER", 150);
         assert_eq!(c[0], vec!["/bin/m"]);
         assert_eq!(
             c[1],
             vec!["/bin/any", "x", "INSTANCE", "VI_1", "MASTER", "150"]
         );
-        assert_eq!(commands_for(&notify, "VI_1", "BACKUP", 150).len(), 1);
+        assert_eq!(
+            commands_for(&notify, "INSTANCE", "VI_1", "BACKUP", 150).len(),
+            1
+        );
     }
 
     #[tokio::test]

@@ -16,6 +16,9 @@ pub enum TrackSource {
     Pool(String),
     /// An interface: up while its link is up with carrier.
     Interface(String),
+    /// A sync group (weight 0): down while another member is in Fault for a cause of its
+    /// own, so that the whole group goes to Fault together, as keepalived's `vrrp_sync_group`.
+    SyncGroup(String),
 }
 
 impl std::fmt::Display for TrackSource {
@@ -24,6 +27,7 @@ impl std::fmt::Display for TrackSource {
             TrackSource::Check(n) => write!(f, "check {n}"),
             TrackSource::Pool(n) => write!(f, "pool {n}"),
             TrackSource::Interface(n) => write!(f, "interface {n}"),
+            TrackSource::SyncGroup(n) => write!(f, "sync group {n}"),
         }
     }
 }
@@ -39,8 +43,9 @@ pub struct Tracked {
     pub weight: i16,
 }
 
-/// The tracked objects of an instance, numbered in configuration order.
-pub fn tracked(instance: &Instance) -> Vec<Tracked> {
+/// The tracked objects of an instance, numbered in configuration order, then its sync group
+/// (if any) with weight 0.
+pub fn tracked(instance: &Instance, sync_group: Option<&str>) -> Vec<Tracked> {
     let checks = instance
         .track_checks
         .iter()
@@ -53,9 +58,11 @@ pub fn tracked(instance: &Instance) -> Vec<Tracked> {
         .track_interfaces
         .iter()
         .map(|t| (TrackSource::Interface(t.interface.clone()), t.weight));
+    let group = sync_group.map(|g| (TrackSource::SyncGroup(g.to_owned()), 0));
     checks
         .chain(pools)
         .chain(interfaces)
+        .chain(group)
         .zip(1u32..)
         .map(|((source, weight), id)| Tracked {
             id: TrackId(id),
@@ -93,8 +100,12 @@ mod tests {
             track_interfaces = [{ interface = "eth1" }]
         "#;
         let instance: Instance = toml::from_str(text).unwrap();
-        let t = tracked(&instance);
-        assert_eq!(t.len(), 3);
+        let t = tracked(&instance, Some("g"));
+        assert_eq!(t.len(), 4);
+        assert_eq!(
+            (&t[3].source, t[3].weight),
+            (&TrackSource::SyncGroup("g".into()), 0)
+        );
         assert_eq!(t[0].source, TrackSource::Check("api".into()));
         assert_eq!((t[1].id, t[1].weight), (TrackId(2), -60));
         assert_eq!((t[2].id, t[2].weight), (TrackId(3), 0));
