@@ -3,6 +3,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use tokio::runtime::Handle;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -103,7 +104,25 @@ impl Monitor {
         check: C,
         config: &MonitorConfig,
     ) -> Result<Monitor, ConfigError> {
-        Monitor::spawn_seeded(name, check, config, random_seed())
+        Monitor::start(
+            &Handle::current(),
+            name.into(),
+            check,
+            config,
+            random_seed(),
+        )
+    }
+
+    /// Starts monitoring on the runtime of `handle`, e.g. a current-thread runtime on a thread
+    /// of its own: many monitors cost least there (see BENCHMARKS.md), and they stay off the
+    /// data path's workers.
+    pub fn spawn_on<C: Check>(
+        handle: &Handle,
+        name: impl Into<String>,
+        check: C,
+        config: &MonitorConfig,
+    ) -> Result<Monitor, ConfigError> {
+        Monitor::start(handle, name.into(), check, config, random_seed())
     }
 
     /// Like [`Monitor::spawn`] with a fixed seed for the jitter, for reproducible tests.
@@ -113,10 +132,20 @@ impl Monitor {
         config: &MonitorConfig,
         seed: u64,
     ) -> Result<Monitor, ConfigError> {
+        Monitor::start(&Handle::current(), name.into(), check, config, seed)
+    }
+
+    fn start<C: Check>(
+        handle: &Handle,
+        name: String,
+        check: C,
+        config: &MonitorConfig,
+        seed: u64,
+    ) -> Result<Monitor, ConfigError> {
         let tracker = Tracker::new(config, now(), seed)?;
         let (state, _) = watch::channel(tracker.state());
         let shared = Arc::new(Shared {
-            name: name.into(),
+            name,
             inner: Mutex::new(Inner {
                 tracker,
                 subscribers: Vec::new(),
@@ -124,7 +153,7 @@ impl Monitor {
             state,
             wake: Notify::new(),
         });
-        let task = tokio::spawn(run(shared.clone(), check, config.timeout));
+        let task = handle.spawn(run(shared.clone(), check, config.timeout));
         Ok(Monitor { shared, task })
     }
 

@@ -129,3 +129,38 @@ async fn monitor_follows_the_listener() {
     assert_eq!(*sub.state.borrow(), State::Up);
     assert!(monitor.snapshot().checks >= 5);
 }
+
+/// A monitor on a current-thread runtime of its own thread, spawned from outside any runtime.
+#[test]
+fn spawn_on_a_dedicated_runtime() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let handle = rt.handle().clone();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let driver = std::thread::spawn(move || {
+        rt.block_on(async {
+            let _ = stop_rx.await;
+        })
+    });
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let check = TcpCheck::new(&config(listener.local_addr().unwrap())).unwrap();
+    let cfg = MonitorConfig {
+        interval: Duration::from_millis(20),
+        timeout: TIMEOUT,
+        ..MonitorConfig::default()
+    };
+    let monitor = Monitor::spawn_on(&handle, "dedicated", check, &cfg).unwrap();
+    let mut state = monitor.subscribe().state;
+    handle
+        .block_on(async {
+            tokio::time::timeout(TIMEOUT, state.wait_for(|s| *s == State::Up)).await
+        })
+        .unwrap()
+        .unwrap();
+    drop(monitor);
+    stop_tx.send(()).unwrap();
+    driver.join().unwrap();
+}
