@@ -459,6 +459,9 @@ fn main() -> Res<()> {
     let raw = run_raw(&o, &server)?;
     let mut rows = vec![ours, raw];
     let peer = if o.peer { haproxy_path() } else { None };
+    if o.peer && peer.is_none() {
+        println!("haproxy not found: `apt-get install haproxy` for the side-by-side row");
+    }
     if let Some(haproxy) = &peer {
         // Let the sockets of the previous run drain.
         std::thread::sleep(Duration::from_secs(1));
