@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+mod demo;
+
 /// VRRP virtual IPs, health checks and L4 load balancing in one process.
 #[derive(Debug, Parser)]
 #[command(name = "ha-lb", version, about)]
@@ -50,6 +52,9 @@ enum Command {
         #[arg(long, hide = true)]
         worker: bool,
     },
+    /// Show failover on this machine (root): two nodes, three backends and a client in
+    /// throwaway network namespaces; crash the master and print what the client saw.
+    Demo,
     /// Print a running node's status (from its admin endpoint) as tables.
     Status {
         /// The admin endpoint; default: the `[admin]` of `--config`, else 127.0.0.1:9555.
@@ -80,6 +85,13 @@ fn main() -> ExitCode {
             config,
             json,
         } => status(admin, config.as_deref(), json),
+        Command::Demo => match demo::run() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ha-lb demo: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 
