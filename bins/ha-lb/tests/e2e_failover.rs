@@ -312,6 +312,8 @@ struct Node<'a> {
     backends: Vec<&'a str>,
     /// A file the notify commands append the state to.
     notify: Option<String>,
+    /// Backends have a tcp check (else only passive health sees them fail).
+    checked: bool,
 }
 
 impl Node<'_> {
@@ -325,6 +327,7 @@ impl Node<'_> {
             check_interval_ms: 100,
             backends: vec!["192.0.2.3:8080", "192.0.2.4:8080", "192.0.2.5:8080"],
             notify: None,
+            checked: true,
         }
     }
 
@@ -366,7 +369,10 @@ impl Node<'_> {
             self.check_interval_ms
         );
         for b in &self.backends {
-            t += &format!("\n[[pools.web.backends]]\naddress = \"{b}\"\ncheck = \"tcp\"\n");
+            t += &format!("\n[[pools.web.backends]]\naddress = \"{b}\"\n");
+            if self.checked {
+                t += "check = \"tcp\"\n";
+            }
         }
         t
     }
@@ -1259,6 +1265,81 @@ fn sync_group_members_fault_together() {
         }),
         "group notify: {:?}\n{}",
         std::fs::read_to_string(&notify_log),
+        logs()
+    );
+}
+
+/// (4) with passive health only (backends without checks): the master's failed connects take
+/// its backends out, its pool counts as down, the VIP moves; once the backends are reachable
+/// and their cool-down is over, it moves back.
+#[test]
+fn passive_failures_move_the_vip() {
+    let _serial = serial();
+    let Some(topo) = Topo::new("pa") else { return };
+    let node = |p| {
+        let mut n = Node::active_standby(p, 100);
+        n.checked = false;
+        n.toml()
+    };
+    let c1 = topo.write("lb1.toml", &node(150));
+    let c2 = topo.write("lb2.toml", &node(100));
+    let _lb1 = topo.start(LB1, "lb1", &c1);
+    let _lb2 = topo.start(LB2, "lb2", &c2);
+    let logs = || topo.dump(&["lb1", "lb2"]);
+    assert!(
+        topo.wait_state(LB1, "VI_1", "Master", Duration::from_secs(15)),
+        "{}",
+        logs()
+    );
+    assert!(
+        topo.wait_state(LB2, "VI_1", "Backup", Duration::from_secs(5)),
+        "{}",
+        logs()
+    );
+    let client = Client::start(topo.ns(CLIENT), "192.0.2.100:80");
+    assert!(
+        client.wait_successes(Instant::now(), 20, Duration::from_secs(10)),
+        "{}",
+        logs()
+    );
+
+    let t_loss = Instant::now();
+    for b in ["192.0.2.3", "192.0.2.4", "192.0.2.5"] {
+        topo.ns(LB1)
+            .ip(&["route", "add", "blackhole", &format!("{b}/32")]);
+    }
+    assert!(
+        topo.wait_state(LB2, "VI_1", "Master", Duration::from_secs(10)),
+        "{}",
+        logs()
+    );
+    assert!(
+        client.wait_successes(Instant::now(), 20, Duration::from_secs(10)),
+        "{}",
+        logs()
+    );
+    let gap = longest_gap(&client.samples(), t_loss, Instant::now());
+    eprintln!("passive: backends lost, longest gap {} ms", ms(gap));
+    assert!(
+        gap < Duration::from_millis(2500),
+        "outage {} ms\n{}",
+        ms(gap),
+        logs()
+    );
+
+    for b in ["192.0.2.3", "192.0.2.4", "192.0.2.5"] {
+        topo.ns(LB1)
+            .ip(&["route", "del", "blackhole", &format!("{b}/32")]);
+    }
+    // fail_timeout is 1 s: then the backends count again and lb1 preempts.
+    assert!(
+        topo.wait_state(LB1, "VI_1", "Master", Duration::from_secs(10)),
+        "{}",
+        logs()
+    );
+    assert!(
+        client.wait_successes(Instant::now(), 20, Duration::from_secs(10)),
+        "{}",
         logs()
     );
 }

@@ -172,8 +172,11 @@ impl Balancer {
         Ok(retired)
     }
 
-    /// Sets the health of every backend at `addr` of the pools whose backend uses the monitor
-    /// `is_it` selects.
+    /// Sets the health of backend `addr` of `pool` (from its check).
+    ///
+    /// # Errors
+    ///
+    /// lb-core's, when the pool has no such backend.
     pub fn set_backend_state(
         &self,
         pool: &str,
@@ -189,6 +192,19 @@ impl Balancer {
             BackendState::Down
         };
         p.set_state(addr, state)
+    }
+
+    /// The backends of `pool` that passive health (failed connects, nginx's `max_fails`) has
+    /// taken out for now.
+    pub fn ejected(&self, pool: &str) -> Vec<std::net::SocketAddr> {
+        self.pools.get(pool).map_or_else(Vec::new, |(_, p)| {
+            p.stats()
+                .backends
+                .iter()
+                .filter(|b| b.ejected)
+                .map(|b| b.addr)
+                .collect()
+        })
     }
 
     /// Every counter now.
@@ -209,7 +225,7 @@ impl Balancer {
 }
 
 /// Drains listeners: stop accepting, let open connections end for up to `grace`, cut the
-/// rest. Returns how many connections were still open at the deadline and were cut.
+/// rest; logs what each listener reports.
 pub async fn drain(listeners: Vec<ListenerHandle>, grace: Duration) {
     for l in &listeners {
         l.begin_shutdown(grace);

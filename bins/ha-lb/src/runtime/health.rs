@@ -300,14 +300,6 @@ impl Health {
             .is_none_or(|s| s != State::Down)
     }
 
-    /// Whether a pool has a healthy backend.
-    pub fn pool_up(&self, config: &Config, pool: &str) -> bool {
-        config
-            .pools
-            .get(pool)
-            .is_some_and(|p| p.backends.iter().any(|b| self.backend_up(config, b)))
-    }
-
     /// Whether a check with its own target is not down.
     pub fn check_up(&self, check: &str) -> bool {
         self.state(&MonitorKey {

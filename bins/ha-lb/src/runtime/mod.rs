@@ -41,6 +41,10 @@ use tracks::{tracked, TrackSource};
 use crate::config::{self, Config};
 use crate::net::LinkEvent;
 
+/// How often tracked pools are re-evaluated for passive health (backends taken out by failed
+/// connects), which lb-core does not announce.
+const PASSIVE_POLL: Duration = Duration::from_millis(200);
+
 /// How `run` behaves.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -136,6 +140,9 @@ pub async fn run(options: Options, shared: Arc<Shared>) -> Result<(), RuntimeErr
         node.stop().await;
         return Err(e);
     }
+    // Passive health (failed connects) has no events: look at it a few times a second.
+    let mut passive = tokio::time::interval(PASSIVE_POLL);
+    passive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tracing::info!(
         instances = node.instances.len(),
         listeners = node.config.listeners.len(),
@@ -157,6 +164,7 @@ pub async fn run(options: Options, shared: Arc<Shared>) -> Result<(), RuntimeErr
             Some(event) = health_rx.recv() => node.health_changed(&event),
             Some(event) = link_rx.recv() => node.link_changed(&event),
             Some(event) = state_rx.recv() => node.state_changed(event),
+            _ = passive.tick() => node.push_tracks(),
         }
     }
     node.stop().await;
@@ -182,7 +190,18 @@ impl Node {
     fn track_up(&self, source: &TrackSource, instance: &str) -> bool {
         match source {
             TrackSource::Check(c) => self.health.check_up(c),
-            TrackSource::Pool(p) => self.health.pool_up(&self.config, p),
+            TrackSource::Pool(p) => {
+                // Healthy: its check (if any) is not down, passive health has not taken it out,
+                // and it takes new connections (weight > 0).
+                let ejected = self.shared.balancer().ejected(p);
+                self.config.pools.get(p).is_some_and(|pool| {
+                    pool.backends.iter().any(|b| {
+                        b.weight > 0
+                            && self.health.backend_up(&self.config, b)
+                            && !ejected.contains(&b.address)
+                    })
+                })
+            }
             TrackSource::Interface(i) => self.links.is_up(i),
             TrackSource::SyncGroup(g) => self.config.sync_groups.get(g).is_none_or(|group| {
                 // Only the other members count: a member held in Fault by the group itself
