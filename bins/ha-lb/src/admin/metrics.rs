@@ -256,3 +256,67 @@ pub fn render(status: &NodeStatus) -> Result<String, std::fmt::Error> {
     encode(&mut out, &registry)?;
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::health::CheckStatus;
+    use crate::runtime::status::{BackendStatus, InstanceStatus, PoolStatus};
+
+    #[test]
+    fn renders_states_priorities_counters_and_backends() {
+        let status = NodeStatus {
+            router_id: "lb1".into(),
+            instances: vec![InstanceStatus {
+                name: "VI_1".into(),
+                interface: "eth0".into(),
+                vrid: 51,
+                state: "Backup".into(),
+                reason: "startup".into(),
+                priority: 90,
+                base_priority: 150,
+                master: None,
+                vips: vec!["192.0.2.100".into()],
+                counters: Counters {
+                    master_transitions: 3,
+                    sent_pri_zero_packets: 2,
+                    ..Counters::default()
+                },
+            }],
+            checks: vec![CheckStatus {
+                check: "tcp".into(),
+                target: Some("192.0.2.3:8080".parse().unwrap()),
+                state: "down".into(),
+            }],
+            pools: vec![PoolStatus {
+                name: "web".into(),
+                backends: vec![BackendStatus {
+                    address: "192.0.2.3:8080".into(),
+                    state: "down".into(),
+                    ejected: false,
+                    active: 0,
+                    connections: 7,
+                    connect_errors: 1,
+                }],
+            }],
+            listeners: vec![],
+        };
+        let text = render(&status).unwrap();
+        for line in [
+            "ha_lb_vrrp_state{instance=\"VI_1\",state=\"Backup\"} 1",
+            "ha_lb_vrrp_state{instance=\"VI_1\",state=\"Master\"} 0",
+            "ha_lb_vrrp_priority{instance=\"VI_1\"} 90",
+            "ha_lb_vrrp_base_priority{instance=\"VI_1\"} 150",
+            "ha_lb_vrrp_master_transitions_total{instance=\"VI_1\"} 3",
+            "ha_lb_vrrp_sent_pri_zero_packets_total{instance=\"VI_1\"} 2",
+            "ha_lb_check_up{check=\"tcp\",target=\"192.0.2.3:8080\"} 0",
+            "ha_lb_backend_up{pool=\"web\",backend=\"192.0.2.3:8080\"} 0",
+            "ha_lb_backend_connections_total{pool=\"web\",backend=\"192.0.2.3:8080\"} 7",
+        ] {
+            assert!(text.contains(line), "no {line} in\n{text}");
+        }
+        assert!(text.ends_with("# EOF\n"));
+        let table = super::super::table::render(&status);
+        assert!(table.contains("VI_1") && table.contains("90/150") && table.contains("startup"));
+    }
+}

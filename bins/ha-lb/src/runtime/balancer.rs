@@ -236,3 +236,63 @@ pub async fn drain(listeners: Vec<ListenerHandle>, grace: Duration) {
         tracing::info!(listen = %addr, report = ?report, "listener drained");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(listen: &str, backends: &[&str], algorithm: &str) -> Config {
+        let mut t = format!(
+            "[listeners.web]\nlisten = \"{listen}\"\npool = \"web\"\n\n\
+             [pools.web]\nalgorithm = \"{algorithm}\"\n"
+        );
+        for b in backends {
+            t += &format!("[[pools.web.backends]]\naddress = \"{b}\"\n");
+        }
+        toml::from_str(&t).unwrap()
+    }
+
+    #[tokio::test]
+    async fn reload_updates_pools_in_place_and_replaces_changed_listeners() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let listen = format!("127.0.0.1:{port}");
+        let mut b = Balancer::default();
+        assert!(b
+            .apply(&config(&listen, &["127.0.0.1:1"], "roundrobin"))
+            .unwrap()
+            .is_empty());
+        let pool_before = b.pools["web"].1.clone();
+        // New backend list: same pool object, listener kept.
+        let retired = b
+            .apply(&config(
+                &listen,
+                &["127.0.0.1:1", "127.0.0.1:2"],
+                "roundrobin",
+            ))
+            .unwrap();
+        assert!(retired.is_empty());
+        assert_eq!(b.stats().pools[0].backends.len(), 2);
+        assert_eq!(pool_before.stats().backends.len(), 2, "updated in place");
+        // Another algorithm: a new pool, so its listener is replaced (SO_REUSEPORT lets the new
+        // one bind the same port while the old one still listens).
+        let retired = b
+            .apply(&config(&listen, &["127.0.0.1:1"], "leastconn"))
+            .unwrap();
+        assert_eq!(retired.len(), 1);
+        drain(retired, Duration::from_millis(10)).await;
+        assert_eq!(pool_before.stats().backends.len(), 2, "old pool untouched");
+        assert_eq!(b.stats().listeners.len(), 1);
+        // A listener that cannot bind (the port is taken without SO_REUSEPORT): an error, and
+        // what runs stays as it was.
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let busy = taken.local_addr().unwrap().to_string();
+        let err = b.apply(&config(&busy, &["127.0.0.1:1", "127.0.0.1:3"], "leastconn"));
+        assert!(matches!(err, Err(RuntimeError::Balancer(_))), "{err:?}");
+        assert_eq!(b.stats().pools[0].backends.len(), 1);
+        assert_eq!(b.stats().listeners[0].addr, Some(listen.parse().unwrap()));
+    }
+}

@@ -321,3 +321,61 @@ impl Health {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str) -> config::Check {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn template_checks_probe_each_backend() {
+        let c = check("kind = \"tcp\"\ninterval_ms = 300");
+        assert!(is_template(&c));
+        let at: SocketAddr = "192.0.2.3:8080".parse().unwrap();
+        match check_config(&c, Some(at)) {
+            CheckConfig::Tcp(t) => assert_eq!(t.address, "192.0.2.3:8080"),
+            other => panic!("{other:?}"),
+        }
+        // timeout_ms defaults to the interval, passed explicitly.
+        let m = monitor_config(&c);
+        assert_eq!(
+            (m.interval, m.timeout),
+            (Duration::from_millis(300), Duration::from_millis(300))
+        );
+    }
+
+    #[test]
+    fn https_check_url_tls_and_statuses() {
+        let c = check(
+            "kind = \"https\"\naddress = \"[2001:db8::1]:6443\"\npath = \"/readyz\"\n\
+             expect_status = [200]\ntls = { ca_file = \"/etc/ca.crt\", server_name = \"api\" }",
+        );
+        assert!(!is_template(&c));
+        match check_config(&c, None) {
+            CheckConfig::Http(h) => {
+                assert_eq!(h.url, "https://[2001:db8::1]:6443/readyz");
+                assert_eq!(h.expect_status, StatusMatch::Set(vec![200]));
+                assert_eq!(h.tls.server_name.as_deref(), Some("api"));
+                assert_eq!(h.tls.ca_file, Some("/etc/ca.crt".into()));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn exec_and_process_checks() {
+        let c = check("kind = \"exec\"\ncommand = [\"/bin/true\", \"-x\"]");
+        match check_config(&c, None) {
+            CheckConfig::Exec(e) => assert_eq!(e.command, vec!["/bin/true", "-x"]),
+            other => panic!("{other:?}"),
+        }
+        let c = check("kind = \"process\"\nprocess = \"nginx\"");
+        match check_config(&c, None) {
+            CheckConfig::Process(p) => assert_eq!(p.name.as_deref(), Some("nginx")),
+            other => panic!("{other:?}"),
+        }
+    }
+}

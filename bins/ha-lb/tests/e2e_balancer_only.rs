@@ -1,0 +1,130 @@
+//! `ha-lb run` with listeners and pools only (nginx's role): no VRRP, no capabilities needed,
+//! real sockets on loopback. Requests reach every backend, a backend whose check fails gets no
+//! more traffic, SIGHUP adds a backend, SIGTERM exits 0.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// A backend answering its name; `alive` false makes it close its listener.
+fn backend(name: &'static str) -> (SocketAddr, Arc<AtomicBool>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let alive = Arc::new(AtomicBool::new(true));
+    let flag = alive.clone();
+    thread::spawn(move || {
+        while flag.load(Ordering::Relaxed) {
+            match listener.accept() {
+                Ok((mut s, _)) => {
+                    let _ = s.set_nonblocking(false);
+                    let _ = s.write_all(name.as_bytes());
+                }
+                Err(_) => thread::sleep(Duration::from_millis(2)),
+            }
+        }
+    });
+    (addr, alive)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn get(addr: SocketAddr) -> Option<String> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    let mut t = String::new();
+    s.read_to_string(&mut t).ok()?;
+    (!t.is_empty()).then_some(t)
+}
+
+fn config(listen: SocketAddr, backends: &[SocketAddr]) -> String {
+    let mut t = format!(
+        "[listeners.web]\nlisten = \"{listen}\"\npool = \"web\"\nnon_local_bind = false\n\n\
+         [checks.tcp]\nkind = \"tcp\"\ninterval_ms = 50\nrise = 1\nfall = 1\n\n[pools.web]\n"
+    );
+    for b in backends {
+        t += &format!("\n[[pools.web.backends]]\naddress = \"{b}\"\ncheck = \"tcp\"\n");
+    }
+    t
+}
+
+fn seen(listen: SocketAddr, n: usize) -> BTreeSet<String> {
+    (0..n).filter_map(|_| get(listen)).collect()
+}
+
+#[test]
+fn balancer_only_serves_follows_checks_reloads_and_stops() {
+    let (a, _alive_a) = backend("a");
+    let (b, alive_b) = backend("b");
+    let (c, _alive_c) = backend("c");
+    let listen: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let dir = std::env::temp_dir().join(format!("halb-bal-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("lb.toml");
+    std::fs::write(&file, config(listen, &[a, b])).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ha-lb"))
+        .args([
+            "run",
+            "--no-supervisor",
+            "--drain-timeout-ms",
+            "500",
+            "--config",
+        ])
+        .arg(&file)
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get(listen).is_none() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(seen(listen, 10), ["a", "b"].map(String::from).into());
+
+    // b's check fails: no more traffic to it.
+    alive_b.store(false, Ordering::Relaxed);
+    thread::sleep(Duration::from_millis(500));
+    assert_eq!(seen(listen, 10), ["a"].map(String::from).into());
+
+    // SIGHUP with c added.
+    std::fs::write(&file, config(listen, &[a, b, c])).unwrap();
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !seen(listen, 4).contains("c") && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(seen(listen, 10), ["a", "c"].map(String::from).into());
+
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "did not stop");
+        thread::sleep(Duration::from_millis(20));
+    };
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(status.success(), "exit {status}\n{log}");
+    assert!(get(listen).is_none(), "still listening after exit");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
