@@ -66,10 +66,16 @@ impl Shared {
 
     fn report(&self, outcome: Outcome) {
         let mut inner = self.lock();
+        let due = inner.tracker.poll_timeout();
         inner.tracker.handle_passive(now(), outcome);
+        // Wake the task only when its next check moved earlier: a busy data path reporting
+        // every connection must not cost a wake-up each.
+        let earlier = inner.tracker.poll_timeout() < due;
         self.publish(&mut inner);
         drop(inner);
-        self.wake.notify_one();
+        if earlier {
+            self.wake.notify_one();
+        }
     }
 }
 

@@ -339,3 +339,25 @@ async fn dropping_the_monitor_stops_checks_and_ends_streams() {
     sleep(Duration::from_secs(60)).await;
     assert_eq!(check.calls().len(), before);
 }
+
+#[tokio::test(start_paused = true)]
+async fn passive_successes_leave_the_schedule_alone() {
+    let check = Scripted::healthy();
+    let start = Instant::now();
+    let monitor = Monitor::spawn_seeded("busy", check.clone(), &config(), 1).unwrap();
+    let reporter = monitor.reporter();
+    for _ in 0..10 {
+        for _ in 0..1000 {
+            reporter.report(Ok(()));
+        }
+        sleep(Duration::from_millis(500)).await;
+    }
+    // Checks at 0, 2, 4 s: a busy data path reporting successes changes nothing.
+    let calls: Vec<Duration> = check.calls().iter().map(|c| *c - start).collect();
+    assert_eq!(calls.len(), 3, "{calls:?}");
+    for (i, at) in calls.iter().enumerate() {
+        assert_near(*at, Duration::from_secs(2 * i as u64), "check time");
+    }
+    assert_eq!(monitor.snapshot().passive, 10_000);
+    assert_eq!(monitor.state(), State::Up);
+}
