@@ -43,13 +43,13 @@ pub fn format(d: Duration) -> String {
 pub mod serde_duration {
     use super::*;
 
-    /// Reads a duration written as in [`parse`](super::parse).
+    /// Reads a duration written as in [`parse`].
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let text = String::deserialize(d)?;
         parse(&text).map_err(de::Error::custom)
     }
 
-    /// Writes a duration as in [`format`](super::format).
+    /// Writes a duration as in [`format()`].
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&format(*d))
     }
@@ -59,14 +59,14 @@ pub mod serde_duration {
 pub mod serde_opt_duration {
     use super::*;
 
-    /// Reads an optional duration written as in [`parse`](super::parse).
+    /// Reads an optional duration written as in [`parse`].
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
         let text = Option::<String>::deserialize(d)?;
         text.map(|t| parse(&t).map_err(de::Error::custom))
             .transpose()
     }
 
-    /// Writes an optional duration as in [`format`](super::format).
+    /// Writes an optional duration as in [`format()`].
     pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
         match d {
             Some(d) => s.serialize_some(&format(*d)),
