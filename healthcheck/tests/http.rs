@@ -71,6 +71,66 @@ async fn connects_from_the_source_address() {
 }
 
 #[tokio::test]
+async fn extra_headers_are_sent_and_may_override_host() {
+    let server = HttpServer::start(None).await;
+    let mut config = HttpConfig::new(format!("http://{}/", server.addr));
+    config.headers.insert("X-Probe".into(), "ha-lb".into());
+    config.headers.insert("host".into(), "override.test".into());
+    assert_eq!(probe(&config).await, Ok(()));
+    assert_eq!(
+        server.state.x_probe.lock().unwrap().as_deref(),
+        Some("ha-lb")
+    );
+    let (_, _, host) = server.state.last.lock().unwrap().clone().unwrap();
+    assert_eq!(host, "override.test");
+
+    config.headers.insert("bad header".into(), "x".into());
+    assert!(matches!(
+        HttpCheck::new(&config),
+        Err(ConfigError::Invalid {
+            field: "headers",
+            ..
+        })
+    ));
+}
+
+/// A chunked body whose expected text straddles two chunks sent apart.
+#[tokio::test]
+async fn body_text_split_across_chunks_is_found() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = stream.read(&mut buf).await.unwrap();
+                assert!(n > 0, "request cut short");
+                request.extend_from_slice(&buf[..n]);
+            }
+            let head = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n";
+            stream.write_all(head.as_bytes()).await.unwrap();
+            stream
+                .write_all(b"7\r\nstatus:\r\n4\r\n rea\r\n")
+                .await
+                .unwrap();
+            stream.flush().await.unwrap();
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            // The client may have what it needs already and be gone.
+            let _ = stream.write_all(b"3\r\ndy\n\r\n0\r\n\r\n").await;
+        }
+    });
+    let mut config = HttpConfig::new(format!("http://{addr}/readyz"));
+    config.expect_body = Some("status: ready".into());
+    assert_eq!(probe(&config).await, Ok(()));
+    config.expect_body = Some("status: steady".into());
+    assert_eq!(probe(&config).await, Err(Failure::BodyMismatch));
+    server.abort();
+}
+
+#[tokio::test]
 async fn refused_when_nothing_listens() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();

@@ -157,6 +157,8 @@ pub struct HttpState {
     pub tls_failures: AtomicUsize,
     /// The peer address of the last connection.
     pub peer: Mutex<Option<SocketAddr>>,
+    /// The `x-probe` header of the last request.
+    pub x_probe: Mutex<Option<String>>,
 }
 
 /// An HTTP(S) server on loopback answering `state.status` with body `ready` or `not ready`.
@@ -231,6 +233,11 @@ where
                 .to_owned();
             *state.last.lock().unwrap() =
                 Some((req.method().to_string(), req.uri().to_string(), host));
+            *state.x_probe.lock().unwrap() = req
+                .headers()
+                .get("x-probe")
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_owned);
             let status = match state.status.load(Ordering::SeqCst) {
                 0 => 200,
                 s => s,
