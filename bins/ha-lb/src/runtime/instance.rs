@@ -218,6 +218,7 @@ pub fn start(
         .map(|t| t.id)
         .collect();
     let driver = Driver {
+        link_up,
         events,
         group_tracks,
         name: name.to_owned(),
@@ -256,6 +257,8 @@ enum Event {
 }
 
 struct Driver {
+    /// The interface's last known state (the kernel repeats link messages).
+    link_up: bool,
     events: mpsc::UnboundedSender<StateEvent>,
     group_tracks: Vec<TrackId>,
     name: String,
@@ -310,7 +313,9 @@ impl Driver {
                     self.router.handle_timeout(due);
                 }
                 Event::Command(Some(Command::Track(id, up, why))) => self.track(id, up, &why),
+                Event::Command(Some(Command::InterfaceUp(up))) if up == self.link_up => {}
                 Event::Command(Some(Command::InterfaceUp(up))) => {
+                    self.link_up = up;
                     tracing::info!(instance = %self.name, interface = %self.interface, up, "link state changed");
                     self.reason = format!(
                         "interface {} {}",

@@ -178,7 +178,12 @@ fn remove_stale(name: &str, inst: &config::Instance) -> Result<(), RuntimeError>
             source,
         }
     })?;
-    let configured: Vec<IpAddr> = inst.vips.iter().map(|v| v.address).collect();
+    // An address owner's VIPs are its real addresses: only ha-lb-tagged ones are stale.
+    let configured: Vec<IpAddr> = if inst.address_owner {
+        Vec::new()
+    } else {
+        inst.vips.iter().map(|v| v.address).collect()
+    };
     for removed in vips::remove_stale(name, iface.index(), &configured)? {
         tracing::warn!(instance = name, vip = %removed, "removed a VIP left by an earlier run");
     }
