@@ -34,7 +34,10 @@ pub enum Error {
     /// A configuration value is out of range.
     #[error("invalid configuration: {0}")]
     Invalid(String),
-    /// The runtime does not allow what was asked (e.g. no tokio runtime).
+    /// Called outside a tokio runtime (with I/O and time enabled).
+    #[error("lb-core needs a tokio runtime with I/O and time enabled")]
+    NoRuntime,
+    /// Another I/O error.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
 }

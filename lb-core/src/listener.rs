@@ -126,8 +126,11 @@ fn bind_socket(config: &ListenerConfig) -> io::Result<std::net::TcpListener> {
 }
 
 impl Listener {
-    /// Binds the socket. Must be called within a tokio runtime.
+    /// Binds the socket. Must be called within a tokio runtime ([`Error::NoRuntime`] if not).
     pub fn bind(config: &ListenerConfig, pool: Pool) -> Result<Listener, Error> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::NoRuntime);
+        }
         if config.buffer_size == 0 {
             return Err(Error::Invalid("buffer_size must be above 0".into()));
         }

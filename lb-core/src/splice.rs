@@ -29,7 +29,7 @@ thread_local! {
 }
 
 /// Empty pipes kept per thread, so short connections skip pipe2(2) and close(2).
-const POOLED_PIPES: usize = 256;
+const POOLED_PIPES: usize = 64;
 
 impl Pipe {
     /// An empty pipe from the thread's pool or a new one.

@@ -74,3 +74,13 @@ async fn bad_configurations_are_rejected() {
     maglev.algorithm = lb_core::Algorithm::Maglev { table_size: 1000 };
     assert!(matches!(Pool::new(maglev), Err(Error::Invalid(_))));
 }
+
+#[test]
+fn binding_outside_a_runtime_is_an_error_not_a_panic() {
+    let pool = Pool::new(PoolConfig::new("p", vec![])).unwrap();
+    let r = Listener::bind(
+        &ListenerConfig::new("127.0.0.1:0".parse().unwrap(), "p"),
+        pool,
+    );
+    assert!(matches!(r, Err(Error::NoRuntime)), "{r:?}");
+}
