@@ -360,10 +360,12 @@ impl Node {
     fn link_changed(&mut self, event: &LinkEvent) {
         let Some((ifindex, name, up)) = self.links.apply(event) else {
             // Not followed as a tracked interface: it may still be an instance's own.
-            if let LinkEvent::Changed(s) = event {
-                for h in self.instances.values().filter(|h| h.ifindex == s.ifindex) {
-                    h.send(Command::InterfaceUp(s.is_usable()));
-                }
+            let (ifindex, up) = match event {
+                LinkEvent::Changed(s) => (s.ifindex, s.is_usable()),
+                LinkEvent::Removed { ifindex } => (*ifindex, false),
+            };
+            for h in self.instances.values().filter(|h| h.ifindex == ifindex) {
+                h.send(Command::InterfaceUp(up));
             }
             return;
         };
