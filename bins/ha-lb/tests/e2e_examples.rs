@@ -18,6 +18,9 @@ use std::time::{Duration, Instant};
 
 use netns::{wait_until, ChildGuard, Lan, Netns};
 
+/// When a request ended, and the backend that answered it.
+type Sample = (Instant, Option<String>);
+
 fn state(ns: &Netns) -> Option<String> {
     ns.run(|| {
         ha_lb::admin::table::fetch("127.0.0.1:9555".parse().unwrap())
@@ -100,7 +103,7 @@ fn seed_active_standby_examples_fail_over() {
     assert!(wait_until(Duration::from_secs(5), || state(lb2).as_deref()
         == Some("Backup")));
 
-    let samples: Arc<Mutex<Vec<(Instant, Option<String>)>>> = Arc::default();
+    let samples: Arc<Mutex<Vec<Sample>>> = Arc::default();
     let (out, flag) = (samples.clone(), stop.clone());
     let client_thread = client.spawn(move || {
         let vip: SocketAddr = "192.0.2.200:80".parse().unwrap();
