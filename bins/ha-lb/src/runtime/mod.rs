@@ -126,8 +126,12 @@ pub async fn run(options: Options, shared: Arc<Shared>) -> Result<(), RuntimeErr
     if let Some(admin) = &config.admin {
         crate::admin::serve(admin.listen, shared.clone()).await?;
     }
-    if !config.instances.is_empty() {
-        links::watch(link_tx)?;
+    // Always watched, so that a reload adding instances has link state too.
+    if let Err(e) = links::watch(link_tx) {
+        if !config.instances.is_empty() {
+            return Err(e);
+        }
+        tracing::warn!(error = %e, "no link state: instances added by a reload will not see link changes");
     }
     // VIPs a crashed earlier run left behind go before any instance starts in Backup.
     for (name, inst) in &config.instances {
@@ -390,6 +394,12 @@ impl Node {
         if new == self.config {
             tracing::info!("reload: configuration unchanged");
             return;
+        }
+        if !new.instances.is_empty() {
+            if let Err(e) = capabilities::require_vrrp() {
+                tracing::error!("reload rejected, the running configuration stays: {e}");
+                return;
+            }
         }
         let retired = match self.shared.balancer().apply(&new) {
             Ok(r) => r,
