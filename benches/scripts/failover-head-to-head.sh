@@ -11,10 +11,11 @@
 #   back LAN 198.51.100.0/24: lb1 .11, lb2 .12, backends .21 .22 .23 (nginx http on :8080)
 # lb1 has priority 100, lb2 50, VRID 101, unicast adverts between them (as in the seed).
 # The client opens a new TCP connection to the VIP every 10 ms (HTTP/1.0 GET, each in its own
-# thread, 2 s timeout) and logs each result; the outage of a row is the longest time between two
-# successful probes' ends from the last success before the fault to the end of a fixed window
-# after it (so a node that comes back and preempts counts too), "never" when the client is not
-# served throughout the last second of the window.
+# thread, 0.5 s timeout) and logs each result. A cut is a run of failed probes, from the start of
+# the last successful probe before it to the start of the first one after it; the outage of a
+# row is its longest cut within a fixed window after the fault (so a node that comes back and
+# preempts counts too), "never" when the client is not served throughout the window's last
+# second.
 #
 # Settings: "seed" = VRRPv2, PASS 123456, advert 1 s, check every 2 s (the article's);
 #           "tuned" = VRRPv3, advert 50 ms, check every 1 s.
@@ -28,7 +29,9 @@
 #   link-down      lb1's front interface down
 #   backends-lost  lb1's back interface down (lb1 alive, its backends unreachable)
 #
-# Environment: SIDES ("keepalived ha-lb"), SETTINGS ("seed tuned"), KINDS (all four), WINDOW
+# Every row runs ROUNDS times (default 3; the fault lands at a random point of the advert
+# cycle, so one run is noisy); the table gives the median and the range.
+# Environment: SIDES ("keepalived ha-lb"), SETTINGS ("seed tuned"), KINDS (all four), ROUNDS, WINDOW
 # (seconds observed after the fault; default 10 for seed, 5 for tuned settings), HALB (ha-lb binary; default: built with cargo
 # --release into CARGO_TARGET_DIR), SKIP_BUILD=1, RESULTS (a file to append rows to).
 # Needs root, ip (iproute2), keepalived, nginx + libnginx-mod-stream, python3. Everything it
@@ -39,6 +42,7 @@ cd "$(dirname "$0")/../.."
 SIDES=${SIDES:-"keepalived ha-lb"}
 SETTINGS=${SETTINGS:-"seed tuned"}
 KINDS=${KINDS:-"proxy-dies graceful-stop link-down backends-lost"}
+ROUNDS=${ROUNDS:-3}
 TARGET=${CARGO_TARGET_DIR:-target}
 STREAM_MOD=/usr/lib/nginx/modules/ngx_stream_module.so
 
@@ -276,7 +280,7 @@ lock = threading.Lock()
 def probe(start):
     ok = False
     try:
-        with socket.create_connection(("192.0.2.200", 80), timeout=2.0) as s:
+        with socket.create_connection(("192.0.2.200", 80), timeout=0.5) as s:
             s.sendall(b"GET / HTTP/1.0\r\n\r\n")
             data = b""
             while True:
@@ -297,7 +301,8 @@ while True:
 PY
 }
 
-has_vip() { nsx "$1" ip -o addr show dev eth0 | grep -q ' 192.0.2.200/'; }
+# (Not `ip | grep -q`: with pipefail, grep's early exit fails the pipeline by SIGPIPE.)
+has_vip() { [[ "$(nsx "$1" ip -o addr show dev eth0)" == *" 192.0.2.200/"* ]]; }
 
 # Successes in a row at the end of the probe log.
 ok_streak() {
@@ -354,25 +359,32 @@ outage() { # dir fault_time window
     python3 - "$1/probe.log" "$2" "$3" <<'PY'
 import sys
 fault, window = float(sys.argv[2]), float(sys.argv[3])
-rows = [l.split() for l in open(sys.argv[1])]
-oks = [float(r[1]) for r in rows if r[2] == "ok"]
-before = [t for t in oks if t <= fault]
-after = [t for t in oks if t > fault]
-last_before = before[-1] if before else fault
-# Recovered: the client is served again and stays served (the last second of the log).
-tail = [r for r in rows if float(r[1]) > float(rows[-1][1]) - 1.0]
-if not after or any(r[2] != "ok" for r in tail):
+# By start time: a probe that started at t succeeded iff the VIP served at t (its timeout,
+# 0.5 s, is shorter than TCP's first SYN retransmission, so a late retry cannot succeed).
+rows = sorted((float(r[0]), r[2] == "ok") for r in (l.split() for l in open(sys.argv[1])))
+end = rows[-1][0]
+if not any(ok for t, ok in rows if t > fault) or not all(ok for t, ok in rows if t > end - 1.0):
     print(f"never (>{window:.0f} s)")
+    sys.exit()
+# Each run of failed probes after the fault is a cut, from the last success before it to the
+# first success after it. (A pause of the client alone, without failures, is not a cut.)
+cuts, last_ok, failing = [], None, False
+for t, ok in rows:
+    if ok:
+        if failing and last_ok is not None:
+            cuts.append(t - last_ok)
+        last_ok, failing = t, False
+    elif last_ok is not None and t > fault - 0.05:
+        failing = True
+if not cuts:
+    print("0 ms")
 else:
-    gaps = [b - a for a, b in zip([last_before] + after, after)]
-    # Separate interruptions (e.g. a failover and later a preemption back), over 100 ms each.
-    cuts = sum(1 for g in gaps if g > 0.1)
-    print(f"{max(gaps) * 1000:.0f} ms" + (f", {cuts} cuts" if cuts > 1 else ""))
+    print(f"{max(cuts) * 1000:.0f} ms" + (f", {len(cuts)} cuts" if len(cuts) > 1 else ""))
 PY
 }
 
-run_row() { # side settings kind
-    local side=$1 settings=$2 kind=$3 dir="$WORK/$1-$2-$3" result fault
+run_row() { # side settings kind round
+    local side=$1 settings=$2 kind=$3 round=$4 dir="$WORK/$1-$2-$3-$4" result fault
     mkdir -p "$dir"
     build "$dir"
     for n in 1 2; do
@@ -391,45 +403,66 @@ run_row() { # side settings kind
         if has_vip lb1 && has_vip lb2; then holders=" lb1+lb2"
         elif has_vip lb1; then holders=" lb1"
         elif has_vip lb2; then holders=" lb2"; fi
-        result="$result (VIP on ${holders# })"
+        result="$result	${holders# }"
     else
-        result="did not converge (see $dir)"
+        result="did not converge	-"
         cp -r "$dir" "/tmp/failover-h2h-failed-$side-$settings-$kind" 2>/dev/null || true
     fi
     teardown
-    printf '%s\t%s\t%s\t%s\n' "$settings" "$kind" "$side" "$result" | tee -a "$WORK/results.tsv" >&2
+    printf '%s\t%s\t%s\t%s\t%s\n' "$settings" "$kind" "$side" "$round" "$result" | tee -a "$WORK/results.tsv" >&2
 }
 
 echo "failover head to head: sides [$SIDES], settings [$SETTINGS], kinds [$KINDS]" >&2
-for settings in $SETTINGS; do
-    for kind in $KINDS; do
-        for side in $SIDES; do
-            run_row "$side" "$settings" "$kind"
+for round in $(seq 1 "$ROUNDS"); do
+    for settings in $SETTINGS; do
+        for kind in $KINDS; do
+            for side in $SIDES; do
+                run_row "$side" "$settings" "$kind" "$round"
+            done
         done
     done
 done
 
 python3 - "$WORK/results.tsv" <<'PY'
-import sys
+import re, statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
-table = {}
-for settings, kind, side, result in rows:
-    table.setdefault((settings, kind), {})[side] = result
-import re
+cells = {}
+for settings, kind, side, _round, outage, holders in rows:
+    cells.setdefault((settings, kind), {}).setdefault(side, []).append((outage, holders))
 def ms(text):
-    m = re.match(r"(\d+) ms", text or "")
+    m = re.match(r"(\d+) ms", text)
     return int(m.group(1)) if m else None
+def cell(results):
+    if not results:
+        return "-", None
+    values = [ms(o) for o, _ in results]
+    nums = [v for v in values if v is not None]
+    text = ""
+    if nums:
+        med = statistics.median(nums)
+        text = f"{med:.0f} ms ({min(nums)}–{max(nums)})"
+    never = sum(1 for o, _ in results if o.startswith("never"))
+    other = len(results) - len(nums) - never
+    if never:
+        text += ("; " if text else "") + ("never" if never == len(results) else f"never in {never} of {len(results)}")
+    if other:
+        text += ("; " if text else "") + f"{other} did not converge"
+    split = sum(1 for _, h in results if h not in ("lb1", "lb2"))
+    if split:
+        text += f"; VIP not on exactly one node in {split}"
+    return text, (statistics.median(nums) if nums and not never else None)
 print("| settings | failure | keepalived + nginx | ha-lb | ha-lb ÷ keepalived |")
 print("|---|---|---|---|---|")
-for (settings, kind), sides in table.items():
-    ka, hl = sides.get("keepalived"), sides.get("ha-lb")
-    if ms(ka) and ms(hl) is not None:
-        ratio = f"{ms(hl) / ms(ka):.2f}"
-    elif ka and ka.startswith("never") and ms(hl) is not None:
+for (settings, kind), sides in cells.items():
+    ka, ka_med = cell(sides.get("keepalived", []))
+    hl, hl_med = cell(sides.get("ha-lb", []))
+    if ka_med and hl_med is not None:
+        ratio = f"{hl_med / ka_med:.2f}"
+    elif ka.startswith("never") and hl_med is not None:
         ratio = "recovers vs never"
     else:
         ratio = "-"
-    print(f"| {settings} | {kind} | {ka or '-'} | {hl or '-'} | {ratio} |")
+    print(f"| {settings} | {kind} | {ka} | {hl} | {ratio} |")
 PY
 [ -n "${RESULTS:-}" ] && cat "$WORK/results.tsv" >> "$RESULTS"
 exit 0
