@@ -1395,3 +1395,86 @@ fn tracked_interface_moves_priority() {
     );
     assert_eq!(topo.status(LB1).unwrap().instances[0].priority, 150);
 }
+
+/// SIGHUP that changes one instance of two (active-active): the changed one restarts with its
+/// new priority, the unchanged one keeps its state and VIP: no transition, no failed request.
+#[test]
+fn reload_restarts_only_changed_instances() {
+    let _serial = serial();
+    let Some(topo) = Topo::new("rl") else { return };
+    let node = |p1, p2| {
+        let mut n = Node::active_standby(0, 100);
+        n.instances = vec![("VI_1", 51, VIP, Some(p1)), ("VI_2", 52, VIP_B, Some(p2))];
+        n.toml()
+    };
+    let c1 = topo.write("lb1.toml", &node(150, 100));
+    let c2 = topo.write("lb2.toml", &node(100, 150));
+    let lb1 = topo.start(LB1, "lb1", &c1);
+    let _lb2 = topo.start(LB2, "lb2", &c2);
+    let logs = || topo.dump(&["lb1", "lb2"]);
+    assert!(
+        topo.wait_state(LB1, "VI_1", "Master", Duration::from_secs(15)),
+        "{}",
+        logs()
+    );
+    assert!(
+        topo.wait_state(LB1, "VI_2", "Backup", Duration::from_secs(15)),
+        "{}",
+        logs()
+    );
+    let a = Client::start(topo.ns(CLIENT), "192.0.2.100:80");
+    assert!(
+        a.wait_successes(Instant::now(), 20, Duration::from_secs(10)),
+        "{}",
+        logs()
+    );
+    let vi1 = |i| {
+        topo.status(i)
+            .unwrap()
+            .instances
+            .into_iter()
+            .find(|s| s.name == "VI_1")
+            .unwrap()
+    };
+    let before = vi1(LB1).counters.master_transitions;
+
+    topo.write("lb1.toml", &node(150, 90));
+    let t_hup = Instant::now();
+    lb1.signal(Signal::SIGHUP);
+    assert!(
+        wait_until(Duration::from_secs(10), || topo
+            .log("lb1")
+            .contains("reload done")),
+        "{}",
+        logs()
+    );
+    let vi2_priority = || {
+        topo.status(LB1)
+            .and_then(|s| s.instances.into_iter().find(|i| i.name == "VI_2"))
+            .map(|i| i.base_priority)
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || vi2_priority() == Some(90)),
+        "{}",
+        logs()
+    );
+    assert!(
+        topo.wait_state(LB1, "VI_2", "Backup", Duration::from_secs(5)),
+        "{}",
+        logs()
+    );
+    assert!(a.wait_successes(Instant::now(), 40, Duration::from_secs(10)));
+    assert_eq!(
+        failures(&a.samples(), t_hup, Instant::now()),
+        0,
+        "VIP .100 lost requests"
+    );
+    let after = vi1(LB1);
+    assert_eq!(
+        (after.state.as_str(), after.counters.master_transitions),
+        ("Master", before)
+    );
+    assert!(topo
+        .log("lb1")
+        .contains("instance changed or removed, restarting it"));
+}

@@ -57,3 +57,39 @@ fn run_refuses_without_capabilities() {
 fn worker_refuses_without_capabilities() {
     assert_refused(&["--no-supervisor"]);
 }
+
+/// An instance on an interface that does not exist: the worker cannot start, the supervisor
+/// does not restart it in a loop, `run` exits with an error naming the interface. Nothing on
+/// the system is touched (the interface lookup is the first step).
+#[test]
+fn run_stops_on_a_missing_interface() {
+    let dir = std::env::temp_dir().join(format!("halb-noif-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("x.toml");
+    std::fs::write(
+        &file,
+        "[instances.VI_1]\ninterface = \"halbnoif0\"\nvrid = 1\nvips = [\"192.0.2.1/32\"]\n",
+    )
+    .unwrap();
+    let t0 = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_ha-lb"))
+        .args(["run", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    std::fs::remove_dir_all(&dir).unwrap();
+    if stderr.contains("CAP_NET_RAW") {
+        eprintln!("SKIPPED: not privileged ({stderr})");
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{stderr}");
+        return;
+    }
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("halbnoif0"), "{stderr}");
+    assert_eq!(
+        stderr.matches("worker started").count(),
+        1,
+        "restarted: {stderr}"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(5));
+}
