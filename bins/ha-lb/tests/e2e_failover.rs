@@ -1175,14 +1175,24 @@ fn advert_timing_has_no_drift() {
         .map(|w| (w[1] - w[0]).as_secs_f64() * 1000.0)
         .collect();
     let mean = (arrivals[N - 1] - arrivals[0]).as_secs_f64() * 1000.0 / (N - 1) as f64;
-    let max = intervals.iter().copied().fold(0.0, f64::max);
+    let mut sorted = intervals.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted[sorted.len() / 2];
+    let max = sorted[sorted.len() - 1];
     eprintln!(
-        "advert intervals: mean {mean:.3} ms, max {max:.1} ms over {} intervals",
+        "advert intervals: median {median:.3} ms, mean {mean:.3} ms, max {max:.1} ms over {} intervals",
         N - 1
     );
+    // The median is robust to a few late wake-ups on a loaded machine (a late advert makes the
+    // next interval shorter, not the schedule later); a driver that re-armed from its wake-up
+    // time showed a median of 101.3 ms here.
     assert!(
-        (99.0..=101.0).contains(&mean),
-        "mean advert interval {mean:.3} ms, not 100: intervals {intervals:?}"
+        (99.2..=100.8).contains(&median),
+        "median advert interval {median:.3} ms, not 100: intervals {intervals:?}"
+    );
+    assert!(
+        (98.0..=102.0).contains(&mean),
+        "mean advert interval {mean:.3} ms"
     );
 }
 
