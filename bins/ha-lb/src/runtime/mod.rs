@@ -336,12 +336,15 @@ impl Node {
         }
     }
 
-    /// Sets every backend's state in the balancer from its monitor.
-    fn push_backend_states(&self) {
+    /// Sets the backends' state in the balancer from their monitors: those `only` names, or
+    /// all. (Setting a backend up also ends its passive-health cool-down, so it is done only
+    /// when its own check says so.)
+    fn push_backend_states(&self, only: Option<&health::MonitorKey>) {
         let balancer = self.shared.balancer();
         for (pool_name, pool) in &self.config.pools {
             for b in &pool.backends {
-                if backend_key(&self.config, b).is_some() {
+                let key = backend_key(&self.config, b);
+                if key.is_some() && (only.is_none() || key.as_ref() == only) {
                     let up = self.health.backend_up(&self.config, b);
                     if let Err(e) = balancer.set_backend_state(pool_name, b.address, up) {
                         tracing::warn!(pool = %pool_name, backend = %b.address, error = %e, "backend state");
@@ -356,7 +359,7 @@ impl Node {
             return;
         }
         tracing::info!(monitor = %event.key, state = %event.state, reason = %event.reason, "health changed");
-        self.push_backend_states();
+        self.push_backend_states(Some(&event.key));
         self.push_tracks();
         self.shared.set_checks(self.health.statuses());
     }
@@ -434,7 +437,7 @@ impl Node {
         if let Err(e) = self.start_instances(&new, &old) {
             tracing::error!(error = %e, "reload: an instance could not start");
         }
-        self.push_backend_states();
+        self.push_backend_states(None);
         self.push_tracks();
         self.shared.set_checks(self.health.statuses());
         self.shared.set_router_id(router_id(&new));
