@@ -368,9 +368,15 @@ impl Driver {
                 {
                     return;
                 }
-                Err(e) => {
+                // A datagram that does not parse was consumed: read on.
+                Err(e @ NetError::Malformed(_)) => {
                     tracing::debug!(instance = %self.name, error = %e, "datagram dropped");
                     continue;
+                }
+                // A socket error is reported once; readiness brings us back for what follows.
+                Err(e) => {
+                    tracing::debug!(instance = %self.name, error = %e, "VRRP receive");
+                    return;
                 }
             };
             let Some(bytes) = buf.get(rx.payload.clone()) else {
