@@ -360,6 +360,7 @@ impl Driver {
     /// Reads every datagram queued on the socket and hands those of this VRID to the router.
     fn receive_all(&mut self, buf: &mut [u8]) {
         let vrid = self.router.vrid();
+        let mut errors = 0u32;
         loop {
             let rx = match self.socket.get_ref().0.recv(buf) {
                 Ok(rx) => rx,
@@ -373,10 +374,15 @@ impl Driver {
                     tracing::debug!(instance = %self.name, error = %e, "datagram dropped");
                     continue;
                 }
-                // A socket error is reported once; readiness brings us back for what follows.
+                // A socket error is reported once, then the queue reads on; a bound on them
+                // in a row keeps a socket stuck in error from spinning this loop.
                 Err(e) => {
                     tracing::debug!(instance = %self.name, error = %e, "VRRP receive");
-                    return;
+                    errors += 1;
+                    if errors > 8 {
+                        return;
+                    }
+                    continue;
                 }
             };
             let Some(bytes) = buf.get(rx.payload.clone()) else {
