@@ -96,14 +96,15 @@ fn router_id(config: &Config) -> String {
 /// [`RuntimeError`] when something the configuration names cannot start; a reload error is
 /// logged and the old configuration keeps running.
 pub async fn run(options: Options, shared: Arc<Shared>) -> Result<(), RuntimeError> {
+    // Signals first: one that comes while starting (a supervisor passing on a reload) is
+    // handled once running, instead of killing the process with the default action.
+    let mut term = signal(SignalKind::terminate()).map_err(RuntimeError::io("SIGTERM handler"))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(RuntimeError::io("SIGINT handler"))?;
+    let mut hup = signal(SignalKind::hangup()).map_err(RuntimeError::io("SIGHUP handler"))?;
     let config = load(&options.config_path)?;
     if !config.instances.is_empty() {
         capabilities::require_vrrp()?;
     }
-    // Signals first: a signal that comes while starting is not lost.
-    let mut term = signal(SignalKind::terminate()).map_err(RuntimeError::io("SIGTERM handler"))?;
-    let mut int = signal(SignalKind::interrupt()).map_err(RuntimeError::io("SIGINT handler"))?;
-    let mut hup = signal(SignalKind::hangup()).map_err(RuntimeError::io("SIGHUP handler"))?;
 
     let (health_tx, mut health_rx) = mpsc::unbounded_channel::<HealthEvent>();
     let (link_tx, mut link_rx) = mpsc::unbounded_channel::<LinkEvent>();
