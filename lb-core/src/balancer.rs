@@ -25,7 +25,8 @@ pub struct BalancerStats {
     pub pools: Vec<PoolStats>,
 }
 
-/// A running balancer.
+/// A running balancer. Stop it with [`Balancer::shutdown`]; dropping it instead leaves its
+/// listeners serving (detached) until the tokio runtime ends.
 #[derive(Debug)]
 pub struct Balancer {
     pools: Vec<Pool>,

@@ -192,7 +192,8 @@ pub struct ShutdownReport {
     pub aborted: usize,
 }
 
-/// A running listener: its stats, its pool, and its stop.
+/// A running listener: its stats, its pool, and its stop. Dropping the handle without a stop
+/// detaches the listener: it serves on until the runtime ends.
 #[derive(Debug)]
 pub struct ListenerHandle {
     local_addr: SocketAddr,
