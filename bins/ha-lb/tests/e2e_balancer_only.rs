@@ -1,6 +1,6 @@
 //! `ha-lb run` with listeners and pools only (nginx's role): no VRRP, no capabilities needed,
 //! real sockets on loopback. Requests reach every backend, a backend whose check fails gets no
-//! more traffic, SIGHUP adds a backend, SIGTERM exits 0.
+//! more traffic, SIGHUP adds a backend and the admin endpoint, SIGTERM exits 0.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::collections::BTreeSet;
@@ -99,14 +99,36 @@ fn balancer_only_serves_follows_checks_reloads_and_stops() {
     thread::sleep(Duration::from_millis(500));
     assert_eq!(seen(listen, 10), ["a"].map(String::from).into());
 
-    // SIGHUP with c added.
-    std::fs::write(&file, config(listen, &[a, b, c])).unwrap();
+    // SIGHUP with c added, and an admin endpoint.
+    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    std::fs::write(
+        &file,
+        format!(
+            "[admin]\nlisten = \"{admin}\"\n\n{}",
+            config(listen, &[a, b, c])
+        ),
+    )
+    .unwrap();
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while !seen(listen, 4).contains("c") && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(seen(listen, 10), ["a", "c"].map(String::from).into());
+    let status = ha_lb::admin::table::fetch(admin).unwrap();
+    let backends: Vec<(String, String)> = status.pools[0]
+        .backends
+        .iter()
+        .map(|b| (b.address.clone(), b.state.clone()))
+        .collect();
+    assert_eq!(
+        backends,
+        vec![
+            (a.to_string(), "up".to_owned()),
+            (b.to_string(), "down".to_owned()),
+            (c.to_string(), "up".to_owned())
+        ]
+    );
 
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -60,17 +60,20 @@ pub fn handle(shared: &Shared, path: &str) -> Response<Full<Bytes>> {
     }
 }
 
-/// Binds `listen` and serves the endpoint in a background task.
+/// Binds `listen` and serves the endpoint in a background task (aborting the handle stops it).
 ///
 /// # Errors
 ///
 /// [`RuntimeError::Io`] when the address cannot be bound.
-pub async fn serve(listen: SocketAddr, shared: Arc<Shared>) -> Result<(), RuntimeError> {
+pub async fn serve(
+    listen: SocketAddr,
+    shared: Arc<Shared>,
+) -> Result<tokio::task::JoinHandle<()>, RuntimeError> {
     let listener = TcpListener::bind(listen)
         .await
         .map_err(RuntimeError::io("bind the admin endpoint"))?;
     tracing::info!(%listen, "admin endpoint: /metrics, /status");
-    tokio::spawn(async move {
+    Ok(tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
@@ -86,6 +89,5 @@ pub async fn serve(listen: SocketAddr, shared: Arc<Shared>) -> Result<(), Runtim
                     .await;
             });
         }
-    });
-    Ok(())
+    }))
 }

@@ -79,6 +79,8 @@ struct Node {
     state_tx: mpsc::UnboundedSender<StateEvent>,
     /// Per sync group: its notify queue and the state it last announced.
     groups: BTreeMap<String, (notify::Notifier, Option<&'static str>)>,
+    /// The admin endpoint's task.
+    admin: Option<tokio::task::JoinHandle<()>>,
 }
 
 fn router_id(config: &Config) -> String {
@@ -120,12 +122,13 @@ pub async fn run(options: Options, shared: Arc<Shared>) -> Result<(), RuntimeErr
         states: BTreeMap::new(),
         state_tx,
         groups: BTreeMap::new(),
+        admin: None,
     };
     node.health.apply(&config)?;
     let retired = node.shared.balancer().apply(&config)?;
     drop(retired);
     if let Some(admin) = &config.admin {
-        crate::admin::serve(admin.listen, shared.clone()).await?;
+        node.admin = Some(crate::admin::serve(admin.listen, shared.clone()).await?);
     }
     // Always watched, so that a reload adding instances has link state too.
     if let Err(e) = links::watch(link_tx) {
@@ -416,6 +419,17 @@ impl Node {
             tracing::error!(error = %e, "reload: health checks not changed");
         }
         let old = std::mem::replace(&mut self.config, new.clone());
+        if old.admin != new.admin {
+            if let Some(task) = self.admin.take() {
+                task.abort();
+            }
+            if let Some(admin) = &new.admin {
+                match crate::admin::serve(admin.listen, self.shared.clone()).await {
+                    Ok(task) => self.admin = Some(task),
+                    Err(e) => tracing::error!(error = %e, "reload: admin endpoint not started"),
+                }
+            }
+        }
         tokio::spawn(balancer::drain(retired, self.options.drain_timeout));
         // Instances removed or changed stop (priority 0, VIPs removed); unchanged ones keep
         // their state and VIPs.
