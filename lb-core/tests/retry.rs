@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use lb_core::{Algorithm, BackendConfig, BackendState, PoolConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -172,4 +173,38 @@ async fn connect_timeout_moves_on_to_another_backend() {
     // While ejected, no more waiting.
     assert_eq!(which(front(&lb)).await.unwrap(), 5);
     assert_eq!(lb.stats().listeners[0].connect_errors, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_bytes_sent_with_the_connect_survive_retries() {
+    // Clients that speak first: their first bytes go out with the connect attempt; when that
+    // attempt is refused they must reach the next backend intact.
+    let live = backend(8, true).await;
+    let mut pool = PoolConfig::new(
+        "first",
+        vec![
+            BackendConfig::new(refused_addr().await),
+            BackendConfig::new(refused_addr().await),
+            BackendConfig::new(live.addr),
+        ],
+    );
+    pool.algorithm = Algorithm::Random;
+    pool.retries = 2;
+    pool.max_fails = 0;
+    let lb = start(pool, |_| {});
+    for i in 0..200u32 {
+        let msg = format!("request {i}");
+        let mut s = tokio::net::TcpStream::connect(front(&lb)).await.unwrap();
+        s.write_all(msg.as_bytes()).await.unwrap();
+        let mut got = vec![0u8; 1 + msg.len()];
+        tokio::time::timeout(SOON, s.read_exact(&mut got))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got[0], 8);
+        assert_eq!(&got[1..], msg.as_bytes());
+    }
+    let l = &lb.stats().listeners[0];
+    assert_eq!(l.no_backend, 0);
+    assert!(l.connect_errors > 50, "{l:?}");
 }
