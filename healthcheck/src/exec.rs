@@ -135,6 +135,22 @@ fn executable(path: &Path) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// Spawns, retrying briefly on `ETXTBSY`: a script that was just written may still be open for
+/// writing in a child that another thread forked and that has not exec'd yet (a well-known
+/// Linux race), which makes exec fail for a moment.
+async fn spawn(command: &mut Command) -> std::io::Result<tokio::process::Child> {
+    let mut tries = 0;
+    loop {
+        match command.spawn() {
+            Err(e) if e.raw_os_error() == Some(nix::libc::ETXTBSY) && tries < 10 => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Kills the child's process group unless the child was reaped.
 struct GroupGuard {
     pgid: Option<Pid>,
@@ -164,8 +180,8 @@ impl Check for ExecCheck {
         if let Some(dir) = &self.working_dir {
             command.current_dir(dir);
         }
-        let mut child = command
-            .spawn()
+        let mut child = spawn(&mut command)
+            .await
             .map_err(|e| Failure::Spawn(format!("{}: {e}", self.program)))?;
         let mut guard = GroupGuard {
             pgid: child

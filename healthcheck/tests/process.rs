@@ -25,11 +25,30 @@ fn sleeper(dir: &TempDir, name: &str) -> std::process::Child {
     let path = dir.path(name);
     std::fs::copy(sleep, &path).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    Command::new(&path)
-        .arg("600")
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap()
+    // Another test thread may fork while this copy is still open for writing: exec then fails
+    // with ETXTBSY until that child execs. Retry briefly.
+    for _ in 0..50 {
+        match Command::new(&path).arg("600").stdin(Stdio::null()).spawn() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => return other.unwrap(),
+        }
+    }
+    panic!("{path:?} stayed busy");
+}
+
+/// Checks by name until found or 20 s pass: the kernel lets `spawn` return (vfork released)
+/// a moment before it renames the child for its new program.
+async fn found(name: &str) -> Result<(), Failure> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let outcome = run(&by_name(name)).await;
+        if outcome.is_ok() || tokio::time::Instant::now() > deadline {
+            return outcome;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 fn by_name(name: &str) -> ProcessConfig {
@@ -49,7 +68,7 @@ async fn by_name_while_running_then_gone() {
     );
 
     let mut child = sleeper(&dir, &name);
-    assert_eq!(run(&by_name(&name)).await, Ok(()));
+    assert_eq!(found(&name).await, Ok(()));
     // A prefix of the name is another name.
     assert!(run(&by_name(&name[..name.len() - 1])).await.is_err());
 
@@ -70,7 +89,7 @@ async fn long_names_are_matched_beyond_the_kernel_limit() {
     let dir = TempDir::new("proc-long");
     let name = format!("healthcheck-long-name-{}", std::process::id());
     let mut child = sleeper(&dir, &name);
-    assert_eq!(run(&by_name(&name)).await, Ok(()));
+    assert_eq!(found(&name).await, Ok(()));
     // Same first 15 bytes, different name.
     let other = format!("{}-x", &name);
     assert!(run(&by_name(&other)).await.is_err());
