@@ -52,8 +52,11 @@ impl CheckConfig {
 /// transition is pending (some results of the other kind in a row, or no result yet), and
 /// `downinter` while settled down. Each delay counts from the end of the previous check and is
 /// spread by `jitter`.
+///
+/// Deserializing validates too (see [`MonitorConfig::validate`]), so that a parser that tracks
+/// positions (e.g. `toml`) reports a zero interval or a rise of 0 with its line and column.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "MonitorFields")]
 pub struct MonitorConfig {
     /// Delay between checks while the state is settled; 2 s by default.
     #[serde(default = "default_interval", with = "serde_duration")]
@@ -90,6 +93,47 @@ pub struct MonitorConfig {
     /// many targets started together spread out. 0 by default.
     #[serde(default)]
     pub jitter: f64,
+}
+
+/// The fields of [`MonitorConfig`] as read, before validation.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MonitorFields {
+    #[serde(default = "default_interval", with = "serde_duration")]
+    interval: Duration,
+    #[serde(default = "default_timeout", with = "serde_duration")]
+    timeout: Duration,
+    #[serde(default = "default_rise")]
+    rise: u32,
+    #[serde(default = "default_fall")]
+    fall: u32,
+    #[serde(default = "default_initial")]
+    initial: State,
+    #[serde(default, with = "serde_opt_duration")]
+    fastinter: Option<Duration>,
+    #[serde(default, with = "serde_opt_duration")]
+    downinter: Option<Duration>,
+    #[serde(default)]
+    jitter: f64,
+}
+
+impl TryFrom<MonitorFields> for MonitorConfig {
+    type Error = ConfigError;
+
+    fn try_from(f: MonitorFields) -> Result<MonitorConfig, ConfigError> {
+        let config = MonitorConfig {
+            interval: f.interval,
+            timeout: f.timeout,
+            rise: f.rise,
+            fall: f.fall,
+            initial: f.initial,
+            fastinter: f.fastinter,
+            downinter: f.downinter,
+            jitter: f.jitter,
+        };
+        config.validate()?;
+        Ok(config)
+    }
 }
 
 fn default_interval() -> Duration {
