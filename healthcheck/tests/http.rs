@@ -308,3 +308,30 @@ fn describe_names_method_and_url() {
     let check = HttpCheck::new(&HttpConfig::new("http://127.0.0.1:8080/readyz")).unwrap();
     assert_eq!(check.describe(), "http GET http://127.0.0.1:8080/readyz");
 }
+
+/// Without `ca_file` the system's roots are used: our test CA is not among them.
+#[tokio::test]
+async fn system_roots_do_not_trust_a_private_ca() {
+    let pki = Pki::new(&["127.0.0.1"]);
+    let server = HttpServer::start(Some(acceptor(&pki.server, None))).await;
+    let config = HttpConfig::new(format!("https://127.0.0.1:{}/readyz", server.addr.port()));
+    let bundle = std::path::Path::new("/etc/ssl/certs/ca-certificates.crt");
+    match HttpCheck::new(&config) {
+        Ok(check) => {
+            let err = run_with_timeout(&check, TIMEOUT).await.unwrap_err();
+            assert!(
+                matches!(&err, Failure::Tls(m) if m.contains("UnknownIssuer")),
+                "{err:?}"
+            );
+            assert_eq!(server.hits(), 0);
+        }
+        // Only acceptable on a machine without a CA bundle, and then with a clear error.
+        Err(err) => {
+            assert!(
+                !bundle.exists(),
+                "roots not loaded although {bundle:?} exists: {err}"
+            );
+            assert!(matches!(err, ConfigError::NoSystemRoots { .. }), "{err:?}");
+        }
+    }
+}
