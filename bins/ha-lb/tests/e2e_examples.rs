@@ -160,6 +160,7 @@ fn seed_active_standby_examples_fail_over() {
         gap.as_millis()
     );
     // lb2 (priority 50) waits Skew_Time = 206/256 s = 805 ms after lb1's priority 0, far
-    // below the Master_Down_Interval of 3.8 s.
-    assert!(gap < Duration::from_millis(805 + 700), "outage {gap:?}");
+    // below the Master_Down_Interval of 3.8 s (margin: the client's timeouts and a loaded
+    // machine, as in e2e_failover.rs).
+    assert!(gap < Duration::from_millis(805 + 1200), "outage {gap:?}");
 }

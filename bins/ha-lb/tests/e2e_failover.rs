@@ -41,6 +41,20 @@ const VIP_B: &str = "192.0.2.101";
 const VIP6: &str = "2001:db8::100";
 const ADMIN: &str = "127.0.0.1:9555";
 
+/// What a bound on an outage allows beyond the protocol's own time (Skew_Time or
+/// Master_Down_Interval): the client's 100 ms connect timeout and 500 ms read timeout (a request
+/// in flight when the VIP moves can hang that long), GARP and scheduling on a loaded 2-core
+/// machine. Typical runs are within 60 ms of the protocol's time; with three busy loops on the
+/// two cores one run in about ten lost 600 ms more on the client side. With 1 s adverts the
+/// bounds stay far below Master_Down_Interval (3.6 s), so a missing priority-0 advert still
+/// fails the tests.
+const CLIENT_MARGIN: Duration = Duration::from_millis(1200);
+
+/// The bound with 1 s adverts (Skew_Time of lb2 609 ms, typical outage 640-720 ms): well below
+/// the Master_Down_Interval of 3.6 s that a missing priority-0 advert would cost, with room for
+/// a loaded machine.
+const SLOW_BOUND: Duration = Duration::from_millis(2800);
+
 /// A TCP server in a namespace answering each connection with its name, until dropped.
 struct Backend {
     stop: Arc<AtomicBool>,
@@ -281,7 +295,10 @@ impl Topo {
 
 impl Drop for Topo {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+        // HALB_E2E_KEEP_LOGS=1 keeps the nodes' logs for a look at the timings.
+        if std::env::var_os("HALB_E2E_KEEP_LOGS").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
@@ -472,7 +489,7 @@ fn active_standby_worker_crash_preempt_and_graceful_stop() {
     eprintln!("worker SIGKILL: longest gap {} ms", ms(crash_gap));
     // Skew_Time of lb2 is 609 ms; Master_Down_Interval is 3.6 s.
     assert!(
-        crash_gap < Duration::from_millis(609 + 700),
+        crash_gap < SLOW_BOUND,
         "outage after the worker crash: {} ms\n{}",
         ms(crash_gap),
         logs()
@@ -501,7 +518,7 @@ fn active_standby_worker_crash_preempt_and_graceful_stop() {
     let stop_gap = longest_gap(&samples, t_stop, Instant::now());
     eprintln!("graceful stop: longest gap {} ms", ms(stop_gap));
     assert!(
-        stop_gap < Duration::from_millis(609 + 500),
+        stop_gap < SLOW_BOUND,
         "outage after SIGTERM: {} ms\n{}",
         ms(stop_gap),
         logs()
@@ -550,14 +567,15 @@ fn whole_process_crash_without_preempt() {
     n1.preempt = false;
     let c1 = topo.write("lb1.toml", &n1.toml());
     let c2 = topo.write("lb2.toml", &Node::active_standby(100, 100).toml());
+    // Without preemption the first to start wins: lb1 starts first.
     let mut lb1 = topo.start(LB1, "lb1", &c1);
-    let _lb2 = topo.start(LB2, "lb2", &c2);
     let logs = || topo.dump(&["lb1", "lb2"]);
     assert!(
         topo.wait_state(LB1, "VI_1", "Master", Duration::from_secs(15)),
         "{}",
         logs()
     );
+    let _lb2 = topo.start(LB2, "lb2", &c2);
     assert!(
         topo.wait_state(LB2, "VI_1", "Backup", Duration::from_secs(5)),
         "{}",
@@ -594,7 +612,7 @@ fn whole_process_crash_without_preempt() {
     eprintln!("whole process SIGKILL: longest gap {} ms", ms(gap));
     // Master_Down_Interval of lb2: 3 x 100 ms + Skew_Time 61 ms.
     assert!(
-        gap < Duration::from_millis(361 + 700),
+        gap < CLIENT_MARGIN + Duration::from_millis(361),
         "outage {} ms\n{}",
         ms(gap),
         logs()
@@ -897,7 +915,7 @@ fn active_active_moves_only_the_failed_nodes_vip() {
     // Skew_Time of lb2 (61 ms) plus margin for the moved VIP; the other one never blinks
     // (the client polls every 5 ms; 300 ms of margin for a loaded machine).
     assert!(
-        gap_a < Duration::from_millis(61 + 700),
+        gap_a < CLIENT_MARGIN + Duration::from_millis(61),
         "VIP .100 outage {} ms\n{}",
         ms(gap_a),
         logs()
@@ -959,7 +977,7 @@ fn master_link_down_then_up() {
     let gap = longest_gap(&client.samples(), t_down, Instant::now());
     eprintln!("link down: longest gap {} ms", ms(gap));
     assert!(
-        gap < Duration::from_millis(361 + 700),
+        gap < CLIENT_MARGIN + Duration::from_millis(361),
         "outage {} ms\n{}",
         ms(gap),
         logs()
@@ -1122,7 +1140,7 @@ fn ipv6_vip_fails_over() {
     let gap = longest_gap(&client.samples(), t_kill, Instant::now());
     eprintln!("IPv6 worker SIGKILL: longest gap {} ms", ms(gap));
     assert!(
-        gap < Duration::from_millis(61 + 700),
+        gap < CLIENT_MARGIN + Duration::from_millis(61),
         "outage {} ms\n{}",
         ms(gap),
         logs()
