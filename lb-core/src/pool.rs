@@ -312,9 +312,10 @@ impl Pool {
         })
     }
 
-    /// Replaces the backend list, as on a configuration reload: backends whose address stays
-    /// keep their counters, state and open connections, and take the new weight, limit and
-    /// backup flag; others are added or removed.
+    /// Replaces the backend list, as on a configuration reload: backends whose address (and
+    /// backup flag) stay keep their counters, state (health owns it) and open connections, and
+    /// take the new weight and limit; the others are added, with their configured state, or
+    /// removed (their open connections go on).
     pub fn set_backends(&self, configs: &[BackendConfig]) -> Result<(), Error> {
         for (i, c) in configs.iter().enumerate() {
             if configs[..i].iter().any(|o| o.addr == c.addr) {

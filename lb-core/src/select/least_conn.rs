@@ -35,24 +35,30 @@ impl Picker for LeastConnPicker {
         let mut best: Option<(usize, u64, u64)> = None;
         let mut tied_weight = 0u64;
         for (i, &w) in self.weights.iter().enumerate() {
-            if w == 0 || !ctx.is_available(i) {
+            if w == 0 {
                 continue;
             }
             let Some(b) = members.get(i) else { continue };
             let active = b.active();
             match best {
                 None => {
-                    best = Some((i, active, w));
-                    tied_weight = w;
+                    if ctx.is_available(i) {
+                        best = Some((i, active, w));
+                        tied_weight = w;
+                    }
                 }
                 Some((_, ba, bw)) => {
-                    // active/w < ba/bw without division.
+                    // active/w against ba/bw without division; the (dearer) availability check
+                    // only for a backend that could win.
                     let lhs = u128::from(active) * u128::from(bw);
                     let rhs = u128::from(ba) * u128::from(w);
+                    if lhs > rhs || !ctx.is_available(i) {
+                        continue;
+                    }
                     if lhs < rhs {
                         best = Some((i, active, w));
                         tied_weight = w;
-                    } else if lhs == rhs {
+                    } else {
                         // Weighted reservoir sampling over the tied set.
                         tied_weight += w;
                         if rng::below(tied_weight) < w {
