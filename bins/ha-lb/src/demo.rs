@@ -26,7 +26,8 @@ const VIP: &str = "192.0.2.100";
 
 /// What the client thread, the status thread and the script report, in time order.
 enum Event {
-    Answer(Option<String>),
+    /// A request's result, with the time it started.
+    Answer(Instant, Option<String>),
     State(&'static str, String),
     Note(String),
     Done,
@@ -267,15 +268,16 @@ fn print_timeline(rx: mpsc::Receiver<(Instant, Event)>, t0: Instant) -> Vec<(Str
                 note = n;
             }
             Event::State(node, state) => println!("{}  {node} is {state}", stamp(at)),
-            // Before the first answer (the VIP is not up yet) there is nothing to lose.
-            Event::Answer(None) if last_ok.is_none() => {}
-            Event::Answer(None) => {
+            // Before the first answer (the VIP is not up yet) there is nothing to lose; a request
+            // that started before the last answer says nothing about the service now.
+            Event::Answer(started, None) if last_ok.is_none_or(|ok| started < ok) => {}
+            Event::Answer(_, None) => {
                 if failing_since.is_none() {
                     failing_since = Some((at, note.clone()));
                     println!("{}  client: no answer through {VIP}", stamp(at));
                 }
             }
-            Event::Answer(Some(who)) if last_ok.is_none() => {
+            Event::Answer(_, Some(who)) if last_ok.is_none() => {
                 println!(
                     "{}  client: first answer through {VIP} (by {who})",
                     stamp(at)
@@ -283,7 +285,7 @@ fn print_timeline(rx: mpsc::Receiver<(Instant, Event)>, t0: Instant) -> Vec<(Str
                 answers.push(who);
                 last_ok = Some(at);
             }
-            Event::Answer(Some(who)) => {
+            Event::Answer(_, Some(who)) => {
                 if let Some((_, during)) = failing_since.take() {
                     let gap = last_ok.map_or(Duration::ZERO, |l| at - l);
                     println!(
@@ -425,10 +427,19 @@ fn script(demo: &Demo) -> Result<()> {
     let (client_tx, client_stop) = (tx.clone(), stop.clone());
     in_ns(&demo.ns("client"), move || {
         let target = SocketAddr::from(([192, 0, 2, 100], 80));
+        // A request every 10 ms, each on a thread of its own (threads inherit the namespace):
+        // one caught in flight when the VIP moves hangs until its timeout, and must not delay
+        // the next, or the timeline would show the client's timeouts instead of the failover.
+        let mut next = Instant::now();
         while !client_stop.load(std::sync::atomic::Ordering::Relaxed) {
-            let answer = request(target);
-            let _ = client_tx.send((Instant::now(), Event::Answer(answer)));
-            thread::sleep(Duration::from_millis(10));
+            let tx = client_tx.clone();
+            thread::spawn(move || {
+                let started = Instant::now();
+                let answer = request(target);
+                let _ = tx.send((Instant::now(), Event::Answer(started, answer)));
+            });
+            next += Duration::from_millis(10);
+            thread::sleep(next.saturating_duration_since(Instant::now()));
         }
     })?;
 

@@ -36,10 +36,11 @@ fn demo_shows_failover_and_cleans_up() {
             .map(|(ms, _)| *ms)
             .unwrap_or_else(|| panic!("no outage after {what}:\n{stdout}"))
     };
-    // Worker crash: Skew_Time (121 ms) + margin; whole node: Master_Down_Interval (721 ms)
-    // + margin (the client's timeouts and a loaded machine, as in e2e_failover.rs).
-    assert!(outage("SIGKILL lb1's worker") < 121 + 1200, "{stdout}");
-    assert!(outage("SIGKILL lb1 entirely") < 721 + 1200, "{stdout}");
+    // Worker crash: Skew_Time (121 ms) + margin, below Master_Down_Interval (721 ms), so the
+    // supervisor's priority 0 must have worked; whole node: Master_Down_Interval + margin (as in
+    // e2e_failover.rs: the 100 ms, and 100 ms more for a loaded machine).
+    assert!(outage("SIGKILL lb1's worker") < 121 + 200, "{stdout}");
+    assert!(outage("SIGKILL lb1 entirely") < 721 + 300, "{stdout}");
     let left = Command::new("ip").args(["netns", "list"]).output().unwrap();
     assert!(
         !String::from_utf8_lossy(&left.stdout).contains(&prefix),
