@@ -42,16 +42,27 @@ pub struct AnnounceConfig {
     pub refresh: Option<Duration>,
     /// `garp_master_refresh_repeat`: how many announcements per refresh burst.
     pub refresh_repeat: u32,
+    /// `garp_lower_prio_repeat`: how many announcements of each address a Master sends at once
+    /// when it hears an advert of lower priority (0: none). Another router that briefly thought
+    /// it was master (a lost advert, a partition healing) may have announced the addresses as
+    /// its own; this takes the neighbours' caches back at once. At most one such burst per
+    /// advert interval.
+    pub lower_prio_repeat: u32,
+    /// `garp_lower_prio_delay`: when a second such burst follows; `None` (or zero) for none.
+    pub lower_prio_delay: Option<Duration>,
 }
 
 impl Default for AnnounceConfig {
-    /// keepalived's defaults: 5 announcements, again 5 s later, no refresh.
+    /// keepalived's defaults: 5 announcements, again 5 s later, no refresh; the same on hearing
+    /// a lower priority while Master.
     fn default() -> Self {
         AnnounceConfig {
             master_repeat: 5,
             master_delay: Some(Duration::from_secs(5)),
             refresh: None,
             refresh_repeat: 1,
+            lower_prio_repeat: 5,
+            lower_prio_delay: Some(Duration::from_secs(5)),
         }
     }
 }

@@ -69,6 +69,11 @@ pub struct Router {
     /// timer expires, it preempted rather than found the master gone.
     ignored_lower: bool,
     timers: Timers,
+    /// How many announcements the pending delayed burst (`timers.garp_delay`) sends: the
+    /// second burst after becoming Master, or after hearing a lower priority.
+    delayed_repeat: u32,
+    /// When the last burst for a lower-priority advert went out (one per advert interval).
+    lower_prio_announced: Option<Instant>,
     last_now: Option<Instant>,
     outputs: VecDeque<Output>,
     stats: Stats,
@@ -96,6 +101,8 @@ impl Router {
             master: None,
             ignored_lower: false,
             timers: Timers::default(),
+            delayed_repeat: 0,
+            lower_prio_announced: None,
             last_now: None,
             outputs: VecDeque::new(),
             stats: Stats::default(),
@@ -317,7 +324,7 @@ impl Router {
                 self.timers.adver = Some(now + centis(self.config.advert_interval_cs));
             }
             (Timer::GarpDelay, State::Master) => {
-                self.announce(self.config.announce.master_repeat);
+                self.announce(self.delayed_repeat);
             }
             (Timer::GarpRefresh, State::Master) => {
                 self.announce(self.config.announce.refresh_repeat);
@@ -395,6 +402,8 @@ impl Router {
         self.announce(self.config.announce.master_repeat);
         self.timers.adver = Some(now + centis(self.config.advert_interval_cs));
         self.timers.garp_delay = after(now, self.config.announce.master_delay);
+        self.delayed_repeat = self.config.announce.master_repeat;
+        self.lower_prio_announced = None;
         self.timers.garp_refresh = after(now, self.config.announce.refresh);
     }
 
@@ -589,9 +598,33 @@ impl Router {
             || (adv.priority == local && addr_greater(&src, &self.config.primary_address))
         {
             self.become_backup(now, src, adv.interval_cs);
-        } else if self.config.answer_lower_priority {
-            self.send_advert(local);
-            self.timers.adver = Some(now + centis(self.config.advert_interval_cs));
+        } else {
+            if self.config.answer_lower_priority {
+                self.send_advert(local);
+                self.timers.adver = Some(now + centis(self.config.advert_interval_cs));
+            }
+            self.announce_after_lower_priority(now);
+        }
+    }
+
+    /// A lower-priority router is talking: it may have announced the addresses as its own
+    /// while it thought it was master, so announce them again (keepalived's
+    /// `garp_lower_prio_*`), once per advert interval at most.
+    fn announce_after_lower_priority(&mut self, now: Instant) {
+        let announce = &self.config.announce;
+        let interval = centis(self.config.advert_interval_cs);
+        if announce.lower_prio_repeat == 0
+            || self
+                .lower_prio_announced
+                .is_some_and(|at| now < at + interval)
+        {
+            return;
+        }
+        self.lower_prio_announced = Some(now);
+        self.announce(announce.lower_prio_repeat);
+        if let Some(at) = after(now, self.config.announce.lower_prio_delay) {
+            self.timers.garp_delay = Some(at);
+            self.delayed_repeat = self.config.announce.lower_prio_repeat;
         }
     }
 

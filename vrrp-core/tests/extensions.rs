@@ -251,6 +251,44 @@ fn announcements_burst_then_delay_then_refresh() {
     assert_eq!(seen, vec![(5, 5), (60, 2), (120, 2)]);
 }
 
+#[test]
+fn lower_priority_heard_by_master_reannounces_once_per_interval_then_again_later() {
+    let t0 = Instant::now();
+    let mut c = cfg(100);
+    c.announce.lower_prio_repeat = 3;
+    c.announce.lower_prio_delay = Some(Duration::from_secs(2));
+    let (mut r, t) = master(c, t0);
+    let announces = |out: &[Output]| -> Vec<u32> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Announce { repeat, .. } => Some(*repeat),
+                _ => None,
+            })
+            .collect()
+    };
+    // A router that briefly thought it was master (and may have taken the neighbours' caches)
+    // advertises its lower priority: announce at once.
+    hear(&mut r, t + ms(10), "192.0.2.20", 90, 100);
+    assert_eq!(announces(&drain(&mut r)), vec![3]);
+    // Within the same advert interval, no second burst for every advert it sends.
+    hear(&mut r, t + ms(500), "192.0.2.20", 90, 100);
+    assert_eq!(announces(&drain(&mut r)), Vec::<u32>::new());
+    // An interval later, again.
+    hear(&mut r, t + ms(1010), "192.0.2.20", 90, 100);
+    assert_eq!(announces(&drain(&mut r)), vec![3]);
+    // And the delayed second burst, lower_prio_delay after the last one.
+    let mut seen = Vec::new();
+    let end = t + Duration::from_secs(4);
+    while let Some(at) = r.poll_timeout().filter(|at| *at <= end) {
+        r.handle_timeout(at);
+        if !announces(&drain(&mut r)).is_empty() {
+            seen.push(at - t);
+        }
+    }
+    assert_eq!(seen, vec![ms(3010)]);
+    assert_eq!(r.state(), State::Master);
+}
+
 // ---- receive validation ----
 
 #[test]

@@ -329,7 +329,9 @@ fn master_lower_priority_is_answered_at_once() {
 fn master_lower_priority_is_discarded_when_answering_is_off() {
     let t0 = Instant::now();
     let mut c = cfg(100);
+    // RFC 5798 to the letter: no answer, and no re-announcement either.
     c.answer_lower_priority = false;
+    c.announce.lower_prio_repeat = 0;
     let (mut r, t) = master(c, t0);
     let next = r.poll_timeout();
     hear(&mut r, t + ms(250), "192.0.2.20", 99, 100);

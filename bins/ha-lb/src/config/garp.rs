@@ -25,11 +25,12 @@ pub struct Garp {
     /// Announcements per refresh, 1..=255. Default 1.
     #[serde(default = "default_one")]
     pub master_refresh_repeat: u32,
-    /// Pause before re-announcing after an advert of lower priority is seen while Master, ms;
-    /// 0 = do not re-announce. Default 5000.
+    /// A second burst this long after the one sent on hearing a lower priority while Master,
+    /// ms; 0 = none. Default 5000.
     #[serde(default = "default_master_delay_ms")]
     pub lower_prio_delay_ms: u64,
-    /// Announcements sent then, 0..=255. Default 5.
+    /// Announcements sent at once when, as Master, an advert of lower priority is heard (at
+    /// most one burst per advert interval), 0..=255; 0 = none. Default 5.
     #[serde(default = "default_master_repeat")]
     pub lower_prio_repeat: u32,
     /// Minimum gap between two gratuitous ARPs on the interface, ms. Default 0.

@@ -132,6 +132,8 @@ pub fn router_config(
         master_delay: ms(inst.garp.master_delay_ms),
         refresh: ms(inst.garp.master_refresh_ms),
         refresh_repeat: inst.garp.master_refresh_repeat,
+        lower_prio_repeat: inst.garp.lower_prio_repeat,
+        lower_prio_delay: ms(inst.garp.lower_prio_delay_ms),
     };
     c.tracks = tracks;
     Ok(c)
