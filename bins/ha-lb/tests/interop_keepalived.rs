@@ -62,6 +62,8 @@ struct Kind {
     version: u8,
     ipv6: bool,
     unicast: bool,
+    /// keepalived's `old_unicast_checksum` (VRRPv3 IPv4 unicast), on both sides.
+    old_checksum: bool,
 }
 
 impl Kind {
@@ -102,6 +104,8 @@ impl Kind {
         };
         let auth = if self.version == 2 {
             "    authentication {\n        auth_type PASS\n        auth_pass 123456\n    }\n"
+        } else if self.old_checksum {
+            "    old_unicast_checksum\n"
         } else {
             ""
         };
@@ -128,6 +132,8 @@ impl Kind {
         };
         let password = if self.version == 2 {
             "password = \"123456\"\n"
+        } else if self.old_checksum {
+            "old_unicast_checksum = true\n"
         } else {
             ""
         };
@@ -437,6 +443,7 @@ fn keepalived_v2_pass_multicast() {
             version: 2,
             ipv6: false,
             unicast: false,
+            old_checksum: false,
         },
     );
 }
@@ -449,6 +456,7 @@ fn keepalived_v2_pass_unicast() {
             version: 2,
             ipv6: false,
             unicast: true,
+            old_checksum: false,
         },
     );
 }
@@ -461,6 +469,7 @@ fn keepalived_v3_ipv4_multicast() {
             version: 3,
             ipv6: false,
             unicast: false,
+            old_checksum: false,
         },
     );
 }
@@ -473,6 +482,21 @@ fn keepalived_v3_ipv4_unicast() {
             version: 3,
             ipv6: false,
             unicast: true,
+            old_checksum: false,
+        },
+    );
+}
+
+#[test]
+fn keepalived_v3_ipv4_unicast_old_unicast_checksum() {
+    // keepalived's `old_unicast_checksum` and ha-lb's: the pseudo-header names 224.0.0.18.
+    elections(
+        "ikv34o",
+        Kind {
+            version: 3,
+            ipv6: false,
+            unicast: true,
+            old_checksum: true,
         },
     );
 }
@@ -485,6 +509,7 @@ fn keepalived_v3_ipv6_multicast() {
             version: 3,
             ipv6: true,
             unicast: false,
+            old_checksum: false,
         },
     );
 }
@@ -497,6 +522,7 @@ fn keepalived_v3_ipv6_unicast() {
             version: 3,
             ipv6: true,
             unicast: true,
+            old_checksum: false,
         },
     );
 }
@@ -584,6 +610,7 @@ fn a_node_migrated_with_import_keepalived_joins_the_seeds_keepalived() {
             version: 2,
             ipv6: false,
             unicast: true,
+            old_checksum: false,
         },
         ka,
         1,
@@ -620,6 +647,7 @@ fn a_node_migrated_with_import_keepalived_joins_the_seeds_keepalived() {
             version: 2,
             ipv6: false,
             unicast: true,
+            old_checksum: false,
         },
         hl,
         1,

@@ -11,7 +11,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use vrrp_core::packet::{Auth, ChecksumMode, Version};
+use vrrp_core::packet::{Auth, Version};
 use vrrp_core::{AnnounceConfig, Output, Router, RouterConfig, State, TrackId};
 
 use super::error::RuntimeError;
@@ -123,9 +123,7 @@ pub fn router_config(
         c.auth = Auth::simple(p.as_bytes()).map_err(|e| setting(name, e.to_string()))?;
     }
     c.unicast_peers.clone_from(&inst.unicast_peers);
-    if inst.v3_checksum_as_v2 {
-        c.checksum = ChecksumMode::V3WithoutPseudoHeader;
-    }
+    c.checksum = inst.checksum_mode();
     let ms = |v: u64| (v > 0).then(|| Duration::from_millis(v));
     c.announce = AnnounceConfig {
         master_repeat: inst.garp.master_repeat,
