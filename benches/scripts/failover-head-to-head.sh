@@ -17,7 +17,7 @@
 # preempts counts too), "never" when most probes of the window's last second fail.
 #
 # Settings: "seed" = VRRPv2, PASS 123456, advert 1 s, check every 2 s (the article's);
-#           "tuned" = VRRPv3, advert 50 ms, check every 1 s.
+#           "tuned" = VRRPv3, advert ADVERT_MS (default 50 ms), check every 1 s.
 # keepalived side: keepalived + nginx stream on each LB; the seed's check script (nginx gone ->
 # stop this node's keepalived; by pidfile here, not `killall`, which would hit other nodes),
 # weight -20. ha-lb side: one ha-lb per LB, listener on the VIP, pool of the three backends with
@@ -30,7 +30,7 @@
 #
 # Every row runs ROUNDS times (default 3; the fault lands at a random point of the advert
 # cycle, so one run is noisy); the table gives the median and the range.
-# Environment: SIDES ("keepalived ha-lb"), SETTINGS ("seed tuned"), KINDS (all four), ROUNDS, WINDOW
+# Environment: SIDES ("keepalived ha-lb"), SETTINGS ("seed tuned"), ADVERT_MS (tuned), KINDS (all four), ROUNDS, WINDOW
 # (seconds observed after the fault; default 10 for seed, 5 for tuned settings), HALB (ha-lb binary; default: built with cargo
 # --release into CARGO_TARGET_DIR), SKIP_BUILD=1, RESULTS (a file to append rows to).
 # Needs root, ip (iproute2), tcpdump, keepalived, nginx + libnginx-mod-stream, python3. Everything it
@@ -40,6 +40,8 @@ cd "$(dirname "$0")/../.."
 
 SIDES=${SIDES:-"keepalived ha-lb"}
 SETTINGS=${SETTINGS:-"seed tuned"}
+# The advert interval of the "tuned" settings, in milliseconds (VRRPv3 carries centiseconds).
+ADVERT_MS=${ADVERT_MS:-50}
 KINDS=${KINDS:-"proxy-dies graceful-stop link-down backends-lost"}
 ROUNDS=${ROUNDS:-3}
 TARGET=${CARGO_TARGET_DIR:-target}
@@ -156,7 +158,7 @@ start_keepalived_node() {
         auth_pass 123456
     }"
     else
-        version=3; advert=0.05; interval=1; auth=""
+        version=3; advert=$(awk -v ms="$ADVERT_MS" 'BEGIN { printf "%g", ms / 1000 }'); interval=1; auth=""
     fi
     cat > "$dir/nginx.conf" <<CONF
 load_module $STREAM_MOD;
@@ -229,7 +231,7 @@ start_halb_node() {
     if [ "$settings" = seed ]; then
         version=2; advert=1000; interval=2000; password='password = "123456"'
     else
-        version=3; advert=50; interval=1000; password=""
+        version=3; advert=$ADVERT_MS; interval=1000; password=""
     fi
     cat > "$dir/ha-lb.toml" <<CONF
 [global]
