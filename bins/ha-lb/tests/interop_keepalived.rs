@@ -39,23 +39,6 @@ const PRIORITY_ZERO_BOUND: Duration = Duration::from_millis(2800);
 /// How long the VIP's holder must stay the same to count as converged.
 const STABLE: Duration = Duration::from_secs(2);
 
-fn keepalived_available(test: &str) -> bool {
-    let found = Command::new("keepalived")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !found {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{test}: keepalived is required in CI (Debian package keepalived)"
-        );
-        eprintln!("SKIPPED {test}: keepalived is not installed");
-    }
-    found
-}
-
 /// One kind of virtual router.
 #[derive(Debug, Clone, Copy)]
 struct Kind {
@@ -369,7 +352,7 @@ fn graceful_handover(
 }
 
 fn elections(tag: &str, kind: Kind) {
-    if !Netns::available(tag) || !keepalived_available(tag) {
+    if !Netns::available(tag) || !netns::tool_available(tag, "keepalived", "keepalived") {
         return;
     }
     let mut w = World::new(tag);
@@ -584,7 +567,7 @@ fn import(conf: &Path) -> PathBuf {
 #[test]
 fn a_node_migrated_with_import_keepalived_joins_the_seeds_keepalived() {
     let tag = "ikseed";
-    if !Netns::available(tag) || !keepalived_available(tag) {
+    if !Netns::available(tag) || !netns::tool_available(tag, "keepalived", "keepalived") {
         return;
     }
     let mut w = World::new(tag);

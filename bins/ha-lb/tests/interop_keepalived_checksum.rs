@@ -12,7 +12,7 @@
 mod netns;
 
 use std::net::IpAddr;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,23 +29,6 @@ version 3\n    priority 100\n    advert_int 0.1\n    old_unicast_checksum\n    \
 unicast_src_ip 192.0.2.1\n    unicast_peer {\n        192.0.2.2\n    }\n    \
 virtual_ipaddress {\n        192.0.2.200/24\n    }\n}\n";
 
-fn keepalived_available(test: &str) -> bool {
-    let found = Command::new("keepalived")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !found {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{test}: keepalived is required in CI (Debian package keepalived)"
-        );
-        eprintln!("SKIPPED {test}: keepalived is not installed");
-    }
-    found
-}
-
 fn has_vip(ns: &Netns) -> bool {
     ns.ip(&["-o", "addr", "show", "dev", "eth0"])
         .split_whitespace()
@@ -55,7 +38,7 @@ fn has_vip(ns: &Netns) -> bool {
 #[test]
 fn keepalived_old_unicast_checksum_interoperates_with_v3_multicast_pseudo_header() {
     let test = "keepalived_old_unicast_checksum";
-    if !Netns::available(test) || !keepalived_available(test) {
+    if !Netns::available(test) || !netns::tool_available(test, "keepalived", "keepalived") {
         return;
     }
     let lan = Lan::new("ikold", 2, true);

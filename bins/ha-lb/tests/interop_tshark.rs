@@ -24,26 +24,10 @@ use netns::{wait_until, ChildGuard, Lan, Netns};
 use vrrp_core::packet::{Auth, ChecksumMode, Version};
 use vrrp_core::{Output, Router, RouterConfig, State};
 
-/// Whether `program` runs; panics under `CI=true` when it does not.
-fn tool_available(test: &str, program: &str) -> bool {
-    let found = Command::new(program)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !found {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{test}: {program} is required in CI (Debian packages tcpdump and tshark)"
-        );
-        eprintln!("SKIPPED {test}: {program} is not installed");
-    }
-    found
-}
-
 fn available(test: &str) -> bool {
-    Netns::available(test) && tool_available(test, "tcpdump") && tool_available(test, "tshark")
+    Netns::available(test)
+        && netns::tool_available(test, "tcpdump", "tcpdump")
+        && netns::tool_available(test, "tshark", "tshark")
 }
 
 /// One virtual router whose adverts are judged.

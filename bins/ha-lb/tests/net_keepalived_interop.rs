@@ -22,23 +22,6 @@ use vrrp_core::packet::{
     AddressList, Advertisement, Auth, ChecksumMode, IpContext, OwnedAddressList, Version,
 };
 
-fn keepalived_available(test: &str) -> bool {
-    let found = std::process::Command::new("keepalived")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !found {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{test}: keepalived is required in CI (Debian package keepalived)"
-        );
-        eprintln!("SKIPPED {test}: keepalived is not installed");
-    }
-    found
-}
-
 /// keepalived running in a namespace; stopped (SIGTERM, then SIGKILL) by PID on drop.
 struct Keepalived {
     _process: ChildGuard,
@@ -237,7 +220,7 @@ fn run_case(c: &Case) {
 #[test]
 fn keepalived_v3_ipv4_interoperates() {
     let name = "keepalived_v3_ipv4_interoperates";
-    if !Netns::available(name) || !keepalived_available(name) {
+    if !Netns::available(name) || !netns::tool_available(name, "keepalived", "keepalived") {
         return;
     }
     run_case(&Case {
@@ -257,7 +240,7 @@ fn keepalived_v3_ipv4_interoperates() {
 #[test]
 fn keepalived_v3_ipv6_interoperates() {
     let name = "keepalived_v3_ipv6_interoperates";
-    if !Netns::available(name) || !keepalived_available(name) {
+    if !Netns::available(name) || !netns::tool_available(name, "keepalived", "keepalived") {
         return;
     }
     run_case(&Case {
@@ -277,7 +260,7 @@ fn keepalived_v3_ipv6_interoperates() {
 #[test]
 fn keepalived_v2_with_the_seeds_password_interoperates() {
     let name = "keepalived_v2_with_the_seeds_password_interoperates";
-    if !Netns::available(name) || !keepalived_available(name) {
+    if !Netns::available(name) || !netns::tool_available(name, "keepalived", "keepalived") {
         return;
     }
     run_case(&Case {
@@ -298,7 +281,7 @@ fn keepalived_v2_with_the_seeds_password_interoperates() {
 fn keepalived_seed_active_standby_unicast_interoperates() {
     // The seed's lb1: VRRPv2, PASS 123456, advert 1 s, unicast to the peer.
     let name = "keepalived_seed_active_standby_unicast_interoperates";
-    if !Netns::available(name) || !keepalived_available(name) {
+    if !Netns::available(name) || !netns::tool_available(name, "keepalived", "keepalived") {
         return;
     }
     run_case(&Case {

@@ -40,6 +40,25 @@ fn run_ip(args: &[&str]) -> Output {
         .unwrap_or_else(|e| panic!("cannot run ip {args:?}: {e}"))
 }
 
+/// Whether `program` runs (`program --version`). Prints why not and returns `false` so the test
+/// can return early, except when `CI=true`: there it panics, naming the Debian `package`.
+pub fn tool_available(test: &str, program: &str, package: &str) -> bool {
+    let found = Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !found {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{test}: {program} is required in CI (Debian package {package})"
+        );
+        eprintln!("SKIPPED {test}: {program} is not installed");
+    }
+    found
+}
+
 impl Netns {
     /// Whether this process can make network namespaces. Prints the reason when it cannot;
     /// panics instead when `CI=true`.
