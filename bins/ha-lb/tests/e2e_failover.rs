@@ -279,6 +279,34 @@ impl Topo {
         ChildGuard::spawn(&mut cmd, Duration::from_secs(10))
     }
 
+    /// Starts lb1 and lb2 and waits until lb1 is Master of VI_1 and lb2 its Backup.
+    fn start_pair(&self, c1: &std::path::Path, c2: &std::path::Path) -> (ChildGuard, ChildGuard) {
+        let lb1 = self.start(LB1, "lb1", c1);
+        let lb2 = self.start(LB2, "lb2", c2);
+        assert!(
+            self.wait_state(LB1, "VI_1", "Master", Duration::from_secs(15)),
+            "{}",
+            self.dump(&["lb1", "lb2"])
+        );
+        assert!(
+            self.wait_state(LB2, "VI_1", "Backup", Duration::from_secs(5)),
+            "{}",
+            self.dump(&["lb1", "lb2"])
+        );
+        (lb1, lb2)
+    }
+
+    /// A client of `target` in the client's namespace, once it got 20 answers.
+    fn served_client(&self, target: &str) -> Client {
+        let client = Client::start(self.ns(CLIENT), target);
+        assert!(
+            client.wait_successes(Instant::now(), 20, Duration::from_secs(10)),
+            "{}",
+            self.dump(&["lb1", "lb2"])
+        );
+        client
+    }
+
     fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default()
     }
@@ -606,12 +634,7 @@ fn whole_process_crash_without_preempt() {
         "{}",
         logs()
     );
-    let client = Client::start(topo.ns(CLIENT), "192.0.2.100:80");
-    assert!(
-        client.wait_successes(Instant::now(), 20, Duration::from_secs(10)),
-        "{}",
-        logs()
-    );
+    let client = topo.served_client("192.0.2.100:80");
 
     let worker = worker_pid(lb1.pid()).expect("lb1 has a worker");
     let t_kill = Instant::now();
@@ -682,25 +705,9 @@ fn master_losing_its_backends_hands_over() {
     let Some(topo) = Topo::new("bk") else { return };
     let c1 = topo.write("lb1.toml", &Node::active_standby(150, 100).toml());
     let c2 = topo.write("lb2.toml", &Node::active_standby(100, 100).toml());
-    let _lb1 = topo.start(LB1, "lb1", &c1);
-    let _lb2 = topo.start(LB2, "lb2", &c2);
+    let (_lb1, _lb2) = topo.start_pair(&c1, &c2);
     let logs = || topo.dump(&["lb1", "lb2"]);
-    assert!(
-        topo.wait_state(LB1, "VI_1", "Master", Duration::from_secs(15)),
-        "{}",
-        logs()
-    );
-    assert!(
-        topo.wait_state(LB2, "VI_1", "Backup", Duration::from_secs(5)),
-        "{}",
-        logs()
-    );
-    let client = Client::start(topo.ns(CLIENT), "192.0.2.100:80");
-    assert!(
-        client.wait_successes(Instant::now(), 20, Duration::from_secs(10)),
-        "{}",
-        logs()
-    );
+    let client = topo.served_client("192.0.2.100:80");
 
     let t_loss = Instant::now();
     for b in ["192.0.2.3", "192.0.2.4", "192.0.2.5"] {
@@ -775,19 +782,8 @@ fn reload_changes_backends_without_transition_or_failure() {
     let Some(topo) = Topo::new("hup") else { return };
     let c1 = topo.write("lb1.toml", &Node::active_standby(150, 100).toml());
     let c2 = topo.write("lb2.toml", &Node::active_standby(100, 100).toml());
-    let lb1 = topo.start(LB1, "lb1", &c1);
-    let _lb2 = topo.start(LB2, "lb2", &c2);
+    let (lb1, _lb2) = topo.start_pair(&c1, &c2);
     let logs = || topo.dump(&["lb1", "lb2"]);
-    assert!(
-        topo.wait_state(LB1, "VI_1", "Master", Duration::from_secs(15)),
-        "{}",
-        logs()
-    );
-    assert!(
-        topo.wait_state(LB2, "VI_1", "Backup", Duration::from_secs(5)),
-        "{}",
-        logs()
-    );
     let client = Client::start(topo.ns(CLIENT), "192.0.2.100:80");
     let t0 = Instant::now();
     assert!(
@@ -962,25 +958,9 @@ fn master_link_down_then_up() {
     let Some(topo) = Topo::new("ld") else { return };
     let c1 = topo.write("lb1.toml", &Node::active_standby(150, 100).toml());
     let c2 = topo.write("lb2.toml", &Node::active_standby(100, 100).toml());
-    let _lb1 = topo.start(LB1, "lb1", &c1);
-    let _lb2 = topo.start(LB2, "lb2", &c2);
+    let (_lb1, _lb2) = topo.start_pair(&c1, &c2);
     let logs = || topo.dump(&["lb1", "lb2"]);
-    assert!(
-        topo.wait_state(LB1, "VI_1", "Master", Duration::from_secs(15)),
-        "{}",
-        logs()
-    );
-    assert!(
-        topo.wait_state(LB2, "VI_1", "Backup", Duration::from_secs(5)),
-        "{}",
-        logs()
-    );
-    let client = Client::start(topo.ns(CLIENT), "192.0.2.100:80");
-    assert!(
-        client.wait_successes(Instant::now(), 20, Duration::from_secs(10)),
-        "{}",
-        logs()
-    );
+    let client = topo.served_client("192.0.2.100:80");
 
     let t_down = Instant::now();
     topo.ns(LB1).ip(&["link", "set", "eth0", "down"]);
@@ -1049,19 +1029,8 @@ fn partition_then_heal_leaves_one_master() {
     n2.unicast = Some(("192.0.2.2", "192.0.2.1"));
     let c1 = topo.write("lb1.toml", &n1.toml());
     let c2 = topo.write("lb2.toml", &n2.toml());
-    let _lb1 = topo.start(LB1, "lb1", &c1);
-    let _lb2 = topo.start(LB2, "lb2", &c2);
+    let (_lb1, _lb2) = topo.start_pair(&c1, &c2);
     let logs = || topo.dump(&["lb1", "lb2"]);
-    assert!(
-        topo.wait_state(LB1, "VI_1", "Master", Duration::from_secs(15)),
-        "{}",
-        logs()
-    );
-    assert!(
-        topo.wait_state(LB2, "VI_1", "Backup", Duration::from_secs(5)),
-        "{}",
-        logs()
-    );
 
     // Bridge port isolation: the two nodes' ports stop talking to each other (and only that).
     let isolate = |on: &str| {
@@ -1108,12 +1077,8 @@ fn partition_then_heal_leaves_one_master() {
     );
     assert!(topo.has_address(LB1, VIP), "the winner lost the VIP");
     assert!(!topo.has_address(LB2, VIP), "the loser kept the VIP");
-    let client = Client::start(topo.ns(CLIENT), "192.0.2.100:80");
-    assert!(
-        client.wait_successes(Instant::now(), 20, Duration::from_secs(10)),
-        "{}",
-        logs()
-    );
+    // And the client is served through the winner.
+    topo.served_client("192.0.2.100:80");
 }
 
 /// (7) an IPv6 VIP fails over (unsolicited NA with Override moves the client's neighbour
@@ -1337,25 +1302,9 @@ fn passive_failures_move_the_vip() {
     };
     let c1 = topo.write("lb1.toml", &node(150));
     let c2 = topo.write("lb2.toml", &node(100));
-    let _lb1 = topo.start(LB1, "lb1", &c1);
-    let _lb2 = topo.start(LB2, "lb2", &c2);
+    let (_lb1, _lb2) = topo.start_pair(&c1, &c2);
     let logs = || topo.dump(&["lb1", "lb2"]);
-    assert!(
-        topo.wait_state(LB1, "VI_1", "Master", Duration::from_secs(15)),
-        "{}",
-        logs()
-    );
-    assert!(
-        topo.wait_state(LB2, "VI_1", "Backup", Duration::from_secs(5)),
-        "{}",
-        logs()
-    );
-    let client = Client::start(topo.ns(CLIENT), "192.0.2.100:80");
-    assert!(
-        client.wait_successes(Instant::now(), 20, Duration::from_secs(10)),
-        "{}",
-        logs()
-    );
+    let client = topo.served_client("192.0.2.100:80");
 
     let t_loss = Instant::now();
     for b in ["192.0.2.3", "192.0.2.4", "192.0.2.5"] {
@@ -1415,19 +1364,8 @@ fn tracked_interface_moves_priority() {
     n1.extra = "track_interfaces = [{ interface = \"dum0\", weight = -60 }]\n".into();
     let c1 = topo.write("lb1.toml", &n1.toml());
     let c2 = topo.write("lb2.toml", &Node::active_standby(100, 100).toml());
-    let _lb1 = topo.start(LB1, "lb1", &c1);
-    let _lb2 = topo.start(LB2, "lb2", &c2);
+    let (_lb1, _lb2) = topo.start_pair(&c1, &c2);
     let logs = || topo.dump(&["lb1", "lb2"]);
-    assert!(
-        topo.wait_state(LB1, "VI_1", "Master", Duration::from_secs(15)),
-        "{}",
-        logs()
-    );
-    assert!(
-        topo.wait_state(LB2, "VI_1", "Backup", Duration::from_secs(5)),
-        "{}",
-        logs()
-    );
     topo.ns(LB1).ip(&["link", "set", "dum1", "down"]);
     assert!(
         topo.wait_state(LB2, "VI_1", "Master", Duration::from_secs(10)),
