@@ -7,7 +7,7 @@ mod netns;
 
 use std::net::IpAddr;
 
-use ha_lb::net::{Addresses, IfAddr};
+use ha_lb::net::{Addresses, IfAddr, VipOptions};
 use netns::{Lan, Netns};
 
 fn vip(s: &str, prefix: u8) -> IfAddr {
@@ -20,6 +20,31 @@ fn ip_addr_line(ns: &Netns, cidr: &str) -> Option<String> {
         .lines()
         .find(|l| l.split_whitespace().any(|w| w == cidr))
         .map(str::to_owned)
+}
+
+#[test]
+fn a_vip_carries_its_label_and_broadcast() {
+    if !Netns::available("a_vip_carries_its_label_and_broadcast") {
+        return;
+    }
+    let lan = Lan::new("addrlbl", 1, true);
+    let ns = &lan.nodes[0];
+    let ifindex = ns.ifindex("eth0");
+    let v4 = vip("192.0.2.200", 24);
+    let added = ns.run(move || {
+        let options = VipOptions {
+            label: Some("eth0:vip".into()),
+            broadcast: Some("192.0.2.255".parse().unwrap()),
+        };
+        Addresses::new()
+            .unwrap()
+            .add_vip_with(ifindex, v4, &options)
+            .unwrap()
+    });
+    assert!(added);
+    let line = ip_addr_line(ns, "192.0.2.200/24").expect("ip addr shows the VIP");
+    assert!(line.contains("brd 192.0.2.255"), "{line}");
+    assert!(line.contains("eth0:vip"), "{line}");
 }
 
 #[test]

@@ -43,6 +43,16 @@ impl fmt::Display for IfAddr {
     }
 }
 
+/// How a virtual address is added beyond its address and prefix: `ip addr add ... label L brd B`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VipOptions {
+    /// The IPv4 address label (`eth0:vip`; by convention the interface name, a colon and a
+    /// suffix, as `ip` insists).
+    pub label: Option<String>,
+    /// The IPv4 broadcast address.
+    pub broadcast: Option<std::net::Ipv4Addr>,
+}
+
 /// One address found on an interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AddressEntry {
@@ -71,26 +81,32 @@ fn family_of(addr: &IpAddr) -> AddressFamily {
     }
 }
 
-fn message(ifindex: u32, a: IfAddr, vip: bool) -> AddressMessage {
+fn message(ifindex: u32, a: IfAddr, vip: Option<&VipOptions>) -> AddressMessage {
     let mut msg = AddressMessage::default();
     msg.header.family = family_of(&a.addr);
     msg.header.prefix_len = a.prefix_len;
     msg.header.index = ifindex;
     msg.header.scope = AddressScope::Universe;
     let mut flags = AddressFlags::empty();
-    if a.addr.is_ipv6() && vip {
+    if a.addr.is_ipv6() && vip.is_some() {
         flags |= AddressFlags::Nodad;
         msg.header.flags = AddressHeaderFlags::Nodad;
     }
     // IFA_ADDRESS is the peer on point-to-point links and the same address elsewhere.
     msg.attributes.push(AddressAttribute::Local(a.addr));
     msg.attributes.push(AddressAttribute::Address(a.addr));
-    if vip {
+    if let Some(options) = vip {
         msg.attributes.push(AddressAttribute::Flags(flags));
         msg.attributes
             .push(AddressAttribute::Protocol(AddressProtocol::from(
                 VIP_ADDRESS_PROTOCOL,
             )));
+        if let Some(label) = &options.label {
+            msg.attributes.push(AddressAttribute::Label(label.clone()));
+        }
+        if let Some(brd) = options.broadcast {
+            msg.attributes.push(AddressAttribute::Broadcast(brd));
+        }
     }
     msg
 }
@@ -160,7 +176,21 @@ impl Addresses {
     ///
     /// [`NetError::Netlink`] (e.g. EPERM without CAP_NET_ADMIN, ENODEV), [`NetError::Io`].
     pub fn add_vip(&mut self, ifindex: u32, vip: IfAddr) -> Result<bool> {
-        let msg = message(ifindex, vip, true);
+        self.add_vip_with(ifindex, vip, &VipOptions::default())
+    }
+
+    /// As [`Addresses::add_vip`], with an address label and a broadcast address.
+    ///
+    /// # Errors
+    ///
+    /// As [`Addresses::add_vip`].
+    pub fn add_vip_with(
+        &mut self,
+        ifindex: u32,
+        vip: IfAddr,
+        options: &VipOptions,
+    ) -> Result<bool> {
+        let msg = message(ifindex, vip, Some(options));
         match self.rtnl.request(
             "add address",
             RouteNetlinkMessage::NewAddress(msg),
@@ -178,7 +208,7 @@ impl Addresses {
     ///
     /// [`NetError::Netlink`], [`NetError::Io`].
     pub fn remove(&mut self, ifindex: u32, addr: IfAddr) -> Result<bool> {
-        let msg = message(ifindex, addr, false);
+        let msg = message(ifindex, addr, None);
         match self
             .rtnl
             .request("remove address", RouteNetlinkMessage::DelAddress(msg), 0)
@@ -249,7 +279,11 @@ mod tests {
 
     #[test]
     fn ipv6_vips_skip_dad_and_are_tagged() {
-        let m = message(3, IfAddr::new("2001:db8::100".parse().unwrap(), 64), true);
+        let m = message(
+            3,
+            IfAddr::new("2001:db8::100".parse().unwrap(), 64),
+            Some(&VipOptions::default()),
+        );
         assert_eq!(m.header.family, AddressFamily::Inet6);
         assert_eq!(m.header.index, 3);
         assert!(m
@@ -262,9 +296,28 @@ mod tests {
 
     #[test]
     fn plain_addresses_are_not_vips() {
-        let m = message(3, IfAddr::new("192.0.2.1".parse().unwrap(), 24), false);
+        let m = message(3, IfAddr::new("192.0.2.1".parse().unwrap(), 24), None);
         let e = entry(&m).unwrap();
         assert!(!e.is_vip);
         assert!(check_prefix(IfAddr::new("192.0.2.1".parse().unwrap(), 33)).is_err());
+    }
+
+    #[test]
+    fn vip_label_and_broadcast_are_carried() {
+        let options = VipOptions {
+            label: Some("eth0:vip".into()),
+            broadcast: Some("192.0.2.255".parse().unwrap()),
+        };
+        let m = message(
+            3,
+            IfAddr::new("192.0.2.100".parse().unwrap(), 24),
+            Some(&options),
+        );
+        assert!(m
+            .attributes
+            .contains(&AddressAttribute::Label("eth0:vip".into())));
+        assert!(m
+            .attributes
+            .contains(&AddressAttribute::Broadcast("192.0.2.255".parse().unwrap())));
     }
 }

@@ -14,7 +14,7 @@ pub mod links;
 pub mod rtnl;
 pub mod vrrp_socket;
 
-pub use addresses::{AddressEntry, Addresses, IfAddr, VIP_ADDRESS_PROTOCOL};
+pub use addresses::{AddressEntry, Addresses, IfAddr, VipOptions, VIP_ADDRESS_PROTOCOL};
 pub use announce::Announcer;
 pub use error::NetError;
 pub use interface::Interface;

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use super::error::RuntimeError;
 use crate::config::Vip;
-use crate::net::{Addresses, Announcer, IfAddr, Interface, NetError};
+use crate::net::{Addresses, Announcer, IfAddr, Interface, NetError, VipOptions};
 
 /// One VIP resolved to its interface.
 #[derive(Debug)]
@@ -48,9 +48,6 @@ impl Vips {
                 Some(dev) => Interface::by_name(dev).map_err(err)?.index(),
                 None => interface.index(),
             };
-            if vip.label.is_some() || vip.broadcast.is_some() {
-                tracing::warn!(instance, vip = %vip, "VIP label / broadcast are not applied by ha-lb run");
-            }
             placed.push(Placed {
                 vip: vip.clone(),
                 ifindex,
@@ -87,7 +84,11 @@ impl Vips {
             .filter(|p| addrs.contains(&p.vip.address))
         {
             let a = IfAddr::new(p.vip.address, p.vip.prefix);
-            match self.addresses.add_vip(p.ifindex, a) {
+            let options = VipOptions {
+                label: p.vip.label.clone(),
+                broadcast: p.vip.broadcast,
+            };
+            match self.addresses.add_vip_with(p.ifindex, a, &options) {
                 Ok(_) => tracing::info!(instance = %self.instance, vip = %a, "VIP added"),
                 Err(e) => {
                     tracing::error!(instance = %self.instance, vip = %a, error = %e, "cannot add VIP")
