@@ -270,24 +270,7 @@ impl Translator {
             self.warn(node, "`vrrp_script` without a name is not translated");
             return;
         };
-        let mut check = Check {
-            kind: CheckKind::Exec,
-            interval_ms: KEEPALIVED_SCRIPT_INTERVAL_MS,
-            timeout_ms: None,
-            rise: 1,
-            fall: 1,
-            address: None,
-            path: None,
-            host: None,
-            method: None,
-            headers: Default::default(),
-            expect_status: None,
-            expect_body: None,
-            tls: None,
-            command: None,
-            process: None,
-            pidfile: None,
-        };
+        let mut check = keepalived_check(CheckKind::Exec, KEEPALIVED_SCRIPT_INTERVAL_MS);
         let mut weight = 0;
         for child in node.block() {
             match child.keyword.as_str() {
@@ -400,22 +383,8 @@ impl Translator {
             name.clone()
         };
         let check = Check {
-            kind: CheckKind::Process,
-            interval_ms: TRACK_PROCESS_INTERVAL_MS,
-            timeout_ms: None,
-            rise: 1,
-            fall: 1,
-            address: None,
-            path: None,
-            host: None,
-            method: None,
-            headers: Default::default(),
-            expect_status: None,
-            expect_body: None,
-            tls: None,
-            command: None,
             process: Some(process),
-            pidfile: None,
+            ..keepalived_check(CheckKind::Process, TRACK_PROCESS_INTERVAL_MS)
         };
         self.config.checks.insert(check_name.clone(), check);
         self.processes.insert(
@@ -859,5 +828,28 @@ impl Translator {
             }
         }
         self.config.sync_groups.insert(name, group);
+    }
+}
+
+/// A check as keepalived runs its scripts and tracked processes: every `interval_ms`, one result
+/// decides (rise and fall 1), no other setting.
+fn keepalived_check(kind: CheckKind, interval_ms: u64) -> Check {
+    Check {
+        kind,
+        interval_ms,
+        timeout_ms: None,
+        rise: 1,
+        fall: 1,
+        address: None,
+        path: None,
+        host: None,
+        method: None,
+        headers: Default::default(),
+        expect_status: None,
+        expect_body: None,
+        tls: None,
+        command: None,
+        process: None,
+        pidfile: None,
     }
 }
