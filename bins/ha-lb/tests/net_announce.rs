@@ -10,7 +10,9 @@ use std::io::Read;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
+use ha_lb::config::Vip;
 use ha_lb::net::{Addresses, Announcer, Interface};
+use ha_lb::runtime::vips::{AnnounceSpacing, Vips};
 use netns::{wait_until, Lan, Netns};
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -184,4 +186,47 @@ fn unsolicited_na_reaches_the_peer_and_overrides_its_neighbour_entry() {
         "B's neighbour entry: {:?}",
         neigh_mac(b, "2001:db8::100")
     );
+}
+
+/// `garp.interval_ms`: the announcements of one burst leave that far apart, the first at once.
+#[test]
+fn a_burst_is_spaced_by_the_configured_interval() {
+    if !Netns::available("a_burst_is_spaced_by_the_configured_interval") {
+        return;
+    }
+    let lan = Lan::new("garpgap", 2, true);
+    let (a, b) = (&lan.nodes[0], &lan.nodes[1]);
+    let sniff = sniffer(b);
+    let vip = Ipv4Addr::new(192, 0, 2, 201);
+    let gap = Duration::from_millis(80);
+    let sent_at = a.run(move || {
+        let spacing = AnnounceSpacing {
+            arp: gap,
+            na: Duration::ZERO,
+        };
+        let iface = Interface::by_name("eth0").unwrap();
+        let vips = Vips::new("spaced", &iface, &[Vip::new(vip.into(), 24)], None, spacing).unwrap();
+        let t = Instant::now();
+        vips.announce(&[vip.into()], 4);
+        // The burst goes on in the background: announcing does not block the caller.
+        assert!(t.elapsed() < gap, "announce waited {:?}", t.elapsed());
+        t
+    });
+    let garp = |f: &[u8]| f.len() >= 42 && f[12..14] == [0x08, 0x06] && f[28..32] == vip.octets();
+    let arrivals: Vec<Instant> = (0..4)
+        .map(|_| {
+            capture(&sniff, garp);
+            Instant::now()
+        })
+        .collect();
+    assert!(
+        arrivals[0] - sent_at < gap,
+        "the first one at once: {:?}",
+        arrivals[0] - sent_at
+    );
+    for pair in arrivals.windows(2) {
+        let d = pair[1] - pair[0];
+        // At least the interval (less a little for the reader's own scheduling).
+        assert!(d >= gap - Duration::from_millis(15), "gap {d:?} < {gap:?}");
+    }
 }

@@ -19,7 +19,7 @@ use super::notify::{commands_for, state_word, Notifier};
 use super::readiness::{register, Owned};
 use super::status::{Counters, InstanceStatus, Shared};
 use super::tracks::{router_tracks, TrackSource, Tracked};
-use super::vips::Vips;
+use super::vips::{AnnounceSpacing, Vips};
 use crate::config::Instance;
 use crate::net::{link_state, Addresses, Interface, NetError, VrrpSocket, VrrpSocketConfig};
 
@@ -207,7 +207,11 @@ pub fn start(
         IpAddr::V6(a) => Some(a),
         IpAddr::V4(_) => None,
     };
-    let vips = Vips::new(name, &iface, &inst.vips, na_source)?;
+    let spacing = AnnounceSpacing {
+        arp: Duration::from_millis(inst.garp.interval_ms),
+        na: Duration::from_millis(inst.garp.gna_interval_ms),
+    };
+    let vips = Vips::new(name, &iface, &inst.vips, na_source, spacing)?;
     let link_up = link_state(iface.index())
         .map(|s| s.is_usable())
         .unwrap_or(false);

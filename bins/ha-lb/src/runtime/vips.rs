@@ -2,6 +2,8 @@
 //! removed when it leaves Master, and announced (gratuitous ARP / unsolicited NA).
 
 use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use super::error::RuntimeError;
 use crate::config::Vip;
@@ -20,9 +22,21 @@ pub struct Vips {
     instance: String,
     placed: Vec<Placed>,
     addresses: Addresses,
-    announcer: Option<Announcer>,
+    announcer: Option<Arc<Announcer>>,
     /// Source of unsolicited NAs: the interface's link-local address.
     na_source: Option<std::net::Ipv6Addr>,
+    spacing: AnnounceSpacing,
+}
+
+/// The minimum gap between two announcements on the interface (keepalived's
+/// `vrrp_garp_interval` and `vrrp_gna_interval`), for switches that drop bursts. Zero: a burst
+/// goes out at once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AnnounceSpacing {
+    /// Between two gratuitous ARPs.
+    pub arp: Duration,
+    /// Between two unsolicited neighbour advertisements.
+    pub na: Duration,
 }
 
 impl Vips {
@@ -37,6 +51,7 @@ impl Vips {
         interface: &Interface,
         vips: &[Vip],
         na_source: Option<std::net::Ipv6Addr>,
+        spacing: AnnounceSpacing,
     ) -> Result<Self, RuntimeError> {
         let err = |source| RuntimeError::Instance {
             instance: instance.to_owned(),
@@ -54,7 +69,7 @@ impl Vips {
             });
         }
         let announcer = match Announcer::open(interface) {
-            Ok(a) => Some(a),
+            Ok(a) => Some(Arc::new(a)),
             Err(e) => {
                 tracing::warn!(instance, error = %e, "cannot send gratuitous ARP / NA on this interface");
                 None
@@ -66,6 +81,7 @@ impl Vips {
             addresses: Addresses::new().map_err(err)?,
             announcer,
             na_source,
+            spacing,
         })
     }
 
@@ -116,22 +132,58 @@ impl Vips {
         }
     }
 
-    /// Sends `repeat` gratuitous ARPs / unsolicited NAs for each address.
+    /// Sends `repeat` gratuitous ARPs / unsolicited NAs for each address: at once, or, with a
+    /// spacing, from a thread of its own so the instance's loop never waits for it.
     pub fn announce(&self, addrs: &[IpAddr], repeat: u32) {
         let Some(announcer) = &self.announcer else {
             return;
         };
-        for _ in 0..repeat {
-            for addr in addrs {
-                let sent: Result<(), NetError> = match addr {
-                    IpAddr::V4(a) => announcer.gratuitous_arp(*a),
-                    IpAddr::V6(a) => match self.na_source {
-                        Some(src) => announcer.neighbor_advertisement(*a, src, false),
-                        None => Ok(()),
-                    },
+        let burst = Burst {
+            announcer: announcer.clone(),
+            instance: self.instance.clone(),
+            na_source: self.na_source,
+            spacing: self.spacing,
+            addrs: addrs.to_vec(),
+            repeat,
+        };
+        if self.spacing == AnnounceSpacing::default() {
+            burst.send();
+        } else {
+            std::thread::spawn(move || burst.send());
+        }
+    }
+}
+
+/// One burst of announcements.
+struct Burst {
+    announcer: Arc<Announcer>,
+    instance: String,
+    na_source: Option<std::net::Ipv6Addr>,
+    spacing: AnnounceSpacing,
+    addrs: Vec<IpAddr>,
+    repeat: u32,
+}
+
+impl Burst {
+    fn send(self) {
+        for round in 0..self.repeat {
+            for (i, addr) in self.addrs.iter().enumerate() {
+                let (sent, gap): (Result<(), NetError>, Duration) = match addr {
+                    IpAddr::V4(a) => (self.announcer.gratuitous_arp(*a), self.spacing.arp),
+                    IpAddr::V6(a) => (
+                        match self.na_source {
+                            Some(src) => self.announcer.neighbor_advertisement(*a, src, false),
+                            None => Ok(()),
+                        },
+                        self.spacing.na,
+                    ),
                 };
                 if let Err(e) = sent {
                     tracing::debug!(instance = %self.instance, %addr, error = %e, "announcement not sent");
+                }
+                let last = round + 1 == self.repeat && i + 1 == self.addrs.len();
+                if !gap.is_zero() && !last {
+                    std::thread::sleep(gap);
                 }
             }
         }
