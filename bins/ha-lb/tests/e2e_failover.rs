@@ -307,6 +307,24 @@ impl Topo {
         client
     }
 
+    /// Waits until `client` got 20 more answers, then checks that the longest time it went
+    /// without one since `since` stays under `bound` (and prints it, for the record).
+    fn assert_served_again(&self, client: &Client, since: Instant, what: &str, bound: Duration) {
+        assert!(
+            client.wait_successes(Instant::now(), 20, Duration::from_secs(10)),
+            "{}",
+            self.dump(&["lb1", "lb2"])
+        );
+        let gap = longest_gap(&client.samples(), since, Instant::now());
+        eprintln!("{what}: longest gap {} ms", ms(gap));
+        assert!(
+            gap < bound,
+            "outage {} ms\n{}",
+            ms(gap),
+            self.dump(&["lb1", "lb2"])
+        );
+    }
+
     fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default()
     }
@@ -651,19 +669,12 @@ fn whole_process_crash_without_preempt() {
         "{}",
         logs()
     );
-    assert!(
-        client.wait_successes(Instant::now(), 20, Duration::from_secs(10)),
-        "{}",
-        logs()
-    );
-    let gap = longest_gap(&client.samples(), t_kill, Instant::now());
-    eprintln!("whole process SIGKILL: longest gap {} ms", ms(gap));
     // Master_Down_Interval of lb2: 3 x 100 ms + Skew_Time 61 ms.
-    assert!(
-        gap < CLIENT_MARGIN + Duration::from_millis(361),
-        "outage {} ms\n{}",
-        ms(gap),
-        logs()
+    topo.assert_served_again(
+        &client,
+        t_kill,
+        "whole process SIGKILL",
+        CLIENT_MARGIN + Duration::from_millis(361),
     );
     assert!(lb1.has_exited());
 
@@ -729,19 +740,12 @@ fn master_losing_its_backends_hands_over() {
         st.instances[0].priority, 90,
         "150 - 60 while the pool is down"
     );
-    assert!(
-        client.wait_successes(Instant::now(), 20, Duration::from_secs(10)),
-        "{}",
-        logs()
-    );
-    let gap = longest_gap(&client.samples(), t_loss, Instant::now());
-    eprintln!("backends lost: longest gap {} ms", ms(gap));
     // Detection (2 failed checks 100 ms apart), then lb2's Master_Down_Interval (361 ms).
-    assert!(
-        gap < Duration::from_millis(2500),
-        "outage {} ms\n{}",
-        ms(gap),
-        logs()
+    topo.assert_served_again(
+        &client,
+        t_loss,
+        "backends lost",
+        Duration::from_millis(2500),
     );
 
     let t_back = Instant::now();
@@ -759,18 +763,11 @@ fn master_losing_its_backends_hands_over() {
         "{}",
         logs()
     );
-    assert!(
-        client.wait_successes(Instant::now(), 20, Duration::from_secs(10)),
-        "{}",
-        logs()
-    );
-    let gap = longest_gap(&client.samples(), t_back, Instant::now());
-    eprintln!("backends back: longest gap {} ms", ms(gap));
-    assert!(
-        gap < CLIENT_MARGIN + Duration::from_millis(361),
-        "outage {} ms\n{}",
-        ms(gap),
-        logs()
+    topo.assert_served_again(
+        &client,
+        t_back,
+        "backends back",
+        CLIENT_MARGIN + Duration::from_millis(361),
     );
 }
 
@@ -974,18 +971,11 @@ fn master_link_down_then_up() {
         "{}",
         logs()
     );
-    assert!(
-        client.wait_successes(Instant::now(), 20, Duration::from_secs(10)),
-        "{}",
-        logs()
-    );
-    let gap = longest_gap(&client.samples(), t_down, Instant::now());
-    eprintln!("link down: longest gap {} ms", ms(gap));
-    assert!(
-        gap < CLIENT_MARGIN + Duration::from_millis(361),
-        "outage {} ms\n{}",
-        ms(gap),
-        logs()
+    topo.assert_served_again(
+        &client,
+        t_down,
+        "link down",
+        CLIENT_MARGIN + Duration::from_millis(361),
     );
     assert!(!topo.has_address(LB1, VIP), "lb1 kept the VIP in Fault");
 
@@ -1001,18 +991,11 @@ fn master_link_down_then_up() {
         "{}",
         logs()
     );
-    assert!(
-        client.wait_successes(Instant::now(), 20, Duration::from_secs(10)),
-        "{}",
-        logs()
-    );
-    let gap = longest_gap(&client.samples(), t_up, Instant::now());
-    eprintln!("link up: longest gap {} ms", ms(gap));
-    assert!(
-        gap < CLIENT_MARGIN + Duration::from_millis(361),
-        "outage {} ms\n{}",
-        ms(gap),
-        logs()
+    topo.assert_served_again(
+        &client,
+        t_up,
+        "link up",
+        CLIENT_MARGIN + Duration::from_millis(361),
     );
 }
 
@@ -1122,18 +1105,11 @@ fn ipv6_vip_fails_over() {
         "{}",
         logs()
     );
-    assert!(
-        client.wait_successes(Instant::now(), 20, Duration::from_secs(10)),
-        "{}",
-        logs()
-    );
-    let gap = longest_gap(&client.samples(), t_kill, Instant::now());
-    eprintln!("IPv6 worker SIGKILL: longest gap {} ms", ms(gap));
-    assert!(
-        gap < HANDOVER_MARGIN + Duration::from_millis(61),
-        "outage {} ms\n{}",
-        ms(gap),
-        logs()
+    topo.assert_served_again(
+        &client,
+        t_kill,
+        "IPv6 worker SIGKILL",
+        HANDOVER_MARGIN + Duration::from_millis(61),
     );
     assert!(!topo.has_address(LB1, VIP6), "the dead worker's VIP stayed");
 }
@@ -1316,18 +1292,11 @@ fn passive_failures_move_the_vip() {
         "{}",
         logs()
     );
-    assert!(
-        client.wait_successes(Instant::now(), 20, Duration::from_secs(10)),
-        "{}",
-        logs()
-    );
-    let gap = longest_gap(&client.samples(), t_loss, Instant::now());
-    eprintln!("passive: backends lost, longest gap {} ms", ms(gap));
-    assert!(
-        gap < Duration::from_millis(2500),
-        "outage {} ms\n{}",
-        ms(gap),
-        logs()
+    topo.assert_served_again(
+        &client,
+        t_loss,
+        "passive, backends lost",
+        Duration::from_millis(2500),
     );
 
     for b in ["192.0.2.3", "192.0.2.4", "192.0.2.5"] {
