@@ -48,16 +48,22 @@ fn select(c: &mut Criterion) {
     group.finish();
 }
 
-/// Building the picker on a membership change (Maglev fills its 65,537-slot table).
+/// Building the picker on a membership or state change (Maglev fills its 65,537-slot table;
+/// round robin computes one cycle of its sequence).
 fn prepare(c: &mut Criterion) {
     let mut group = c.benchmark_group("lb_prepare");
     for n in [3usize, 100, 1000] {
         let pool = pool(n);
         let snapshot = pool.snapshot();
-        let selector = Algorithm::maglev().selector().unwrap();
-        group.bench_function(BenchmarkId::new("maglev", n), |b| {
-            b.iter(|| black_box(selector.prepare(black_box(snapshot.backends()))))
-        });
+        for (name, algorithm) in [
+            ("maglev", Algorithm::maglev()),
+            ("round-robin", Algorithm::RoundRobin),
+        ] {
+            let selector = algorithm.selector().unwrap();
+            group.bench_function(BenchmarkId::new(name, n), |b| {
+                b.iter(|| black_box(selector.prepare(black_box(snapshot.backends()))))
+            });
+        }
     }
     group.finish();
 }

@@ -239,15 +239,27 @@ impl Pool {
         &self,
         f: impl FnOnce(&mut Vec<Arc<Backend>>) -> Result<T, Error>,
     ) -> Result<T, Error> {
+        self.update_if(|all| f(all).map(|out| (out, true)))
+    }
+
+    /// Like [`Pool::update`], but publishes only if `f` says something changed: a new snapshot
+    /// prepares new pickers, which restarts round robin's cycle, so a health check repeating
+    /// "up" must not do it.
+    fn update_if<T>(
+        &self,
+        f: impl FnOnce(&mut Vec<Arc<Backend>>) -> Result<(T, bool), Error>,
+    ) -> Result<T, Error> {
         let _guard = match self.inner.write.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };
         let current = self.inner.snapshot.load();
         let mut all = current.all.clone();
-        let out = f(&mut all)?;
-        let next = build_snapshot(self.inner.selector.as_ref(), current.generation + 1, all);
-        self.inner.snapshot.store(Arc::new(next));
+        let (out, changed) = f(&mut all)?;
+        if changed {
+            let next = build_snapshot(self.inner.selector.as_ref(), current.generation + 1, all);
+            self.inner.snapshot.store(Arc::new(next));
+        }
         Ok(out)
     }
 
@@ -283,24 +295,30 @@ impl Pool {
         })
     }
 
-    /// Changes a backend's weight (0 = no new connections).
+    /// Changes a backend's weight (0 = no new connections). Publishes a new snapshot only if
+    /// the weight changed.
     pub fn set_weight(&self, addr: SocketAddr, weight: u32) -> Result<(), Error> {
-        self.update(|all| {
-            Self::find(all, addr)?.set_weight(weight);
-            Ok(())
+        self.update_if(|all| {
+            let b = Self::find(all, addr)?;
+            let changed = b.weight() != weight;
+            b.set_weight(weight);
+            Ok(((), changed))
         })
     }
 
     /// Changes a backend's state: this is how health-check results and operator actions
-    /// arrive. Setting it up also ends a passive-health cool-down.
+    /// arrive. Setting it up also ends a passive-health cool-down. Publishes a new snapshot
+    /// (and new pickers) only if the state changed.
     pub fn set_state(&self, addr: SocketAddr, state: BackendState) -> Result<(), Error> {
-        self.update(|all| {
+        self.update_if(|all| {
             let b = Self::find(all, addr)?;
-            if b.state() != state {
+            let changed = b.state() != state;
+            if changed {
                 tracing::info!(pool = %self.inner.name, backend = %addr, %state, "backend state");
             }
+            // Even unchanged, "up" ends a passive-health cool-down (not part of the snapshot).
             b.set_state(state);
-            Ok(())
+            Ok(((), changed))
         })
     }
 
