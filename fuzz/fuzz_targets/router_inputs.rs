@@ -1,7 +1,8 @@
 //! An arbitrary sequence of inputs against a Router: it never panics, its deadline is never
 //! before the latest time it was given, and its outputs agree with its state (only a Master
 //! advertises a non-zero priority, holds and announces the addresses; priority 0 only when
-//! leaving Master; state changes chain; every advert decodes).
+//! leaving Master; state changes chain; every advert decodes; only a held Backup wants Master,
+//! and a router let go while wanting becomes Master at once).
 #![no_main]
 
 use std::net::IpAddr;
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use vrrp_core::packet::{AddressList, Advertisement, Auth, ChecksumMode, IpContext, Version};
-use vrrp_core::{Output, Received, Router, RouterConfig, State, Track, TrackId};
+use vrrp_core::{Output, Reason, Received, Router, RouterConfig, State, Track, TrackId};
 
 #[derive(Debug, Arbitrary)]
 struct Setup {
@@ -36,6 +37,8 @@ enum Op {
     Track(u8, bool),
     Priority(u8),
     Interface(bool),
+    Hold(bool),
+    StepDown,
     Advert {
         from: u8,
         priority: u8,
@@ -122,6 +125,8 @@ enum OpKind {
 
 struct Checker {
     shadow: State,
+    reason: Option<Reason>,
+    wants: bool,
     holding: bool,
     /// The latest `now` the router was given.
     latest: Option<Instant>,
@@ -131,10 +136,16 @@ impl Checker {
     fn drain(&mut self, r: &mut Router, c: &RouterConfig) {
         while let Some(out) = r.poll_output() {
             match out {
-                Output::StateChanged { from, to, .. } => {
+                Output::StateChanged { from, to, reason } => {
                     assert_eq!(from, self.shadow);
                     assert_ne!(from, to);
                     self.shadow = to;
+                    self.reason = Some(reason);
+                }
+                Output::WantsMaster(w) => {
+                    assert_ne!(w, self.wants);
+                    assert!(!w || (self.shadow == State::Backup && r.is_master_held()));
+                    self.wants = w;
                 }
                 Output::AddAddresses(a) => {
                     assert_eq!(self.shadow, State::Master);
@@ -150,7 +161,9 @@ impl Checker {
                 Output::Announce { .. } => assert_eq!(self.shadow, State::Master),
                 Output::Transmit(t) => {
                     if t.priority == 0 {
-                        assert!(matches!(self.shadow, State::Initialize | State::Fault));
+                        let stepped = self.shadow == State::Backup
+                            && self.reason == Some(Reason::SteppedDown);
+                        assert!(matches!(self.shadow, State::Initialize | State::Fault) || stepped);
                     } else {
                         assert_eq!(self.shadow, State::Master);
                     }
@@ -167,6 +180,7 @@ impl Checker {
             }
         }
         assert_eq!(r.state(), self.shadow);
+        assert_eq!(r.wants_master(), self.wants);
         assert_eq!(self.holding, self.shadow == State::Master);
         if let (Some(t), Some(latest)) = (r.poll_timeout(), self.latest) {
             assert!(
@@ -189,6 +203,8 @@ fuzz_target!(|input: Input| {
     let mut now = t0;
     let mut ck = Checker {
         shadow: State::Initialize,
+        reason: None,
+        wants: false,
         holding: false,
         latest: None,
     };
@@ -223,6 +239,29 @@ fuzz_target!(|input: Input| {
             }
             Op::Priority(p) => assert_eq!(r.set_base_priority(now, p).is_ok(), p != 0),
             Op::Interface(up) => r.set_interface_up(now, up),
+            Op::Hold(hold) => {
+                // Timers due at `now` run first: judge the release on the state after them.
+                r.handle_timeout(now);
+                ck.drain(&mut r, &c);
+                let wanted = r.wants_master();
+                r.set_master_hold(now, hold);
+                assert_eq!(r.is_master_held(), hold);
+                if !hold && wanted {
+                    assert_eq!(r.state(), State::Master);
+                }
+            }
+            Op::StepDown => {
+                r.handle_timeout(now);
+                ck.drain(&mut r, &c);
+                let was = r.state();
+                r.handle_step_down(now);
+                if was == State::Master {
+                    assert_eq!(r.state(), State::Backup);
+                    assert!(!r.wants_master());
+                } else {
+                    assert_eq!(r.state(), was);
+                }
+            }
             Op::Advert {
                 from,
                 priority,

@@ -53,6 +53,8 @@ impl Lan {
                     }
                 }
                 Output::AddAddresses(a) => println!("{} {name}: add {a:?}", self.at()),
+                // Only a router held for a sync group wants Master; none is here.
+                Output::WantsMaster(_) => {}
                 Output::RemoveAddresses(a) => println!("{} {name}: remove {a:?}", self.at()),
                 Output::Announce { addresses, repeat } => {
                     println!(

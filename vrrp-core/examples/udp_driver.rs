@@ -47,6 +47,8 @@ fn drive(
                     println!("{t:>6.3}s {name}: {from} -> {to} ({reason})");
                 }
                 Output::AddAddresses(a) => println!("{t:>6.3}s {name}: would add {a:?}"),
+                // Only a router held for a sync group wants Master; none is here.
+                Output::WantsMaster(_) => {}
                 Output::RemoveAddresses(a) => println!("{t:>6.3}s {name}: would remove {a:?}"),
                 Output::Announce { addresses, repeat } => {
                     println!("{t:>6.3}s {name}: would send {repeat} GARPs for {addresses:?}");

@@ -63,6 +63,10 @@ pub enum Output {
         /// How many announcements of each.
         repeat: u32,
     },
+    /// A router held back from Master ([`Router::set_master_hold`](crate::Router::set_master_hold))
+    /// now wants Master (`true`), or no longer does (`false`: it heard a master, became Master
+    /// or left Backup).
+    WantsMaster(bool),
     /// The router changed state.
     StateChanged {
         /// The state left.

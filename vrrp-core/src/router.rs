@@ -74,6 +74,10 @@ pub struct Router {
     delayed_repeat: u32,
     /// When the last burst for a lower-priority advert went out (one per advert interval).
     lower_prio_announced: Option<Instant>,
+    /// Set by the driver (a sync group): do not become Master, only say so.
+    master_hold: bool,
+    /// Held, it would have become Master, for this reason.
+    wanted_master: Option<Reason>,
     last_now: Option<Instant>,
     outputs: VecDeque<Output>,
     stats: Stats,
@@ -103,6 +107,8 @@ impl Router {
             timers: Timers::default(),
             delayed_repeat: 0,
             lower_prio_announced: None,
+            master_hold: false,
+            wanted_master: None,
             last_now: None,
             outputs: VecDeque::new(),
             stats: Stats::default(),
@@ -181,6 +187,18 @@ impl Router {
     /// addresses while Master. Always true for the owner (RFC 5798 §6.1).
     pub fn accept_mode(&self) -> bool {
         self.config.accept_mode || self.effective_priority() == PRIORITY_OWNER
+    }
+
+    /// Whether [`set_master_hold`](Self::set_master_hold) holds it back from Master.
+    pub fn is_master_held(&self) -> bool {
+        self.master_hold
+    }
+
+    /// Whether it is a held Backup that would otherwise be Master: its Master_Down_Timer (or
+    /// `preempt_delay`) ran out, or it is the address owner. Announced by
+    /// [`Output::WantsMaster`] each time it changes.
+    pub fn wants_master(&self) -> bool {
+        self.wanted_master.is_some()
     }
 
     /// The counters.
@@ -293,6 +311,103 @@ impl Router {
         self.update_fault(now);
     }
 
+    /// Holds it back from Master (`hold`), or lets it go, for a sync group that moves its
+    /// members together: a member becomes Master only when all of them would.
+    ///
+    /// While held, a Backup whose Master_Down_Timer or `preempt_delay` runs out, and the
+    /// address owner when it starts (it enters Backup instead of Master), stays in Backup and
+    /// wants Master: [`wants_master`](Self::wants_master) is true and [`Output::WantsMaster`]
+    /// says so. No timer is left running for it, so [`poll_timeout`](Self::poll_timeout)
+    /// does not come back at once. An advert that resets Master_Down_Timer (a master it
+    /// accepts) ends the want and restarts the timer as usual; a priority-0 advert does not.
+    /// Letting a wanting router go makes it Master at once, as if its timer ran out now (an
+    /// advert and the announcements). The hold does not touch a Master: see
+    /// [`handle_step_down`](Self::handle_step_down). It outlasts Shutdown and Fault.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use vrrp_core::{Output, Router, RouterConfig, State, packet::Version};
+    ///
+    /// let config = RouterConfig::new(7, Version::V3, "192.0.2.1".parse()?, vec!["192.0.2.100".parse()?]);
+    /// let mut router = Router::new(config)?;
+    /// let t0 = Instant::now();
+    /// router.set_master_hold(t0, true);
+    /// router.handle_startup(t0);
+    /// // Nobody advertises: Master_Down_Timer runs out, but the router only wants Master.
+    /// let deadline = router.poll_timeout().unwrap();
+    /// router.handle_timeout(deadline);
+    /// assert_eq!(router.state(), State::Backup);
+    /// assert!(router.wants_master());
+    /// assert_eq!(router.poll_timeout(), None);
+    /// assert!(std::iter::from_fn(|| router.poll_output()).any(|o| o == Output::WantsMaster(true)));
+    /// // The rest of its group wants Master too: let it go.
+    /// router.set_master_hold(deadline, false);
+    /// assert_eq!(router.state(), State::Master);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn set_master_hold(&mut self, now: Instant, hold: bool) {
+        let now = self.advance(now);
+        self.master_hold = hold;
+        if !hold {
+            if let Some(reason) = self.wanted_master {
+                self.become_master(now, reason);
+            }
+        }
+    }
+
+    /// Steps a Master down to Backup because its sync group goes Backup (another member lost
+    /// its election); nothing in another state.
+    ///
+    /// It leaves as if it heard a better master, but first sends one priority-0 advert: the
+    /// peer that should take over then does so after its Skew_Time, instead of waiting out
+    /// Master_Down_Interval (no master can be heard, as none advertises yet). It removes the
+    /// addresses, and waits as a Backup with a fresh Master_Down_Timer, so that if no peer
+    /// takes over it becomes Master again (or wants to, if held). Counted in
+    /// [`Stats::step_downs`].
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use vrrp_core::{Output, Reason, Router, RouterConfig, State, packet::Version};
+    ///
+    /// let config = RouterConfig::new(7, Version::V3, "192.0.2.1".parse()?, vec!["192.0.2.100".parse()?]);
+    /// let mut router = Router::new(config)?;
+    /// let t0 = Instant::now();
+    /// router.handle_startup(t0);
+    /// let t1 = router.poll_timeout().unwrap();
+    /// router.handle_timeout(t1);
+    /// assert_eq!(router.state(), State::Master);
+    /// while router.poll_output().is_some() {}
+    ///
+    /// router.handle_step_down(t1);
+    /// let outputs: Vec<Output> = std::iter::from_fn(|| router.poll_output()).collect();
+    /// assert_eq!(router.state(), State::Backup);
+    /// assert!(outputs.contains(&Output::StateChanged {
+    ///     from: State::Master,
+    ///     to: State::Backup,
+    ///     reason: Reason::SteppedDown,
+    /// }));
+    /// assert!(outputs.iter().any(|o| matches!(o, Output::Transmit(t) if t.priority == 0)));
+    /// assert_eq!(router.poll_timeout(), Some(t1 + router.master_down_interval()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn handle_step_down(&mut self, now: Instant) {
+        let now = self.advance(now);
+        if self.state != State::Master {
+            return;
+        }
+        self.stats.step_downs += 1;
+        self.timers.clear();
+        self.ignored_lower = false;
+        self.master = None;
+        self.master_adver_interval_cs = self.config.advert_interval_cs;
+        self.transition(State::Backup, Reason::SteppedDown);
+        self.send_advert(PRIORITY_STOP);
+        self.outputs.push_back(Output::RemoveAddresses(
+            self.config.virtual_addresses.clone(),
+        ));
+        self.reset_master_down(now);
+    }
+
     // ---- internals ----
 
     /// Makes time monotonic and runs the timers due.
@@ -316,9 +431,11 @@ impl Router {
                 } else {
                     Reason::MasterNoResponse
                 };
-                self.become_master(now, reason);
+                self.become_master_unless_held(now, reason);
             }
-            (Timer::Preempt, State::Backup) => self.become_master(now, Reason::Preempted),
+            (Timer::Preempt, State::Backup) => {
+                self.become_master_unless_held(now, Reason::Preempted);
+            }
             (Timer::Adver, State::Master) => {
                 self.send_advert(self.effective_priority());
                 self.timers.adver = Some(now + centis(self.config.advert_interval_cs));
@@ -358,19 +475,51 @@ impl Router {
 
     /// Initialize or Fault to Master (owner) or Backup.
     fn start(&mut self, now: Instant, reason: Reason) {
-        if self.effective_priority() == PRIORITY_OWNER {
+        if self.effective_priority() == PRIORITY_OWNER && !self.master_hold {
             self.become_master(now, Reason::AddressOwner);
         } else {
             self.master_adver_interval_cs = self.config.advert_interval_cs;
             self.master = None;
             self.transition(State::Backup, reason);
-            self.reset_master_down(now);
+            if self.effective_priority() == PRIORITY_OWNER {
+                // A held owner waits in Backup for its group, with no timer to run out.
+                self.want_master(Reason::AddressOwner);
+            } else {
+                self.reset_master_down(now);
+            }
+        }
+    }
+
+    /// Master_Down_Timer or `preempt_delay` ran out: Master, or only wanting it if held.
+    fn become_master_unless_held(&mut self, now: Instant, reason: Reason) {
+        if self.master_hold {
+            // The timer that fired is not re-armed: the want lasts until an advert or the
+            // release, and poll_timeout does not return a past deadline over and over.
+            self.timers.master_down = None;
+            self.timers.preempt = None;
+            self.want_master(reason);
+        } else {
+            self.become_master(now, reason);
+        }
+    }
+
+    fn want_master(&mut self, reason: Reason) {
+        if self.wanted_master.is_none() {
+            self.outputs.push_back(Output::WantsMaster(true));
+        }
+        self.wanted_master = Some(reason);
+    }
+
+    fn end_want(&mut self) {
+        if self.wanted_master.take().is_some() {
+            self.outputs.push_back(Output::WantsMaster(false));
         }
     }
 
     /// Leaves Backup or Master for Initialize or Fault.
     fn leave(&mut self, to: State, reason: Reason) {
         let from = self.state;
+        self.end_want();
         self.timers.clear();
         self.ignored_lower = false;
         self.master = None;
@@ -388,6 +537,7 @@ impl Router {
     }
 
     fn become_master(&mut self, now: Instant, reason: Reason) {
+        self.end_want();
         self.timers.clear();
         self.ignored_lower = false;
         self.master = Some(self.config.primary_address);
@@ -432,6 +582,7 @@ impl Router {
         self.master = Some(from);
         self.ignored_lower = false;
         self.timers.preempt = None;
+        self.end_want();
         self.reset_master_down(now);
     }
 
@@ -568,20 +719,25 @@ impl Router {
     fn backup_receive(&mut self, now: Instant, src: IpAddr, adv: &Advertisement<'_>) {
         let local = self.effective_priority();
         if adv.priority == PRIORITY_STOP {
-            self.timers.master_down = Some(now + self.skew_time());
+            // A held router that already wants Master keeps wanting: the master is leaving.
+            if self.wanted_master.is_none() {
+                self.timers.master_down = Some(now + self.skew_time());
+            }
             self.master = None;
         } else if !self.config.preempt || adv.priority >= local {
             self.accept_master(now, src, adv.interval_cs);
         } else if !self.config.preempt_delay.is_zero() {
             // A lower-priority master is kept for preempt_delay after it is first heard.
             self.master = Some(src);
-            if self.timers.preempt.is_none() {
+            if self.timers.preempt.is_none() && self.wanted_master.is_none() {
                 self.timers.preempt = Some(now + self.config.preempt_delay);
             }
             if self.config.version == Version::V3 {
                 self.master_adver_interval_cs = adv.interval_cs;
             }
-            self.reset_master_down(now);
+            if self.wanted_master.is_none() {
+                self.reset_master_down(now);
+            }
         } else {
             // Discard it: Master_Down_Timer runs out and this router preempts.
             self.ignored_lower = true;

@@ -62,6 +62,9 @@ pub enum Reason {
     /// A Master heard a better advert (higher priority, or equal priority from a higher
     /// address) and stepped down.
     HigherPriorityAdvert,
+    /// The driver stepped a Master down because its sync group goes Backup
+    /// ([`Router::handle_step_down`](crate::Router::handle_step_down)).
+    SteppedDown,
     /// A fault appeared.
     Fault(FaultCause),
     /// The last fault cleared.
@@ -91,6 +94,7 @@ impl fmt::Display for Reason {
             Reason::MasterNoResponse => f.write_str("master down timer expired"),
             Reason::Preempted => f.write_str("preempted a lower-priority master"),
             Reason::HigherPriorityAdvert => f.write_str("heard a higher-priority master"),
+            Reason::SteppedDown => f.write_str("stepped down for its sync group"),
             Reason::Fault(cause) => write!(f, "fault: {cause}"),
             Reason::FaultCleared => f.write_str("fault cleared"),
             Reason::Shutdown => f.write_str("shutdown"),
@@ -151,6 +155,7 @@ mod tests {
         for r in [
             Reason::Startup,
             Reason::HigherPriorityAdvert,
+            Reason::SteppedDown,
             Reason::Fault(FaultCause::InterfaceDown),
             Reason::FaultCleared,
             Reason::Shutdown,

@@ -69,4 +69,7 @@ pub struct Stats {
     pub own_packets: u64,
     /// Ours: adverts sent (each unicast copy counts).
     pub sent_advertisements: u64,
+    /// Ours: times a Master stepped down for its sync group
+    /// ([`Router::handle_step_down`](crate::Router::handle_step_down)).
+    pub step_downs: u64,
 }

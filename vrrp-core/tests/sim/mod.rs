@@ -65,6 +65,12 @@ struct Node {
     shadow: HashMap<u8, State>,
     /// Whether each router holds its addresses, per VRID.
     holding: HashMap<u8, bool>,
+    /// Why each router last changed state, per VRID.
+    reasons: HashMap<u8, Reason>,
+    /// Whether each router said it wants Master, per VRID.
+    wants: HashMap<u8, bool>,
+    /// Sync groups: the VRIDs of each, coordinated as ha-lb does.
+    groups: Vec<Vec<u8>>,
 }
 
 fn new_demux(configs: &[RouterConfig]) -> Demux {
@@ -91,6 +97,9 @@ pub struct Lan {
     pub loss_per_mille: u32,
     /// Partition group of each node: packets only flow within a group.
     group: Vec<u8>,
+    /// VRIDs whose adverts do not pass between nodes (their link is cut, the nodes' others
+    /// still work).
+    cut: Vec<u8>,
     rng: Rng,
     pub changes: Vec<Change>,
     /// Transmissions seen, for tests that count them.
@@ -113,6 +122,7 @@ impl Lan {
             jitter: Duration::ZERO,
             loss_per_mille: 0,
             group: Vec::new(),
+            cut: Vec::new(),
             rng: Rng::new(seed),
             changes: Vec::new(),
             transmits: 0,
@@ -134,6 +144,9 @@ impl Lan {
                 .map(|c| (c.vrid, State::Initialize))
                 .collect(),
             holding: configs.iter().map(|c| (c.vrid, false)).collect(),
+            reasons: HashMap::new(),
+            wants: configs.iter().map(|c| (c.vrid, false)).collect(),
+            groups: Vec::new(),
             configs,
             alive: true,
         });
@@ -197,6 +210,8 @@ impl Lan {
             self.secs(),
             self.nodes[node].name
         ));
+        // Members of a sync group start held, as ha-lb starts them.
+        self.coordinate(node, &[]);
         self.nodes[node].demux.handle_startup(now);
         self.drain(node);
     }
@@ -233,6 +248,9 @@ impl Lan {
         }
         for s in n.shadow.values_mut() {
             *s = State::Initialize;
+        }
+        for w in n.wants.values_mut() {
+            *w = false;
         }
     }
 
@@ -327,6 +345,31 @@ impl Lan {
         self.group = groups.to_vec();
     }
 
+    /// Cuts (or restores) the link of `vrid` between all nodes: its adverts stop passing, other
+    /// VRIDs' still do.
+    pub fn cut_link(&mut self, vrid: u8, cut: bool) {
+        self.note(format!(
+            "{:>9.3}s link of VRID {vrid} {}",
+            self.secs(),
+            if cut { "cut" } else { "restored" }
+        ));
+        self.cut.retain(|v| *v != vrid);
+        if cut {
+            self.cut.push(vrid);
+        }
+    }
+
+    /// Makes `vrids` a sync group on `node`, coordinated as ha-lb does: a member is held from
+    /// Master unless every other member is Master or wants Master, and a member that loses its
+    /// election steps the other Masters down. Call before the node starts.
+    pub fn sync_group(&mut self, node: usize, vrids: &[u8]) {
+        self.nodes[node].groups.push(vrids.to_vec());
+    }
+
+    pub fn wants_master(&self, node: usize, vrid: u8) -> bool {
+        self.nodes[node].wants[&vrid]
+    }
+
     pub fn heal(&mut self) {
         self.note(format!("{:>9.3}s partition healed", self.secs()));
         self.group = vec![0; self.nodes.len()];
@@ -398,6 +441,7 @@ impl Lan {
 
     /// Drains a node's outputs, checks them against the state, and sends its packets.
     fn drain(&mut self, node: usize) {
+        let mut events = Vec::new();
         while let Some((id, out)) = self.nodes[node].demux.poll_output() {
             let vrid = self.nodes[node].demux.get(id).unwrap().vrid();
             let shadow = self.nodes[node].shadow[&vrid];
@@ -406,6 +450,8 @@ impl Lan {
                     assert_eq!(from, shadow, "state changes chain");
                     assert_ne!(from, to);
                     self.nodes[node].shadow.insert(vrid, to);
+                    self.nodes[node].reasons.insert(vrid, reason);
+                    events.push((vrid, from, to, reason));
                     let at = self.elapsed();
                     self.note(format!(
                         "{:>9.3}s {} VRID {vrid}: {from} -> {to} ({reason})",
@@ -434,10 +480,23 @@ impl Lan {
                 Output::Announce { .. } => {
                     assert_eq!(shadow, State::Master, "only a Master announces");
                 }
+                Output::WantsMaster(w) => {
+                    let r = self.nodes[node].demux.get(id).unwrap();
+                    assert!(!w || (shadow == State::Backup && r.is_master_held()));
+                    let before = self.nodes[node].wants.insert(vrid, w);
+                    assert_eq!(before, Some(!w), "wants change each time");
+                    self.note(format!(
+                        "{:>9.3}s {} VRID {vrid}: wants Master {w}",
+                        self.secs(),
+                        self.nodes[node].name
+                    ));
+                }
                 Output::Transmit(t) => {
                     if t.priority == 0 {
+                        let stepped = shadow == State::Backup
+                            && self.nodes[node].reasons.get(&vrid) == Some(&Reason::SteppedDown);
                         assert!(
-                            matches!(shadow, State::Initialize | State::Fault),
+                            matches!(shadow, State::Initialize | State::Fault) || stepped,
                             "priority 0 only when leaving Master"
                         );
                     } else {
@@ -462,13 +521,63 @@ impl Lan {
                 let fam = n.configs[0].family();
                 let r = n.demux.get(n.demux.lookup(*vrid, fam).unwrap()).unwrap();
                 assert_eq!(r.state(), *s);
+                assert_eq!(r.wants_master(), n.wants[vrid]);
             }
         }
+        if self.coordinate(node, &events) {
+            self.drain(node);
+        }
+    }
+
+    /// The sync groups of `node` react to its routers' state changes; true if it gave a router
+    /// an input (whose outputs are then drained).
+    fn coordinate(&mut self, node: usize, events: &[(u8, State, State, Reason)]) -> bool {
+        if !self.nodes[node].alive {
+            return false;
+        }
+        let now = self.now;
+        let mut acted = false;
+        for group in self.nodes[node].groups.clone() {
+            // A member that lost its election on its own takes the other Masters down.
+            for &(vrid, from, to, reason) in events {
+                if group.contains(&vrid)
+                    && from == State::Master
+                    && to == State::Backup
+                    && reason != Reason::SteppedDown
+                {
+                    for &other in group.iter().filter(|v| **v != vrid) {
+                        if self.state(node, other) == State::Master {
+                            self.note(format!(
+                                "{:>9.3}s {} VRID {other}: steps down (VRID {vrid} lost)",
+                                self.secs(),
+                                self.nodes[node].name
+                            ));
+                            self.router_mut(node, other).handle_step_down(now);
+                            acted = true;
+                        }
+                    }
+                }
+            }
+            for &vrid in &group {
+                let held = !group.iter().filter(|v| **v != vrid).all(|&o| {
+                    let r = self.router(node, o);
+                    r.state() == State::Master || r.wants_master()
+                });
+                if self.router(node, vrid).is_master_held() != held {
+                    self.router_mut(node, vrid).set_master_hold(now, held);
+                    acted = true;
+                }
+            }
+        }
+        acted
     }
 
     fn send(&mut self, from: usize, src: IpAddr, dst: IpAddr, payload: Vec<u8>) {
         for to in 0..self.nodes.len() {
             if to == from || self.group[to] != self.group[from] {
+                continue;
+            }
+            if payload.get(1).is_some_and(|v| self.cut.contains(v)) {
                 continue;
             }
             if !dst.is_multicast() && self.nodes[to].addr != dst {
