@@ -33,6 +33,10 @@ pub enum Command {
     Track(TrackId, bool, String),
     /// The instance's interface went down or came back.
     InterfaceUp(bool),
+    /// Its sync group holds it back from Master (`true`) or lets it go (`false`).
+    Hold(bool),
+    /// Its sync group goes Backup: a Master steps down (priority 0 first); why, for the log.
+    StepDown(String),
     /// Stop: priority 0 if Master, remove the VIPs, run the stop command; answer when done.
     Shutdown(oneshot::Sender<()>),
 }
@@ -48,6 +52,11 @@ pub struct StateEvent {
     pub own_fault: bool,
     /// Its effective priority.
     pub priority: u8,
+    /// Held by its sync group, it would otherwise be Master.
+    pub wants_master: bool,
+    /// The state left and why; `None` when only `wants_master` changed (then `state` and
+    /// `own_fault` are not news).
+    pub change: Option<(State, vrrp_core::Reason)>,
 }
 
 /// A running instance, as the runtime holds it.
@@ -199,7 +208,7 @@ pub fn start(
     socket.set_nonblocking(true).map_err(err)?;
     let socket = register(socket).map_err(|e| err(NetError::io("register VRRP socket")(e)))?;
     let config = router_config(name, inst, source, router_tracks(&tracked, &is_up))?;
-    let router = Router::new(config).map_err(|source| RuntimeError::Router {
+    let mut router = Router::new(config).map_err(|source| RuntimeError::Router {
         instance: name.to_owned(),
         source,
     })?;
@@ -216,11 +225,15 @@ pub fn start(
         .map(|s| s.is_usable())
         .unwrap_or(false);
     let (tx, rx) = mpsc::unbounded_channel();
-    let group_tracks = tracked
+    let group_tracks: Vec<TrackId> = tracked
         .iter()
         .filter(|t| matches!(t.source, TrackSource::SyncGroup(_)))
         .map(|t| t.id)
         .collect();
+    if !group_tracks.is_empty() {
+        // A sync group member starts held: the group lets it go when the others agree.
+        router.set_master_hold(now(), true);
+    }
     let driver = Driver {
         link_up,
         events,
@@ -328,6 +341,13 @@ impl Driver {
                     );
                     self.router.set_interface_up(now(), up);
                 }
+                Event::Command(Some(Command::Hold(hold))) => {
+                    self.router.set_master_hold(now(), hold);
+                }
+                Event::Command(Some(Command::StepDown(why))) => {
+                    self.reason = why;
+                    self.router.handle_step_down(now());
+                }
                 Event::Command(Some(Command::Shutdown(done))) => {
                     self.stop().await;
                     let _ = done.send(());
@@ -425,6 +445,23 @@ impl Driver {
                 Output::RemoveAddresses(addrs) => self.vips.remove(&addrs),
                 Output::Announce { addresses, repeat } => self.vips.announce(&addresses, repeat),
                 Output::StateChanged { from, to, reason } => self.state_changed(from, to, reason),
+                Output::WantsMaster(wants) => {
+                    if wants {
+                        tracing::info!(instance = %self.name, "would be Master, held by its sync group");
+                    } else {
+                        tracing::info!(instance = %self.name, "no longer wants Master");
+                    }
+                    // Only the want changed: the state and its cause are reported with it
+                    // as they are, and the runtime reads only `wants_master`.
+                    let _ = self.events.send(StateEvent {
+                        name: self.name.clone(),
+                        state: self.router.state(),
+                        own_fault: false,
+                        priority: self.router.effective_priority(),
+                        wants_master: wants,
+                        change: None,
+                    });
+                }
             }
         }
         self.publish();
@@ -432,7 +469,9 @@ impl Driver {
 
     fn state_changed(&mut self, from: State, to: State, reason: vrrp_core::Reason) {
         let why = match reason {
-            vrrp_core::Reason::Fault(_) | vrrp_core::Reason::FaultCleared
+            vrrp_core::Reason::Fault(_)
+            | vrrp_core::Reason::FaultCleared
+            | vrrp_core::Reason::SteppedDown
                 if !self.reason.is_empty() =>
             {
                 format!("{reason} ({})", self.reason)
@@ -460,6 +499,8 @@ impl Driver {
             state: to,
             own_fault,
             priority: self.router.effective_priority(),
+            wants_master: self.router.wants_master(),
+            change: Some((from, reason)),
         });
         crate::supervisor::report_held(&self.name, to == State::Master);
         if let Some(word) = state_word(to) {

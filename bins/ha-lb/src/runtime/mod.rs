@@ -66,6 +66,15 @@ pub fn load(path: &std::path::Path) -> Result<Config, RuntimeError> {
     })
 }
 
+/// A sync group member, as its group sees it.
+#[derive(Debug, Clone, Copy)]
+struct Member {
+    /// Held, it would be Master.
+    wants: bool,
+    /// The group holds it back from Master.
+    held: bool,
+}
+
 /// The node: what runs, and the current configuration.
 struct Node {
     options: Options,
@@ -76,6 +85,9 @@ struct Node {
     instances: BTreeMap<String, InstanceHandle>,
     /// The last state of each instance, and whether a Fault is its own.
     states: BTreeMap<String, (vrrp_core::State, bool)>,
+    /// Sync group members: whether each wants Master (held, it would be Master), and whether
+    /// the group holds it.
+    members: BTreeMap<String, Member>,
     state_tx: mpsc::UnboundedSender<StateEvent>,
     /// Per sync group: its notify queue and the state it last announced.
     groups: BTreeMap<String, (notify::Notifier, Option<&'static str>)>,
@@ -120,6 +132,7 @@ pub async fn run(options: Options, shared: Arc<Shared>) -> Result<(), RuntimeErr
         links: Links::default(),
         instances: BTreeMap::new(),
         states: BTreeMap::new(),
+        members: BTreeMap::new(),
         state_tx,
         groups: BTreeMap::new(),
         admin: None,
@@ -237,13 +250,23 @@ impl Node {
             .map(|(n, _)| n.clone())
     }
 
-    /// An instance changed state: its sync group follows, and the group's notify runs.
+    /// An instance changed state (or its want of Master): its sync group follows, and the
+    /// group's notify runs.
     fn state_changed(&mut self, event: StateEvent) {
-        self.states
-            .insert(event.name.clone(), (event.state, event.own_fault));
+        if event.change.is_some() {
+            self.states
+                .insert(event.name.clone(), (event.state, event.own_fault));
+        }
         let Some(group) = self.group_of(&event.name) else {
             return;
         };
+        if let Some(m) = self.members.get_mut(&event.name) {
+            m.wants = event.wants_master;
+        }
+        self.coordinate(&group, &event);
+        if event.change.is_none() {
+            return;
+        }
         self.push_tracks();
         let Some(members) = self
             .config
@@ -292,6 +315,88 @@ impl Node {
         }
     }
 
+    /// The sync group's Master/Backup decisions after `event` (Fault follows through the
+    /// members' group tracks instead). The group prefers Backup:
+    ///
+    /// - a member that lost its election on its own (Master to Backup, not stepped down by the
+    ///   group) steps the group's other Masters down;
+    /// - a member that became Master while another member is neither Master nor wants Master
+    ///   (that one changed while this one was let go) steps down again;
+    /// - a member is held from Master unless every other member is Master or wants Master.
+    ///
+    /// Step-downs are Master to Backup with their own reason, which triggers nothing here, so
+    /// decisions do not chain into loops.
+    fn coordinate(&mut self, group: &str, event: &StateEvent) {
+        let Some(members) = self
+            .config
+            .sync_groups
+            .get(group)
+            .map(|g| g.instances.clone())
+        else {
+            return;
+        };
+        let master = |n: &Node, m: &str| {
+            n.states
+                .get(m)
+                .is_some_and(|(s, _)| *s == vrrp_core::State::Master)
+        };
+        let agrees = |n: &Node, m: &str| master(n, m) || n.members.get(m).is_some_and(|x| x.wants);
+        fn others<'a>(members: &'a [String], m: &'a str) -> impl Iterator<Item = &'a String> {
+            members.iter().filter(move |o| *o != m)
+        }
+        let mut step_down: Vec<(String, String)> = Vec::new();
+        match event.change {
+            Some((vrrp_core::State::Master, reason))
+                if event.state == vrrp_core::State::Backup
+                    && reason != vrrp_core::Reason::SteppedDown =>
+            {
+                for o in others(&members, &event.name).filter(|o| master(self, o)) {
+                    step_down.push((
+                        o.clone(),
+                        format!("{} lost its election ({reason})", event.name),
+                    ));
+                }
+            }
+            Some(_) if event.state == vrrp_core::State::Master => {
+                if let Some(o) = others(&members, &event.name).find(|o| !agrees(self, o)) {
+                    step_down.push((
+                        event.name.clone(),
+                        format!("{o} is neither Master nor wants Master"),
+                    ));
+                }
+            }
+            _ => {}
+        }
+        for (name, why) in step_down {
+            tracing::info!(sync_group = %group, instance = %name, reason = %why, "sync group: stepping down to Backup");
+            if let Some(h) = self.instances.get(&name) {
+                h.send(Command::StepDown(format!("sync group {group}: {why}")));
+            }
+        }
+        for m in &members {
+            let blocker = others(&members, m).find(|o| !agrees(self, o));
+            let held = blocker.is_some();
+            let Some(member) = self.members.get_mut(m) else {
+                continue;
+            };
+            if member.held == held {
+                continue;
+            }
+            member.held = held;
+            match blocker {
+                Some(o) => {
+                    tracing::info!(sync_group = %group, instance = %m, reason = %format!("{o} is neither Master nor wants Master"), "sync group: holding back from Master")
+                }
+                None => {
+                    tracing::info!(sync_group = %group, instance = %m, reason = "every other member is Master or wants Master", "sync group: letting go to Master")
+                }
+            }
+            if let Some(h) = self.instances.get(m) {
+                h.send(Command::Hold(held));
+            }
+        }
+    }
+
     /// Starts the instances of `new` that are not running with the same configuration as in
     /// `old`.
     fn start_instances(&mut self, new: &Config, old: &Config) -> Result<(), RuntimeError> {
@@ -305,7 +410,8 @@ impl Node {
             for t in &inst.track_interfaces {
                 self.links.follow(&t.interface);
             }
-            let tracked = tracked(inst, self.group_of_in(new, name).as_deref());
+            let group = self.group_of_in(new, name);
+            let tracked = tracked(inst, group.as_deref());
             let handle = instance::start(
                 name,
                 inst,
@@ -315,6 +421,18 @@ impl Node {
                 self.state_tx.clone(),
             )?;
             self.instances.insert(name.clone(), handle);
+            // A member starts held (see instance::start); the group lets it go.
+            if group.is_some() {
+                self.members.insert(
+                    name.clone(),
+                    Member {
+                        wants: false,
+                        held: true,
+                    },
+                );
+            } else {
+                self.members.remove(name);
+            }
         }
         Ok(())
     }
@@ -447,6 +565,7 @@ impl Node {
                 tracing::info!(instance = %name, "reload: instance changed or removed, restarting it");
                 h.shutdown().await;
                 self.states.remove(&name);
+                self.members.remove(&name);
             }
         }
         if let Err(e) = self.start_instances(&new, &old) {
