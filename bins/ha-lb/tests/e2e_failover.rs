@@ -1264,6 +1264,181 @@ fn sync_group_members_fault_together() {
     );
 }
 
+/// Whether each node is Master of VI_1 and of VI_2 (`None` while its `/status` does not answer).
+fn group_masters(topo: &Topo) -> [Option<[bool; 2]>; 2] {
+    [LB1, LB2].map(|i| {
+        let status = topo.status(i)?;
+        let master = |name: &str| {
+            status
+                .instances
+                .iter()
+                .any(|s| s.name == name && s.state == "Master")
+        };
+        Some([master("VI_1"), master("VI_2")])
+    })
+}
+
+/// Samples both nodes until `done` has held for a second (true) or `timeout` passes (false);
+/// also returns the longest time a node was seen Master of one member and not the other.
+fn watch_group(
+    topo: &Topo,
+    timeout: Duration,
+    done: impl Fn(&[Option<[bool; 2]>; 2]) -> bool,
+) -> (bool, Duration) {
+    let start = Instant::now();
+    let mut split_since: Option<Instant> = None;
+    let mut longest = Duration::ZERO;
+    let mut done_since: Option<Instant> = None;
+    while start.elapsed() < timeout {
+        let sample = group_masters(topo);
+        let now = Instant::now();
+        let split = sample.iter().flatten().any(|m| m[0] != m[1]);
+        match (split, split_since) {
+            (true, None) => split_since = Some(now),
+            (true, Some(t)) => longest = longest.max(now - t),
+            (false, _) => split_since = None,
+        }
+        if done(&sample) {
+            let since = *done_since.get_or_insert(now);
+            if now - since >= Duration::from_secs(1) {
+                return (true, longest);
+            }
+        } else {
+            done_since = None;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    (false, longest)
+}
+
+/// Sync group on two nodes, VI_1 and VI_2 in group G on each, lb1 (priority 150) Master of
+/// both, lb2 (100) Backup, 100 ms adverts (lb2's Master_Down_Interval 361 ms). VI_2's adverts
+/// are cut between the nodes (a tc filter on each node's egress): lb2's VI_2 wants Master but
+/// its group holds it, as VI_1 still hears lb1, so the group does not split. lb2 is reloaded
+/// with VI_1 at priority 200: lb2 takes both, lb1's VI_1 loses its election on its own and its
+/// group steps VI_2 down (both VIPs on lb2). The cut heals: lb1's VI_2 would preempt but is held.
+/// lb2 is reloaded back to 100: lb1 takes both again. A node is never seen Master of only one
+/// member for longer than Master_Down_Interval + margin.
+#[test]
+fn sync_group_moves_master_and_backup_together() {
+    let _serial = serial();
+    let test = "sync_group_moves_master_and_backup_together";
+    let Some(topo) = Topo::new("sm") else { return };
+    if !netns::tool_available(test, "tc", "iproute2") {
+        return;
+    }
+    let instance = |name: &str, vrid: u32, vip: &str, priority: u32| {
+        format!(
+            "[instances.{name}]\ninterface = \"eth0\"\nvrid = {vrid}\npriority = {priority}\n\
+             advert_interval_ms = 100\npreempt = true\nvips = [\"{vip}/24\"]\n\n"
+        )
+    };
+    let config = |p1: u32, p2: u32| {
+        format!(
+            "[admin]\nlisten = \"{ADMIN}\"\n\n{}{}[sync_groups.G]\ninstances = [\"VI_1\", \"VI_2\"]\n",
+            instance("VI_1", 51, VIP, p1),
+            instance("VI_2", 52, VIP_B, p2)
+        )
+    };
+    let c1 = topo.write("lb1.toml", &config(150, 150));
+    let c2 = topo.write("lb2.toml", &config(100, 100));
+    let _lb1 = topo.start(LB1, "lb1", &c1);
+    let lb2 = topo.start(LB2, "lb2", &c2);
+    let logs = || topo.dump(&["lb1", "lb2"]);
+    let on = |m: [bool; 2]| {
+        move |s: &[Option<[bool; 2]>; 2]| s[0] == Some(m) && s[1] == Some([!m[0], !m[1]])
+    };
+    // lb2's Master_Down_Interval, and what the bound allows beyond it.
+    let bound = Duration::from_millis(361) + CLIENT_MARGIN;
+    let (ok, _) = watch_group(&topo, Duration::from_secs(15), on([true, true]));
+    assert!(ok, "lb1 is not Master of both\n{}", logs());
+
+    // Cut VRID 52's adverts both ways: packets of protocol 112 with 52 in the VRID byte
+    // (offset 21: a 20-byte IPv4 header, then version/type and the VRID) go to a class
+    // whose queue holds nothing.
+    let tc = |i: usize, args: &str| {
+        let args: Vec<&str> = args.split_whitespace().collect();
+        let out = topo.ns(i).command("tc").args(&args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "tc {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let cut = |on: bool| {
+        for i in [LB1, LB2] {
+            if on {
+                tc(i, "qdisc add dev eth0 root handle 1: htb default 1");
+                tc(i, "class add dev eth0 parent 1: classid 1:1 htb rate 1gbit");
+                tc(i, "class add dev eth0 parent 1: classid 1:2 htb rate 8bit");
+                tc(i, "qdisc add dev eth0 parent 1:2 handle 20: pfifo limit 0");
+                tc(
+                    i,
+                    "filter add dev eth0 parent 1: protocol ip u32 \
+                     match ip protocol 112 0xff match u8 52 0xff at 21 flowid 1:2",
+                );
+            } else {
+                tc(i, "qdisc del dev eth0 root");
+            }
+        }
+    };
+    cut(true);
+    assert!(
+        wait_until(Duration::from_secs(5), || topo
+            .log("lb2")
+            .contains("would be Master, held by its sync group")),
+        "{}",
+        logs()
+    );
+    let (ok, split) = watch_group(&topo, Duration::from_secs(3), on([true, true]));
+    assert!(ok, "the group moved with one link cut\n{}", logs());
+    assert_eq!(split, Duration::ZERO, "{}", logs());
+    assert!(!topo.has_address(LB2, VIP) && !topo.has_address(LB2, VIP_B));
+
+    // lb2's VI_1 outranks lb1's: with its VI_2 wanting Master, lb2 takes both.
+    topo.write("lb2.toml", &config(200, 100));
+    let t_hup = Instant::now();
+    lb2.signal(Signal::SIGHUP);
+    let (ok, split) = watch_group(&topo, Duration::from_secs(10), on([false, false]));
+    eprintln!(
+        "group to lb2: settled {} ms after SIGHUP, longest split {} ms",
+        ms(t_hup.elapsed()),
+        ms(split)
+    );
+    assert!(ok, "lb2 is not Master of both\n{}", logs());
+    assert!(split < bound, "split {} ms\n{}", ms(split), logs());
+    assert!(topo.has_address(LB2, VIP) && topo.has_address(LB2, VIP_B));
+    assert!(!topo.has_address(LB1, VIP) && !topo.has_address(LB1, VIP_B));
+    assert!(
+        topo.log("lb1")
+            .contains("sync group: stepping down to Backup"),
+        "{}",
+        logs()
+    );
+
+    // The cut heals: lb1's VI_2 hears a lower priority and would preempt, but its VI_1 does
+    // not want Master: the group stays on lb2.
+    cut(false);
+    let (ok, split) = watch_group(&topo, Duration::from_secs(3), on([false, false]));
+    assert!(ok, "the group moved after the heal\n{}", logs());
+    assert_eq!(split, Duration::ZERO, "{}", logs());
+
+    // And back: lb2's VI_1 at 100 again (restarted by the reload, priority 0 first).
+    topo.write("lb2.toml", &config(100, 100));
+    let t_hup = Instant::now();
+    lb2.signal(Signal::SIGHUP);
+    let (ok, split) = watch_group(&topo, Duration::from_secs(10), on([true, true]));
+    eprintln!(
+        "group back to lb1: settled {} ms after SIGHUP, longest split {} ms",
+        ms(t_hup.elapsed()),
+        ms(split)
+    );
+    assert!(ok, "lb1 is not Master of both again\n{}", logs());
+    assert!(split < bound, "split {} ms\n{}", ms(split), logs());
+    assert!(topo.has_address(LB1, VIP) && topo.has_address(LB1, VIP_B));
+    assert!(!topo.has_address(LB2, VIP) && !topo.has_address(LB2, VIP_B));
+}
+
 /// (4) with passive health only (backends without checks): the master's failed connects take
 /// its backends out, its pool counts as down, the VIP moves; once the backends are reachable
 /// and their cool-down is over, it moves back.

@@ -445,11 +445,14 @@ impl Driver {
                 Output::RemoveAddresses(addrs) => self.vips.remove(&addrs),
                 Output::Announce { addresses, repeat } => self.vips.announce(&addresses, repeat),
                 Output::StateChanged { from, to, reason } => self.state_changed(from, to, reason),
+                // A want that ended because the router left Backup is reported with that
+                // state change, so that the group never sees it neither wanting nor Master.
+                Output::WantsMaster(false) if self.router.state() != State::Backup => {}
                 Output::WantsMaster(wants) => {
                     if wants {
                         tracing::info!(instance = %self.name, "would be Master, held by its sync group");
                     } else {
-                        tracing::info!(instance = %self.name, "no longer wants Master");
+                        tracing::info!(instance = %self.name, "no longer wants Master: heard a master");
                     }
                     // Only the want changed: the state and its cause are reported with it
                     // as they are, and the runtime reads only `wants_master`.
