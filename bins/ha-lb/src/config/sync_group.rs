@@ -1,5 +1,6 @@
 //! `[sync_groups.NAME]`: instances that change state together, as keepalived's
-//! `vrrp_sync_group`: when one goes to Fault or Backup, all of them follow.
+//! `vrrp_sync_group`: Fault together, Backup together (a member that loses its election steps
+//! the others down), and Master only when every member wants it.
 
 use serde::{Deserialize, Serialize};
 
