@@ -497,6 +497,15 @@ fn pool_and_listener_values() {
         "listeners.web.listen",
         "invalid socket address",
     );
+    // A Master with accept_mode = false drops traffic to its VIPs: no listener can serve there.
+    let text = edit("priority = 100\n", "priority = 100\naccept_mode = false\n");
+    assert_problem(
+        &text,
+        "[listeners.web]",
+        "\"192.0.2.200:80\"",
+        "listeners.web.listen",
+        "accept_mode = false",
+    );
     let text = format!("{BASE}\n[listeners.again]\nlisten = \"192.0.2.200:80\"\npool = \"web\"\n");
     let d = diagnostics(&text);
     assert_eq!(d.len(), 1, "{d:#?}");

@@ -1114,9 +1114,9 @@ fn ipv6_vip_fails_over() {
     assert!(!topo.has_address(LB1, VIP6), "the dead worker's VIP stayed");
 }
 
-/// The driver adds no drift to advert timing: adverts of a 100 ms Master, timed by a listener
-/// on the LAN, average 100 ms apart (a driver that re-armed from "now" after each wake-up
-/// would add its latency to every interval).
+/// The driver adds no drift to advert timing: every advert of a 100 ms Master, timed by a
+/// listener on the LAN, arrives on the schedule the first one set (a driver that re-armed
+/// from "now" after each wake-up would add its latency to every interval).
 #[test]
 fn advert_timing_has_no_drift() {
     let _serial = serial();
@@ -1159,23 +1159,34 @@ fn advert_timing_has_no_drift() {
         .map(|w| (w[1] - w[0]).as_secs_f64() * 1000.0)
         .collect();
     let mean = (arrivals[N - 1] - arrivals[0]).as_secs_f64() * 1000.0 / (N - 1) as f64;
-    let mut sorted = intervals.clone();
+    // Every advert against the schedule the first one sets (k * 100 ms later): a driver that
+    // re-armed from its wake-up time falls behind it by its latency at each advert (measured
+    // 1.3 ms here, 77 ms after 60 adverts); one that keeps the schedule only shows each
+    // advert's own wake-up and delivery jitter, which does not add up.
+    let offsets: Vec<f64> = arrivals
+        .iter()
+        .enumerate()
+        .map(|(k, at)| (*at - arrivals[0]).as_secs_f64() * 1000.0 - 100.0 * k as f64)
+        .collect();
+    let mut sorted = offsets.clone();
     sorted.sort_by(f64::total_cmp);
+    // Relative to the median offset, so that a late first advert does not shift them all.
     let median = sorted[sorted.len() / 2];
-    let max = sorted[sorted.len() - 1];
+    let worst = offsets
+        .iter()
+        .map(|o| (o - median).abs())
+        .fold(0.0, f64::max);
+    let max_interval = intervals.iter().copied().fold(0.0, f64::max);
     eprintln!(
-        "advert intervals: median {median:.3} ms, mean {mean:.3} ms, max {max:.1} ms over {} intervals",
-        N - 1
-    );
-    // The median is robust to a few late wake-ups on a loaded machine (a late advert makes the
-    // next interval shorter, not the schedule later); a driver that re-armed from its wake-up
-    // time showed a median of 101.3 ms here.
-    assert!(
-        (99.2..=100.8).contains(&median),
-        "median advert interval {median:.3} ms, not 100: intervals {intervals:?}"
+        "advert timing: mean interval {mean:.3} ms, longest {max_interval:.1} ms, \
+         worst advert {worst:.1} ms off the schedule over {N} adverts"
     );
     assert!(
-        (98.0..=102.0).contains(&mean),
+        worst < 20.0,
+        "an advert was {worst:.1} ms off the 100 ms schedule: offsets {offsets:?}"
+    );
+    assert!(
+        (99.0..=101.0).contains(&mean),
         "mean advert interval {mean:.3} ms"
     );
 }
@@ -1612,4 +1623,145 @@ fn reload_restarts_only_changed_instances() {
     assert!(topo
         .log("lb1")
         .contains("instance changed or removed, restarting it"));
+}
+
+/// The master's interface is deleted and made again (a new index, its address added after it
+/// comes up): lb1 goes to Fault and lb2 serves; once the new link has its address, lb1's
+/// instance starts on it, preempts back, and the client is served through lb1 again.
+#[test]
+fn re_created_interface_is_followed() {
+    let _serial = serial();
+    let Some(topo) = Topo::new("rc") else { return };
+    let c1 = topo.write("lb1.toml", &Node::active_standby(150, 100).toml());
+    let c2 = topo.write("lb2.toml", &Node::active_standby(100, 100).toml());
+    let (_lb1, _lb2) = topo.start_pair(&c1, &c2);
+    let logs = || topo.dump(&["lb1", "lb2"]);
+    let client = topo.served_client("192.0.2.100:80");
+    let old_index = topo.ns(LB1).ifindex("eth0");
+
+    let t_del = Instant::now();
+    topo.ns(LB1).ip(&["link", "del", "eth0"]);
+    assert!(
+        topo.wait_state(LB1, "VI_1", "Fault", Duration::from_secs(5)),
+        "{}",
+        logs()
+    );
+    topo.assert_served_again(
+        &client,
+        t_del,
+        "interface deleted",
+        CLIENT_MARGIN + Duration::from_millis(361),
+    );
+
+    // Made again: up first, its address a moment later (as a slow network manager would).
+    let t_new = Instant::now();
+    netns::veth(topo.ns(LB1), "eth0", &topo.lan.switch, "p0", 1);
+    topo.lan.switch.ip(&["link", "set", "p0", "master", "br0"]);
+    thread::sleep(Duration::from_millis(300));
+    topo.ns(LB1)
+        .ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"]);
+    assert_ne!(topo.ns(LB1).ifindex("eth0"), old_index);
+    assert!(
+        topo.wait_state(LB1, "VI_1", "Master", Duration::from_secs(10)),
+        "{}",
+        logs()
+    );
+    assert!(
+        topo.wait_state(LB2, "VI_1", "Backup", Duration::from_secs(5)),
+        "{}",
+        logs()
+    );
+    assert!(topo.has_address(LB1, VIP), "{}", logs());
+    assert!(
+        topo.log("lb1")
+            .contains("instance restarted on the re-created interface"),
+        "{}",
+        logs()
+    );
+    topo.assert_served_again(
+        &client,
+        t_new,
+        "back on the re-created interface",
+        CLIENT_MARGIN + Duration::from_millis(361),
+    );
+}
+
+/// `accept_mode = false`: lb1 holds the VIP and answers ARP for it, but drops what is
+/// addressed to it (a server on lb1 is reachable on lb1's own address only); a reload to
+/// `accept_mode = true` opens it; a stop removes the nftables table.
+#[test]
+fn accept_mode_off_drops_traffic_to_the_vip() {
+    let _serial = serial();
+    if !netns::tool_available(
+        "accept_mode_off_drops_traffic_to_the_vip",
+        "nft",
+        "nftables",
+    ) {
+        return;
+    }
+    let Some(topo) = Topo::new("am") else { return };
+    let local = Backend::start(topo.ns(LB1), "b-lb1");
+    let config = |accept: bool| {
+        format!(
+            "[admin]\nlisten = \"{ADMIN}\"\n\n[instances.VI_1]\ninterface = \"eth0\"\nvrid = 51\n\
+             priority = 150\nadvert_interval_ms = 100\naccept_mode = {accept}\n\
+             vips = [\"{VIP}/24\"]\n"
+        )
+    };
+    let c1 = topo.write("lb1.toml", &config(false));
+    let mut lb1 = topo.start(LB1, "lb1", &c1);
+    let logs = || topo.dump(&["lb1"]);
+    assert!(
+        topo.wait_state(LB1, "VI_1", "Master", Duration::from_secs(15)),
+        "{}",
+        logs()
+    );
+    assert!(topo.has_address(LB1, VIP));
+    let ask = |to: &str| {
+        let to: SocketAddr = to.parse().unwrap();
+        topo.ns(CLIENT).run(move || request(to))
+    };
+    assert_eq!(ask("192.0.2.1:8080").as_deref(), Some("b-lb1"));
+    assert_eq!(ask("192.0.2.100:8080"), None, "{}", logs());
+    // Address resolution still works: the client learnt the VIP's MAC (lb1's).
+    let neigh = topo.ns(CLIENT).ip(&["neigh", "show", VIP]);
+    assert!(
+        neigh.contains(&topo.ns(LB1).mac("eth0")),
+        "neighbour entry {neigh:?}"
+    );
+    let table = || {
+        topo.ns(LB1).run(|| {
+            std::process::Command::new("nft")
+                .args(["list", "table", "inet", "ha_lb"])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default()
+        })
+    };
+    assert!(table().contains(VIP), "{}", table());
+
+    topo.write("lb1.toml", &config(true));
+    lb1.signal(Signal::SIGHUP);
+    assert!(
+        wait_until(Duration::from_secs(10), || ask("192.0.2.100:8080")
+            .is_some()),
+        "{}",
+        logs()
+    );
+    assert!(!table().contains("ha_lb"), "{}", table());
+
+    topo.write("lb1.toml", &config(false));
+    lb1.signal(Signal::SIGHUP);
+    assert!(
+        wait_until(Duration::from_secs(10), || table().contains(VIP)),
+        "{}",
+        logs()
+    );
+    assert!(lb1.stop(), "lb1 did not stop cleanly\n{}", logs());
+    assert!(
+        !table().contains("ha_lb"),
+        "table left after stop: {}",
+        table()
+    );
+    drop(local);
 }

@@ -56,15 +56,6 @@ pub fn advise(config: &Config) -> Vec<Problem> {
             }
         }
     }
-    for (iname, inst) in &config.instances {
-        if !inst.accept_mode {
-            out.push(Problem {
-                path: KeyPath::root().key("instances").key(iname).key("accept_mode"),
-                message: "accept_mode = false is not enforced: a Master accepts traffic to its VIPs".into(),
-                hint: "as keepalived without vrrp_strict; filter with nftables if the VIPs must not answer".into(),
-            });
-        }
-    }
     if let Some(admin) = &config.admin {
         if !admin.listen.ip().is_loopback() {
             out.push(Problem {

@@ -767,6 +767,22 @@ impl Validator {
                     "give the port clients connect to",
                 );
             }
+            // The Master drops what is addressed to such a VIP: a listener there never serves.
+            let refused = config.instances.iter().find(|(_, i)| {
+                !i.accept_mode
+                    && !i.address_owner
+                    && i.vips.iter().any(|v| v.address == l.listen.ip())
+            });
+            if let Some((iname, _)) = refused {
+                self.push(
+                    p.key("listen"),
+                    format!(
+                        "{} is a VIP of instance {iname:?}, which has accept_mode = false: its Master drops traffic to it",
+                        l.listen.ip()
+                    ),
+                    format!("set accept_mode = true in [instances.{iname}] (the default) to serve on the VIP"),
+                );
+            }
             if let Some(other) = seen.insert(l.listen, name) {
                 self.push(
                     p.key("listen"),

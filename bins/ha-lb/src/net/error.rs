@@ -49,6 +49,9 @@ pub enum NetError {
     /// Addresses of different families were mixed.
     #[error("address family mismatch: {0}")]
     FamilyMismatch(&'static str),
+    /// The nftables rules for Accept_Mode could not be applied.
+    #[error("nftables: {0}")]
+    Firewall(String),
     /// A received datagram is not a VRRP packet we can hand on (too short, bad IP header).
     #[error("malformed datagram: {0}")]
     Malformed(&'static str),

@@ -1,5 +1,5 @@
 //! The Linux side of VRRP: raw sockets, virtual addresses over netlink, gratuitous ARP and
-//! unsolicited neighbour advertisements, link state.
+//! unsolicited neighbour advertisements, link state, and the nftables rules of Accept_Mode.
 //!
 //! Everything here works in the network namespace of the thread that creates it, so it can be
 //! driven from a thread moved into a namespace with `setns` (that is how the tests run it).
@@ -9,6 +9,7 @@
 pub mod addresses;
 pub mod announce;
 pub mod error;
+pub mod firewall;
 pub mod interface;
 pub mod links;
 pub mod rtnl;

@@ -28,6 +28,9 @@ pub enum RuntimeError {
         #[source]
         source: NetError,
     },
+    /// The nftables rules of `accept_mode = false` could not be applied.
+    #[error("accept_mode = false: {0}")]
+    AcceptMode(#[source] NetError),
     /// vrrp-core refused an instance's configuration.
     #[error("instance {instance}: {source}")]
     Router {

@@ -9,11 +9,25 @@ use super::error::RuntimeError;
 use super::readiness::register;
 use crate::net::{link_state, Interface, LinkEvent, LinkWatcher, NetError};
 
-/// The usable state (up, with carrier) of interfaces by name, as last reported.
+/// The usable state (up, with carrier) of interfaces followed by name, as last reported.
+///
+/// Interfaces are followed by name, not index: one deleted and created again (a veth pair
+/// re-made, a VLAN re-added) comes back with a new index, and the change says so.
 #[derive(Debug, Default, Clone)]
 pub struct Links {
     by_index: BTreeMap<u32, String>,
     usable: BTreeMap<String, bool>,
+}
+
+/// A followed interface whose usable state changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkChange {
+    /// Its index now (for a removed interface, the index it had).
+    pub ifindex: u32,
+    /// Its name.
+    pub name: String,
+    /// Up with carrier.
+    pub up: bool,
 }
 
 impl Links {
@@ -37,24 +51,49 @@ impl Links {
         self.usable.get(name).copied().unwrap_or(false)
     }
 
-    /// Applies a kernel event; returns the interface name and new state when a followed
-    /// interface changed.
-    pub fn apply(&mut self, event: &LinkEvent) -> Option<(u32, String, bool)> {
-        let (ifindex, up, name) = match event {
-            LinkEvent::Changed(s) => (s.ifindex, s.is_usable(), s.name.clone()),
-            LinkEvent::Removed { ifindex } => (*ifindex, false, None),
-        };
-        let name = match self.by_index.get(&ifindex) {
-            Some(n) => n.clone(),
-            None => {
-                // An interface we follow by name may have (re)appeared with a new index.
-                let n = name.filter(|n| self.usable.contains_key(n))?;
-                self.by_index.insert(ifindex, n.clone());
-                n
+    /// Applies a kernel event; returns the followed interfaces whose state it changed (two
+    /// when an interface is renamed: the old name goes down).
+    pub fn apply(&mut self, event: &LinkEvent) -> Vec<LinkChange> {
+        let mut changes = Vec::new();
+        match event {
+            LinkEvent::Removed { ifindex } => {
+                if let Some(name) = self.by_index.remove(ifindex) {
+                    self.set(*ifindex, name, false, &mut changes);
+                }
             }
-        };
-        let old = self.usable.insert(name.clone(), up);
-        (old != Some(up)).then_some((ifindex, name, up))
+            LinkEvent::Changed(s) => {
+                let name = match &s.name {
+                    Some(n) => {
+                        // The index may have been renamed away from a followed name, or a
+                        // followed name may have (re)appeared with a new index.
+                        let previous = if self.usable.contains_key(n) {
+                            self.by_index.insert(s.ifindex, n.clone())
+                        } else {
+                            self.by_index.remove(&s.ifindex)
+                        };
+                        if let Some(old) = previous.filter(|old| old != n) {
+                            self.set(s.ifindex, old, false, &mut changes);
+                        }
+                        if !self.usable.contains_key(n) {
+                            return changes;
+                        }
+                        n.clone()
+                    }
+                    None => match self.by_index.get(&s.ifindex) {
+                        Some(n) => n.clone(),
+                        None => return changes,
+                    },
+                };
+                self.set(s.ifindex, name, s.is_usable(), &mut changes);
+            }
+        }
+        changes
+    }
+
+    fn set(&mut self, ifindex: u32, name: String, up: bool, changes: &mut Vec<LinkChange>) {
+        if self.usable.insert(name.clone(), up) != Some(up) {
+            changes.push(LinkChange { ifindex, name, up });
+        }
     }
 }
 
@@ -96,4 +135,69 @@ pub fn watch(tx: mpsc::UnboundedSender<LinkEvent>) -> Result<(), RuntimeError> {
         }
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::LinkState;
+
+    fn changed(ifindex: u32, name: &str, up: bool) -> LinkEvent {
+        LinkEvent::Changed(LinkState {
+            ifindex,
+            name: Some(name.to_owned()),
+            admin_up: up,
+            running: up,
+        })
+    }
+
+    fn change(ifindex: u32, name: &str, up: bool) -> LinkChange {
+        LinkChange {
+            ifindex,
+            name: name.to_owned(),
+            up,
+        }
+    }
+
+    #[test]
+    fn a_re_created_interface_is_followed_at_its_new_index() {
+        let mut links = Links::default();
+        // No such interface here: followed, and down until it appears.
+        links.follow("hl-none0");
+        assert!(!links.is_up("hl-none0"));
+        assert_eq!(
+            links.apply(&changed(40, "hl-none0", true)),
+            vec![change(40, "hl-none0", true)]
+        );
+        // The kernel repeats link messages: no change, no report.
+        assert!(links.apply(&changed(40, "hl-none0", true)).is_empty());
+        assert_eq!(
+            links.apply(&LinkEvent::Removed { ifindex: 40 }),
+            vec![change(40, "hl-none0", false)]
+        );
+        // Made again: it appears down at a new index, then comes up.
+        assert!(links.apply(&changed(41, "hl-none0", false)).is_empty());
+        assert_eq!(
+            links.apply(&changed(41, "hl-none0", true)),
+            vec![change(41, "hl-none0", true)]
+        );
+        // The old index, reused by another interface, says nothing about ours.
+        assert!(links.apply(&changed(40, "other0", false)).is_empty());
+        assert!(links.is_up("hl-none0"));
+    }
+
+    #[test]
+    fn renaming_a_followed_interface_away_takes_it_down() {
+        let mut links = Links::default();
+        links.follow("hl-none1");
+        links.apply(&changed(50, "hl-none1", true));
+        assert_eq!(
+            links.apply(&changed(50, "renamed0", true)),
+            vec![change(50, "hl-none1", false)]
+        );
+        assert!(!links.is_up("hl-none1"));
+        // Unfollowed interfaces are ignored.
+        assert!(links.apply(&changed(51, "other1", true)).is_empty());
+        assert!(links.apply(&LinkEvent::Removed { ifindex: 51 }).is_empty());
+    }
 }

@@ -22,7 +22,7 @@ pub mod status;
 pub mod tracks;
 pub mod vips;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -82,6 +82,8 @@ struct Node {
     shared: Arc<Shared>,
     health: Health,
     links: Links,
+    /// Instances whose interface was deleted and made again: they restart on the new one.
+    rebind: BTreeSet<String>,
     instances: BTreeMap<String, InstanceHandle>,
     /// The last state of each instance, and whether a Fault is its own.
     states: BTreeMap<String, (vrrp_core::State, bool)>,
@@ -130,6 +132,7 @@ pub async fn run(options: Options, shared: Arc<Shared>) -> Result<(), RuntimeErr
         shared: shared.clone(),
         health: Health::new(health_tx),
         links: Links::default(),
+        rebind: BTreeSet::new(),
         instances: BTreeMap::new(),
         states: BTreeMap::new(),
         members: BTreeMap::new(),
@@ -154,6 +157,8 @@ pub async fn run(options: Options, shared: Arc<Shared>) -> Result<(), RuntimeErr
     for (name, inst) in &config.instances {
         remove_stale(name, inst)?;
     }
+    // Before any VIP can arrive: a Master without Accept_Mode must not answer on it.
+    set_no_accept(&config, None)?;
     node.config = config.clone();
     node.shared.set_checks(node.health.statuses());
     let started = node.start_instances(&config, &Config::default());
@@ -183,12 +188,40 @@ pub async fn run(options: Options, shared: Arc<Shared>) -> Result<(), RuntimeErr
             }
             _ = hup.recv() => node.reload().await,
             Some(event) = health_rx.recv() => node.health_changed(&event),
-            Some(event) = link_rx.recv() => node.link_changed(&event),
+            Some(event) = link_rx.recv() => node.link_changed(&event).await,
             Some(event) = state_rx.recv() => node.state_changed(event),
-            _ = passive.tick() => node.push_tracks(),
+            _ = passive.tick() => {
+                node.push_tracks();
+                node.rebind_instances().await;
+            }
         }
     }
     node.stop().await;
+    Ok(())
+}
+
+/// The VIPs a Master must not accept traffic for: those of instances with `accept_mode =
+/// false` that do not own them.
+fn no_accept_addresses(config: &Config) -> Vec<IpAddr> {
+    config
+        .instances
+        .values()
+        .filter(|i| !i.accept_mode && !i.address_owner)
+        .flat_map(|i| i.vips.iter().map(|v| v.address))
+        .collect()
+}
+
+/// Makes the nftables rules drop traffic to the no-accept VIPs of `new`, when they differ
+/// from those of `old` (`None`: at start). Without any, `nft` is never run, so hosts that do
+/// not use `accept_mode = false` need no nftables.
+fn set_no_accept(new: &Config, old: Option<&Config>) -> Result<(), RuntimeError> {
+    let addresses = no_accept_addresses(new);
+    let before = old.map(no_accept_addresses).unwrap_or_default();
+    if old.is_some() && before == addresses || addresses.is_empty() && before.is_empty() {
+        return Ok(());
+    }
+    crate::net::firewall::apply(&addresses).map_err(RuntimeError::AcceptMode)?;
+    tracing::info!(vips = ?addresses, "accept_mode = false: a Master drops traffic to these VIPs (nftables table inet ha_lb)");
     Ok(())
 }
 
@@ -407,34 +440,93 @@ impl Node {
             {
                 continue;
             }
-            for t in &inst.track_interfaces {
-                self.links.follow(&t.interface);
-            }
-            let group = self.group_of_in(new, name);
-            let tracked = tracked(inst, group.as_deref());
-            let handle = instance::start(
-                name,
-                inst,
-                tracked,
-                |s| self.track_up(s, name),
-                self.shared.clone(),
-                self.state_tx.clone(),
-            )?;
-            self.instances.insert(name.clone(), handle);
-            // A member starts held (see instance::start); the group lets it go.
-            if group.is_some() {
-                self.members.insert(
-                    name.clone(),
-                    Member {
-                        wants: false,
-                        held: true,
-                    },
-                );
-            } else {
-                self.members.remove(name);
-            }
+            self.start_one(name, inst, new)?;
         }
         Ok(())
+    }
+
+    /// Starts instance `name` of `config`, following its interfaces.
+    fn start_one(
+        &mut self,
+        name: &str,
+        inst: &config::Instance,
+        config: &Config,
+    ) -> Result<(), RuntimeError> {
+        self.links.follow(&inst.interface);
+        for t in &inst.track_interfaces {
+            self.links.follow(&t.interface);
+        }
+        let group = self.group_of_in(config, name);
+        let tracked = tracked(inst, group.as_deref());
+        let handle = instance::start(
+            name,
+            inst,
+            tracked,
+            |s| self.track_up(s, name),
+            self.shared.clone(),
+            self.state_tx.clone(),
+        )?;
+        self.instances.insert(name.to_owned(), handle);
+        // A member starts held (see instance::start); the group lets it go.
+        if group.is_some() {
+            self.members.insert(
+                name.to_owned(),
+                Member {
+                    wants: false,
+                    held: true,
+                },
+            );
+        } else {
+            self.members.remove(name);
+        }
+        Ok(())
+    }
+
+    /// Restarts the instances whose interface was made again: their socket, VIPs and
+    /// announcer are bound to the old index. One that cannot start yet (the new interface has
+    /// no address yet) stays pending and is tried again on the next tick.
+    async fn rebind_instances(&mut self) {
+        let pending: Vec<String> = self.rebind.iter().cloned().collect();
+        for name in pending {
+            let Some(inst) = self.config.instances.get(&name).cloned() else {
+                self.rebind.remove(&name);
+                continue;
+            };
+            // Checked before the old instance stops, so that a try too early leaves it as it
+            // was (in Fault, its link gone).
+            let ready = crate::net::Interface::by_name(&inst.interface)
+                .map_err(|source| RuntimeError::Instance {
+                    instance: name.clone(),
+                    source,
+                })
+                .and_then(|i| instance::source_address(&name, &inst, &i).map(|_| i.index()));
+            let ifindex = match ready {
+                Ok(i) => i,
+                Err(e) => {
+                    tracing::debug!(instance = %name, error = %e, "not yet ready on the re-created interface");
+                    continue;
+                }
+            };
+            if let Some(h) = self.instances.remove(&name) {
+                if h.ifindex == ifindex {
+                    self.instances.insert(name.clone(), h);
+                    self.rebind.remove(&name);
+                    continue;
+                }
+                h.shutdown().await;
+                self.states.remove(&name);
+            }
+            let config = self.config.clone();
+            match self.start_one(&name, &inst, &config) {
+                Ok(()) => {
+                    tracing::info!(instance = %name, interface = %inst.interface, ifindex, "instance restarted on the re-created interface");
+                    self.rebind.remove(&name);
+                }
+                Err(e) => {
+                    tracing::warn!(instance = %name, error = %e, "cannot restart on the re-created interface; trying again")
+                }
+            }
+        }
     }
 
     fn group_of_in(&self, config: &Config, instance: &str) -> Option<String> {
@@ -486,22 +578,30 @@ impl Node {
         self.shared.set_checks(self.health.statuses());
     }
 
-    fn link_changed(&mut self, event: &LinkEvent) {
-        let Some((ifindex, name, up)) = self.links.apply(event) else {
-            // Not followed as a tracked interface: it may still be an instance's own.
-            let (ifindex, up) = match event {
-                LinkEvent::Changed(s) => (s.ifindex, s.is_usable()),
-                LinkEvent::Removed { ifindex } => (*ifindex, false),
-            };
-            for h in self.instances.values().filter(|h| h.ifindex == ifindex) {
-                h.send(Command::InterfaceUp(up));
-            }
-            return;
+    async fn link_changed(&mut self, event: &LinkEvent) {
+        // An instance's own link, by index: its socket and VIPs are bound to that one.
+        let (ifindex, up) = match event {
+            LinkEvent::Changed(s) => (s.ifindex, s.is_usable()),
+            LinkEvent::Removed { ifindex } => (*ifindex, false),
         };
-        tracing::info!(interface = %name, up, "link changed");
         for h in self.instances.values().filter(|h| h.ifindex == ifindex) {
             h.send(Command::InterfaceUp(up));
         }
+        let changes = self.links.apply(event);
+        if changes.is_empty() {
+            return;
+        }
+        for c in &changes {
+            tracing::info!(interface = %c.name, ifindex = c.ifindex, up = c.up, "link changed");
+            if c.up {
+                let moved = self
+                    .instances
+                    .values()
+                    .filter(|h| h.config.interface == c.name && h.ifindex != c.ifindex);
+                self.rebind.extend(moved.map(|h| h.name.clone()));
+            }
+        }
+        self.rebind_instances().await;
         self.push_tracks();
     }
 
@@ -525,6 +625,10 @@ impl Node {
                 tracing::error!("reload rejected, the running configuration stays: {e}");
                 return;
             }
+        }
+        if let Err(e) = set_no_accept(&new, Some(&self.config)) {
+            tracing::error!(error = %e, "reload rejected, the running configuration stays");
+            return;
         }
         let retired = match self.shared.balancer().apply(&new) {
             Ok(r) => r,
@@ -588,6 +692,9 @@ impl Node {
             .collect();
         for s in stops {
             let _ = s.await;
+        }
+        if let Err(e) = set_no_accept(&Config::default(), Some(&self.config)) {
+            tracing::warn!(error = %e, "the nftables table inet ha_lb stays");
         }
         let listeners = self.shared.balancer().take_listeners();
         balancer::drain(listeners, self.options.drain_timeout).await;
