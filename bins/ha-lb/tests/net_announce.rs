@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use ha_lb::config::Vip;
 use ha_lb::net::{Addresses, Announcer, Interface};
+use ha_lb::runtime::announcers::Announcers;
 use ha_lb::runtime::vips::{AnnounceSpacing, Vips};
 use netns::{wait_until, Lan, Netns};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -205,7 +206,15 @@ fn a_burst_is_spaced_by_the_configured_interval() {
             na: Duration::ZERO,
         };
         let iface = Interface::by_name("eth0").unwrap();
-        let vips = Vips::new("spaced", &iface, &[Vip::new(vip.into(), 24)], None, spacing).unwrap();
+        let vips = Vips::new(
+            "spaced",
+            &iface,
+            &[Vip::new(vip.into(), 24)],
+            None,
+            spacing,
+            &Announcers::default(),
+        )
+        .unwrap();
         let t = Instant::now();
         vips.announce(&[vip.into()], 4);
         // The burst goes on in the background: announcing does not block the caller.
@@ -228,5 +237,66 @@ fn a_burst_is_spaced_by_the_configured_interval() {
         let d = pair[1] - pair[0];
         // At least the interval (less a little for the reader's own scheduling).
         assert!(d >= gap - Duration::from_millis(15), "gap {d:?} < {gap:?}");
+    }
+}
+
+/// Two instances on one interface announce at the same moment: their gratuitous ARPs share
+/// the interface's spacing, so the wire sees one announcement per interval, not two.
+#[test]
+fn two_instances_on_one_interface_share_the_spacing() {
+    if !Netns::available("two_instances_on_one_interface_share_the_spacing") {
+        return;
+    }
+    let lan = Lan::new("garpiface", 2, true);
+    let (a, b) = (&lan.nodes[0], &lan.nodes[1]);
+    let sniff = sniffer(b);
+    let (vip1, vip2) = (Ipv4Addr::new(192, 0, 2, 201), Ipv4Addr::new(192, 0, 2, 202));
+    let gap = Duration::from_millis(60);
+    a.run(move || {
+        let spacing = AnnounceSpacing {
+            arp: gap,
+            na: Duration::ZERO,
+        };
+        let iface = Interface::by_name("eth0").unwrap();
+        let announcers = Announcers::default();
+        let open = |name: &str, vip: Ipv4Addr| {
+            Vips::new(
+                name,
+                &iface,
+                &[Vip::new(vip.into(), 24)],
+                None,
+                spacing,
+                &announcers,
+            )
+            .unwrap()
+        };
+        let (one, two) = (open("one", vip1), open("two", vip2));
+        one.announce(&[vip1.into()], 3);
+        two.announce(&[vip2.into()], 3);
+    });
+    let garp = |f: &[u8]| {
+        f.len() >= 42
+            && f[12..14] == [0x08, 0x06]
+            && (f[28..32] == vip1.octets() || f[28..32] == vip2.octets())
+    };
+    let frames: Vec<(Instant, [u8; 4])> = (0..6)
+        .map(|_| {
+            let f = capture(&sniff, garp);
+            (Instant::now(), [f[28], f[29], f[30], f[31]])
+        })
+        .collect();
+    // Both instances' announcements arrived, three each.
+    for vip in [vip1, vip2] {
+        assert_eq!(
+            frames.iter().filter(|(_, ip)| *ip == vip.octets()).count(),
+            3
+        );
+    }
+    for pair in frames.windows(2) {
+        let d = pair[1].0 - pair[0].0;
+        assert!(
+            d >= gap - Duration::from_millis(15),
+            "two announcements {d:?} apart on one interface (interval {gap:?})"
+        );
     }
 }

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use vrrp_core::packet::{Auth, Version};
 use vrrp_core::{AnnounceConfig, Output, Router, RouterConfig, State, TrackId};
 
+use super::announcers::Announcers;
 use super::error::RuntimeError;
 use super::notify::{commands_for, state_word, Notifier};
 use super::readiness::{register, Owned};
@@ -176,8 +177,8 @@ pub fn source_address(
         })
 }
 
-/// Sets an instance up on its interface and starts its driver task. Must run within the
-/// tokio runtime.
+/// Sets an instance up on its interface and starts its driver task; its announcements go
+/// through the interface's announcer in `announcers`. Must run within the tokio runtime.
 ///
 /// # Errors
 ///
@@ -190,6 +191,7 @@ pub fn start(
     is_up: impl Fn(&TrackSource) -> bool,
     shared: Arc<Shared>,
     events: mpsc::UnboundedSender<StateEvent>,
+    announcers: &Announcers,
 ) -> Result<InstanceHandle, RuntimeError> {
     let err = |source| RuntimeError::Instance {
         instance: name.to_owned(),
@@ -220,7 +222,7 @@ pub fn start(
         arp: Duration::from_millis(inst.garp.interval_ms),
         na: Duration::from_millis(inst.garp.gna_interval_ms),
     };
-    let vips = Vips::new(name, &iface, &inst.vips, na_source, spacing)?;
+    let vips = Vips::new(name, &iface, &inst.vips, na_source, spacing, announcers)?;
     let link_up = link_state(iface.index())
         .map(|s| s.is_usable())
         .unwrap_or(false);

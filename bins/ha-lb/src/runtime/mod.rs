@@ -1,7 +1,8 @@
 //! `ha-lb run`: everything the configuration names, in one process.
 //!
 //! - [`instance`]: one driver task per VRRP instance around a vrrp-core `Router`;
-//! - [`vips`]: its virtual addresses (netlink) and announcements (GARP / NA);
+//! - [`vips`]: its virtual addresses (netlink) and announcements (GARP / NA), through the
+//!   [`announcers`] shared per interface;
 //! - [`health`]: the health monitors; [`tracks`]: how checks, pools and interfaces move an
 //!   instance's priority (keepalived's weights); [`links`]: link state;
 //! - [`balancer`]: lb-core listeners on the VIPs and their pools;
@@ -10,6 +11,7 @@
 //! - this file: the node that wires them and handles signals (SIGTERM/SIGINT: graceful stop;
 //!   SIGHUP: reload).
 
+pub mod announcers;
 pub mod balancer;
 pub mod capabilities;
 pub mod error;
@@ -84,6 +86,8 @@ struct Node {
     links: Links,
     /// Instances whose interface was deleted and made again: they restart on the new one.
     rebind: BTreeSet<String>,
+    /// GARP / NA senders, one per interface, shared by its instances.
+    announcers: announcers::Announcers,
     instances: BTreeMap<String, InstanceHandle>,
     /// The last state of each instance, and whether a Fault is its own.
     states: BTreeMap<String, (vrrp_core::State, bool)>,
@@ -133,6 +137,7 @@ pub async fn run(options: Options, shared: Arc<Shared>) -> Result<(), RuntimeErr
         health: Health::new(health_tx),
         links: Links::default(),
         rebind: BTreeSet::new(),
+        announcers: announcers::Announcers::default(),
         instances: BTreeMap::new(),
         states: BTreeMap::new(),
         members: BTreeMap::new(),
@@ -465,6 +470,7 @@ impl Node {
             |s| self.track_up(s, name),
             self.shared.clone(),
             self.state_tx.clone(),
+            &self.announcers,
         )?;
         self.instances.insert(name.to_owned(), handle);
         // A member starts held (see instance::start); the group lets it go.

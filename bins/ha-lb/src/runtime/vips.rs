@@ -5,9 +5,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::announcers::{Announcers, Kind, PacedAnnouncer};
 use super::error::RuntimeError;
 use crate::config::Vip;
-use crate::net::{Addresses, Announcer, IfAddr, Interface, NetError, VipOptions};
+use crate::net::{Addresses, IfAddr, Interface, NetError, VipOptions};
 
 /// One VIP resolved to its interface.
 #[derive(Debug)]
@@ -22,15 +23,16 @@ pub struct Vips {
     instance: String,
     placed: Vec<Placed>,
     addresses: Addresses,
-    announcer: Option<Arc<Announcer>>,
+    announcer: Option<Arc<PacedAnnouncer>>,
     /// Source of unsolicited NAs: the interface's link-local address.
     na_source: Option<std::net::Ipv6Addr>,
     spacing: AnnounceSpacing,
 }
 
 /// The minimum gap between two announcements on the interface (keepalived's
-/// `vrrp_garp_interval` and `vrrp_gna_interval`), for switches that drop bursts. Zero: a burst
-/// goes out at once.
+/// `vrrp_garp_interval` and `vrrp_gna_interval`), for switches that drop bursts: kept from
+/// any announcement on the interface, whichever instance sent it. Zero: a burst goes out at
+/// once.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AnnounceSpacing {
     /// Between two gratuitous ARPs.
@@ -40,8 +42,9 @@ pub struct AnnounceSpacing {
 }
 
 impl Vips {
-    /// Resolves each VIP's interface (its `dev`, else the instance's) and opens the netlink
-    /// and announcement sockets, in the calling thread's network namespace.
+    /// Resolves each VIP's interface (its `dev`, else the instance's), opens the netlink
+    /// socket in the calling thread's network namespace, and takes the interface's announcer
+    /// from `announcers` (shared with the other instances on it).
     ///
     /// # Errors
     ///
@@ -52,6 +55,7 @@ impl Vips {
         vips: &[Vip],
         na_source: Option<std::net::Ipv6Addr>,
         spacing: AnnounceSpacing,
+        announcers: &Announcers,
     ) -> Result<Self, RuntimeError> {
         let err = |source| RuntimeError::Instance {
             instance: instance.to_owned(),
@@ -68,8 +72,8 @@ impl Vips {
                 ifindex,
             });
         }
-        let announcer = match Announcer::open(interface) {
-            Ok(a) => Some(Arc::new(a)),
+        let announcer = match announcers.get(interface) {
+            Ok(a) => Some(a),
             Err(e) => {
                 tracing::warn!(instance, error = %e, "cannot send gratuitous ARP / NA on this interface");
                 None
@@ -133,7 +137,8 @@ impl Vips {
     }
 
     /// Sends `repeat` gratuitous ARPs / unsolicited NAs for each address: at once, or, with a
-    /// spacing, from a thread of its own so the instance's loop never waits for it.
+    /// spacing, from a thread of its own so the instance's loop never waits for it (the
+    /// interface's other announcements are spaced from these too).
     pub fn announce(&self, addrs: &[IpAddr], repeat: u32) {
         let Some(announcer) = &self.announcer else {
             return;
@@ -147,16 +152,16 @@ impl Vips {
             repeat,
         };
         if self.spacing == AnnounceSpacing::default() {
-            burst.send();
+            burst.send(false);
         } else {
-            std::thread::spawn(move || burst.send());
+            std::thread::spawn(move || burst.send(true));
         }
     }
 }
 
 /// One burst of announcements.
 struct Burst {
-    announcer: Arc<Announcer>,
+    announcer: Arc<PacedAnnouncer>,
     instance: String,
     na_source: Option<std::net::Ipv6Addr>,
     spacing: AnnounceSpacing,
@@ -165,25 +170,28 @@ struct Burst {
 }
 
 impl Burst {
-    fn send(self) {
-        for round in 0..self.repeat {
-            for (i, addr) in self.addrs.iter().enumerate() {
-                let (sent, gap): (Result<(), NetError>, Duration) = match addr {
-                    IpAddr::V4(a) => (self.announcer.gratuitous_arp(*a), self.spacing.arp),
-                    IpAddr::V6(a) => (
-                        match self.na_source {
-                            Some(src) => self.announcer.neighbor_advertisement(*a, src, false),
-                            None => Ok(()),
-                        },
-                        self.spacing.na,
-                    ),
+    /// Sends the burst; `paced`: each packet waits for its slot on the interface (from a
+    /// thread of its own), else all go at once.
+    fn send(self, paced: bool) {
+        let a = &self.announcer.announcer;
+        for _ in 0..self.repeat {
+            for addr in &self.addrs {
+                let (kind, gap) = match addr {
+                    IpAddr::V4(_) => (Kind::Arp, self.spacing.arp),
+                    IpAddr::V6(_) => (Kind::Na, self.spacing.na),
+                };
+                let now = std::time::Instant::now();
+                let at = self.announcer.pacing.reserve(kind, gap, now);
+                if paced && at > now {
+                    std::thread::sleep(at - now);
+                }
+                let sent: Result<(), NetError> = match (addr, self.na_source) {
+                    (IpAddr::V4(ip), _) => a.gratuitous_arp(*ip),
+                    (IpAddr::V6(ip), Some(src)) => a.neighbor_advertisement(*ip, src, false),
+                    (IpAddr::V6(_), None) => Ok(()),
                 };
                 if let Err(e) = sent {
                     tracing::debug!(instance = %self.instance, %addr, error = %e, "announcement not sent");
-                }
-                let last = round + 1 == self.repeat && i + 1 == self.addrs.len();
-                if !gap.is_zero() && !last {
-                    std::thread::sleep(gap);
                 }
             }
         }
