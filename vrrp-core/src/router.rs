@@ -365,8 +365,13 @@ impl Router {
     /// takes over it becomes Master again (or wants to, if held). Counted in
     /// [`Stats::step_downs`].
     ///
+    /// The timer runs Master_Down_Interval plus a back-off of less than one advert interval,
+    /// drawn from the primary address and the step-down count: two nodes whose groups stepped
+    /// each other down (each won one member and lost the other: crossed priorities) then do not
+    /// both come back at the same instant, over and over; the first back wins both.
+    ///
     /// ```
-    /// use std::time::Instant;
+    /// use std::time::{Duration, Instant};
     /// use vrrp_core::{Output, Reason, Router, RouterConfig, State, packet::Version};
     ///
     /// let config = RouterConfig::new(7, Version::V3, "192.0.2.1".parse()?, vec!["192.0.2.100".parse()?]);
@@ -387,7 +392,9 @@ impl Router {
     ///     reason: Reason::SteppedDown,
     /// }));
     /// assert!(outputs.iter().any(|o| matches!(o, Output::Transmit(t) if t.priority == 0)));
-    /// assert_eq!(router.poll_timeout(), Some(t1 + router.master_down_interval()));
+    /// let wait = router.poll_timeout().unwrap() - t1;
+    /// assert!(wait >= router.master_down_interval());
+    /// assert!(wait < router.master_down_interval() + Duration::from_secs(1));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn handle_step_down(&mut self, now: Instant) {
@@ -405,7 +412,12 @@ impl Router {
         self.outputs.push_back(Output::RemoveAddresses(
             self.config.virtual_addresses.clone(),
         ));
-        self.reset_master_down(now);
+        let backoff = step_down_backoff(
+            &self.config.primary_address,
+            self.stats.step_downs,
+            centis(self.master_adver_interval_cs),
+        );
+        self.timers.master_down = Some(now + self.master_down_interval() + backoff);
     }
 
     // ---- internals ----
@@ -835,6 +847,25 @@ impl Router {
 /// would fire forever.
 fn after(now: Instant, d: Option<core::time::Duration>) -> Option<Instant> {
     d.filter(|d| !d.is_zero()).map(|d| now + d)
+}
+
+/// A wait in `0..interval`, the same for the same address and count, and spread for others
+/// (splitmix64 of both): see [`Router::handle_step_down`].
+fn step_down_backoff(
+    addr: &IpAddr,
+    count: u64,
+    interval: core::time::Duration,
+) -> core::time::Duration {
+    let bits = match addr {
+        IpAddr::V4(a) => u128::from(u32::from(*a)),
+        IpAddr::V6(a) => u128::from(*a),
+    };
+    let mut z = (bits as u64) ^ ((bits >> 64) as u64) ^ count.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    // 1/1024ths of the interval: fine enough, and no overflow for any u16 interval.
+    interval * u32::try_from(z % 1024).unwrap_or(0) / 1024
 }
 
 /// `a > b` as unsigned integers in network order (RFC 5798 §6.4.3's tie-break).
