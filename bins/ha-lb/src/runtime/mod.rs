@@ -8,6 +8,7 @@
 //! - [`balancer`]: lb-core listeners on the VIPs and their pools;
 //! - [`notify`]: notify commands, in order per instance;
 //! - [`status`]: what `/status` and `/metrics` show;
+//! - `sync_group`: what a sync group decides when a member changes (hold, let go, step down);
 //! - this file: the node that wires them and handles signals (SIGTERM/SIGINT: graceful stop;
 //!   SIGHUP: reload).
 
@@ -21,6 +22,7 @@ pub mod links;
 pub mod notify;
 pub mod readiness;
 pub mod status;
+mod sync_group;
 pub mod tracks;
 pub mod vips;
 
@@ -353,17 +355,8 @@ impl Node {
         }
     }
 
-    /// The sync group's Master/Backup decisions after `event` (Fault follows through the
-    /// members' group tracks instead). The group prefers Backup:
-    ///
-    /// - a member that lost its election on its own (Master to Backup, not stepped down by the
-    ///   group) steps the group's other Masters down;
-    /// - a member that became Master while another member is neither Master nor wants Master
-    ///   (that one changed while this one was let go) steps down again;
-    /// - a member is held from Master unless every other member is Master or wants Master.
-    ///
-    /// Step-downs are Master to Backup with their own reason, which triggers nothing here, so
-    /// decisions do not chain into loops.
+    /// The sync group's Master/Backup decisions after `event` (see `sync_group`), logged
+    /// with their reasons and sent to the members.
     fn coordinate(&mut self, group: &str, event: &StateEvent) {
         let Some(members) = self
             .config
@@ -373,64 +366,40 @@ impl Node {
         else {
             return;
         };
-        let master = |n: &Node, m: &str| {
-            n.states
-                .get(m)
-                .is_some_and(|(s, _)| *s == vrrp_core::State::Master)
-        };
-        let agrees = |n: &Node, m: &str| master(n, m) || n.members.get(m).is_some_and(|x| x.wants);
-        fn others<'a>(members: &'a [String], m: &'a str) -> impl Iterator<Item = &'a String> {
-            members.iter().filter(move |o| *o != m)
-        }
-        let mut step_down: Vec<(String, String)> = Vec::new();
-        match event.change {
-            Some((vrrp_core::State::Master, reason))
-                if event.state == vrrp_core::State::Backup
-                    && reason != vrrp_core::Reason::SteppedDown =>
-            {
-                for o in others(&members, &event.name).filter(|o| master(self, o)) {
-                    step_down.push((
-                        o.clone(),
-                        format!("{} lost its election ({reason})", event.name),
-                    ));
+        let view = members
+            .iter()
+            .filter_map(|m| {
+                let x = self.members.get(m)?;
+                let member = sync_group::Member {
+                    state: self.states.get(m).map(|(s, _)| *s),
+                    wants: x.wants,
+                    held: x.held,
+                };
+                Some((m.clone(), member))
+            })
+            .collect();
+        let decisions = sync_group::decide(&members, &view, &event.name, event.state, event.change);
+        for d in decisions {
+            match d {
+                sync_group::Decision::StepDown { member, why } => {
+                    tracing::info!(sync_group = %group, instance = %member, reason = %why, "sync group: stepping down to Backup");
+                    if let Some(h) = self.instances.get(&member) {
+                        h.send(Command::StepDown(format!("sync group {group}: {why}")));
+                    }
                 }
-            }
-            Some(_) if event.state == vrrp_core::State::Master => {
-                if let Some(o) = others(&members, &event.name).find(|o| !agrees(self, o)) {
-                    step_down.push((
-                        event.name.clone(),
-                        format!("{o} is neither Master nor wants Master"),
-                    ));
+                sync_group::Decision::Hold { member, held, why } => {
+                    if held {
+                        tracing::info!(sync_group = %group, instance = %member, reason = %why, "sync group: holding back from Master");
+                    } else {
+                        tracing::info!(sync_group = %group, instance = %member, reason = %why, "sync group: letting go to Master");
+                    }
+                    if let Some(m) = self.members.get_mut(&member) {
+                        m.held = held;
+                    }
+                    if let Some(h) = self.instances.get(&member) {
+                        h.send(Command::Hold(held));
+                    }
                 }
-            }
-            _ => {}
-        }
-        for (name, why) in step_down {
-            tracing::info!(sync_group = %group, instance = %name, reason = %why, "sync group: stepping down to Backup");
-            if let Some(h) = self.instances.get(&name) {
-                h.send(Command::StepDown(format!("sync group {group}: {why}")));
-            }
-        }
-        for m in &members {
-            let blocker = others(&members, m).find(|o| !agrees(self, o));
-            let held = blocker.is_some();
-            let Some(member) = self.members.get_mut(m) else {
-                continue;
-            };
-            if member.held == held {
-                continue;
-            }
-            member.held = held;
-            match blocker {
-                Some(o) => {
-                    tracing::info!(sync_group = %group, instance = %m, reason = %format!("{o} is neither Master nor wants Master"), "sync group: holding back from Master")
-                }
-                None => {
-                    tracing::info!(sync_group = %group, instance = %m, reason = "every other member is Master or wants Master", "sync group: letting go to Master")
-                }
-            }
-            if let Some(h) = self.instances.get(m) {
-                h.send(Command::Hold(held));
             }
         }
     }
