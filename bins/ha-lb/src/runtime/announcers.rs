@@ -19,23 +19,31 @@ pub enum Kind {
     Na,
 }
 
-/// When each kind was last (or will next be) sent on one interface.
+/// When each kind was last sent on one interface.
 #[derive(Debug, Default)]
 pub struct Pacing {
-    /// The latest send reserved per kind: [ARP, NA].
-    last: Mutex<[Option<Instant>; 2]>,
+    /// Per kind ([ARP, NA]): the last paced send. The lock is held while waiting for the
+    /// next slot, so paced senders (each burst has its own thread) go one at a time and the
+    /// gap is measured from the previous packet actually sent.
+    last: [Mutex<Option<Instant>>; 2],
 }
 
 impl Pacing {
-    /// Reserves the next send of `kind`: no earlier than `now` nor than `gap` after the last
-    /// one reserved by anyone. Returns the reserved instant; the caller sleeps until then and
-    /// sends.
-    pub fn reserve(&self, kind: Kind, gap: Duration, now: Instant) -> Instant {
-        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
-        let slot = &mut last[kind as usize];
-        let at = slot.map_or(now, |l| (l + gap).max(now));
-        *slot = Some(at);
-        at
+    /// Runs `send` once `gap` has passed since the last paced send of `kind` on the
+    /// interface, sleeping this thread until then (call it from a burst's own thread).
+    pub fn paced<T>(&self, kind: Kind, gap: Duration, send: impl FnOnce() -> T) -> T {
+        let mut last = self.last[kind as usize]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(due) = last.map(|l| l + gap) {
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+        }
+        let out = send();
+        *last = Some(Instant::now());
+        out
     }
 }
 
@@ -73,30 +81,5 @@ impl Announcers {
         });
         map.insert(interface.index(), Arc::downgrade(&a));
         Ok(a)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reservations_from_two_bursts_interleave_a_gap_apart() {
-        let pacing = Pacing::default();
-        let t0 = Instant::now();
-        let gap = Duration::from_millis(50);
-        // Two instances ask at the same instant, twice each: four slots, 50 ms apart.
-        for k in 0..4u32 {
-            assert_eq!(pacing.reserve(Kind::Arp, gap, t0) - t0, gap * k);
-        }
-        // The other kind has its own schedule.
-        assert_eq!(pacing.reserve(Kind::Na, gap, t0), t0);
-        // Long after: at once.
-        let later = t0 + Duration::from_secs(1);
-        assert_eq!(pacing.reserve(Kind::Arp, gap, later), later);
-        // No gap of its own: not later than asked, and not before the last reservation.
-        assert_eq!(pacing.reserve(Kind::Arp, Duration::ZERO, later), later);
-        let soon = t0 + Duration::from_millis(100);
-        assert_eq!(pacing.reserve(Kind::Arp, Duration::ZERO, soon), later);
     }
 }

@@ -30,9 +30,9 @@ pub struct Vips {
 }
 
 /// The minimum gap between two announcements on the interface (keepalived's
-/// `vrrp_garp_interval` and `vrrp_gna_interval`), for switches that drop bursts: kept from
-/// any announcement on the interface, whichever instance sent it. Zero: a burst goes out at
-/// once.
+/// `vrrp_garp_interval` and `vrrp_gna_interval`), for switches that drop bursts: kept between
+/// the spaced announcements of every instance on the interface. Zero: a burst goes out at
+/// once, unpaced.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AnnounceSpacing {
     /// Between two gratuitous ARPs.
@@ -170,7 +170,7 @@ struct Burst {
 }
 
 impl Burst {
-    /// Sends the burst; `paced`: each packet waits for its slot on the interface (from a
+    /// Sends the burst; `paced`: each packet waits for its turn on the interface (from a
     /// thread of its own), else all go at once.
     fn send(self, paced: bool) {
         let a = &self.announcer.announcer;
@@ -180,15 +180,17 @@ impl Burst {
                     IpAddr::V4(_) => (Kind::Arp, self.spacing.arp),
                     IpAddr::V6(_) => (Kind::Na, self.spacing.na),
                 };
-                let now = std::time::Instant::now();
-                let at = self.announcer.pacing.reserve(kind, gap, now);
-                if paced && at > now {
-                    std::thread::sleep(at - now);
-                }
-                let sent: Result<(), NetError> = match (addr, self.na_source) {
-                    (IpAddr::V4(ip), _) => a.gratuitous_arp(*ip),
-                    (IpAddr::V6(ip), Some(src)) => a.neighbor_advertisement(*ip, src, false),
-                    (IpAddr::V6(_), None) => Ok(()),
+                let send = || -> Result<(), NetError> {
+                    match (addr, self.na_source) {
+                        (IpAddr::V4(ip), _) => a.gratuitous_arp(*ip),
+                        (IpAddr::V6(ip), Some(src)) => a.neighbor_advertisement(*ip, src, false),
+                        (IpAddr::V6(_), None) => Ok(()),
+                    }
+                };
+                let sent = if paced && !gap.is_zero() {
+                    self.announcer.pacing.paced(kind, gap, send)
+                } else {
+                    send()
                 };
                 if let Err(e) = sent {
                     tracing::debug!(instance = %self.instance, %addr, error = %e, "announcement not sent");
