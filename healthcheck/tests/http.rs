@@ -34,6 +34,34 @@ async fn status_200_is_up_then_503_is_down() {
 }
 
 #[tokio::test]
+async fn ipv6_literal_urls_over_http_and_https() {
+    let server = HttpServer::start_on("[::1]:0", None).await;
+    let port = server.addr.port();
+    let config = HttpConfig::new(format!("http://[::1]:{port}/readyz"));
+    assert_eq!(probe(&config).await, Ok(()));
+    // The Host header keeps the brackets (RFC 7230 section 5.4 / RFC 3986 IP-literal).
+    let (_, _, host) = server.state.last.lock().unwrap().clone().unwrap();
+    assert_eq!(host, format!("[::1]:{port}"));
+    assert!(server.state.peer.lock().unwrap().unwrap().is_ipv6());
+    server.set_status(503);
+    assert_eq!(probe(&config).await, Err(Failure::Status(503)));
+
+    // HTTPS verified against an IPv6 IP SAN; no SNI for an IP literal.
+    let pki = Pki::new(&["::1"]);
+    let dir = TempDir::new("https-v6");
+    let server = HttpServer::start_on("[::1]:0", Some(acceptor(&pki.server, None))).await;
+    let mut config = HttpConfig::new(format!("https://[::1]:{}/readyz", server.addr.port()));
+    config.tls.ca_file = Some(dir.write("ca.pem", cert_pem(&pki.ca)));
+    assert_eq!(probe(&config).await, Ok(()));
+    assert_eq!(*server.state.sni.lock().unwrap(), None);
+    // The certificate does not name 127.0.0.1: reached over IPv4, it is refused.
+    let v4 = HttpServer::start(Some(acceptor(&pki.server, None))).await;
+    config.url = format!("https://127.0.0.1:{}/readyz", v4.addr.port());
+    let err = probe(&config).await.unwrap_err();
+    assert!(matches!(err, Failure::Tls(_)), "{err:?}");
+}
+
+#[tokio::test]
 async fn method_host_status_set_and_body() {
     let server = HttpServer::start(None).await;
     let mut config = HttpConfig::new(format!("http://{}/healthz", server.addr));

@@ -20,7 +20,11 @@ fn config(addr: SocketAddr) -> TcpConfig {
 }
 
 fn listen(addr: SocketAddr) -> TcpListener {
-    let socket = TcpSocket::new_v4().unwrap();
+    let socket = if addr.is_ipv6() {
+        TcpSocket::new_v6().unwrap()
+    } else {
+        TcpSocket::new_v4().unwrap()
+    };
     socket.set_reuseaddr(true).unwrap();
     socket.bind(addr).unwrap();
     socket.listen(64).unwrap()
@@ -33,6 +37,33 @@ async fn listener_up_then_closed() {
     let check = TcpCheck::new(&config(addr)).unwrap();
     assert_eq!(check.describe(), format!("tcp {addr}"));
     assert_eq!(run_with_timeout(&check, TIMEOUT).await, Ok(()));
+    drop(listener);
+    assert_eq!(
+        run_with_timeout(&check, TIMEOUT).await,
+        Err(Failure::Refused)
+    );
+}
+
+#[tokio::test]
+async fn ipv6_listener_up_then_closed_and_source_address() {
+    let listener = listen("[::1]:0".parse().unwrap());
+    let addr = listener.local_addr().unwrap();
+    let check = TcpCheck::new(&config(addr)).unwrap();
+    assert_eq!(check.describe(), format!("tcp [::1]:{}", addr.port()));
+    assert_eq!(run_with_timeout(&check, TIMEOUT).await, Ok(()));
+    let from = |source: &str| {
+        TcpCheck::new(&TcpConfig {
+            address: addr.to_string(),
+            source: Some(source.parse().unwrap()),
+        })
+        .unwrap()
+    };
+    assert_eq!(run_with_timeout(&from("::1"), TIMEOUT).await, Ok(()));
+    // An IPv6 source this host does not have cannot be bound.
+    let err = run_with_timeout(&from("2001:db8::1"), TIMEOUT)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Failure::Io(_)), "{err:?}");
     drop(listener);
     assert_eq!(
         run_with_timeout(&check, TIMEOUT).await,

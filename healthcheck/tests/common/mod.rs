@@ -176,7 +176,12 @@ impl Drop for HttpServer {
 
 impl HttpServer {
     pub async fn start(tls: Option<TlsAcceptor>) -> HttpServer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        HttpServer::start_on("127.0.0.1:0", tls).await
+    }
+
+    /// The same on `bind` (e.g. `[::1]:0`).
+    pub async fn start_on(bind: &str, tls: Option<TlsAcceptor>) -> HttpServer {
+        let listener = TcpListener::bind(bind).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(HttpState::default());
         let st = state.clone();
