@@ -1,7 +1,7 @@
 //! The sync group inputs: `set_master_hold` (a held Backup only wants Master) and
 //! `handle_step_down` (a Master steps down with a priority-0 advert first), one test per rule,
 //! then two nodes running a two-member group each on the simulated LAN, coordinated as ha-lb
-//! coordinates them.
+//! coordinates them, and random LANs of such nodes under random faults.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -9,6 +9,8 @@ mod common;
 mod sim;
 
 use std::time::{Duration, Instant};
+
+use proptest::prelude::*;
 
 use common::*;
 use sim::{router_config, Lan};
@@ -500,5 +502,143 @@ fn lan_group_with_crossed_priorities_settles_on_one_node() {
             "seed {seed}: {rounds} step-downs\n{}",
             lan.log()
         );
+    }
+}
+
+// ---- random LANs of groups ----
+
+#[derive(Debug, Clone)]
+enum Fault {
+    Crash(usize),
+    Restart(usize),
+    Shutdown(usize),
+    Start(usize),
+    Partition(u8),
+    Heal,
+    Priority(usize, u8, u8),
+    Interface(usize, bool),
+    Lossy,
+}
+
+fn fault(n: usize) -> impl Strategy<Value = Fault> {
+    prop_oneof![
+        (0..n).prop_map(Fault::Crash),
+        (0..n).prop_map(Fault::Restart),
+        (0..n).prop_map(Fault::Shutdown),
+        (0..n).prop_map(Fault::Start),
+        any::<u8>().prop_map(Fault::Partition),
+        Just(Fault::Heal),
+        (0..n, 1..=2u8, 1..=255u8).prop_map(|(i, v, p)| Fault::Priority(i, v, p)),
+        (0..n, any::<bool>()).prop_map(|(i, u)| Fault::Interface(i, u)),
+        Just(Fault::Lossy),
+    ]
+}
+
+#[derive(Debug, Clone)]
+struct Groups {
+    /// Per node, the priorities of VRIDs 1 and 2.
+    priorities: Vec<[u8; 2]>,
+    interval_cs: u16,
+    latency_ms: u64,
+    seed: u64,
+    faults: Vec<Fault>,
+}
+
+fn groups() -> impl Strategy<Value = Groups> {
+    (2..=3usize).prop_flat_map(|n| {
+        (
+            proptest::collection::vec([1..=255u8, 1..=255u8], n),
+            prop_oneof![Just(20u16), Just(100)],
+            0..=20u64,
+            any::<u64>(),
+            proptest::collection::vec(fault(n), 1..=6),
+        )
+            .prop_map(
+                |(priorities, interval_cs, latency_ms, seed, faults)| Groups {
+                    priorities,
+                    interval_cs,
+                    latency_ms,
+                    seed,
+                    faults,
+                },
+            )
+    })
+}
+
+/// After every fault and a settling time, each connected side has one Master per VRID, and it
+/// is the same node for both: the group never stays split.
+fn run_groups(g: &Groups) {
+    let mut lan = Lan::new(g.seed, Duration::from_millis(g.latency_ms));
+    for (i, prios) in g.priorities.iter().enumerate() {
+        let addr = format!("192.0.2.{}", i + 1);
+        let configs = VRIDS
+            .iter()
+            .zip(prios)
+            .map(|(&v, &p)| {
+                router_config(
+                    v,
+                    Version::V3,
+                    &addr,
+                    &format!("192.0.2.10{v}"),
+                    p,
+                    g.interval_cs,
+                )
+            })
+            .collect();
+        let node = lan.add_node(&format!("n{}", i + 1), configs);
+        lan.sync_group(node, &VRIDS);
+    }
+    let n = g.priorities.len();
+    let interval = centis(g.interval_cs);
+    // Several elections' worth: crossed priorities may take a few step-down rounds.
+    let settle = (interval * 4) * 8 + Duration::from_millis(20 * g.latency_ms + 100);
+    let check = |lan: &Lan, what: &str| {
+        let one = lan.assert_converged(1, false);
+        let two = lan.assert_converged(2, false);
+        assert_eq!(one, two, "{what}: the group is split\n{}", lan.log());
+    };
+    let mut crashed = vec![false; n];
+    lan.start_all();
+    lan.run_for(settle);
+    check(&lan, "start");
+    for f in &g.faults {
+        match *f {
+            Fault::Crash(i) if !crashed[i] => {
+                crashed[i] = true;
+                lan.crash(i);
+            }
+            Fault::Restart(i) if crashed[i] => {
+                crashed[i] = false;
+                lan.restart(i);
+            }
+            Fault::Shutdown(i) if !crashed[i] => lan.shutdown(i),
+            Fault::Start(i) if !crashed[i] => lan.start(i),
+            Fault::Partition(mask) => {
+                let sides: Vec<u8> = (0..n).map(|i| (mask >> i) & 1).collect();
+                lan.partition(&sides);
+            }
+            Fault::Heal => lan.heal(),
+            Fault::Priority(i, v, p) => lan.set_priority(i, v, p),
+            Fault::Interface(i, up) => lan.set_interface(i, up),
+            Fault::Lossy => {
+                lan.loss_per_mille = 300;
+                lan.jitter = interval / 2;
+                lan.run_for(settle);
+                lan.loss_per_mille = 0;
+                lan.jitter = Duration::ZERO;
+            }
+            _ => {}
+        }
+        lan.run_for(settle);
+        check(&lan, &format!("{f:?}"));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_lans_of_groups_never_stay_split(g in groups()) {
+        run_groups(&g);
     }
 }
