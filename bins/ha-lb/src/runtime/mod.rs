@@ -490,6 +490,8 @@ impl Node {
                 }
                 h.shutdown().await;
                 self.states.remove(&name);
+                // Until it runs again, its group sees it neither Master nor wanting.
+                self.members.remove(&name);
             }
             let config = self.config.clone();
             match self.start_one(&name, &inst, &config) {
