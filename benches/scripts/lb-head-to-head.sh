@@ -13,7 +13,8 @@
 # Environment: DURATION (seconds per row, default 4), ROUNDS (default 3), CONNS (wrk
 # connections, default 50),
 # LB_MODES (lb-core transfer modes to run, default "auto splice userspace"),
-# CARGO_TARGET_DIR (where tcp-proxy is built), SKIP_BUILD=1 to use an existing build.
+# CARGO_TARGET_DIR (where tcp-proxy is built), SKIP_BUILD=1 to use an existing build,
+# SYSCALLS=1 to count system calls per keep-alive request of each proxy afterwards (strace).
 # Needs: haproxy, nginx + libnginx-mod-stream, wrk, iperf3, python3. Every process it starts is
 # killed by PID on exit.
 set -euo pipefail
@@ -255,4 +256,54 @@ for n in names:
 print()
 print(f"medians over {len(rounds)} rounds of {duration:.0f} s per row; 'vs haproxy' is the median of")
 print("per-round throughput ratios; CPU is the proxy's user + system time over the row")
+print()
+print("per-round ratios to haproxy (keep-alive / close / iperf3), in round order:")
+for n in names:
+    if n == "haproxy":
+        continue
+    parts = []
+    for t in ("keepalive", "close", "iperf3"):
+        xs = [val[(r, n, t)] / val[(r, "haproxy", t)] for r in rounds
+              if val.get((r, "haproxy", t)) and (r, n, t) in val]
+        parts.append(" ".join(f"{x:.2f}" for x in xs))
+    print(f"  {n}: " + " / ".join(parts))
 PY
+
+# SYSCALLS=1: system calls per keep-alive request of each proxy, from strace -c -f attached
+# over one more wrk run per proxy (after the timed rounds: strace slows the proxy, but the
+# counts per request stay right). The 50 connections' setup is included.
+if [ "${SYSCALLS:-0}" = 1 ]; then
+    command -v strace >/dev/null || { echo "SYSCALLS=1 needs strace" >&2; exit 1; }
+    echo
+    echo "| proxy | requests | syscalls/req | per request |"
+    echo "|---|---|---|---|"
+    for n in "${NAMES[@]}"; do
+        [ "$n" = direct ] && continue
+        args=()
+        for pid in ${CPU_HTTP[$n]}; do args+=(-p "$pid"); done
+        strace -c -f "${args[@]}" -o "$WORK/strace-$n.txt" 2>/dev/null & st=$!; PIDS+=("$st")
+        sleep 1 # let strace attach before the first request
+        wrk -t1 -c"$CONNS" -d"${DURATION}s" "http://127.0.0.1:${HTTP_PORT[$n]}/" \
+            > "$WORK/wrk-strace.out" 2>&1 || true
+        kill -INT "$st" 2>/dev/null || true
+        wait "$st" 2>/dev/null || true
+        python3 - "$n" "$WORK/strace-$n.txt" "$WORK/wrk-strace.out" <<'PY'
+import re, sys
+name, trace, wrk = sys.argv[1:4]
+m = re.search(r"(\d+) requests in", open(wrk).read())
+reqs = int(m.group(1)) if m else 0
+calls = {}
+for line in open(trace):
+    tok = line.split()
+    if len(tok) not in (5, 6) or not tok[0][0].isdigit() or tok[-1] == "total":
+        continue
+    n, errors = int(tok[3]), int(tok[4]) if len(tok) == 6 else 0
+    calls[tok[-1]] = (n, errors)
+total = sum(n for n, _ in calls.values())
+per = lambda x: x / reqs if reqs else float("nan")
+top = sorted(calls.items(), key=lambda kv: -kv[1][0])[:5]
+desc = ", ".join(f"{k} {per(n):.3f}" + (f" ({per(e):.3f} failed)" if e else "") for k, (n, e) in top)
+print(f"| {name} | {reqs} | {per(total):.2f} | {desc} |")
+PY
+    done
+fi
