@@ -15,7 +15,8 @@
 //!
 //! And a node migrated with `ha-lb import-keepalived` from the seed's keepalived.conf (adapted
 //! to TEST-NET addresses and `eth0`) joins the virtual router of a keepalived node running the
-//! other original file, both ways.
+//! other original file, both ways; and in the seed's active-active pair each side holds its own
+//! VIP and takes the other's when the other stops.
 //!
 //! Needs `keepalived` at test time (Debian package keepalived); without it, or without network
 //! namespaces, the tests skip with a reason, except under `CI=true` where they fail.
@@ -510,12 +511,13 @@ fn keepalived_v3_ipv6_unicast() {
     );
 }
 
-/// The seed's keepalived.conf for `lb` (1 or 2), adapted to the namespaces: `eth0`, TEST-NET
-/// addresses (lb1 = node 0, lb2 = node 1), and a check script of our own that succeeds (the
-/// seed's runs `killall keepalived`, which must never run here).
-fn seed_conf(dir: &Path, lb: u8) -> PathBuf {
+/// The seed's keepalived.conf for `lb` (1 or 2) of `pair` (`active-standby` or
+/// `active-active`), adapted to the namespaces: `eth0`, TEST-NET addresses (lb1 = node 0,
+/// lb2 = node 1), and a check script of our own that succeeds (the seed's runs `killall
+/// keepalived`, which must never run here).
+fn seed_conf(dir: &Path, lb: u8, pair: &str) -> PathBuf {
     let seed = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join(format!("tests/data/keepalived/lb{lb}-active-standby.conf"));
+        .join(format!("tests/data/keepalived/lb{lb}-{pair}.conf"));
     let text = std::fs::read_to_string(&seed).unwrap();
     let script = dir.join("nginx_check.sh");
     std::fs::write(&script, "#!/bin/sh\nexit 0\n").unwrap();
@@ -527,9 +529,10 @@ fn seed_conf(dir: &Path, lb: u8) -> PathBuf {
         .replace("192.168.19.158", "192.0.2.1")
         .replace("192.168.19.159", "192.0.2.2")
         .replace("192.168.19.200", "192.0.2.200")
+        .replace("192.168.19.201", "192.0.2.201")
         .replace("/etc/keepalived/nginx_check.sh", &script.to_string_lossy());
     assert!(!adapted.contains("192.168.") && !adapted.contains("/etc/keepalived"));
-    let out = dir.join(format!("lb{lb}.conf"));
+    let out = dir.join(format!("lb{lb}-{pair}.conf"));
     std::fs::write(&out, adapted).unwrap();
     out
 }
@@ -572,8 +575,8 @@ fn a_node_migrated_with_import_keepalived_joins_the_seeds_keepalived() {
     }
     let mut w = World::new(tag);
     let vip = "192.0.2.200";
-    let lb1 = seed_conf(&w.dir, 1);
-    let lb2 = seed_conf(&w.dir, 2);
+    let lb1 = seed_conf(&w.dir, 1, "active-standby");
+    let lb2 = seed_conf(&w.dir, 2, "active-standby");
     let lb1_toml = import(&lb1);
     let lb2_toml = import(&lb2);
 
@@ -645,4 +648,57 @@ fn a_node_migrated_with_import_keepalived_joins_the_seeds_keepalived() {
         "migrated lb1 returns and preempts",
         &[&ka, &hl],
     );
+}
+
+/// The seed's active-active pair (two VIPs, crossed priorities): keepalived runs lb1's file
+/// (VI_1 100, VI_2 50), ha-lb the import of lb2's (VI_1 50, VI_2 100). Each holds its own VIP;
+/// keepalived stops: ha-lb takes .200 through the priority 0 and keeps .201; keepalived
+/// returns: it takes .200 back and .201 stays; ha-lb stops: keepalived takes .201 the same way.
+#[test]
+fn a_migrated_active_active_node_shares_the_seeds_vips_with_keepalived() {
+    let tag = "ikaa";
+    if !Netns::available(tag) || !netns::tool_available(tag, "keepalived", "keepalived") {
+        return;
+    }
+    let mut w = World::new(tag);
+    let (vip1, vip2) = ("192.0.2.200", "192.0.2.201");
+    let lb1 = seed_conf(&w.dir, 1, "active-active");
+    let lb2_toml = import(&seed_conf(&w.dir, 2, "active-active"));
+    let seed_kind = Kind {
+        version: 2,
+        ipv6: false,
+        unicast: true,
+        old_checksum: false,
+    };
+
+    let ka = w.keepalived(0, &std::fs::read_to_string(&lb1).unwrap());
+    let hl = w.halb_file(1, &lb2_toml);
+    w.converge(vip1, 0, CONVERGE, "keepalived holds VI_1", &[&ka, &hl]);
+    w.converge(vip2, 1, CONVERGE, "migrated lb2 holds VI_2", &[&ka, &hl]);
+
+    // graceful_handover waits for VI_1's VIP (the Kind's): .200.
+    graceful_handover(&w, seed_kind, ka, 1, "keepalived lb1 stops", &hl);
+    assert_eq!(w.holders(vip2), [1], "VI_2 moved when keepalived stopped");
+
+    let ka = w.keepalived(0, &std::fs::read_to_string(&lb1).unwrap());
+    w.converge(
+        vip1,
+        0,
+        CONVERGE,
+        "keepalived returns and preempts VI_1",
+        &[&ka, &hl],
+    );
+    assert_eq!(w.holders(vip2), [1], "VI_2 moved when keepalived returned");
+
+    let start = Instant::now();
+    let mut hl = hl;
+    assert!(hl.process.stop(), "{tag}: ha-lb did not stop on SIGTERM");
+    let took = start.elapsed() + w.converge(vip2, 0, CONVERGE, "migrated lb2 stops", &[&ka]);
+    assert!(
+        took < PRIORITY_ZERO_BOUND,
+        "{tag}: keepalived took VI_2 after {took:?}: the priority 0 was not heard\n{}",
+        w.logs(&[&ka])
+    );
+    assert_eq!(w.holders(vip1), [0]);
+    eprintln!("{tag}: VI_2 moved to keepalived in {took:?}");
 }
