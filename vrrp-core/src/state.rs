@@ -104,6 +104,7 @@ impl fmt::Display for Reason {
 
 /// RFC 6527's `vrrpv3StatisticsNewMasterReason`: why this router last became Master.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum NewMasterReason {
     /// `notMaster(0)`: it never became Master.
     #[default]

@@ -5,6 +5,7 @@ use crate::state::NewMasterReason;
 
 /// RFC 6527 `vrrpv3StatisticsProtoErrReason`: the last protocol error seen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum ProtoErrReason {
     /// `noError(0)`.
     #[default]
@@ -21,7 +22,15 @@ pub enum ProtoErrReason {
 
 /// The counters of one virtual router. Each dropped packet increments exactly one error
 /// counter; an address-list mismatch is counted but the packet is still used, as keepalived does.
+///
+/// With the `serde` feature it serializes field by field, and missing fields deserialize as
+/// zero (so a reader may be older or newer than the writer).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(default)
+)]
 #[non_exhaustive]
 pub struct Stats {
     /// `vrrpv3StatisticsMasterTransitions`: times this router became Master.

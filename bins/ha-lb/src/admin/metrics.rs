@@ -9,7 +9,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::runtime::status::{Counters, NodeStatus};
+use crate::runtime::status::NodeStatus;
+use vrrp_core::Stats;
 
 type Labels = Vec<(String, String)>;
 
@@ -38,7 +39,7 @@ fn counter(registry: &mut Registry, name: &str, help: &str, values: Vec<(Labels,
 
 /// The RFC 6527 counters exported, with their MIB names in the help text.
 /// One exported counter: name, help, and where to read it.
-type CounterDef = (&'static str, &'static str, fn(&Counters) -> u64);
+type CounterDef = (&'static str, &'static str, fn(&Stats) -> u64);
 
 const VRRP_COUNTERS: &[CounterDef] = &[
     (
@@ -98,9 +99,29 @@ const VRRP_COUNTERS: &[CounterDef] = &[
         "vrrpStatsAuthFailures (RFC 2787)",
         |c| c.auth_failures,
     ),
+    (
+        "vrrp_invalid_auth_type",
+        "vrrpStatsInvalidAuthType (RFC 2787)",
+        |c| c.invalid_auth_type,
+    ),
+    (
+        "vrrp_auth_type_mismatch",
+        "vrrpStatsAuthTypeMismatch (RFC 2787)",
+        |c| c.auth_type_mismatch,
+    ),
+    (
+        "vrrp_unknown_peer_errors",
+        "unicast adverts from an address that is not a configured peer",
+        |c| c.unknown_peer_errors,
+    ),
     ("vrrp_sent_advertisements", "adverts sent", |c| {
         c.sent_advertisements
     }),
+    (
+        "vrrp_step_downs",
+        "times a Master stepped down for its sync group",
+        |c| c.step_downs,
+    ),
 ];
 
 /// Renders the Prometheus text exposition of `status`.
@@ -124,6 +145,16 @@ pub fn render(status: &NodeStatus) -> Result<String, std::fmt::Error> {
         "vrrp_state",
         "1 for the state the instance is in",
         states,
+    );
+    gauge(
+        &mut registry,
+        "vrrp_sync_held",
+        "1 while the instance's sync group holds it back from Master",
+        status
+            .instances
+            .iter()
+            .map(|i| (labels(&[("instance", &i.name)]), i64::from(i.sync_held)))
+            .collect(),
     );
     gauge(
         &mut registry,
@@ -277,10 +308,14 @@ mod tests {
                 base_priority: 150,
                 master: None,
                 vips: vec!["192.0.2.100".into()],
-                counters: Counters {
-                    master_transitions: 3,
-                    sent_pri_zero_packets: 2,
-                    ..Counters::default()
+                sync_held: true,
+                wants_master: false,
+                counters: {
+                    let mut c = Stats::default();
+                    c.master_transitions = 3;
+                    c.sent_pri_zero_packets = 2;
+                    c.step_downs = 1;
+                    c
                 },
             }],
             checks: vec![CheckStatus {
@@ -309,6 +344,8 @@ mod tests {
             "ha_lb_vrrp_base_priority{instance=\"VI_1\"} 150",
             "ha_lb_vrrp_master_transitions_total{instance=\"VI_1\"} 3",
             "ha_lb_vrrp_sent_pri_zero_packets_total{instance=\"VI_1\"} 2",
+            "ha_lb_vrrp_step_downs_total{instance=\"VI_1\"} 1",
+            "ha_lb_vrrp_sync_held{instance=\"VI_1\"} 1",
             "ha_lb_check_up{check=\"tcp\",target=\"192.0.2.3:8080\"} 0",
             "ha_lb_backend_up{pool=\"web\",backend=\"192.0.2.3:8080\"} 0",
             "ha_lb_backend_connections_total{pool=\"web\",backend=\"192.0.2.3:8080\"} 7",

@@ -61,12 +61,18 @@ pub fn render(s: &NodeStatus) -> String {
         "INSTANCE", "INTERFACE", "VRID", "STATE", "PRIORITY", "TRANSITIONS", "VIPS", "REASON"
     ));
     for i in &s.instances {
+        // A member its sync group holds back shows it: "Backup*".
+        let state = if i.sync_held && i.wants_master {
+            format!("{}*", i.state)
+        } else {
+            i.state.clone()
+        };
         out.push_str(&format!(
             "{:<16} {:<10} {:>4} {:<10} {:>8} {:>12} {:<24} {}\n",
             i.name,
             i.interface,
             i.vrid,
-            i.state,
+            state,
             format!("{}/{}", i.priority, i.base_priority),
             i.counters.master_transitions,
             i.vips.join(","),

@@ -18,7 +18,7 @@ use super::announcers::Announcers;
 use super::error::RuntimeError;
 use super::notify::{commands_for, state_word, Notifier};
 use super::readiness::{register, Owned};
-use super::status::{Counters, InstanceStatus, Shared};
+use super::status::{InstanceStatus, Shared};
 use super::tracks::{router_tracks, TrackSource, Tracked};
 use super::vips::{AnnounceSpacing, Vips};
 use crate::config::Instance;
@@ -535,7 +535,9 @@ impl Driver {
                 .iter()
                 .map(ToString::to_string)
                 .collect(),
-            counters: Counters::from(self.router.stats()),
+            sync_held: self.router.is_master_held(),
+            wants_master: self.router.wants_master(),
+            counters: self.router.stats().clone(),
         });
     }
 

@@ -9,60 +9,6 @@ use serde::{Deserialize, Serialize};
 use super::balancer::Balancer;
 use super::health::CheckStatus;
 
-/// RFC 6527 (and RFC 2787) counters of one instance, as vrrp-core keeps them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Counters {
-    /// vrrpv3StatisticsMasterTransitions.
-    pub master_transitions: u64,
-    /// vrrpv3StatisticsRcvdAdvertisements.
-    pub rcvd_advertisements: u64,
-    /// vrrpv3StatisticsAdvIntervalErrors.
-    pub adv_interval_errors: u64,
-    /// vrrpv3StatisticsIpTtlErrors.
-    pub ip_ttl_errors: u64,
-    /// vrrpv3StatisticsRcvdPriZeroPackets.
-    pub rcvd_pri_zero_packets: u64,
-    /// vrrpv3StatisticsSentPriZeroPackets.
-    pub sent_pri_zero_packets: u64,
-    /// vrrpv3StatisticsRcvdInvalidTypePackets.
-    pub rcvd_invalid_type_packets: u64,
-    /// vrrpv3StatisticsAddressListErrors.
-    pub address_list_errors: u64,
-    /// vrrpv3StatisticsPacketLengthErrors.
-    pub packet_length_errors: u64,
-    /// vrrpv3RouterChecksumErrors.
-    pub checksum_errors: u64,
-    /// vrrpv3RouterVersionErrors.
-    pub version_errors: u64,
-    /// vrrpv3RouterVrIdErrors.
-    pub vrid_errors: u64,
-    /// vrrpStatsAuthFailures (RFC 2787).
-    pub auth_failures: u64,
-    /// Adverts sent.
-    pub sent_advertisements: u64,
-}
-
-impl From<&vrrp_core::Stats> for Counters {
-    fn from(s: &vrrp_core::Stats) -> Self {
-        Counters {
-            master_transitions: s.master_transitions,
-            rcvd_advertisements: s.rcvd_advertisements,
-            adv_interval_errors: s.adv_interval_errors,
-            ip_ttl_errors: s.ip_ttl_errors,
-            rcvd_pri_zero_packets: s.rcvd_pri_zero_packets,
-            sent_pri_zero_packets: s.sent_pri_zero_packets,
-            rcvd_invalid_type_packets: s.rcvd_invalid_type_packets,
-            address_list_errors: s.address_list_errors,
-            packet_length_errors: s.packet_length_errors,
-            checksum_errors: s.checksum_errors,
-            version_errors: s.version_errors,
-            vrid_errors: s.vrid_errors,
-            auth_failures: s.auth_failures,
-            sent_advertisements: s.sent_advertisements,
-        }
-    }
-}
-
 /// One VRRP instance now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstanceStatus {
@@ -84,8 +30,14 @@ pub struct InstanceStatus {
     pub master: Option<String>,
     /// The VIPs.
     pub vips: Vec<String>,
-    /// The counters.
-    pub counters: Counters,
+    /// Held back from Master by its sync group.
+    #[serde(default)]
+    pub sync_held: bool,
+    /// Would be Master but for its sync group.
+    #[serde(default)]
+    pub wants_master: bool,
+    /// vrrp-core's counters (RFC 6527 names).
+    pub counters: vrrp_core::Stats,
 }
 
 /// One backend now.
