@@ -1674,7 +1674,7 @@ fn re_created_interface_is_followed() {
     assert!(topo.has_address(LB1, VIP), "{}", logs());
     assert!(
         topo.log("lb1")
-            .contains("instance restarted on the re-created interface"),
+            .contains("instance started on its interface"),
         "{}",
         logs()
     );
@@ -1684,6 +1684,54 @@ fn re_created_interface_is_followed() {
         "back on the re-created interface",
         CLIENT_MARGIN + Duration::from_millis(361),
     );
+}
+
+/// lb1 starts before its interface exists (a VLAN or bond made later at boot): it runs, shows
+/// the instance in Fault with the reason, and once the interface appears with its address the
+/// instance starts on it and preempts lb2.
+#[test]
+fn missing_interface_at_start_is_waited_for() {
+    let _serial = serial();
+    let Some(topo) = Topo::new("mi") else { return };
+    let c1 = topo.write("lb1.toml", &Node::active_standby(150, 100).toml());
+    let c2 = topo.write("lb2.toml", &Node::active_standby(100, 100).toml());
+    topo.ns(LB1).ip(&["link", "del", "eth0"]);
+    let _lb2 = topo.start(LB2, "lb2", &c2);
+    let _lb1 = topo.start(LB1, "lb1", &c1);
+    let logs = || topo.dump(&["lb1", "lb2"]);
+    assert!(
+        topo.wait_state(LB2, "VI_1", "Master", Duration::from_secs(15)),
+        "{}",
+        logs()
+    );
+    assert!(
+        topo.wait_state(LB1, "VI_1", "Fault", Duration::from_secs(10)),
+        "{}",
+        logs()
+    );
+    let reason = topo.status(LB1).unwrap().instances[0].reason.clone();
+    assert!(reason.contains("eth0"), "reason {reason:?}");
+    assert!(topo
+        .log("lb1")
+        .contains("waiting in Fault for the interface"));
+
+    netns::veth(topo.ns(LB1), "eth0", &topo.lan.switch, "p0", 1);
+    topo.lan.switch.ip(&["link", "set", "p0", "master", "br0"]);
+    topo.ns(LB1)
+        .ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"]);
+    assert!(
+        topo.wait_state(LB1, "VI_1", "Master", Duration::from_secs(10)),
+        "{}",
+        logs()
+    );
+    assert!(
+        topo.wait_state(LB2, "VI_1", "Backup", Duration::from_secs(5)),
+        "{}",
+        logs()
+    );
+    assert!(topo.has_address(LB1, VIP) && !topo.has_address(LB2, VIP));
+    let client = topo.served_client("192.0.2.100:80");
+    drop(client);
 }
 
 /// `accept_mode = false`: lb1 holds the VIP and answers ARP for it, but drops what is

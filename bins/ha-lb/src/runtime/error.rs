@@ -75,6 +75,16 @@ pub enum RuntimeError {
 }
 
 impl RuntimeError {
+    /// Whether an instance could not start because its interface does not exist (yet) or has
+    /// no address to send from (yet): worth waiting for, not a reason to stop.
+    pub fn is_interface_not_ready(&self) -> bool {
+        matches!(
+            self,
+            RuntimeError::Instance { source, .. }
+                if source.is_link_gone() || matches!(source, NetError::NoSourceAddress { .. })
+        )
+    }
+
     /// Wraps an OS error with the operation that failed.
     pub fn io(op: &'static str) -> impl FnOnce(std::io::Error) -> RuntimeError {
         move |source| RuntimeError::Io { op, source }

@@ -233,12 +233,10 @@ fn set_no_accept(new: &Config, old: Option<&Config>) -> Result<(), RuntimeError>
 }
 
 fn remove_stale(name: &str, inst: &config::Instance) -> Result<(), RuntimeError> {
-    let iface = crate::net::Interface::by_name(&inst.interface).map_err(|source| {
-        RuntimeError::Instance {
-            instance: name.to_owned(),
-            source,
-        }
-    })?;
+    // An interface that does not exist holds no address; its instance waits for it.
+    let Ok(iface) = crate::net::Interface::by_name(&inst.interface) else {
+        return Ok(());
+    };
     // An address owner's VIPs are its real addresses: only ha-lb-tagged ones are stale.
     let configured: Vec<IpAddr> = if inst.address_owner {
         Vec::new()
@@ -419,20 +417,23 @@ impl Node {
         Ok(())
     }
 
-    /// Starts instance `name` of `config`, following its interfaces.
+    /// Starts instance `name` of `config`, following its interfaces. Returns `false` when its
+    /// interface does not exist yet or has no address: the instance then shows as Fault and
+    /// is tried again every tick (a VLAN or bond made after ha-lb starts, a typo seen in the
+    /// log and `ha-lb status`).
     fn start_one(
         &mut self,
         name: &str,
         inst: &config::Instance,
         config: &Config,
-    ) -> Result<(), RuntimeError> {
+    ) -> Result<bool, RuntimeError> {
         self.links.follow(&inst.interface);
         for t in &inst.track_interfaces {
             self.links.follow(&t.interface);
         }
         let group = self.group_of_in(config, name);
         let tracked = tracked(inst, group.as_deref());
-        let handle = instance::start(
+        let started = instance::start(
             name,
             inst,
             tracked,
@@ -440,7 +441,25 @@ impl Node {
             self.shared.clone(),
             self.state_tx.clone(),
             &self.announcers,
-        )?;
+        );
+        let handle = match started {
+            Ok(h) => h,
+            Err(e) if e.is_interface_not_ready() => {
+                if self.rebind.insert(name.to_owned()) {
+                    tracing::warn!(instance = name, interface = %inst.interface, error = %e, "waiting in Fault for the interface");
+                }
+                self.shared.set_instance(status::InstanceStatus::waiting(
+                    name,
+                    inst,
+                    &e.to_string(),
+                ));
+                self.states
+                    .insert(name.to_owned(), (vrrp_core::State::Fault, true));
+                self.members.remove(name);
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        };
         self.instances.insert(name.to_owned(), handle);
         // A member starts held (see instance::start); the group lets it go.
         if group.is_some() {
@@ -454,17 +473,23 @@ impl Node {
         } else {
             self.members.remove(name);
         }
-        Ok(())
+        Ok(true)
     }
 
-    /// Restarts the instances whose interface was made again: their socket, VIPs and
-    /// announcer are bound to the old index. One that cannot start yet (the new interface has
-    /// no address yet) stays pending and is tried again on the next tick.
+    /// Starts the instances waiting for their interface, and restarts those whose interface
+    /// was made again (their socket, VIPs and announcer are bound to the old index). One that
+    /// cannot start yet (no such interface, or no address on it yet) stays pending and is
+    /// tried again on the next tick.
     async fn rebind_instances(&mut self) {
         let pending: Vec<String> = self.rebind.iter().cloned().collect();
         for name in pending {
             let Some(inst) = self.config.instances.get(&name).cloned() else {
+                // Removed by a reload while it waited.
                 self.rebind.remove(&name);
+                if !self.instances.contains_key(&name) {
+                    self.shared.remove_instance(&name);
+                    self.states.remove(&name);
+                }
                 continue;
             };
             // Checked before the old instance stops, so that a try too early leaves it as it
@@ -495,10 +520,11 @@ impl Node {
             }
             let config = self.config.clone();
             match self.start_one(&name, &inst, &config) {
-                Ok(()) => {
-                    tracing::info!(instance = %name, interface = %inst.interface, ifindex, "instance restarted on the re-created interface");
+                Ok(true) => {
+                    tracing::info!(instance = %name, interface = %inst.interface, ifindex, "instance started on its interface");
                     self.rebind.remove(&name);
                 }
+                Ok(false) => {}
                 Err(e) => {
                     tracing::warn!(instance = %name, error = %e, "cannot restart on the re-created interface; trying again")
                 }

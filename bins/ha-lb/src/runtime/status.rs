@@ -40,6 +40,31 @@ pub struct InstanceStatus {
     pub counters: vrrp_core::Stats,
 }
 
+impl InstanceStatus {
+    /// An instance that does not run yet because its interface is missing: in Fault, `why`.
+    pub fn waiting(name: &str, inst: &crate::config::Instance, why: &str) -> Self {
+        let priority = if inst.address_owner {
+            255
+        } else {
+            u8::try_from(inst.priority).unwrap_or(u8::MAX)
+        };
+        InstanceStatus {
+            name: name.to_owned(),
+            interface: inst.interface.clone(),
+            vrid: u8::try_from(inst.vrid).unwrap_or(0),
+            state: vrrp_core::State::Fault.to_string(),
+            reason: why.to_owned(),
+            priority,
+            base_priority: priority,
+            master: None,
+            vips: inst.vips.iter().map(|v| v.address.to_string()).collect(),
+            sync_held: false,
+            wants_master: false,
+            counters: vrrp_core::Stats::default(),
+        }
+    }
+}
+
 /// One backend now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackendStatus {
