@@ -349,6 +349,34 @@ impl Topo {
         })
     }
 
+    /// Waits for [`Topo::wait_state`], or fails with the nodes' logs.
+    fn expect_state(&self, i: usize, instance: &str, state: &str, timeout: Duration) {
+        assert!(
+            self.wait_state(i, instance, state, timeout),
+            "node {i}: {instance} not {state} within {timeout:?} (now {:?})\n{}",
+            self.state(i, instance),
+            self.dump(&["lb1", "lb2"])
+        );
+    }
+
+    /// Makes node `i`'s `eth0` again after it was deleted: a new veth to the bridge (a new
+    /// index, same MAC), up first, then its address `address_after` later.
+    fn remake_eth0(&self, i: usize, address_after: Duration) {
+        let id = u8::try_from(i + 1).unwrap();
+        netns::veth(self.ns(i), "eth0", &self.lan.switch, &format!("p{i}"), id);
+        self.lan
+            .switch
+            .ip(&["link", "set", &format!("p{i}"), "master", "br0"]);
+        thread::sleep(address_after);
+        self.ns(i).ip(&[
+            "addr",
+            "add",
+            &format!("192.0.2.{}/24", i + 1),
+            "dev",
+            "eth0",
+        ]);
+    }
+
     fn has_address(&self, i: usize, addr: &str) -> bool {
         self.ns(i)
             .ip(&["-o", "addr", "show", "dev", "eth0"])
@@ -495,11 +523,7 @@ fn active_standby_worker_crash_preempt_and_graceful_stop() {
         "lb1 never became Master\n{}",
         logs()
     );
-    assert!(
-        topo.wait_state(LB2, "VI_1", "Backup", Duration::from_secs(5)),
-        "{}",
-        logs()
-    );
+    topo.expect_state(LB2, "VI_1", "Backup", Duration::from_secs(5));
     assert!(topo.has_address(LB1, VIP) && !topo.has_address(LB2, VIP));
 
     let mut client = Client::start(topo.ns(CLIENT), "192.0.2.100:80");
@@ -579,11 +603,7 @@ fn active_standby_worker_crash_preempt_and_graceful_stop() {
     // Graceful stop: priority 0, VIP removed, exit 0.
     let t_stop = Instant::now();
     lb1.signal(Signal::SIGTERM);
-    assert!(
-        topo.wait_state(LB2, "VI_1", "Master", Duration::from_secs(10)),
-        "{}",
-        logs()
-    );
+    topo.expect_state(LB2, "VI_1", "Master", Duration::from_secs(10));
     assert!(client.wait_successes(Instant::now(), 20, Duration::from_secs(10)));
     let samples = client.stop();
     let stop_gap = longest_gap(&samples, t_stop, Instant::now());
@@ -641,17 +661,9 @@ fn whole_process_crash_without_preempt() {
     // Without preemption the first to start wins: lb1 starts first.
     let mut lb1 = topo.start(LB1, "lb1", &c1);
     let logs = || topo.dump(&["lb1", "lb2"]);
-    assert!(
-        topo.wait_state(LB1, "VI_1", "Master", Duration::from_secs(15)),
-        "{}",
-        logs()
-    );
+    topo.expect_state(LB1, "VI_1", "Master", Duration::from_secs(15));
     let _lb2 = topo.start(LB2, "lb2", &c2);
-    assert!(
-        topo.wait_state(LB2, "VI_1", "Backup", Duration::from_secs(5)),
-        "{}",
-        logs()
-    );
+    topo.expect_state(LB2, "VI_1", "Backup", Duration::from_secs(5));
     let client = topo.served_client("192.0.2.100:80");
 
     let worker = worker_pid(lb1.pid()).expect("lb1 has a worker");
@@ -664,11 +676,7 @@ fn whole_process_crash_without_preempt() {
             || std::fs::read_to_string(format!("/proc/{worker}/stat"))
                 .is_ok_and(|s| s.contains(") Z "))
     ));
-    assert!(
-        topo.wait_state(LB2, "VI_1", "Master", Duration::from_secs(10)),
-        "{}",
-        logs()
-    );
+    topo.expect_state(LB2, "VI_1", "Master", Duration::from_secs(10));
     // Master_Down_Interval of lb2: 3 x 100 ms + Skew_Time 61 ms.
     topo.assert_served_again(
         &client,
@@ -680,11 +688,7 @@ fn whole_process_crash_without_preempt() {
 
     // lb1 returns: the VIP its dead worker left is removed, and it does not preempt.
     let _lb1 = topo.start(LB1, "lb1", &c1);
-    assert!(
-        topo.wait_state(LB1, "VI_1", "Backup", Duration::from_secs(10)),
-        "{}",
-        logs()
-    );
+    topo.expect_state(LB1, "VI_1", "Backup", Duration::from_secs(10));
     assert!(!topo.has_address(LB1, VIP), "stale VIP still on lb1");
     let t_back = Instant::now();
     thread::sleep(Duration::from_secs(2));
@@ -717,7 +721,6 @@ fn master_losing_its_backends_hands_over() {
     let c1 = topo.write("lb1.toml", &Node::active_standby(150, 100).toml());
     let c2 = topo.write("lb2.toml", &Node::active_standby(100, 100).toml());
     let (_lb1, _lb2) = topo.start_pair(&c1, &c2);
-    let logs = || topo.dump(&["lb1", "lb2"]);
     let client = topo.served_client("192.0.2.100:80");
 
     let t_loss = Instant::now();
@@ -725,16 +728,8 @@ fn master_losing_its_backends_hands_over() {
         topo.ns(LB1)
             .ip(&["route", "add", "blackhole", &format!("{b}/32")]);
     }
-    assert!(
-        topo.wait_state(LB2, "VI_1", "Master", Duration::from_secs(10)),
-        "{}",
-        logs()
-    );
-    assert!(
-        topo.wait_state(LB1, "VI_1", "Backup", Duration::from_secs(5)),
-        "{}",
-        logs()
-    );
+    topo.expect_state(LB2, "VI_1", "Master", Duration::from_secs(10));
+    topo.expect_state(LB1, "VI_1", "Backup", Duration::from_secs(5));
     let st = topo.status(LB1).unwrap();
     assert_eq!(
         st.instances[0].priority, 90,
@@ -753,16 +748,8 @@ fn master_losing_its_backends_hands_over() {
         topo.ns(LB1)
             .ip(&["route", "del", "blackhole", &format!("{b}/32")]);
     }
-    assert!(
-        topo.wait_state(LB1, "VI_1", "Master", Duration::from_secs(10)),
-        "{}",
-        logs()
-    );
-    assert!(
-        topo.wait_state(LB2, "VI_1", "Backup", Duration::from_secs(5)),
-        "{}",
-        logs()
-    );
+    topo.expect_state(LB1, "VI_1", "Master", Duration::from_secs(10));
+    topo.expect_state(LB2, "VI_1", "Backup", Duration::from_secs(5));
     topo.assert_served_again(
         &client,
         t_back,
@@ -858,26 +845,10 @@ fn active_active_moves_only_the_failed_nodes_vip() {
     let lb1 = topo.start(LB1, "lb1", &c1);
     let _lb2 = topo.start(LB2, "lb2", &c2);
     let logs = || topo.dump(&["lb1", "lb2"]);
-    assert!(
-        topo.wait_state(LB1, "VI_1", "Master", Duration::from_secs(15)),
-        "{}",
-        logs()
-    );
-    assert!(
-        topo.wait_state(LB2, "VI_2", "Master", Duration::from_secs(15)),
-        "{}",
-        logs()
-    );
-    assert!(
-        topo.wait_state(LB1, "VI_2", "Backup", Duration::from_secs(5)),
-        "{}",
-        logs()
-    );
-    assert!(
-        topo.wait_state(LB2, "VI_1", "Backup", Duration::from_secs(5)),
-        "{}",
-        logs()
-    );
+    topo.expect_state(LB1, "VI_1", "Master", Duration::from_secs(15));
+    topo.expect_state(LB2, "VI_2", "Master", Duration::from_secs(15));
+    topo.expect_state(LB1, "VI_2", "Backup", Duration::from_secs(5));
+    topo.expect_state(LB2, "VI_1", "Backup", Duration::from_secs(5));
     let a = Client::start(topo.ns(CLIENT), "192.0.2.100:80");
     let b = Client::start(topo.ns(CLIENT), "192.0.2.101:80");
     let t0 = Instant::now();
@@ -894,11 +865,7 @@ fn active_active_moves_only_the_failed_nodes_vip() {
 
     let t_kill = Instant::now();
     kill(worker_pid(lb1.pid()).expect("worker"), Signal::SIGKILL);
-    assert!(
-        topo.wait_state(LB2, "VI_1", "Master", Duration::from_secs(10)),
-        "{}",
-        logs()
-    );
+    topo.expect_state(LB2, "VI_1", "Master", Duration::from_secs(10));
     assert!(
         a.wait_successes(Instant::now(), 20, Duration::from_secs(10)),
         "{}",
@@ -908,16 +875,8 @@ fn active_active_moves_only_the_failed_nodes_vip() {
     // the client's read timeout: that is the preemption's, not measured here).
     let gap_a = longest_gap(&a.samples(), t_kill, Instant::now());
     // The restarted worker takes VI_1 back (preempt) and leaves VI_2 alone.
-    assert!(
-        topo.wait_state(LB1, "VI_1", "Master", Duration::from_secs(15)),
-        "{}",
-        logs()
-    );
-    assert!(
-        topo.wait_state(LB1, "VI_2", "Backup", Duration::from_secs(5)),
-        "{}",
-        logs()
-    );
+    topo.expect_state(LB1, "VI_1", "Master", Duration::from_secs(15));
+    topo.expect_state(LB1, "VI_2", "Backup", Duration::from_secs(5));
     assert!(
         a.wait_successes(Instant::now(), 20, Duration::from_secs(10)),
         "{}",
@@ -956,21 +915,12 @@ fn master_link_down_then_up() {
     let c1 = topo.write("lb1.toml", &Node::active_standby(150, 100).toml());
     let c2 = topo.write("lb2.toml", &Node::active_standby(100, 100).toml());
     let (_lb1, _lb2) = topo.start_pair(&c1, &c2);
-    let logs = || topo.dump(&["lb1", "lb2"]);
     let client = topo.served_client("192.0.2.100:80");
 
     let t_down = Instant::now();
     topo.ns(LB1).ip(&["link", "set", "eth0", "down"]);
-    assert!(
-        topo.wait_state(LB1, "VI_1", "Fault", Duration::from_secs(5)),
-        "{}",
-        logs()
-    );
-    assert!(
-        topo.wait_state(LB2, "VI_1", "Master", Duration::from_secs(10)),
-        "{}",
-        logs()
-    );
+    topo.expect_state(LB1, "VI_1", "Fault", Duration::from_secs(5));
+    topo.expect_state(LB2, "VI_1", "Master", Duration::from_secs(10));
     topo.assert_served_again(
         &client,
         t_down,
@@ -981,16 +931,8 @@ fn master_link_down_then_up() {
 
     let t_up = Instant::now();
     topo.ns(LB1).ip(&["link", "set", "eth0", "up"]);
-    assert!(
-        topo.wait_state(LB1, "VI_1", "Master", Duration::from_secs(10)),
-        "{}",
-        logs()
-    );
-    assert!(
-        topo.wait_state(LB2, "VI_1", "Backup", Duration::from_secs(5)),
-        "{}",
-        logs()
-    );
+    topo.expect_state(LB1, "VI_1", "Master", Duration::from_secs(10));
+    topo.expect_state(LB2, "VI_1", "Backup", Duration::from_secs(5));
     topo.assert_served_again(
         &client,
         t_up,
@@ -1031,20 +973,12 @@ fn partition_then_heal_leaves_one_master() {
         }
     };
     isolate("on");
-    assert!(
-        topo.wait_state(LB2, "VI_1", "Master", Duration::from_secs(10)),
-        "{}",
-        logs()
-    );
+    topo.expect_state(LB2, "VI_1", "Master", Duration::from_secs(10));
     assert_eq!(topo.state(LB1, "VI_1").as_deref(), Some("Master"));
     assert!(topo.has_address(LB1, VIP) && topo.has_address(LB2, VIP));
 
     isolate("off");
-    assert!(
-        topo.wait_state(LB2, "VI_1", "Backup", Duration::from_secs(10)),
-        "{}",
-        logs()
-    );
+    topo.expect_state(LB2, "VI_1", "Backup", Duration::from_secs(10));
     thread::sleep(Duration::from_millis(500));
     assert_eq!(
         topo.state(LB1, "VI_1").as_deref(),
@@ -1080,16 +1014,8 @@ fn ipv6_vip_fails_over() {
     let lb1 = topo.start(LB1, "lb1", &c1);
     let _lb2 = topo.start(LB2, "lb2", &c2);
     let logs = || topo.dump(&["lb1", "lb2"]);
-    assert!(
-        topo.wait_state(LB1, "VI_6", "Master", Duration::from_secs(15)),
-        "{}",
-        logs()
-    );
-    assert!(
-        topo.wait_state(LB2, "VI_6", "Backup", Duration::from_secs(5)),
-        "{}",
-        logs()
-    );
+    topo.expect_state(LB1, "VI_6", "Master", Duration::from_secs(15));
+    topo.expect_state(LB2, "VI_6", "Backup", Duration::from_secs(5));
     assert!(topo.has_address(LB1, VIP6));
     let client = Client::start(topo.ns(CLIENT), "[2001:db8::100]:80");
     assert!(
@@ -1100,11 +1026,7 @@ fn ipv6_vip_fails_over() {
 
     let t_kill = Instant::now();
     kill(worker_pid(lb1.pid()).expect("worker"), Signal::SIGKILL);
-    assert!(
-        topo.wait_state(LB2, "VI_6", "Master", Duration::from_secs(10)),
-        "{}",
-        logs()
-    );
+    topo.expect_state(LB2, "VI_6", "Master", Duration::from_secs(10));
     topo.assert_served_again(
         &client,
         t_kill,
@@ -1123,12 +1045,7 @@ fn advert_timing_has_no_drift() {
     let Some(topo) = Topo::new("dr") else { return };
     let c1 = topo.write("lb1.toml", &Node::active_standby(150, 100).toml());
     let _lb1 = topo.start(LB1, "lb1", &c1);
-    let logs = || topo.dump(&["lb1"]);
-    assert!(
-        topo.wait_state(LB1, "VI_1", "Master", Duration::from_secs(15)),
-        "{}",
-        logs()
-    );
+    topo.expect_state(LB1, "VI_1", "Master", Duration::from_secs(15));
     const N: usize = 60;
     let arrivals = topo.ns(CLIENT).run(|| {
         use ha_lb::net::{Interface, VrrpSocket, VrrpSocketConfig};
@@ -1226,41 +1143,17 @@ fn sync_group_members_fault_together() {
     let c1 = topo.write("lb1.toml", &config);
     let _lb1 = topo.start(LB1, "lb1", &c1);
     let logs = || topo.dump(&["lb1"]);
-    assert!(
-        topo.wait_state(LB1, "VI_1", "Master", Duration::from_secs(15)),
-        "{}",
-        logs()
-    );
-    assert!(
-        topo.wait_state(LB1, "VI_2", "Master", Duration::from_secs(5)),
-        "{}",
-        logs()
-    );
+    topo.expect_state(LB1, "VI_1", "Master", Duration::from_secs(15));
+    topo.expect_state(LB1, "VI_2", "Master", Duration::from_secs(5));
 
     std::fs::remove_file(&flag).unwrap();
-    assert!(
-        topo.wait_state(LB1, "VI_2", "Fault", Duration::from_secs(5)),
-        "{}",
-        logs()
-    );
-    assert!(
-        topo.wait_state(LB1, "VI_1", "Fault", Duration::from_secs(5)),
-        "{}",
-        logs()
-    );
+    topo.expect_state(LB1, "VI_2", "Fault", Duration::from_secs(5));
+    topo.expect_state(LB1, "VI_1", "Fault", Duration::from_secs(5));
     assert!(!topo.has_address(LB1, VIP) && !topo.has_address(LB1, VIP_B));
 
     std::fs::write(&flag, "").unwrap();
-    assert!(
-        topo.wait_state(LB1, "VI_2", "Master", Duration::from_secs(10)),
-        "{}",
-        logs()
-    );
-    assert!(
-        topo.wait_state(LB1, "VI_1", "Master", Duration::from_secs(10)),
-        "{}",
-        logs()
-    );
+    topo.expect_state(LB1, "VI_2", "Master", Duration::from_secs(10));
+    topo.expect_state(LB1, "VI_1", "Master", Duration::from_secs(10));
     assert!(
         wait_until(Duration::from_secs(5), || {
             std::fs::read_to_string(&notify_log)
@@ -1473,11 +1366,7 @@ fn passive_failures_move_the_vip() {
         topo.ns(LB1)
             .ip(&["route", "add", "blackhole", &format!("{b}/32")]);
     }
-    assert!(
-        topo.wait_state(LB2, "VI_1", "Master", Duration::from_secs(10)),
-        "{}",
-        logs()
-    );
+    topo.expect_state(LB2, "VI_1", "Master", Duration::from_secs(10));
     topo.assert_served_again(
         &client,
         t_loss,
@@ -1490,11 +1379,7 @@ fn passive_failures_move_the_vip() {
             .ip(&["route", "del", "blackhole", &format!("{b}/32")]);
     }
     // fail_timeout is 1 s: then the backends count again and lb1 preempts.
-    assert!(
-        topo.wait_state(LB1, "VI_1", "Master", Duration::from_secs(10)),
-        "{}",
-        logs()
-    );
+    topo.expect_state(LB1, "VI_1", "Master", Duration::from_secs(10));
     assert!(
         client.wait_successes(Instant::now(), 20, Duration::from_secs(10)),
         "{}",
@@ -1520,25 +1405,12 @@ fn tracked_interface_moves_priority() {
     let c1 = topo.write("lb1.toml", &n1.toml());
     let c2 = topo.write("lb2.toml", &Node::active_standby(100, 100).toml());
     let (_lb1, _lb2) = topo.start_pair(&c1, &c2);
-    let logs = || topo.dump(&["lb1", "lb2"]);
     topo.ns(LB1).ip(&["link", "set", "dum1", "down"]);
-    assert!(
-        topo.wait_state(LB2, "VI_1", "Master", Duration::from_secs(10)),
-        "{}",
-        logs()
-    );
-    assert!(
-        topo.wait_state(LB1, "VI_1", "Backup", Duration::from_secs(5)),
-        "{}",
-        logs()
-    );
+    topo.expect_state(LB2, "VI_1", "Master", Duration::from_secs(10));
+    topo.expect_state(LB1, "VI_1", "Backup", Duration::from_secs(5));
     assert_eq!(topo.status(LB1).unwrap().instances[0].priority, 90);
     topo.ns(LB1).ip(&["link", "set", "dum1", "up"]);
-    assert!(
-        topo.wait_state(LB1, "VI_1", "Master", Duration::from_secs(10)),
-        "{}",
-        logs()
-    );
+    topo.expect_state(LB1, "VI_1", "Master", Duration::from_secs(10));
     assert_eq!(topo.status(LB1).unwrap().instances[0].priority, 150);
 }
 
@@ -1558,16 +1430,8 @@ fn reload_restarts_only_changed_instances() {
     let lb1 = topo.start(LB1, "lb1", &c1);
     let _lb2 = topo.start(LB2, "lb2", &c2);
     let logs = || topo.dump(&["lb1", "lb2"]);
-    assert!(
-        topo.wait_state(LB1, "VI_1", "Master", Duration::from_secs(15)),
-        "{}",
-        logs()
-    );
-    assert!(
-        topo.wait_state(LB1, "VI_2", "Backup", Duration::from_secs(15)),
-        "{}",
-        logs()
-    );
+    topo.expect_state(LB1, "VI_1", "Master", Duration::from_secs(15));
+    topo.expect_state(LB1, "VI_2", "Backup", Duration::from_secs(15));
     let a = Client::start(topo.ns(CLIENT), "192.0.2.100:80");
     assert!(
         a.wait_successes(Instant::now(), 20, Duration::from_secs(10)),
@@ -1604,11 +1468,7 @@ fn reload_restarts_only_changed_instances() {
         "{}",
         logs()
     );
-    assert!(
-        topo.wait_state(LB1, "VI_2", "Backup", Duration::from_secs(5)),
-        "{}",
-        logs()
-    );
+    topo.expect_state(LB1, "VI_2", "Backup", Duration::from_secs(5));
     assert!(a.wait_successes(Instant::now(), 40, Duration::from_secs(10)));
     assert_eq!(
         failures(&a.samples(), t_hup, Instant::now()),
@@ -1641,11 +1501,7 @@ fn re_created_interface_is_followed() {
 
     let t_del = Instant::now();
     topo.ns(LB1).ip(&["link", "del", "eth0"]);
-    assert!(
-        topo.wait_state(LB1, "VI_1", "Fault", Duration::from_secs(5)),
-        "{}",
-        logs()
-    );
+    topo.expect_state(LB1, "VI_1", "Fault", Duration::from_secs(5));
     topo.assert_served_again(
         &client,
         t_del,
@@ -1655,22 +1511,10 @@ fn re_created_interface_is_followed() {
 
     // Made again: up first, its address a moment later (as a slow network manager would).
     let t_new = Instant::now();
-    netns::veth(topo.ns(LB1), "eth0", &topo.lan.switch, "p0", 1);
-    topo.lan.switch.ip(&["link", "set", "p0", "master", "br0"]);
-    thread::sleep(Duration::from_millis(300));
-    topo.ns(LB1)
-        .ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"]);
+    topo.remake_eth0(LB1, Duration::from_millis(300));
     assert_ne!(topo.ns(LB1).ifindex("eth0"), old_index);
-    assert!(
-        topo.wait_state(LB1, "VI_1", "Master", Duration::from_secs(10)),
-        "{}",
-        logs()
-    );
-    assert!(
-        topo.wait_state(LB2, "VI_1", "Backup", Duration::from_secs(5)),
-        "{}",
-        logs()
-    );
+    topo.expect_state(LB1, "VI_1", "Master", Duration::from_secs(10));
+    topo.expect_state(LB2, "VI_1", "Backup", Duration::from_secs(5));
     assert!(topo.has_address(LB1, VIP), "{}", logs());
     assert!(
         topo.log("lb1")
@@ -1698,37 +1542,17 @@ fn missing_interface_at_start_is_waited_for() {
     topo.ns(LB1).ip(&["link", "del", "eth0"]);
     let _lb2 = topo.start(LB2, "lb2", &c2);
     let _lb1 = topo.start(LB1, "lb1", &c1);
-    let logs = || topo.dump(&["lb1", "lb2"]);
-    assert!(
-        topo.wait_state(LB2, "VI_1", "Master", Duration::from_secs(15)),
-        "{}",
-        logs()
-    );
-    assert!(
-        topo.wait_state(LB1, "VI_1", "Fault", Duration::from_secs(10)),
-        "{}",
-        logs()
-    );
+    topo.expect_state(LB2, "VI_1", "Master", Duration::from_secs(15));
+    topo.expect_state(LB1, "VI_1", "Fault", Duration::from_secs(10));
     let reason = topo.status(LB1).unwrap().instances[0].reason.clone();
     assert!(reason.contains("eth0"), "reason {reason:?}");
     assert!(topo
         .log("lb1")
         .contains("waiting in Fault for the interface"));
 
-    netns::veth(topo.ns(LB1), "eth0", &topo.lan.switch, "p0", 1);
-    topo.lan.switch.ip(&["link", "set", "p0", "master", "br0"]);
-    topo.ns(LB1)
-        .ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"]);
-    assert!(
-        topo.wait_state(LB1, "VI_1", "Master", Duration::from_secs(10)),
-        "{}",
-        logs()
-    );
-    assert!(
-        topo.wait_state(LB2, "VI_1", "Backup", Duration::from_secs(5)),
-        "{}",
-        logs()
-    );
+    topo.remake_eth0(LB1, Duration::ZERO);
+    topo.expect_state(LB1, "VI_1", "Master", Duration::from_secs(10));
+    topo.expect_state(LB2, "VI_1", "Backup", Duration::from_secs(5));
     assert!(topo.has_address(LB1, VIP) && !topo.has_address(LB2, VIP));
     let client = topo.served_client("192.0.2.100:80");
     drop(client);
@@ -1759,11 +1583,7 @@ fn accept_mode_off_drops_traffic_to_the_vip() {
     let c1 = topo.write("lb1.toml", &config(false));
     let mut lb1 = topo.start(LB1, "lb1", &c1);
     let logs = || topo.dump(&["lb1"]);
-    assert!(
-        topo.wait_state(LB1, "VI_1", "Master", Duration::from_secs(15)),
-        "{}",
-        logs()
-    );
+    topo.expect_state(LB1, "VI_1", "Master", Duration::from_secs(15));
     assert!(topo.has_address(LB1, VIP));
     let ask = |to: &str| {
         let to: SocketAddr = to.parse().unwrap();
