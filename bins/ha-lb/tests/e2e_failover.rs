@@ -1530,6 +1530,56 @@ fn re_created_interface_is_followed() {
     );
 }
 
+/// Sync group on lb1 (Master of both members), lb2 Backup of both; a reload changes only VI_1
+/// on lb1: VI_1 restarts (priority 0), and its group's VI_2 steps down with it, so lb2 takes
+/// the whole group by priority 0 (Skew_Time) instead of holding its VI_1 back while its VI_2
+/// hears lb1 (which cost VI_1's VIP a whole Master_Down_Interval); lb1 then preempts both back.
+#[test]
+fn sync_group_member_reload_moves_the_group_by_priority_zero() {
+    let _serial = serial();
+    let Some(topo) = Topo::new("sr") else { return };
+    let node = |p1| {
+        let mut n = Node::active_standby(0, 100);
+        n.instances = vec![("VI_1", 51, VIP, Some(p1)), ("VI_2", 52, VIP_B, Some(p1))];
+        format!(
+            "{}\n[sync_groups.G]\ninstances = [\"VI_1\", \"VI_2\"]\n",
+            n.toml()
+        )
+    };
+    let c1 = topo.write("lb1.toml", &node(150));
+    let c2 = topo.write("lb2.toml", &node(100));
+    let (lb1, _lb2) = topo.start_pair(&c1, &c2);
+    topo.expect_state(LB1, "VI_2", "Master", Duration::from_secs(5));
+    let a = topo.served_client("192.0.2.100:80");
+    let b = topo.served_client("192.0.2.101:80");
+
+    let mut changed = Node::active_standby(0, 100);
+    changed.instances = vec![("VI_1", 51, VIP, Some(149)), ("VI_2", 52, VIP_B, Some(150))];
+    topo.write(
+        "lb1.toml",
+        &format!(
+            "{}\n[sync_groups.G]\ninstances = [\"VI_1\", \"VI_2\"]\n",
+            changed.toml()
+        ),
+    );
+    let t_hup = Instant::now();
+    lb1.signal(Signal::SIGHUP);
+    topo.expect_state(LB2, "VI_1", "Master", Duration::from_secs(5));
+    // lb1 takes the group back (preempt), both members.
+    topo.expect_state(LB1, "VI_1", "Master", Duration::from_secs(10));
+    topo.expect_state(LB1, "VI_2", "Master", Duration::from_secs(5));
+    topo.expect_state(LB2, "VI_2", "Backup", Duration::from_secs(5));
+    // lb2's Skew_Time (61 ms) and the handover margin: below its Master_Down_Interval (361 ms).
+    let bound = Duration::from_millis(61) + HANDOVER_MARGIN;
+    topo.assert_served_again(&a, t_hup, "VI_1 (reloaded)", bound);
+    topo.assert_served_again(&b, t_hup, "VI_2 (its group)", bound);
+    assert!(
+        topo.log("lb1").contains("restarts for a reload"),
+        "{}",
+        topo.dump(&["lb1"])
+    );
+}
+
 /// lb1 starts before its interface exists (a VLAN or bond made later at boot): it runs, shows
 /// the instance in Fault with the reason, and once the interface appears with its address the
 /// instance starts on it and preempts lb2.

@@ -667,6 +667,7 @@ impl Node {
             })
             .cloned()
             .collect();
+        self.step_down_groups_of(&changed, &old);
         for name in changed {
             if let Some(h) = self.instances.remove(&name) {
                 tracing::info!(instance = %name, "reload: instance changed or removed, restarting it");
@@ -683,6 +684,38 @@ impl Node {
         self.shared.set_checks(self.health.statuses());
         self.shared.set_router_id(router_id(&new));
         tracing::info!("reload done");
+    }
+
+    /// Members of `restarting` leave their sync groups (in `old`) for a while: the group's
+    /// other members that are Master here step down with them, so the peer takes the whole
+    /// group by priority 0. Otherwise the peer's copy of the restarting member would want
+    /// Master but stay held (its other members still hear this node), and the restarting
+    /// member's VIP would wait a whole Master_Down_Interval for the new instance here.
+    fn step_down_groups_of(&self, restarting: &[String], old: &Config) {
+        for name in restarting {
+            let Some(group) = self.group_of_in(old, name) else {
+                continue;
+            };
+            let members = old
+                .sync_groups
+                .get(&group)
+                .map(|g| g.instances.clone())
+                .unwrap_or_default();
+            let masters = members.iter().filter(|o| {
+                !restarting.contains(o)
+                    && self
+                        .states
+                        .get(*o)
+                        .is_some_and(|(s, _)| *s == vrrp_core::State::Master)
+            });
+            for o in masters {
+                let why = format!("sync group {group}: {name} restarts for a reload");
+                tracing::info!(sync_group = %group, instance = %o, reason = %why, "sync group: stepping down to Backup");
+                if let Some(h) = self.instances.get(o) {
+                    h.send(Command::StepDown(why));
+                }
+            }
+        }
     }
 
     /// Graceful stop: every instance sends priority 0 and removes its VIPs (at once, all
