@@ -1,6 +1,7 @@
 //! Smooth weighted round robin, as in nginx (`ngx_http_upstream_get_peer`), served lock-free
 //! from a sequence computed once per snapshot.
 
+use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -30,9 +31,16 @@ use crate::backend::Backend;
 ///
 /// Memory: the cycle is the sum of the weights divided by their greatest common divisor. Above
 /// 2^16 turns the weights are scaled down to a 2^16-turn cycle (largest remainders, and at
-/// least one turn for every backend), so memory stays at 256 KiB per tier and each backend's
-/// share is within 1/65,536 of its exact share (a backend whose exact share is below that gets
-/// one turn per cycle). Building the cycle costs O(turns × backends), on the control plane.
+/// least one turn for every backend), so memory stays at 4 bytes × max(2^16, backends) per tier
+/// and each backend's share is within 1/65,536 of its exact share (a backend whose exact share
+/// is below that gets one turn per cycle).
+///
+/// Building the cycle runs on the control plane. nginx's loop costs O(turns × backends); up to
+/// 2^24 of those steps (about 15 ms) it is used as is. Beyond (thousands of backends), the
+/// cycle is built in O(turns × log backends) instead: backend `i`'s `k`-th turn is placed at
+/// (2k + 1) / 2w_i of the cycle, and turns are taken in that order (ties by position). Each
+/// backend still gets exactly its weight's turns per cycle, evenly spread, but the order is
+/// not nginx's turn for turn.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RoundRobin;
 
@@ -103,8 +111,73 @@ fn cycle_weights(weights: &[u64]) -> Vec<u64> {
     scaled.iter().map(|w| w / g.max(1)).collect()
 }
 
-/// One full cycle of nginx's smooth weighted round robin over `weights` (length: their sum).
+/// Most steps of nginx's O(turns × backends) loop spent building one cycle.
+const MAX_NGINX_STEPS: u128 = 1 << 24;
+
+/// One full cycle over `weights` (length: their sum): nginx's sequence when it is cheap enough
+/// to compute, else the evenly spread one.
 fn schedule(weights: &[u64]) -> Vec<u32> {
+    let total: u128 = weights.iter().map(|&w| u128::from(w)).sum();
+    if total * weights.len() as u128 <= MAX_NGINX_STEPS {
+        nginx_schedule(weights)
+    } else {
+        spread_schedule(weights)
+    }
+}
+
+/// A turn of [`spread_schedule`]: backend `i`'s turn at (2k + 1) / 2w of the cycle, kept as
+/// the fraction `num / den` so that comparisons are exact.
+#[derive(PartialEq, Eq)]
+struct Turn {
+    num: u64,
+    den: u64,
+    i: u32,
+}
+
+impl Ord for Turn {
+    /// Reversed, so that [`BinaryHeap`] pops the earliest turn (then the lowest position).
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        let a = u128::from(self.num) * u128::from(other.den);
+        let b = u128::from(other.num) * u128::from(self.den);
+        b.cmp(&a).then(other.i.cmp(&self.i))
+    }
+}
+
+impl PartialOrd for Turn {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// One cycle with every backend's turns evenly spread, in O(turns × log backends).
+fn spread_schedule(weights: &[u64]) -> Vec<u32> {
+    let total: u64 = weights.iter().sum();
+    let mut heap: BinaryHeap<Turn> = weights
+        .iter()
+        .enumerate()
+        .filter(|(_, &w)| w > 0)
+        .map(|(i, &w)| Turn {
+            num: 1,
+            den: 2 * w,
+            i: i as u32,
+        })
+        .collect();
+    let mut out = Vec::with_capacity(total as usize);
+    while let Some(t) = heap.pop() {
+        out.push(t.i);
+        // The next turn, if this backend has one left in the cycle: (2k + 1) < 2w.
+        if t.num + 2 < t.den {
+            heap.push(Turn {
+                num: t.num + 2,
+                ..t
+            });
+        }
+    }
+    out
+}
+
+/// One full cycle of nginx's smooth weighted round robin over `weights` (length: their sum).
+fn nginx_schedule(weights: &[u64]) -> Vec<u32> {
     let total: u64 = weights.iter().sum();
     let total_i = total as i64;
     let mut current = vec![0i64; weights.len()];
@@ -362,6 +435,35 @@ mod tests {
             }
         }
         assert_eq!(total, vec![50_000, 30_000, 10_000, 10_000]);
+    }
+
+    #[test]
+    fn large_pools_get_an_evenly_spread_cycle_with_exact_counts() {
+        // 20,000 backends, weights 1 to 10: far above nginx's loop budget.
+        let ws: Vec<u64> = (0..20_000u64).map(|i| 1 + i % 10).collect();
+        assert!(
+            ws.iter().sum::<u64>() as u128 * ws.len() as u128 > MAX_NGINX_STEPS,
+            "the test must exercise the spread cycle"
+        );
+        let seq = schedule(&ws);
+        assert_eq!(seq.len() as u64, ws.iter().sum::<u64>());
+        let c = counts(seq.iter().map(|&i| i as usize), ws.len());
+        assert!(c.iter().zip(&ws).all(|(&c, &w)| c as u64 == w));
+        // Evenly spread: a weight-10 backend's turns are a tenth of the cycle (11,000 turns)
+        // apart, give or take where it falls among the backends whose turns share the same
+        // point (2,000 of weight 10, and others at some points): seen 8,002 to 14,000.
+        let positions: Vec<usize> = (0..seq.len()).filter(|&p| seq[p] == 9).collect();
+        assert_eq!(positions.len(), 10);
+        let tenth = seq.len() / 10;
+        for w in positions.windows(2) {
+            let gap = w[1] - w[0];
+            assert!(gap.abs_diff(tenth) <= 4_000, "{gap} vs {tenth}");
+        }
+        // On small input the spread cycle has the same counts as nginx's.
+        let small = [5u64, 1, 1];
+        let c = counts(spread_schedule(&small).iter().map(|&i| i as usize), 3);
+        assert_eq!(c, vec![5, 1, 1]);
+        assert_eq!(spread_schedule(&[2, 0, 1]), vec![0, 2, 0]);
     }
 
     #[test]
