@@ -51,9 +51,16 @@ struct Args {
     /// Selection algorithm.
     #[arg(long, value_enum, default_value = "round-robin")]
     algorithm: Algo,
-    /// Tokio worker threads; 1 runs a single-threaded runtime.
+    /// Tokio worker threads; 1 runs a single-threaded runtime unless `--multi-thread`.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Use tokio's multi-thread scheduler even for one worker (for comparing schedulers).
+    #[arg(long)]
+    multi_thread: bool,
+    /// Tasks polled between two checks for new I/O events (tokio's `event_interval`; 61 by
+    /// default).
+    #[arg(long)]
+    event_interval: Option<u32>,
     /// How bytes are moved.
     #[arg(long, value_enum, default_value = "auto")]
     mode: Mode,
@@ -84,16 +91,17 @@ fn parse_backend(s: &str) -> anyhow::Result<BackendConfig> {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let runtime = if args.threads <= 1 {
+    let mut builder = if args.threads <= 1 && !args.multi_thread {
         tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
     } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(args.threads)
-            .enable_all()
-            .build()?
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(args.threads.max(1));
+        b
     };
+    if let Some(n) = args.event_interval {
+        builder.event_interval(n);
+    }
+    let runtime = builder.enable_all().build()?;
     runtime.block_on(run(args))
 }
 
