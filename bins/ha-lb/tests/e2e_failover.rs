@@ -57,6 +57,10 @@ const HANDOVER_MARGIN: Duration = Duration::from_millis(200);
 /// the failure's own detection (carrier loss, a health check's fall of 2 at 100 ms).
 const CLIENT_MARGIN: Duration = Duration::from_millis(300);
 
+/// The bound when lb2 waits its Master_Down_Interval at 100 ms adverts (361 ms: a node that
+/// sent nothing, a link that went away) plus [`CLIENT_MARGIN`].
+const MDI_BOUND: Duration = Duration::from_millis(361).saturating_add(CLIENT_MARGIN);
+
 /// The bound with 1 s adverts: lb2's Skew_Time (609 ms) plus the margin (measured 613-630 ms),
 /// far below the Master_Down_Interval of 3.6 s that a missing priority-0 advert would cost.
 const SLOW_BOUND: Duration = Duration::from_millis(609 + 200);
@@ -678,12 +682,7 @@ fn whole_process_crash_without_preempt() {
     ));
     topo.expect_state(LB2, "VI_1", "Master", Duration::from_secs(10));
     // Master_Down_Interval of lb2: 3 x 100 ms + Skew_Time 61 ms.
-    topo.assert_served_again(
-        &client,
-        t_kill,
-        "whole process SIGKILL",
-        CLIENT_MARGIN + Duration::from_millis(361),
-    );
+    topo.assert_served_again(&client, t_kill, "whole process SIGKILL", MDI_BOUND);
     assert!(lb1.has_exited());
 
     // lb1 returns: the VIP its dead worker left is removed, and it does not preempt.
@@ -750,12 +749,7 @@ fn master_losing_its_backends_hands_over() {
     }
     topo.expect_state(LB1, "VI_1", "Master", Duration::from_secs(10));
     topo.expect_state(LB2, "VI_1", "Backup", Duration::from_secs(5));
-    topo.assert_served_again(
-        &client,
-        t_back,
-        "backends back",
-        CLIENT_MARGIN + Duration::from_millis(361),
-    );
+    topo.assert_served_again(&client, t_back, "backends back", MDI_BOUND);
 }
 
 /// (8) SIGHUP with a new backend list: no VRRP transition, no failed request, the removed
@@ -921,24 +915,14 @@ fn master_link_down_then_up() {
     topo.ns(LB1).ip(&["link", "set", "eth0", "down"]);
     topo.expect_state(LB1, "VI_1", "Fault", Duration::from_secs(5));
     topo.expect_state(LB2, "VI_1", "Master", Duration::from_secs(10));
-    topo.assert_served_again(
-        &client,
-        t_down,
-        "link down",
-        CLIENT_MARGIN + Duration::from_millis(361),
-    );
+    topo.assert_served_again(&client, t_down, "link down", MDI_BOUND);
     assert!(!topo.has_address(LB1, VIP), "lb1 kept the VIP in Fault");
 
     let t_up = Instant::now();
     topo.ns(LB1).ip(&["link", "set", "eth0", "up"]);
     topo.expect_state(LB1, "VI_1", "Master", Duration::from_secs(10));
     topo.expect_state(LB2, "VI_1", "Backup", Duration::from_secs(5));
-    topo.assert_served_again(
-        &client,
-        t_up,
-        "link up",
-        CLIENT_MARGIN + Duration::from_millis(361),
-    );
+    topo.assert_served_again(&client, t_up, "link up", MDI_BOUND);
 }
 
 /// (6) partition between the two nodes (unicast adverts; the bridge isolates their two ports
@@ -1252,8 +1236,6 @@ fn sync_group_moves_master_and_backup_together() {
     let on = |m: [bool; 2]| {
         move |s: &[Option<[bool; 2]>; 2]| s[0] == Some(m) && s[1] == Some([!m[0], !m[1]])
     };
-    // lb2's Master_Down_Interval, and what the bound allows beyond it.
-    let bound = Duration::from_millis(361) + CLIENT_MARGIN;
     let (ok, _) = watch_group(&topo, Duration::from_secs(15), on([true, true]));
     assert!(ok, "lb1 is not Master of both\n{}", logs());
 
@@ -1310,7 +1292,7 @@ fn sync_group_moves_master_and_backup_together() {
         ms(split)
     );
     assert!(ok, "lb2 is not Master of both\n{}", logs());
-    assert!(split < bound, "split {} ms\n{}", ms(split), logs());
+    assert!(split < MDI_BOUND, "split {} ms\n{}", ms(split), logs());
     assert!(topo.has_address(LB2, VIP) && topo.has_address(LB2, VIP_B));
     assert!(!topo.has_address(LB1, VIP) && !topo.has_address(LB1, VIP_B));
     assert!(
@@ -1338,7 +1320,7 @@ fn sync_group_moves_master_and_backup_together() {
         ms(split)
     );
     assert!(ok, "lb1 is not Master of both again\n{}", logs());
-    assert!(split < bound, "split {} ms\n{}", ms(split), logs());
+    assert!(split < MDI_BOUND, "split {} ms\n{}", ms(split), logs());
     assert!(topo.has_address(LB1, VIP) && topo.has_address(LB1, VIP_B));
     assert!(!topo.has_address(LB2, VIP) && !topo.has_address(LB2, VIP_B));
 }
@@ -1502,12 +1484,7 @@ fn re_created_interface_is_followed() {
     let t_del = Instant::now();
     topo.ns(LB1).ip(&["link", "del", "eth0"]);
     topo.expect_state(LB1, "VI_1", "Fault", Duration::from_secs(5));
-    topo.assert_served_again(
-        &client,
-        t_del,
-        "interface deleted",
-        CLIENT_MARGIN + Duration::from_millis(361),
-    );
+    topo.assert_served_again(&client, t_del, "interface deleted", MDI_BOUND);
 
     // Made again: up first, its address a moment later (as a slow network manager would).
     let t_new = Instant::now();
@@ -1526,7 +1503,7 @@ fn re_created_interface_is_followed() {
         &client,
         t_new,
         "back on the re-created interface",
-        CLIENT_MARGIN + Duration::from_millis(361),
+        MDI_BOUND,
     );
 }
 
