@@ -1396,19 +1396,23 @@ fn tracked_interface_moves_priority() {
     assert_eq!(topo.status(LB1).unwrap().instances[0].priority, 150);
 }
 
-/// SIGHUP that changes one instance of two (active-active): the changed one restarts with its
-/// new priority, the unchanged one keeps its state and VIP: no transition, no failed request.
+/// SIGHUPs that change one instance of two (active-active), VI_2, while VI_1 never blinks (no
+/// transition, no failed request): its priority down and up is applied in place (no restart;
+/// raised above lb2's, it preempts), then a change that needs a restart restarts VI_2 only.
 #[test]
 fn reload_restarts_only_changed_instances() {
     let _serial = serial();
     let Some(topo) = Topo::new("rl") else { return };
-    let node = |p1, p2| {
+    let node = |p1, p2, vi2_extra: &str| {
         let mut n = Node::active_standby(0, 100);
         n.instances = vec![("VI_1", 51, VIP, Some(p1)), ("VI_2", 52, VIP_B, Some(p2))];
-        n.toml()
+        n.toml().replace(
+            "[instances.VI_2]\n",
+            &format!("[instances.VI_2]\n{vi2_extra}"),
+        )
     };
-    let c1 = topo.write("lb1.toml", &node(150, 100));
-    let c2 = topo.write("lb2.toml", &node(100, 150));
+    let c1 = topo.write("lb1.toml", &node(150, 100, ""));
+    let c2 = topo.write("lb2.toml", &node(100, 150, ""));
     let lb1 = topo.start(LB1, "lb1", &c1);
     let _lb2 = topo.start(LB2, "lb2", &c2);
     let logs = || topo.dump(&["lb1", "lb2"]);
@@ -1420,51 +1424,71 @@ fn reload_restarts_only_changed_instances() {
         "{}",
         logs()
     );
-    let vi1 = |i| {
+    let instance = |i, name: &str| {
         topo.status(i)
             .unwrap()
             .instances
             .into_iter()
-            .find(|s| s.name == "VI_1")
+            .find(|s| s.name == name)
             .unwrap()
     };
-    let before = vi1(LB1).counters.master_transitions;
-
-    topo.write("lb1.toml", &node(150, 90));
+    let before = instance(LB1, "VI_1").counters.master_transitions;
+    let reloads = |n: usize| topo.log("lb1").matches("reload done").count() >= n;
     let t_hup = Instant::now();
+
+    // Lower, in place: no restart, the new base priority shows.
+    topo.write("lb1.toml", &node(150, 90, ""));
     lb1.signal(Signal::SIGHUP);
     assert!(
-        wait_until(Duration::from_secs(10), || topo
-            .log("lb1")
-            .contains("reload done")),
+        wait_until(Duration::from_secs(10), || reloads(1)),
         "{}",
         logs()
     );
-    let vi2_priority = || {
-        topo.status(LB1)
-            .and_then(|s| s.instances.into_iter().find(|i| i.name == "VI_2"))
-            .map(|i| i.base_priority)
-    };
     assert!(
-        wait_until(Duration::from_secs(10), || vi2_priority() == Some(90)),
+        wait_until(Duration::from_secs(10), || instance(LB1, "VI_2")
+            .base_priority
+            == 90),
         "{}",
         logs()
     );
-    topo.expect_state(LB1, "VI_2", "Backup", Duration::from_secs(5));
+    assert_eq!(instance(LB1, "VI_2").state, "Backup");
+    assert!(topo.log("lb1").contains("applied in place"), "{}", logs());
+
+    // Higher than lb2's 150, in place: lb1 preempts VI_2 without restarting it.
+    topo.write("lb1.toml", &node(150, 200, ""));
+    lb1.signal(Signal::SIGHUP);
+    topo.expect_state(LB1, "VI_2", "Master", Duration::from_secs(5));
+    topo.expect_state(LB2, "VI_2", "Backup", Duration::from_secs(5));
+    assert!(
+        !topo.log("lb1").contains("restarting it"),
+        "a priority change restarted the instance\n{}",
+        logs()
+    );
+
+    // A setting the router cannot take in place: VI_2 restarts, VI_1 does not.
+    topo.write("lb1.toml", &node(150, 200, "preempt_delay_ms = 1\n"));
+    lb1.signal(Signal::SIGHUP);
+    assert!(
+        wait_until(Duration::from_secs(10), || reloads(3)),
+        "{}",
+        logs()
+    );
+    assert!(topo
+        .log("lb1")
+        .contains("instance changed or removed, restarting it"));
+    topo.expect_state(LB1, "VI_2", "Master", Duration::from_secs(10));
+
     assert!(a.wait_successes(Instant::now(), 40, Duration::from_secs(10)));
     assert_eq!(
         failures(&a.samples(), t_hup, Instant::now()),
         0,
         "VIP .100 lost requests"
     );
-    let after = vi1(LB1);
+    let after = instance(LB1, "VI_1");
     assert_eq!(
         (after.state.as_str(), after.counters.master_transitions),
         ("Master", before)
     );
-    assert!(topo
-        .log("lb1")
-        .contains("instance changed or removed, restarting it"));
 }
 
 /// The master's interface is deleted and made again (a new index, its address added after it
@@ -1530,13 +1554,12 @@ fn sync_group_member_reload_moves_the_group_by_priority_zero() {
     let a = topo.served_client("192.0.2.100:80");
     let b = topo.served_client("192.0.2.101:80");
 
-    let mut changed = Node::active_standby(0, 100);
-    changed.instances = vec![("VI_1", 51, VIP, Some(149)), ("VI_2", 52, VIP_B, Some(150))];
+    // preempt_delay_ms is not taken in place: VI_1 restarts.
     topo.write(
         "lb1.toml",
-        &format!(
-            "{}\n[sync_groups.G]\ninstances = [\"VI_1\", \"VI_2\"]\n",
-            changed.toml()
+        &node(150).replace(
+            "[instances.VI_1]\n",
+            "[instances.VI_1]\npreempt_delay_ms = 1\n",
         ),
     );
     let t_hup = Instant::now();

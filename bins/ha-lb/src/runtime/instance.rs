@@ -38,6 +38,9 @@ pub enum Command {
     Hold(bool),
     /// Its sync group goes Backup: a Master steps down (priority 0 first); why, for the log.
     StepDown(String),
+    /// A reload changed only what applies in place (see [`in_place`]): the new priority and
+    /// notify commands.
+    Reconfigure(u8, crate::config::Notify),
     /// Stop: priority 0 if Master, remove the VIPs, run the stop command; answer when done.
     Shutdown(oneshot::Sender<()>),
 }
@@ -145,6 +148,16 @@ pub fn router_config(
     };
     c.tracks = tracks;
     Ok(c)
+}
+
+/// Whether a reload from `old` to `new` changes only what a running instance takes in place
+/// (the priority and the notify commands), so that it keeps its state and VIPs instead of
+/// restarting (which hands the VIPs over).
+pub fn in_place(old: &Instance, new: &Instance) -> bool {
+    let mut o = old.clone();
+    o.priority = new.priority;
+    o.notify.clone_from(&new.notify);
+    o == *new && !new.address_owner
 }
 
 /// The address adverts leave from: `unicast_src`, else the interface's primary IPv4 address or
@@ -350,6 +363,9 @@ impl Driver {
                     self.reason = why;
                     self.router.handle_step_down(now());
                 }
+                Event::Command(Some(Command::Reconfigure(priority, notify))) => {
+                    self.reconfigure(priority, notify);
+                }
                 Event::Command(Some(Command::Shutdown(done))) => {
                     self.stop().await;
                     let _ = done.send(());
@@ -362,6 +378,28 @@ impl Driver {
             }
             self.drain();
         }
+    }
+
+    /// New priority and notify commands from a reload, without a restart: the state, the
+    /// VIPs and the counters stay. A lower priority is advertised at the next advert (a peer
+    /// with preempt then takes over), a higher one preempts as the RFC says.
+    fn reconfigure(&mut self, priority: u8, notify: crate::config::Notify) {
+        self.notify = notify;
+        let before = self.router.base_priority();
+        if before == priority {
+            return;
+        }
+        if let Err(e) = self.router.set_base_priority(now(), priority) {
+            tracing::error!(instance = %self.name, error = %e, "reload: priority not changed");
+            return;
+        }
+        tracing::info!(
+            instance = %self.name,
+            priority_before = before,
+            priority = self.router.effective_priority(),
+            "reload: priority changed in place"
+        );
+        self.reason = format!("reload: priority {before} to {priority}");
     }
 
     fn track(&mut self, id: TrackId, up: bool, why: &str) {

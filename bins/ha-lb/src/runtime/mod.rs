@@ -168,7 +168,7 @@ pub async fn run(options: Options, shared: Arc<Shared>) -> Result<(), RuntimeErr
     set_no_accept(&config, None)?;
     node.config = config.clone();
     node.shared.set_checks(node.health.statuses());
-    let started = node.start_instances(&config, &Config::default());
+    let started = node.start_instances(&config);
     if let Err(e) = started {
         node.stop().await;
         return Err(e);
@@ -232,6 +232,15 @@ fn set_no_accept(new: &Config, old: Option<&Config>) -> Result<(), RuntimeError>
     Ok(())
 }
 
+/// The sync group `instance` belongs to in `config`.
+fn group_of_in(config: &Config, instance: &str) -> Option<String> {
+    config
+        .sync_groups
+        .iter()
+        .find(|(_, g)| g.instances.iter().any(|m| m == instance))
+        .map(|(n, _)| n.clone())
+}
+
 fn remove_stale(name: &str, inst: &config::Instance) -> Result<(), RuntimeError> {
     // An interface that does not exist holds no address; its instance waits for it.
     let Ok(iface) = crate::net::Interface::by_name(&inst.interface) else {
@@ -279,15 +288,6 @@ impl Node {
         }
     }
 
-    /// The sync group an instance belongs to.
-    fn group_of(&self, instance: &str) -> Option<String> {
-        self.config
-            .sync_groups
-            .iter()
-            .find(|(_, g)| g.instances.iter().any(|m| m == instance))
-            .map(|(n, _)| n.clone())
-    }
-
     /// An instance changed state (or its want of Master): its sync group follows, and the
     /// group's notify runs.
     fn state_changed(&mut self, event: StateEvent) {
@@ -295,7 +295,7 @@ impl Node {
             self.states
                 .insert(event.name.clone(), (event.state, event.own_fault));
         }
-        let Some(group) = self.group_of(&event.name) else {
+        let Some(group) = group_of_in(&self.config, &event.name) else {
             return;
         };
         if let Some(m) = self.members.get_mut(&event.name) {
@@ -402,14 +402,11 @@ impl Node {
         }
     }
 
-    /// Starts the instances of `new` that are not running with the same configuration as in
-    /// `old`.
-    fn start_instances(&mut self, new: &Config, old: &Config) -> Result<(), RuntimeError> {
+    /// Starts the instances of `new` that are not running (a reload has stopped those it must
+    /// restart).
+    fn start_instances(&mut self, new: &Config) -> Result<(), RuntimeError> {
         for (name, inst) in &new.instances {
-            if self.instances.contains_key(name)
-                && old.instances.get(name) == Some(inst)
-                && self.group_of_in(old, name) == self.group_of_in(new, name)
-            {
+            if self.instances.contains_key(name) {
                 continue;
             }
             self.start_one(name, inst, new)?;
@@ -431,7 +428,7 @@ impl Node {
         for t in &inst.track_interfaces {
             self.links.follow(&t.interface);
         }
-        let group = self.group_of_in(config, name);
+        let group = group_of_in(config, name);
         let tracked = tracked(inst, group.as_deref());
         let started = instance::start(
             name,
@@ -530,14 +527,6 @@ impl Node {
                 }
             }
         }
-    }
-
-    fn group_of_in(&self, config: &Config, instance: &str) -> Option<String> {
-        config
-            .sync_groups
-            .iter()
-            .find(|(_, g)| g.instances.iter().any(|m| m == instance))
-            .map(|(n, _)| n.clone())
     }
 
     /// Tells every instance the current state of everything it tracks.
@@ -657,16 +646,24 @@ impl Node {
         }
         tokio::spawn(balancer::drain(retired, self.options.drain_timeout));
         // Instances removed or changed stop (priority 0, VIPs removed); unchanged ones keep
-        // their state and VIPs.
-        let changed: Vec<String> = self
-            .instances
-            .keys()
-            .filter(|n| {
-                new.instances.get(*n) != old.instances.get(*n)
-                    || self.group_of_in(&new, n) != self.group_of_in(&old, n)
-            })
-            .cloned()
-            .collect();
+        // their state and VIPs, and so do those whose change applies in place (priority,
+        // notify commands).
+        let mut changed = Vec::new();
+        for (name, h) in &mut self.instances {
+            let regrouped = group_of_in(&new, name) != group_of_in(&old, name);
+            match new.instances.get(name) {
+                Some(n) if *n == h.config && !regrouped => {}
+                Some(n) if instance::in_place(&h.config, n) && !regrouped => {
+                    tracing::info!(instance = %name, "reload: priority / notify changed, applied in place");
+                    h.send(Command::Reconfigure(
+                        u8::try_from(n.priority).unwrap_or(u8::MAX),
+                        n.notify.clone(),
+                    ));
+                    h.config = n.clone();
+                }
+                _ => changed.push(name.clone()),
+            }
+        }
         self.step_down_groups_of(&changed, &old);
         for name in changed {
             if let Some(h) = self.instances.remove(&name) {
@@ -676,7 +673,7 @@ impl Node {
                 self.members.remove(&name);
             }
         }
-        if let Err(e) = self.start_instances(&new, &old) {
+        if let Err(e) = self.start_instances(&new) {
             tracing::error!(error = %e, "reload: an instance could not start");
         }
         self.push_backend_states(None);
@@ -693,7 +690,7 @@ impl Node {
     /// member's VIP would wait a whole Master_Down_Interval for the new instance here.
     fn step_down_groups_of(&self, restarting: &[String], old: &Config) {
         for name in restarting {
-            let Some(group) = self.group_of_in(old, name) else {
+            let Some(group) = group_of_in(old, name) else {
                 continue;
             };
             let members = old
