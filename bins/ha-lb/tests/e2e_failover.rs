@@ -1610,7 +1610,8 @@ fn missing_interface_at_start_is_waited_for() {
 
 /// `accept_mode = false`: lb1 holds the VIP and answers ARP for it, but drops what is
 /// addressed to it (a server on lb1 is reachable on lb1's own address only); a reload to
-/// `accept_mode = true` opens it; a stop removes the nftables table.
+/// `accept_mode = true` opens it; a stop removes the nftables table, and so does a start
+/// without the option after a run that was killed.
 #[test]
 fn accept_mode_off_drops_traffic_to_the_vip() {
     let _serial = serial();
@@ -1681,5 +1682,22 @@ fn accept_mode_off_drops_traffic_to_the_vip() {
         "table left after stop: {}",
         table()
     );
+
+    // Killed with its table in place, then started with the option off: the table goes.
+    let c1 = topo.write("lb1.toml", &config(false));
+    let lb1 = topo.start(LB1, "lb1", &c1);
+    topo.expect_state(LB1, "VI_1", "Master", Duration::from_secs(15));
+    lb1.signal(Signal::SIGKILL);
+    drop(lb1);
+    assert!(table().contains(VIP), "{}", table());
+    let c1 = topo.write("lb1.toml", &config(true));
+    let _lb1 = topo.start(LB1, "lb1", &c1);
+    assert!(
+        wait_until(Duration::from_secs(15), || ask("192.0.2.100:8080")
+            .is_some()),
+        "{}",
+        logs()
+    );
+    assert!(!table().contains("ha_lb"), "{}", table());
     drop(local);
 }

@@ -219,12 +219,19 @@ fn no_accept_addresses(config: &Config) -> Vec<IpAddr> {
 }
 
 /// Makes the nftables rules drop traffic to the no-accept VIPs of `new`, when they differ
-/// from those of `old` (`None`: at start). Without any, `nft` is never run, so hosts that do
-/// not use `accept_mode = false` need no nftables.
+/// from those of `old` (`None`: at start). Without any, `nft` only runs once at start, if it
+/// is installed, to remove a table that a killed earlier run left (its file may have changed
+/// since); hosts that do not use `accept_mode = false` need no nftables.
 fn set_no_accept(new: &Config, old: Option<&Config>) -> Result<(), RuntimeError> {
     let addresses = no_accept_addresses(new);
     let before = old.map(no_accept_addresses).unwrap_or_default();
-    if old.is_some() && before == addresses || addresses.is_empty() && before.is_empty() {
+    if old.is_none() && addresses.is_empty() {
+        if let Err(e) = crate::net::firewall::apply(&[]) {
+            tracing::debug!(error = %e, "no leftover nftables table removed");
+        }
+        return Ok(());
+    }
+    if old.is_some() && before == addresses {
         return Ok(());
     }
     crate::net::firewall::apply(&addresses).map_err(RuntimeError::AcceptMode)?;
