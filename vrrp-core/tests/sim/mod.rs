@@ -304,37 +304,37 @@ impl Lan {
 
     /// Sets a tracked object on every router of the node.
     pub fn set_tracked(&mut self, node: usize, id: TrackId, up: bool) {
-        let now = self.now;
-        self.note(format!(
-            "{:>9.3}s {} track {id} {}",
-            self.secs(),
-            self.nodes[node].name,
-            if up { "up" } else { "down" }
-        ));
-        if !self.nodes[node].alive {
-            return;
-        }
-        let vrids: Vec<u8> = self.nodes[node].configs.iter().map(|c| c.vrid).collect();
-        for v in vrids {
-            let _ = self.router_mut(node, v).set_tracked(now, id, up);
-        }
-        self.drain(node);
+        let what = format!("track {id} {}", if up { "up" } else { "down" });
+        self.on_every_router(node, &what, |r, now| {
+            let _ = r.set_tracked(now, id, up);
+        });
     }
 
     pub fn set_interface(&mut self, node: usize, up: bool) {
+        let what = format!("interface {}", if up { "up" } else { "down" });
+        self.on_every_router(node, &what, |r, now| r.set_interface_up(now, up));
+    }
+
+    /// Notes `what` happened on `node` and, if it is alive, applies it to each of its
+    /// routers, then drains their outputs.
+    fn on_every_router(
+        &mut self,
+        node: usize,
+        what: &str,
+        mut f: impl FnMut(&mut Router, Instant),
+    ) {
         let now = self.now;
         self.note(format!(
-            "{:>9.3}s {} interface {}",
+            "{:>9.3}s {} {what}",
             self.secs(),
-            self.nodes[node].name,
-            if up { "up" } else { "down" }
+            self.nodes[node].name
         ));
         if !self.nodes[node].alive {
             return;
         }
         let vrids: Vec<u8> = self.nodes[node].configs.iter().map(|c| c.vrid).collect();
         for v in vrids {
-            self.router_mut(node, v).set_interface_up(now, up);
+            f(self.router_mut(node, v), now);
         }
         self.drain(node);
     }
