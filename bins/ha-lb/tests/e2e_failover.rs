@@ -1281,20 +1281,27 @@ fn sync_group_moves_master_and_backup_together() {
     assert_eq!(split, Duration::ZERO, "{}", logs());
     assert!(!topo.has_address(LB2, VIP) && !topo.has_address(LB2, VIP_B));
 
+    // Reloads lb2 with VI_1 at `p1` and waits until node `to` holds the whole group, never
+    // split longer than the bound.
+    let move_group = |p1: u32, to: usize, what: &str| {
+        topo.write("lb2.toml", &config(p1, 100));
+        let t_hup = Instant::now();
+        lb2.signal(Signal::SIGHUP);
+        let (ok, split) = watch_group(&topo, Duration::from_secs(10), on([to == LB1; 2]));
+        eprintln!(
+            "{what}: settled {} ms after SIGHUP, longest split {} ms",
+            ms(t_hup.elapsed()),
+            ms(split)
+        );
+        assert!(ok, "{what}: not Master of both\n{}", logs());
+        assert!(split < MDI_BOUND, "split {} ms\n{}", ms(split), logs());
+        let from = 1 - to;
+        assert!(topo.has_address(to, VIP) && topo.has_address(to, VIP_B));
+        assert!(!topo.has_address(from, VIP) && !topo.has_address(from, VIP_B));
+    };
+
     // lb2's VI_1 outranks lb1's: with its VI_2 wanting Master, lb2 takes both.
-    topo.write("lb2.toml", &config(200, 100));
-    let t_hup = Instant::now();
-    lb2.signal(Signal::SIGHUP);
-    let (ok, split) = watch_group(&topo, Duration::from_secs(10), on([false, false]));
-    eprintln!(
-        "group to lb2: settled {} ms after SIGHUP, longest split {} ms",
-        ms(t_hup.elapsed()),
-        ms(split)
-    );
-    assert!(ok, "lb2 is not Master of both\n{}", logs());
-    assert!(split < MDI_BOUND, "split {} ms\n{}", ms(split), logs());
-    assert!(topo.has_address(LB2, VIP) && topo.has_address(LB2, VIP_B));
-    assert!(!topo.has_address(LB1, VIP) && !topo.has_address(LB1, VIP_B));
+    move_group(200, LB2, "group to lb2");
     assert!(
         topo.log("lb1")
             .contains("sync group: stepping down to Backup"),
@@ -1309,20 +1316,8 @@ fn sync_group_moves_master_and_backup_together() {
     assert!(ok, "the group moved after the heal\n{}", logs());
     assert_eq!(split, Duration::ZERO, "{}", logs());
 
-    // And back: lb2's VI_1 at 100 again (restarted by the reload, priority 0 first).
-    topo.write("lb2.toml", &config(100, 100));
-    let t_hup = Instant::now();
-    lb2.signal(Signal::SIGHUP);
-    let (ok, split) = watch_group(&topo, Duration::from_secs(10), on([true, true]));
-    eprintln!(
-        "group back to lb1: settled {} ms after SIGHUP, longest split {} ms",
-        ms(t_hup.elapsed()),
-        ms(split)
-    );
-    assert!(ok, "lb1 is not Master of both again\n{}", logs());
-    assert!(split < MDI_BOUND, "split {} ms\n{}", ms(split), logs());
-    assert!(topo.has_address(LB1, VIP) && topo.has_address(LB1, VIP_B));
-    assert!(!topo.has_address(LB2, VIP) && !topo.has_address(LB2, VIP_B));
+    // And back: lb2's VI_1 at 100 again (its lower priority advertised, lb1 preempts).
+    move_group(100, LB1, "group back to lb1");
 }
 
 /// (4) with passive health only (backends without checks): the master's failed connects take
