@@ -85,9 +85,18 @@ pub enum DropReason {
     /// The router is in Initialize or Fault and listens to nothing.
     #[error("not listening in state {0}")]
     NotListening(State),
-    /// A multicast advert whose TTL / hop limit is not 255: it crossed a router.
+    /// An advert whose TTL / hop limit is not 255: it crossed a router (RFC 5798 §7.1), or
+    /// was forged off the LAN.
     #[error("TTL / hop limit {0} is not 255")]
     BadTtl(u8),
+    /// A multicast router got an advert sent to another destination than the group (such as
+    /// the host's own address): keepalived's "Expected multicast packet".
+    #[error("advert sent to {0}, expected the VRRP multicast group")]
+    ExpectedMulticast(IpAddr),
+    /// A unicast router got an advert sent to the multicast group: keepalived's "Expected
+    /// unicast packet".
+    #[error("advert sent to {0}, expected a unicast advert")]
+    ExpectedUnicast(IpAddr),
     /// A unicast router got an advert from an address that is not a configured peer.
     #[error("{0} is not a configured unicast peer")]
     UnknownPeer(IpAddr),

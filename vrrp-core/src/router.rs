@@ -13,7 +13,7 @@ use crate::packet::{
 };
 use crate::state::{FaultCause, Reason, State};
 use crate::stats::{ProtoErrReason, Stats};
-use crate::timers::{centis, master_down_interval, skew_time, Timer, Timers};
+use crate::timers::{centis, master_down_interval, next_period, skew_time, Timer, Timers};
 use crate::track::{TrackId, Tracking};
 
 /// One virtual router: a VRID and an address family on one interface.
@@ -429,13 +429,13 @@ impl Router {
             _ => now,
         };
         self.last_now = Some(now);
-        while let Some(timer) = self.timers.take_due(now) {
-            self.on_timer(now, timer);
+        while let Some((timer, due)) = self.timers.take_due(now) {
+            self.on_timer(now, timer, due);
         }
         now
     }
 
-    fn on_timer(&mut self, now: Instant, timer: Timer) {
+    fn on_timer(&mut self, now: Instant, timer: Timer, due: Instant) {
         match (timer, self.state) {
             (Timer::MasterDown, State::Backup) => {
                 let reason = if self.ignored_lower {
@@ -450,14 +450,23 @@ impl Router {
             }
             (Timer::Adver, State::Master) => {
                 self.send_advert(self.effective_priority());
-                self.timers.adver = Some(now + centis(self.config.advert_interval_cs));
+                self.timers.adver = Some(next_period(
+                    due,
+                    now,
+                    centis(self.config.advert_interval_cs),
+                ));
             }
             (Timer::GarpDelay, State::Master) => {
                 self.announce(self.delayed_repeat);
             }
             (Timer::GarpRefresh, State::Master) => {
                 self.announce(self.config.announce.refresh_repeat);
-                self.timers.garp_refresh = after(now, self.config.announce.refresh);
+                self.timers.garp_refresh = self
+                    .config
+                    .announce
+                    .refresh
+                    .filter(|d| !d.is_zero())
+                    .map(|d| next_period(due, now, d));
             }
             // A timer of a state already left: timers are cleared on transitions, so this
             // does not happen; ignoring it is the safe answer anyway.
@@ -603,12 +612,39 @@ impl Router {
     }
 
     fn after_priority_change(&mut self, now: Instant, before: u8) {
+        let state = self.state;
         self.update_fault(now);
-        if self.state == State::Master && self.effective_priority() != before {
-            // Tell the Backups at once: a lowered master is preempted sooner.
-            self.send_advert(self.effective_priority());
-            self.timers.adver = Some(now + centis(self.config.advert_interval_cs));
+        let after = self.effective_priority();
+        if after == before || self.state != state {
+            return;
         }
+        match self.state {
+            State::Master => {
+                // Tell the Backups at once: a lowered master is preempted sooner.
+                self.send_advert(after);
+                self.timers.adver = Some(now + centis(self.config.advert_interval_cs));
+            }
+            State::Backup => self.shift_master_down(now, before),
+            State::Initialize | State::Fault => {}
+        }
+    }
+
+    /// A Backup's priority changed from `before` while its Master_Down_Timer runs: the
+    /// deadline moves by the change in Skew_Time, as keepalived does, so that after a master
+    /// crash the Backups still expire in priority order (one that was lowered must not win
+    /// with the head start of its old priority). Never before `now`.
+    fn shift_master_down(&mut self, now: Instant, before: u8) {
+        let Some(deadline) = self.timers.master_down else {
+            return;
+        };
+        let old = skew_time(self.config.version, before, self.master_adver_interval_cs);
+        let new = self.skew_time();
+        let shifted = if new >= old {
+            deadline + (new - old)
+        } else {
+            deadline.checked_sub(old - new).unwrap_or(now)
+        };
+        self.timers.master_down = Some(shifted.max(now));
     }
 
     fn announce(&mut self, repeat: u32) {
@@ -672,8 +708,18 @@ impl Router {
         if rx.src == self.config.primary_address {
             return Err(DropReason::OwnPacket);
         }
-        if rx.dst.is_multicast() && rx.ttl != TTL {
+        // RFC 5798 §7.1: every advert, unicast ones included, must not have crossed a router;
+        // a unicast advert with a lower TTL may come from anywhere the host is reachable.
+        if rx.ttl != TTL {
             return Err(DropReason::BadTtl(rx.ttl));
+        }
+        // A multicast router's socket also receives adverts sent to any of the host's
+        // addresses, and a unicast router has no business with the group's.
+        if self.multicast && rx.dst != family.multicast_group() {
+            return Err(DropReason::ExpectedMulticast(rx.dst));
+        }
+        if !self.multicast && rx.dst.is_multicast() {
+            return Err(DropReason::ExpectedUnicast(rx.dst));
         }
         if !self.multicast && !self.config.unicast_peers.contains(&rx.src) {
             return Err(DropReason::UnknownPeer(rx.src));
@@ -809,6 +855,9 @@ impl Router {
                 s.proto_err_reason = ProtoErrReason::IpTtlError;
             }
             DropReason::UnknownPeer(_) => s.unknown_peer_errors += 1,
+            DropReason::ExpectedMulticast(_) | DropReason::ExpectedUnicast(_) => {
+                s.destination_errors += 1;
+            }
             DropReason::WrongFamily => s.family_errors += 1,
             DropReason::WrongVersion(_) => {
                 s.version_errors += 1;

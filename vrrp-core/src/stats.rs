@@ -42,7 +42,8 @@ pub struct Stats {
     /// `vrrpv3StatisticsAdvIntervalErrors`: VRRPv2 adverts with another interval (or VRRPv3
     /// adverts with an interval of 0).
     pub adv_interval_errors: u64,
-    /// `vrrpv3StatisticsIpTtlErrors`: multicast adverts with a TTL / hop limit other than 255.
+    /// `vrrpv3StatisticsIpTtlErrors`: adverts (multicast or unicast) with a TTL / hop limit
+    /// other than 255.
     pub ip_ttl_errors: u64,
     /// `vrrpv3StatisticsProtoErrReason`: the last protocol error.
     pub proto_err_reason: ProtoErrReason,
@@ -72,6 +73,9 @@ pub struct Stats {
     pub auth_type_mismatch: u64,
     /// Ours: unicast adverts from an address that is not a configured peer.
     pub unknown_peer_errors: u64,
+    /// Ours: adverts sent to a unicast address while the router runs multicast, or to the
+    /// group while it runs unicast (keepalived: "Expected multicast / unicast packet").
+    pub destination_errors: u64,
     /// Ours: packets of the other address family.
     pub family_errors: u64,
     /// Ours: our own adverts looped back to us.

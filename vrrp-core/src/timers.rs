@@ -41,6 +41,19 @@ pub const fn master_down_interval(
     three.saturating_add(skew_time(version, priority, master_adver_interval_cs))
 }
 
+/// The next deadline of a periodic timer that was due at `due` and runs at `now`: one period
+/// after `due`, so that late wake-ups do not add up to drift, unless that is already past
+/// (the driver stalled for a period or more): then one period after `now`, so a stall ends
+/// with one event, not a burst of the ones missed.
+pub(crate) fn next_period(due: Instant, now: Instant, period: Duration) -> Instant {
+    let next = due + period;
+    if next > now {
+        next
+    } else {
+        now + period
+    }
+}
+
 /// The router's timers; `None` when stopped.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Timers {
@@ -82,15 +95,15 @@ impl Timers {
         self.all().iter().filter_map(|(_, t)| *t).min()
     }
 
-    /// The earliest timer due at `now`, cleared; the caller acts on it.
-    pub(crate) fn take_due(&mut self, now: Instant) -> Option<Timer> {
-        let (timer, _) = self
+    /// The earliest timer due at `now` and its deadline, cleared; the caller acts on it.
+    pub(crate) fn take_due(&mut self, now: Instant) -> Option<(Timer, Instant)> {
+        let due = self
             .all()
             .into_iter()
             .filter_map(|(k, t)| t.filter(|t| *t <= now).map(|t| (k, t)))
             .min_by_key(|(_, t)| *t)?;
-        *self.slot(timer) = None;
-        Some(timer)
+        *self.slot(due.0) = None;
+        Some(due)
     }
 
     fn slot(&mut self, timer: Timer) -> &mut Option<Instant> {
@@ -151,6 +164,21 @@ mod tests {
     }
 
     #[test]
+    fn periods_follow_the_schedule_unless_a_whole_period_was_missed() {
+        let t0 = Instant::now();
+        let p = Duration::from_millis(10);
+        // Woken 3 ms late: the next one stays on the schedule.
+        assert_eq!(
+            next_period(t0, t0 + Duration::from_millis(3), p),
+            t0 + Duration::from_millis(10)
+        );
+        // Stalled 2 s: one period from now, not 200 catching up.
+        let late = t0 + Duration::from_secs(2);
+        assert_eq!(next_period(t0, late, p), late + p);
+        assert_eq!(next_period(t0, t0 + p, p), t0 + p + p);
+    }
+
+    #[test]
     fn due_timers_come_earliest_first() {
         let t0 = Instant::now();
         let mut timers = Timers {
@@ -161,8 +189,14 @@ mod tests {
         assert_eq!(timers.next(), Some(t0 + Duration::from_secs(1)));
         assert_eq!(timers.take_due(t0), None);
         let later = t0 + Duration::from_secs(3);
-        assert_eq!(timers.take_due(later), Some(Timer::GarpDelay));
-        assert_eq!(timers.take_due(later), Some(Timer::Adver));
+        assert_eq!(
+            timers.take_due(later),
+            Some((Timer::GarpDelay, t0 + Duration::from_secs(1)))
+        );
+        assert_eq!(
+            timers.take_due(later),
+            Some((Timer::Adver, t0 + Duration::from_secs(2)))
+        );
         assert_eq!(timers.take_due(later), None);
         assert_eq!(timers.next(), None);
     }

@@ -399,10 +399,15 @@ fn v2_auth_interval_and_unicast_peers_are_checked() {
     let mut r = backup(c.clone(), t0);
     let now = t0 + ms(1);
     let send = |r: &mut Router, bytes: &[u8], src: &str| {
-        r.handle_packet(now, &rx(src, "192.0.2.2", 64, bytes))
+        r.handle_packet(now, &rx(src, "192.0.2.2", 255, bytes))
     };
-    // Unicast: the TTL is not checked, the peer is.
+    // Unicast: the TTL is checked as for multicast (RFC 5798 §7.1), and the peer is.
     let good = advert_from(&c, "192.0.2.1", "192.0.2.2", 100, 100);
+    assert_eq!(
+        r.handle_packet(now, &rx("192.0.2.1", "192.0.2.2", 64, &good)),
+        Err(DropReason::BadTtl(64))
+    );
+    assert_eq!(r.stats().ip_ttl_errors, 1);
     assert_eq!(send(&mut r, &good, "192.0.2.1"), Ok(()));
     let stranger = advert_from(&c, "192.0.2.9", "192.0.2.2", 100, 100);
     assert_eq!(
