@@ -102,6 +102,11 @@ pub struct RouterConfig {
     /// Unicast peers: when non-empty, adverts go to each of them instead of the multicast group,
     /// and only adverts from them are accepted.
     pub unicast_peers: Vec<IpAddr>,
+    /// The lowest TTL / hop limit accepted on a unicast advert: 255 (RFC 5798 §7.1, the
+    /// default), so that no advert that crossed a router, or was forged off the LAN, is heard.
+    /// Lower it only for a peer that sends less (keepalived 2.2.7 sends IPv6 unicast adverts
+    /// with hop limit 64). Multicast adverts always need 255.
+    pub unicast_min_ttl: u8,
     /// How VRRPv3 IPv4 checksums are computed (RFC 5798, without the pseudo-header, or
     /// keepalived's `old_unicast_checksum`).
     pub checksum: ChecksumMode,
@@ -136,6 +141,7 @@ impl RouterConfig {
             accept_mode: false,
             auth: Auth::None,
             unicast_peers: Vec::new(),
+            unicast_min_ttl: crate::packet::TTL,
             checksum: ChecksumMode::Rfc5798,
             answer_lower_priority: true,
             announce: AnnounceConfig::default(),

@@ -329,6 +329,10 @@ pub enum PacketError {
     },
 }
 
+/// The longest legal VRRP message: 255 IPv6 addresses (4,088 bytes). A driver's receive buffer
+/// holds this plus the IP header its socket hands over (at most 60 bytes for IPv4).
+pub const MAX_PACKET_LEN: usize = packet_len(Version::V3, Family::Ipv6, 255);
+
 /// The length of a VRRP message with `count` addresses of `family`, for `version`.
 pub const fn packet_len(version: Version, family: Family, count: usize) -> usize {
     let base = HEADER_LEN + count * family.addr_len();

@@ -272,6 +272,15 @@ impl Router {
         result
     }
 
+    /// A datagram for this router that the driver could only read cut short (its buffer was
+    /// smaller than the datagram): it is not decoded, only counted as a packet length error.
+    /// A buffer of [`packet::MAX_PACKET_LEN`](crate::packet::MAX_PACKET_LEN) plus the IP
+    /// header never cuts a legal advert.
+    pub fn handle_truncated(&mut self, now: Instant) {
+        let _ = self.advance(now);
+        self.stats.packet_length_errors += 1;
+    }
+
     /// A tracked object went up or down.
     ///
     /// # Errors
@@ -709,8 +718,14 @@ impl Router {
             return Err(DropReason::OwnPacket);
         }
         // RFC 5798 §7.1: every advert, unicast ones included, must not have crossed a router;
-        // a unicast advert with a lower TTL may come from anywhere the host is reachable.
-        if rx.ttl != TTL {
+        // a unicast advert with a lower TTL may come from anywhere the host is reachable. Only
+        // a unicast router may be told to accept less, for a peer that sends less.
+        let min_ttl = if self.multicast {
+            TTL
+        } else {
+            self.config.unicast_min_ttl
+        };
+        if rx.ttl < min_ttl {
             return Err(DropReason::BadTtl(rx.ttl));
         }
         // A multicast router's socket also receives adverts sent to any of the host's

@@ -68,9 +68,45 @@ fn a_unicast_router_drops_adverts_to_the_group() {
     assert_eq!(r.stats().destination_errors, 1);
     let bytes = advert_from(&c, "192.0.2.20", ME, 200, 100);
     assert_eq!(
+        r.handle_packet(t0 + ms(2), &rx("192.0.2.20", ME, 64, &bytes)),
+        Err(DropReason::BadTtl(64))
+    );
+    assert_eq!(
         r.handle_packet(t0 + ms(2), &rx("192.0.2.20", ME, 255, &bytes)),
         Ok(())
     );
+}
+
+/// A unicast router told to accept a peer's lower hop limit (keepalived 2.2.7 over IPv6 sends
+/// 64) accepts down to it, and no lower.
+#[test]
+fn unicast_min_ttl_accepts_a_peer_that_sends_less() {
+    let t0 = Instant::now();
+    let mut c = cfg(100);
+    c.unicast_peers = vec![ip("192.0.2.20")];
+    c.unicast_min_ttl = 64;
+    let mut r = backup(c.clone(), t0);
+    let bytes = advert_from(&c, "192.0.2.20", ME, 200, 100);
+    assert_eq!(
+        r.handle_packet(t0 + ms(1), &rx("192.0.2.20", ME, 63, &bytes)),
+        Err(DropReason::BadTtl(63))
+    );
+    assert_eq!(
+        r.handle_packet(t0 + ms(2), &rx("192.0.2.20", ME, 64, &bytes)),
+        Ok(())
+    );
+    // It does not apply to multicast.
+    let mut m = backup(cfg(100), t0);
+    let mut mc = cfg(100);
+    mc.unicast_min_ttl = 64;
+    let group = advert_from(&mc, "192.0.2.20", GROUP, 200, 100);
+    let mut m2 = backup(mc, t0);
+    for r in [&mut m, &mut m2] {
+        assert_eq!(
+            r.handle_packet(t0 + ms(1), &rx("192.0.2.20", GROUP, 64, &group)),
+            Err(DropReason::BadTtl(64))
+        );
+    }
 }
 
 /// A Master whose driver stalled for 200 advert intervals sends one advert when it runs again,

@@ -678,3 +678,39 @@ fn network_checks_without_address_are_backend_templates() {
     );
     parse(&text, Path::new("t.toml")).unwrap();
 }
+
+#[test]
+fn vips_whose_advert_exceeds_the_mtu() {
+    let list = |n: usize| {
+        (1..=n)
+            .map(|i| format!("\"2001:db8::{i:x}/64\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    // 90 IPv6 VIPs: 40 + 8 + 90 * 16 = 1488 bytes, fits in 1500.
+    let fits = edit(
+        "vips = [\"192.0.2.200/24\"]",
+        &format!("vips = [{}]", list(90)),
+    )
+    .replace(
+        "listen = \"192.0.2.200:80\"",
+        "listen = \"[2001:db8::1]:80\"",
+    );
+    parse(&fits, Path::new("t.toml")).unwrap();
+    // 91: 1504 bytes; no peer would hear it (and 128 would be cut by a 2 KiB buffer).
+    let text = edit(
+        "vips = [\"192.0.2.200/24\"]",
+        &format!("vips = [{}]", list(91)),
+    )
+    .replace(
+        "listen = \"192.0.2.200:80\"",
+        "listen = \"[2001:db8::1]:80\"",
+    );
+    assert_problem(
+        &text,
+        "vips",
+        "[\"2001",
+        "instances.VI_1.vips",
+        "1504 bytes",
+    );
+}

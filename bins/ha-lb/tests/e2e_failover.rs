@@ -1008,6 +1008,9 @@ fn ipv6_vip_fails_over() {
         logs()
     );
 
+    // The new Master's unsolicited NAs, as the client receives them.
+    let capture = netns::tool_available("ipv6_vip_fails_over", "tshark", "tshark")
+        .then(|| NaCapture::start(topo.ns(CLIENT), &topo.dir));
     let t_kill = Instant::now();
     kill(worker_pid(lb1.pid()).expect("worker"), Signal::SIGKILL);
     topo.expect_state(LB2, "VI_6", "Master", Duration::from_secs(10));
@@ -1018,6 +1021,243 @@ fn ipv6_vip_fails_over() {
         HANDOVER_MARGIN + Duration::from_millis(61),
     );
     assert!(!topo.has_address(LB1, VIP6), "the dead worker's VIP stayed");
+    if let Some(capture) = capture {
+        // RFC 5798 §6.4.2: the NAs of a virtual router carry the Router flag (and Override).
+        let nas = capture.decode();
+        let for_vip: Vec<_> = nas.iter().filter(|(target, ..)| target == VIP6).collect();
+        assert!(!for_vip.is_empty(), "no NA for {VIP6}: {nas:?}");
+        for (_, router, over) in for_vip {
+            assert_eq!((router.as_str(), over.as_str()), ("1", "1"), "{nas:?}");
+        }
+    }
+}
+
+/// tcpdump in a namespace writing Neighbor Advertisements to a pcap file, decoded by tshark.
+struct NaCapture {
+    process: ChildGuard,
+    file: PathBuf,
+}
+
+impl NaCapture {
+    fn start(ns: &Netns, dir: &std::path::Path) -> Self {
+        let file = dir.join("na.pcap");
+        let log = dir.join("tcpdump.log");
+        let process = ChildGuard::spawn(
+            ns.command("tcpdump")
+                // Immediate mode: a capture of a second is not left in a kernel block.
+                .args(["-i", "eth0", "-n", "-U", "--immediate-mode", "-w"])
+                .arg(&file)
+                .arg("icmp6 and ip6[40] == 136")
+                .stdout(Stdio::null())
+                .stderr(File::create(&log).unwrap()),
+            Duration::from_secs(5),
+        );
+        assert!(
+            wait_until(Duration::from_secs(20), || {
+                std::fs::read_to_string(&log).is_ok_and(|s| s.contains("listening on"))
+            }),
+            "tcpdump did not start: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        NaCapture { process, file }
+    }
+
+    /// Stops the capture; each NA as (target, R flag, O flag), flags "1" or "0".
+    fn decode(mut self) -> Vec<(String, String, String)> {
+        // Packets already written stay in the file (-U writes each as it comes).
+        thread::sleep(Duration::from_millis(300));
+        self.process.stop();
+        let out = std::process::Command::new("tshark")
+            .arg("-r")
+            .arg(&self.file)
+            .args([
+                "-n",
+                "-Y",
+                "icmpv6.type == 136",
+                "-T",
+                "fields",
+                "-E",
+                "separator=;",
+            ])
+            .args(["-e", "icmpv6.nd.na.target_address"])
+            .args(["-e", "icmpv6.nd.na.flag.r", "-e", "icmpv6.nd.na.flag.o"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "tshark: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split(';').collect();
+                let flag = |s: &str| if s == "True" || s == "1" { "1" } else { "0" }.to_owned();
+                (f[0].to_owned(), flag(f[1]), flag(f[2]))
+            })
+            .collect()
+    }
+}
+
+/// A forged advert: VRRPv3, VRID 51, priority 254, valid checksum, from `src` to `dst`.
+fn forged_advert(src: &str, dst: &str) -> Vec<u8> {
+    use vrrp_core::packet::{
+        AddressList, Advertisement, Auth, ChecksumMode, Family, IpContext, Version,
+    };
+    let vips = AddressList::encode(Family::Ipv4, &[VIP.parse().unwrap()]).unwrap();
+    let adv = Advertisement {
+        version: Version::V3,
+        vrid: 51,
+        priority: 254,
+        interval_cs: 100,
+        auth: Auth::None,
+        addresses: vips.as_list(),
+    };
+    let ctx = IpContext {
+        src: src.parse().unwrap(),
+        dst: dst.parse().unwrap(),
+        checksum: ChecksumMode::Rfc5798,
+    };
+    let mut buf = vec![0u8; adv.buffer_len()];
+    let n = adv.emit(&mut buf, &ctx).unwrap();
+    buf.truncate(n);
+    buf
+}
+
+/// Issue #10 (1): a host sends forged priority-254 adverts with TTL 64 to the Master's own
+/// address and to 224.0.0.18, and TTL-255 ones to the Master's address (a multicast instance
+/// expects the group): for 1.5 s, every 10 ms. The VIP never moves, and the Master's and the
+/// Backup's TTL and destination counters rise.
+#[test]
+fn forged_adverts_never_move_the_vip() {
+    let _serial = serial();
+    let Some(topo) = Topo::new("fa") else { return };
+    let c1 = topo.write("lb1.toml", &Node::active_standby(150, 100).toml());
+    let c2 = topo.write("lb2.toml", &Node::active_standby(100, 100).toml());
+    let (_lb1, _lb2) = topo.start_pair(&c1, &c2);
+    let counters = |i| {
+        topo.status(i)
+            .and_then(|s| s.instances.into_iter().find(|x| x.name == "VI_1"))
+            .map(|x| x.counters)
+            .expect("status")
+    };
+    let before = counters(LB1);
+    let attack = topo.ns(CLIENT).spawn(|| {
+        use socket2::{Domain, Protocol, Socket, Type};
+        let me = "192.0.2.6";
+        let raw = |ttl: u32| {
+            let s = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(112))).unwrap();
+            s.set_ttl_v4(ttl).unwrap();
+            s.set_multicast_ttl_v4(ttl).unwrap();
+            s.set_multicast_if_v4(&me.parse().unwrap()).unwrap();
+            s
+        };
+        let (s64, s255) = (raw(64), raw(255));
+        let to =
+            |a: &str| socket2::SockAddr::from(std::net::SocketAddr::new(a.parse().unwrap(), 0));
+        let end = Instant::now() + Duration::from_millis(1500);
+        let mut sent = 0;
+        while Instant::now() < end {
+            s64.send_to(&forged_advert(me, "192.0.2.1"), &to("192.0.2.1"))
+                .unwrap();
+            s64.send_to(&forged_advert(me, "224.0.0.18"), &to("224.0.0.18"))
+                .unwrap();
+            s255.send_to(&forged_advert(me, "192.0.2.1"), &to("192.0.2.1"))
+                .unwrap();
+            sent += 1;
+            thread::sleep(Duration::from_millis(10));
+        }
+        sent
+    });
+    let mut checks = 0;
+    while !attack.is_finished() {
+        assert_eq!(
+            topo.state(LB1, "VI_1").as_deref(),
+            Some("Master"),
+            "{}",
+            topo.dump(&["lb1", "lb2"])
+        );
+        assert!(topo.has_address(LB1, VIP), "{}", topo.dump(&["lb1", "lb2"]));
+        assert!(
+            !topo.has_address(LB2, VIP),
+            "{}",
+            topo.dump(&["lb1", "lb2"])
+        );
+        checks += 1;
+        thread::sleep(Duration::from_millis(20));
+    }
+    let sent = attack.join().unwrap();
+    assert!(sent > 50 && checks >= 5, "sent {sent}, checked {checks}");
+    thread::sleep(Duration::from_millis(500));
+    topo.expect_state(LB1, "VI_1", "Master", Duration::from_secs(1));
+    topo.expect_state(LB2, "VI_1", "Backup", Duration::from_secs(1));
+    let after = counters(LB1);
+    eprintln!(
+        "forged adverts: {sent} rounds; lb1 ip_ttl_errors {} -> {}, destination_errors {} -> {}",
+        before.ip_ttl_errors,
+        after.ip_ttl_errors,
+        before.destination_errors,
+        after.destination_errors
+    );
+    // Each round sends lb1 two TTL-64 adverts (unicast and group) and one TTL-255 unicast one.
+    assert!(
+        after.ip_ttl_errors - before.ip_ttl_errors >= 2 * sent - 10,
+        "{after:?}"
+    );
+    assert!(
+        after.destination_errors - before.destination_errors >= sent - 10,
+        "{after:?}"
+    );
+    assert_eq!(after.master_transitions, before.master_transitions);
+    assert!(counters(LB2).ip_ttl_errors >= sent - 10);
+    assert_eq!(counters(LB2).master_transitions, 0);
+}
+
+/// Issue #10 (2): the Backup's worker is stopped (SIGSTOP) for 10 advert intervals while the
+/// Master keeps advertising, then continued: it reads the queued adverts, each at the time it
+/// arrived, before its expired Master_Down_Timer, so it never takes over (no transition, no
+/// VIP on the Backup, the Master undisturbed).
+#[test]
+fn stalled_backup_worker_does_not_take_over() {
+    let _serial = serial();
+    let Some(topo) = Topo::new("st") else { return };
+    let c1 = topo.write("lb1.toml", &Node::active_standby(150, 50).toml());
+    let c2 = topo.write("lb2.toml", &Node::active_standby(100, 50).toml());
+    let (lb1, lb2) = topo.start_pair(&c1, &c2);
+    let transitions = |i| {
+        topo.status(i)
+            .and_then(|s| s.instances.into_iter().find(|x| x.name == "VI_1"))
+            .map(|x| x.counters.master_transitions)
+            .expect("status")
+    };
+    // Settled: lb2 has heard lb1 for a while.
+    thread::sleep(Duration::from_millis(500));
+    let lb1_before = transitions(LB1);
+    let worker = worker_pid(lb2.pid()).expect("worker");
+    for round in 0..3 {
+        kill(worker, Signal::SIGSTOP);
+        thread::sleep(Duration::from_millis(500));
+        kill(worker, Signal::SIGCONT);
+        thread::sleep(Duration::from_millis(500));
+        assert_eq!(
+            topo.state(LB2, "VI_1").as_deref(),
+            Some("Backup"),
+            "round {round}\n{}",
+            topo.dump(&["lb1", "lb2"])
+        );
+    }
+    assert_eq!(transitions(LB2), 0, "{}", topo.dump(&["lb1", "lb2"]));
+    assert!(!topo.has_address(LB2, VIP));
+    assert!(
+        !topo.log("lb2").contains("to=Master"),
+        "{}",
+        topo.dump(&["lb1", "lb2"])
+    );
+    assert_eq!(transitions(LB1), lb1_before);
+    topo.expect_state(LB1, "VI_1", "Master", Duration::from_secs(1));
+    drop(lb1);
 }
 
 /// The driver adds no drift to advert timing: every advert of a 100 ms Master, timed by a

@@ -119,6 +119,7 @@ fn vrrp_instance_v4() {
     );
     let peers: Vec<IpAddr> = vec!["192.0.2.2".parse().unwrap(), "192.0.2.3".parse().unwrap()];
     assert_eq!(i.unicast_peers, peers);
+    assert_eq!(i.unicast_min_ttl, 250, "the lowest peer's min_ttl");
     assert_eq!(
         i.vips.len(),
         3,
@@ -186,6 +187,10 @@ fn vrrp_instance_v6_and_owner() {
         i.unicast_peers,
         vec!["2001:db8::2".parse::<IpAddr>().unwrap()],
         "one-line block"
+    );
+    assert_eq!(
+        i.unicast_min_ttl, 64,
+        "keepalived's IPv6 unicast adverts come with hop limit 64"
     );
     assert_eq!(i.password, None, "VRRPv3 has no authentication");
     assert!(
@@ -263,7 +268,7 @@ fn everything_not_translated_is_a_warning_with_its_line() {
         ),
         (main.clone(), line_of(&main, "user nobody"), "`user`"),
         (main.clone(), line_of(&main, "state BACKUP"), "state BACKUP"),
-        (main.clone(), line_of(&main, "min_ttl 250"), "min_ttl 250"),
+        (main.clone(), line_of(&main, "max_ttl 255"), "max_ttl 255"),
         (
             main.clone(),
             line_of(&main, "2001:db8::dead/64"),

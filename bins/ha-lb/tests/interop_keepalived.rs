@@ -106,8 +106,14 @@ impl Kind {
     /// ha-lb TOML for node `node` at `priority`: VRRP only.
     fn halb_conf(&self, node: usize, priority: u8) -> String {
         let unicast = if self.unicast {
+            // keepalived 2.2.7 sends IPv6 unicast adverts with hop limit 64 (docs/interop.md).
+            let min_ttl = if self.ipv6 {
+                "unicast_min_ttl = 64\n"
+            } else {
+                ""
+            };
             format!(
-                "unicast_src = \"{}\"\nunicast_peers = [\"{}\"]\n",
+                "unicast_src = \"{}\"\nunicast_peers = [\"{}\"]\n{min_ttl}",
                 self.addr(node),
                 self.addr(1 - node)
             )

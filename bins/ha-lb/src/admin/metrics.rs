@@ -114,6 +114,11 @@ const VRRP_COUNTERS: &[CounterDef] = &[
         "unicast adverts from an address that is not a configured peer",
         |c| c.unknown_peer_errors,
     ),
+    (
+        "vrrp_destination_errors",
+        "adverts sent to a unicast address on a multicast instance, or to the group on a unicast one",
+        |c| c.destination_errors,
+    ),
     ("vrrp_sent_advertisements", "adverts sent", |c| {
         c.sent_advertisements
     }),

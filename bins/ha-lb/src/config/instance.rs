@@ -64,6 +64,13 @@ pub struct Instance {
     /// Send adverts to these peers instead of multicast. Default empty (multicast).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unicast_peers: Vec<IpAddr>,
+    /// The lowest TTL / hop limit accepted on a unicast advert. Default 255 (RFC 5798 §7.1);
+    /// 64 for keepalived 2.2.7 peers over IPv6, which send that.
+    #[serde(
+        default = "default_unicast_min_ttl",
+        skip_serializing_if = "is_default_unicast_min_ttl"
+    )]
+    pub unicast_min_ttl: u8,
     /// VRRPv2 simple password (at most 8 bytes), keepalived's `auth_type PASS`. Default none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
@@ -109,6 +116,32 @@ impl Instance {
             ChecksumMode::Rfc5798
         }
     }
+
+    /// The length of this instance's advert as an IP packet: the VRRP message with every VIP
+    /// and the IPv4 (20 bytes) or IPv6 (40 bytes) header.
+    pub fn advert_ip_len(&self) -> usize {
+        use vrrp_core::packet::{packet_len, Family, Version};
+        let (family, header) = if self.is_ipv6() {
+            (Family::Ipv6, 40)
+        } else {
+            (Family::Ipv4, 20)
+        };
+        let version = if self.version == 2 {
+            Version::V2
+        } else {
+            Version::V3
+        };
+        packet_len(version, family, self.vips.len()) + header
+    }
+}
+
+fn default_unicast_min_ttl() -> u8 {
+    vrrp_core::packet::TTL
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_default_unicast_min_ttl(ttl: &u8) -> bool {
+    *ttl == vrrp_core::packet::TTL
 }
 
 fn default_priority() -> u32 {

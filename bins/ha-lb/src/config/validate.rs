@@ -12,6 +12,9 @@ use super::notify::Notify;
 use super::pool::Pool;
 use super::Config;
 
+/// Ethernet's MTU: an advert longer than this is never heard on most LANs.
+const ETHERNET_MTU: usize = 1500;
+
 /// Longest interval or timeout accepted for checks, connects and delays: one hour.
 pub const MAX_DURATION_MS: u64 = 3_600_000;
 /// Longest idle timeout accepted: seven days (long-lived watches through the balancer).
@@ -296,6 +299,14 @@ impl Validator {
                 );
             }
         }
+        if inst.unicast_min_ttl != vrrp_core::packet::TTL && !inst.is_unicast() {
+            self.push(
+                p.key("unicast_min_ttl"),
+                "unicast_min_ttl applies to unicast adverts only: multicast adverts always need \
+                 TTL 255 (RFC 5798)",
+                "remove unicast_min_ttl, or list unicast_peers",
+            );
+        }
         let mut seen = BTreeSet::new();
         for (i, peer) in inst.unicast_peers.iter().enumerate() {
             let pp = p.key("unicast_peers").index(i);
@@ -373,6 +384,27 @@ impl Validator {
             );
             return;
         };
+        // One advert carries every VIP: it must fit in one frame, or no peer ever hears it
+        // and every node becomes Master. 1500 is Ethernet's MTU; the worker also checks the
+        // interface's real MTU when the instance starts.
+        let len = inst.advert_ip_len();
+        if inst.vips.len() > 255 {
+            self.push(
+                p.key("vips"),
+                format!("{} VIPs: an advert carries at most 255", inst.vips.len()),
+                "split the VIPs over several instances",
+            );
+        } else if len > ETHERNET_MTU {
+            self.push(
+                p.key("vips"),
+                format!(
+                    "{} VIPs make an advert of {len} bytes with its IP header, more than an \
+                     Ethernet MTU of {ETHERNET_MTU}: peers would never hear it",
+                    inst.vips.len()
+                ),
+                "split the VIPs over several instances (at most 90 IPv6 VIPs per instance)",
+            );
+        }
         let mut seen = BTreeSet::new();
         for (i, vip) in inst.vips.iter().enumerate() {
             let vp = p.key("vips").index(i);

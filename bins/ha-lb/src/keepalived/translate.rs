@@ -19,6 +19,9 @@ use super::warning::Warning;
 
 /// keepalived's own default VRRP version when neither the instance nor `vrrp_version` says.
 const KEEPALIVED_DEFAULT_VERSION: u32 = 2;
+
+/// The hop limit keepalived 2.2.7 gives IPv6 unicast adverts (the system default, not 255).
+const KEEPALIVED_V6_UNICAST_HOPS: u8 = 64;
 /// keepalived's default `vrrp_script` interval, rise and fall.
 const KEEPALIVED_SCRIPT_INTERVAL_MS: u64 = 1000;
 
@@ -503,6 +506,7 @@ impl Translator {
             old_unicast_checksum: false,
             unicast_src: None,
             unicast_peers: Vec::new(),
+            unicast_min_ttl: vrrp_core::packet::TTL,
             password: None,
             vips: Vec::new(),
             track_checks: Vec::new(),
@@ -654,6 +658,17 @@ impl Translator {
                 );
             }
         }
+        if v6 && inst.is_unicast() && inst.unicast_min_ttl == vrrp_core::packet::TTL {
+            inst.unicast_min_ttl = KEEPALIVED_V6_UNICAST_HOPS;
+            self.warn(
+                node,
+                format!(
+                    "vrrp_instance {name}: keepalived sends IPv6 unicast adverts with hop limit \
+                     {KEEPALIVED_V6_UNICAST_HOPS}, so unicast_min_ttl = {KEEPALIVED_V6_UNICAST_HOPS} \
+                     (RFC 5798 wants 255: raise it once no peer runs keepalived)"
+                ),
+            );
+        }
         self.garp.apply(&mut inst.garp);
         garp.apply(&mut inst.garp);
         self.config.instances.insert(name, inst);
@@ -674,10 +689,24 @@ impl Translator {
                     continue;
                 }
             }
-            if !peer.args.is_empty() {
+            let mut args = peer.args.iter();
+            let mut other = Vec::new();
+            while let Some(word) = args.next() {
+                // keepalived checks a unicast advert's TTL only against a peer's min_ttl; ha-lb
+                // has one floor per instance: the lowest peer's.
+                if word == "min_ttl" {
+                    match args.next().and_then(|v| v.parse::<u8>().ok()) {
+                        Some(ttl) => inst.unicast_min_ttl = inst.unicast_min_ttl.min(ttl),
+                        None => self.warn(peer, "min_ttl needs a value of 0..=255; ignored"),
+                    }
+                } else {
+                    other.push(word.as_str());
+                }
+            }
+            if !other.is_empty() {
                 self.warn(
                     peer,
-                    format!("peer options {:?} are not translated", peer.args.join(" ")),
+                    format!("peer options {:?} are not translated", other.join(" ")),
                 );
             }
         }

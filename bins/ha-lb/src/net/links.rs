@@ -28,6 +28,8 @@ pub struct LinkState {
     pub admin_up: bool,
     /// Carrier present and operational (IFF_RUNNING: what `ip link` shows as LOWER_UP + UP).
     pub running: bool,
+    /// The MTU, when the kernel said it.
+    pub mtu: Option<u32>,
 }
 
 impl LinkState {
@@ -43,11 +45,16 @@ impl LinkState {
             LinkAttribute::IfName(n) => Some(n.clone()),
             _ => None,
         });
+        let mtu = msg.attributes.iter().find_map(|a| match a {
+            LinkAttribute::Mtu(m) => Some(*m),
+            _ => None,
+        });
         LinkState {
             ifindex: msg.header.index,
             name,
             admin_up: flags.contains(LinkFlags::Up),
             running: flags.contains(LinkFlags::Running) && flags.contains(LinkFlags::LowerUp),
+            mtu,
         }
     }
 }

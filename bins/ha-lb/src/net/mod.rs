@@ -20,4 +20,4 @@ pub use announce::Announcer;
 pub use error::NetError;
 pub use interface::Interface;
 pub use links::{link_state, LinkEvent, LinkState, LinkWatcher};
-pub use vrrp_socket::{Received, VrrpSocket, VrrpSocketConfig};
+pub use vrrp_socket::{Received, VrrpSocket, VrrpSocketConfig, RECV_BUFFER_LEN};

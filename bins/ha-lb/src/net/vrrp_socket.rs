@@ -9,21 +9,23 @@
 //!   multicast not looped back;
 //! - received with the source, destination and TTL / hop limit the checks of RFC 5798 §7.1
 //!   need: for IPv4 from the IP header, which a raw socket hands over with the payload; for IPv6
-//!   from the IPV6_HOPLIMIT and IPV6_PKTINFO control messages.
+//!   from the IPV6_HOPLIMIT and IPV6_PKTINFO control messages; with the kernel's arrival time
+//!   (`SO_TIMESTAMPNS`), and with truncation reported (`MSG_TRUNC`) rather than a cut advert
+//!   passed on as whole.
 //!
 //! It knows nothing about VRRP beyond the protocol number and the groups: it moves
 //! `(src, dst, ttl, payload)` between the wire and vrrp-core.
 
-use std::io::{IoSlice, IoSliceMut, Read};
+use std::io::{IoSlice, IoSliceMut};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 use std::ops::Range;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use nix::libc;
 use nix::sys::socket::{
     recvmsg, sendmsg, setsockopt, sockopt, ControlMessage, ControlMessageOwned, MsgFlags,
-    SockaddrIn, SockaddrIn6,
+    SockaddrIn, SockaddrIn6, SockaddrStorage,
 };
 use socket2::{Domain, InterfaceIndexOrAddress, Protocol, SockAddr, Socket, Type};
 use vrrp_core::packet::{Family, IP_PROTOCOL, MULTICAST_V4, MULTICAST_V6, TTL};
@@ -53,6 +55,12 @@ pub struct Received {
     pub ttl: u8,
     /// Where the VRRP message (the IP payload) is in the buffer given to `recv`.
     pub payload: Range<usize>,
+    /// The datagram was longer than the buffer: `payload` is only its start, never to be
+    /// decoded (no legal advert is cut by a buffer of [`RECV_BUFFER_LEN`]).
+    pub truncated: bool,
+    /// When the kernel received it (`SO_TIMESTAMPNS`), if it said: a driver that reads late
+    /// hands the router the arrival time, not the time it got round to reading.
+    pub at: Option<SystemTime>,
 }
 
 /// A raw VRRP socket bound to one interface, for one address family.
@@ -87,6 +95,11 @@ impl VrrpSocket {
         socket
             .bind_device(Some(interface.name().as_bytes()))
             .map_err(NetError::io("SO_BINDTODEVICE"))?;
+        // Arrival times, so that adverts read late are not taken as late (RFC 5798 timers).
+        setsockopt(&socket, sockopt::ReceiveTimestampns, &true).map_err(|e| NetError::Io {
+            op: "SO_TIMESTAMPNS",
+            source: e.into(),
+        })?;
         let ttl = u32::from(TTL);
         match config.source {
             IpAddr::V4(src) => {
@@ -258,31 +271,19 @@ impl VrrpSocket {
         })
     }
 
-    /// Receives one datagram into `buf` (1500 bytes is enough for any advert).
+    /// Receives one datagram into `buf`, which should hold [`RECV_BUFFER_LEN`] bytes: then no
+    /// legal advert is ever cut, and a longer datagram comes back with `truncated` set.
     ///
     /// # Errors
     ///
-    /// [`NetError::Io`] (EAGAIN / timeout when nothing came), [`NetError::Malformed`] for an
-    /// IPv4 datagram whose header does not hold together (counted and dropped by the caller).
+    /// [`NetError::Io`] (EAGAIN / timeout when nothing came), [`NetError::Malformed`] for a
+    /// datagram whose IPv4 header does not hold together or that lacks the IPv6 control
+    /// messages (counted and dropped by the caller).
     pub fn recv(&self, buf: &mut [u8]) -> Result<Received> {
-        match self.family {
-            Family::Ipv4 => self.recv_v4(buf),
-            Family::Ipv6 => self.recv_v6(buf),
-        }
-    }
-
-    fn recv_v4(&self, buf: &mut [u8]) -> Result<Received> {
-        let n = (&self.socket)
-            .read(buf)
-            .map_err(NetError::io("receive VRRP advert"))?;
-        parse_ipv4(&buf[..n])
-    }
-
-    fn recv_v6(&self, buf: &mut [u8]) -> Result<Received> {
-        let mut cmsg = nix::cmsg_space!(libc::in6_pktinfo, libc::c_int);
-        let (n, src, dst, hops) = {
+        let mut cmsg = nix::cmsg_space!(libc::in6_pktinfo, libc::c_int, libc::timespec);
+        let (n, truncated, src, mut dst, mut hops, mut at) = {
             let mut iov = [IoSliceMut::new(buf)];
-            let msg = recvmsg::<SockaddrIn6>(
+            let msg = recvmsg::<SockaddrStorage>(
                 self.socket.as_raw_fd(),
                 &mut iov,
                 Some(&mut cmsg),
@@ -292,33 +293,66 @@ impl VrrpSocket {
                 op: "receive VRRP advert",
                 source: e.into(),
             })?;
-            let src = msg.address.map(|a| a.ip());
-            let mut dst = None;
-            let mut hops = None;
+            let src = msg
+                .address
+                .and_then(|a| a.as_sockaddr_in6().map(|a| IpAddr::V6(a.ip())));
+            let (mut dst, mut hops, mut at) = (None, None, None);
             for c in msg.cmsgs().map_err(|e| NetError::Io {
                 op: "receive VRRP advert (control messages)",
                 source: e.into(),
             })? {
                 match c {
                     ControlMessageOwned::Ipv6PacketInfo(info) => {
-                        dst = Some(Ipv6Addr::from(info.ipi6_addr.s6_addr));
+                        dst = Some(IpAddr::V6(Ipv6Addr::from(info.ipi6_addr.s6_addr)));
                     }
                     ControlMessageOwned::Ipv6HopLimit(h) => hops = u8::try_from(h).ok(),
+                    ControlMessageOwned::ScmTimestampns(ts) => at = system_time(ts),
                     _ => {}
                 }
             }
-            (msg.bytes, src, dst, hops)
+            (
+                msg.bytes,
+                msg.flags.contains(MsgFlags::MSG_TRUNC),
+                src,
+                dst,
+                hops,
+                at,
+            )
         };
-        let src = src.ok_or(NetError::Malformed("no source address"))?;
+        let mut payload = 0..n;
+        let src = match self.family {
+            Family::Ipv4 => {
+                // The IP header comes with the payload: addresses and TTL are read from it.
+                let header = parse_ipv4(&buf[..n], truncated)?;
+                dst = Some(header.dst);
+                hops = Some(header.ttl);
+                at = at.or(header.at);
+                payload = header.payload;
+                header.src
+            }
+            Family::Ipv6 => src.ok_or(NetError::Malformed("no source address"))?,
+        };
         let dst = dst.ok_or(NetError::Malformed("no IPV6_PKTINFO control message"))?;
         let ttl = hops.ok_or(NetError::Malformed("no IPV6_HOPLIMIT control message"))?;
         Ok(Received {
-            src: IpAddr::V6(src),
-            dst: IpAddr::V6(dst),
+            src,
+            dst,
             ttl,
-            payload: 0..n,
+            payload,
+            truncated,
+            at,
         })
     }
+}
+
+/// A receive buffer that holds the longest legal advert and the longest IPv4 header.
+pub const RECV_BUFFER_LEN: usize = vrrp_core::packet::MAX_PACKET_LEN + 60;
+
+/// The kernel's receive timestamp (`SO_TIMESTAMPNS`, the real-time clock) as a `SystemTime`.
+fn system_time(ts: nix::sys::time::TimeSpec) -> Option<SystemTime> {
+    let secs = u64::try_from(ts.tv_sec()).ok()?;
+    let nanos = u32::try_from(ts.tv_nsec()).ok()?;
+    SystemTime::UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
 }
 
 impl AsFd for VrrpSocket {
@@ -327,13 +361,15 @@ impl AsFd for VrrpSocket {
     }
 }
 
-/// Splits what an IPv4 raw socket returns (the IP header, then the payload).
+/// Splits what an IPv4 raw socket returns (the IP header, then the payload). A `truncated`
+/// datagram was cut by the receive buffer: its header is checked but its total length may
+/// exceed what was read, and the payload is what was read of it.
 ///
 /// # Errors
 ///
 /// [`NetError::Malformed`] when the header is short, not IPv4, not protocol 112, or its
 /// lengths do not fit the datagram.
-pub fn parse_ipv4(datagram: &[u8]) -> Result<Received> {
+pub fn parse_ipv4(datagram: &[u8], truncated: bool) -> Result<Received> {
     if datagram.len() < 20 {
         return Err(NetError::Malformed("shorter than an IPv4 header"));
     }
@@ -342,6 +378,11 @@ pub fn parse_ipv4(datagram: &[u8]) -> Result<Received> {
     }
     let ihl = usize::from(datagram[0] & 0x0f) * 4;
     let total = usize::from(u16::from_be_bytes([datagram[2], datagram[3]]));
+    let total = if truncated {
+        total.min(datagram.len())
+    } else {
+        total
+    };
     if ihl < 20 || total < ihl || total > datagram.len() {
         return Err(NetError::Malformed("IPv4 header lengths do not fit"));
     }
@@ -361,6 +402,8 @@ pub fn parse_ipv4(datagram: &[u8]) -> Result<Received> {
         dst: addr(16),
         ttl: datagram[8],
         payload: ihl..total,
+        truncated,
+        at: None,
     })
 }
 
@@ -377,7 +420,7 @@ mod tests {
         ];
         d.extend_from_slice(&[0x31, 102, 100, 1, 0x00, 0x64, 0x04, 0xda, 192, 0, 2, 201]);
         d.extend_from_slice(&[0; 4]); // trailing bytes past the IP total length are ignored
-        let r = parse_ipv4(&d).unwrap();
+        let r = parse_ipv4(&d, false).unwrap();
         assert_eq!(r.src, "192.0.2.1".parse::<IpAddr>().unwrap());
         assert_eq!(r.dst, "224.0.0.18".parse::<IpAddr>().unwrap());
         assert_eq!(r.ttl, 255);
@@ -386,17 +429,17 @@ mod tests {
 
     #[test]
     fn broken_ipv4_headers_are_errors() {
-        assert!(parse_ipv4(&[0x45; 10]).is_err());
+        assert!(parse_ipv4(&[0x45; 10], false).is_err());
         let mut d = vec![0u8; 28];
         d[0] = 0x45;
         d[3] = 60; // total length past the datagram
         d[9] = 112;
-        assert!(parse_ipv4(&d).is_err());
+        assert!(parse_ipv4(&d, false).is_err());
         d[3] = 28;
         d[9] = 6; // TCP
-        assert!(parse_ipv4(&d).is_err());
+        assert!(parse_ipv4(&d, false).is_err());
         d[9] = 112;
         d[0] = 0x44; // IHL 16 bytes
-        assert!(parse_ipv4(&d).is_err());
+        assert!(parse_ipv4(&d, false).is_err());
     }
 }

@@ -22,7 +22,10 @@ use super::status::{InstanceStatus, Shared};
 use super::tracks::{router_tracks, TrackSource, Tracked};
 use super::vips::{AnnounceSpacing, Vips};
 use crate::config::Instance;
-use crate::net::{link_state, Addresses, Interface, NetError, VrrpSocket, VrrpSocketConfig};
+use crate::net::{
+    link_state, Addresses, Interface, LinkState, NetError, VrrpSocket, VrrpSocketConfig,
+    RECV_BUFFER_LEN,
+};
 
 /// How long a stopping instance waits for its queued notify commands.
 const NOTIFY_DRAIN: Duration = Duration::from_secs(5);
@@ -136,6 +139,7 @@ pub fn router_config(
         c.auth = Auth::simple(p.as_bytes()).map_err(|e| setting(name, e.to_string()))?;
     }
     c.unicast_peers.clone_from(&inst.unicast_peers);
+    c.unicast_min_ttl = inst.unicast_min_ttl;
     c.checksum = inst.checksum_mode();
     let ms = |v: u64| (v > 0).then(|| Duration::from_millis(v));
     c.announce = AnnounceConfig {
@@ -236,9 +240,23 @@ pub fn start(
         na: Duration::from_millis(inst.garp.gna_interval_ms),
     };
     let vips = Vips::new(name, &iface, &inst.vips, na_source, spacing, announcers)?;
-    let link_up = link_state(iface.index())
-        .map(|s| s.is_usable())
-        .unwrap_or(false);
+    let link = link_state(iface.index()).ok();
+    let link_up = link.as_ref().is_some_and(LinkState::is_usable);
+    if let Some(mtu) = link.and_then(|l| l.mtu) {
+        let len = inst.advert_ip_len();
+        if len > mtu as usize {
+            return Err(setting(
+                name,
+                format!(
+                    "its advert ({len} bytes with the IP header, for {} VIPs) does not fit the \
+                     MTU of {} ({mtu}): peers would never hear it; split the VIPs over several \
+                     instances",
+                    inst.vips.len(),
+                    inst.interface
+                ),
+            ));
+        }
+    }
     let (tx, rx) = mpsc::unbounded_channel();
     let group_tracks: Vec<TrackId> = tracked
         .iter()
@@ -308,6 +326,18 @@ fn now() -> std::time::Instant {
     Instant::now().into_std()
 }
 
+/// The monotonic instant a datagram arrived, from the kernel's real-time stamp: now, less how
+/// long ago the stamp is. Without a stamp, or with a real-time clock that stepped back since,
+/// it is now; a stamp in the future cannot be later than now. The router never goes back in
+/// time whatever this says.
+fn arrival(stamp: Option<std::time::SystemTime>) -> std::time::Instant {
+    let now = now();
+    stamp
+        .and_then(|at| std::time::SystemTime::now().duration_since(at).ok())
+        .and_then(|age| now.checked_sub(age))
+        .unwrap_or(now)
+}
+
 impl Driver {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>, link_up: bool) {
         if !link_up {
@@ -315,7 +345,7 @@ impl Driver {
         }
         self.router.handle_startup(now());
         self.drain();
-        let mut buf = vec![0u8; 2048];
+        let mut buf = vec![0u8; RECV_BUFFER_LEN];
         loop {
             let deadline = self.router.poll_timeout().map(Instant::from_std);
             let sleep = async {
@@ -324,7 +354,10 @@ impl Driver {
                     None => std::future::pending().await,
                 }
             };
+            // Adverts first: a timeout and queued adverts both ready (the worker was starved
+            // of CPU) must not look like a silent Master.
             let event = tokio::select! {
+                biased;
                 ready = self.socket.readable() => Event::Readable(ready.map(|mut g| g.clear_ready())),
                 () = sleep => Event::Timeout,
                 cmd = rx.recv() => Event::Command(cmd),
@@ -337,12 +370,13 @@ impl Driver {
                     tracing::error!(instance = %self.name, error = %e, "VRRP socket");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
-                // The timer fired: hand the router the instant it was due, not the (later)
-                // instant tokio woke us, so a periodic advert is re-armed from its schedule
-                // and wake-up latency does not accumulate as drift.
+                // The timer fired. Adverts that came meanwhile are read first, each at the time
+                // it arrived (as keepalived reads ready sockets before expiring timers): a
+                // Backup that woke late still hears its Master. The router re-arms periodic
+                // timers from their schedule, so wake-up latency does not add up as drift.
                 Event::Timeout => {
-                    let due = deadline.map_or_else(now, Instant::into_std);
-                    self.router.handle_timeout(due);
+                    self.receive_all(&mut buf);
+                    self.router.handle_timeout(now());
                 }
                 Event::Command(Some(Command::Track(id, up, why))) => self.track(id, up, &why),
                 Event::Command(Some(Command::InterfaceUp(up))) if up == self.link_up => {}
@@ -456,13 +490,19 @@ impl Driver {
             if bytes.get(1).is_some_and(|&v| v != vrid) {
                 continue;
             }
+            let at = arrival(rx.at);
+            if rx.truncated {
+                tracing::debug!(instance = %self.name, src = %rx.src, "advert longer than the receive buffer dropped");
+                self.router.handle_truncated(at);
+                continue;
+            }
             let received = vrrp_core::Received {
                 src: rx.src,
                 dst: rx.dst,
                 ttl: rx.ttl,
                 bytes,
             };
-            if let Err(reason) = self.router.handle_packet(now(), &received) {
+            if let Err(reason) = self.router.handle_packet(at, &received) {
                 tracing::trace!(instance = %self.name, src = %rx.src, %reason, "advert dropped");
             }
         }

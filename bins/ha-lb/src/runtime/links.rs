@@ -148,6 +148,7 @@ mod tests {
             name: Some(name.to_owned()),
             admin_up: up,
             running: up,
+            mtu: Some(1500),
         })
     }
 

@@ -183,7 +183,9 @@ impl Burst {
                 let send = || -> Result<(), NetError> {
                     match (addr, self.na_source) {
                         (IpAddr::V4(ip), _) => a.gratuitous_arp(*ip),
-                        (IpAddr::V6(ip), Some(src)) => a.neighbor_advertisement(*ip, src, false),
+                        // RFC 5798 §6.4.1 / §6.4.2: a virtual router's NA has the
+                        // Router flag set; hosts drop a default router whose R goes to 0.
+                        (IpAddr::V6(ip), Some(src)) => a.neighbor_advertisement(*ip, src, true),
                         (IpAddr::V6(_), None) => Ok(()),
                     }
                 };
