@@ -7,6 +7,7 @@
 //! - [`packet`]: the advertisement on the wire (parse / emit, checksums).
 //! - [`Router`]: one virtual router's state machine (RFC 5798 §6.4, keepalived's extensions).
 //! - [`Demux`]: several routers on one interface, packets routed by (VRID, family).
+//! - [`SyncGroup`]: a sync group's rule (hold, let go, step down its members' routers).
 //! - [`timers`]: Skew_Time and Master_Down_Interval.
 #![forbid(unsafe_code)]
 
@@ -18,6 +19,7 @@ pub mod packet;
 mod router;
 mod state;
 mod stats;
+mod sync_group;
 pub mod timers;
 mod track;
 
@@ -30,6 +32,7 @@ pub use io::{DropReason, Output, Received, Transmit};
 pub use router::Router;
 pub use state::{FaultCause, NewMasterReason, Reason, State};
 pub use stats::{ProtoErrReason, Stats};
+pub use sync_group::{Decision, Leave, Member, StateReport, SyncGroup, Why};
 pub use track::TrackId;
 
 /// The README's examples, compiled and run as doctests.

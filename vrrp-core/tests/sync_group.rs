@@ -1,7 +1,8 @@
 //! The sync group inputs: `set_master_hold` (a held Backup only wants Master) and
-//! `handle_step_down` (a Master steps down with a priority-0 advert first), one test per rule,
-//! then two nodes running a two-member group each on the simulated LAN, coordinated as ha-lb
-//! coordinates them, and random LANs of such nodes under random faults.
+//! `handle_step_down` (a Master steps down with a priority-0 advert first), one test per rule;
+//! `SyncGroup`'s decisions under random reports; then two nodes running a two-member group each
+//! on the simulated LAN, run by `SyncGroup` as ha-lb runs it, and random LANs of such nodes
+//! under random faults.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -16,7 +17,10 @@ use common::*;
 use sim::{router_config, Lan};
 use vrrp_core::packet::Version;
 use vrrp_core::timers::centis;
-use vrrp_core::{Output, Reason, Router, State, PRIORITY_OWNER};
+use vrrp_core::{
+    Decision, FaultCause, Leave, Output, Reason, Router, State, StateReport, SyncGroup,
+    PRIORITY_OWNER,
+};
 
 /// A started, held router whose Master_Down_Timer ran out: it wants Master. Returns when.
 fn wanting(priority: u8, t0: Instant) -> (Router, Instant) {
@@ -276,6 +280,111 @@ fn step_down_outside_master_does_nothing() {
     assert!(drain(&mut r).is_empty());
     assert_eq!(r.state(), State::Fault);
     assert_eq!(r.stats().step_downs, 0);
+}
+
+// ---- the rule, under random reports ----
+
+#[derive(Debug, Clone)]
+enum Input {
+    Start(u8),
+    Leave(u8, Leave),
+    Changed(u8, State, State, Reason, bool, bool),
+    Wants(u8, bool),
+}
+
+fn input(n: u8) -> impl Strategy<Value = Input> {
+    let state = prop_oneof![
+        Just(State::Initialize),
+        Just(State::Backup),
+        Just(State::Master),
+        Just(State::Fault)
+    ];
+    let reason = prop_oneof![
+        Just(Reason::Startup),
+        Just(Reason::MasterNoResponse),
+        Just(Reason::HigherPriorityAdvert),
+        Just(Reason::SteppedDown),
+        Just(Reason::Fault(FaultCause::InterfaceDown)),
+        Just(Reason::Shutdown),
+    ];
+    let leave = prop_oneof![
+        Just(Leave::Restart),
+        Just(Leave::Reload),
+        Just(Leave::Fault)
+    ];
+    prop_oneof![
+        (0..n).prop_map(Input::Start),
+        (0..n, leave).prop_map(|(m, l)| Input::Leave(m, l)),
+        (
+            0..n,
+            state.clone(),
+            state,
+            reason,
+            any::<bool>(),
+            any::<bool>()
+        )
+            .prop_map(|(m, f, t, r, w, o)| Input::Changed(m, f, t, r, w, o)),
+        (0..n, any::<bool>()).prop_map(|(m, w)| Input::Wants(m, w)),
+    ]
+}
+
+/// After every input and its decisions: each running member is held exactly while another
+/// member is neither Master nor wants Master (or does not run); only running members are told
+/// anything; only running Masters are stepped down, never because of a step-down.
+/// The reports are random, not only those a router makes: the rule holds on any input.
+fn run_rule(n: u8, inputs: &[Input]) {
+    let mut g = SyncGroup::new(0..n);
+    for i in inputs {
+        // A step-down, as a router makes it: Master to Backup.
+        let stepped = matches!(
+            i,
+            Input::Changed(_, _, State::Backup, Reason::SteppedDown, _, _)
+        );
+        match *i {
+            Input::Start(m) => g.handle_start(&m),
+            Input::Leave(m, l) => g.handle_leave(&m, l),
+            Input::Changed(m, from, to, reason, wants_master, own_fault) => g.handle_state_changed(
+                &m,
+                StateReport {
+                    from,
+                    to,
+                    reason,
+                    wants_master,
+                    own_fault,
+                },
+            ),
+            Input::Wants(m, w) => g.handle_wants_master(&m, w),
+        }
+        let decisions: Vec<_> = std::iter::from_fn(|| g.poll_decision()).collect();
+        for d in &decisions {
+            let m = g.member(d.member()).unwrap();
+            assert!(m.running, "{d:?} after {i:?}");
+            if let Decision::StepDown { .. } = d {
+                assert_eq!(m.state, Some(State::Master), "{d:?} after {i:?}");
+                assert!(!stepped, "{d:?} after {i:?}");
+            }
+        }
+        let agrees = |k: u8| {
+            let m = g.member(&k).unwrap();
+            m.running && (m.state == Some(State::Master) || m.wants_master)
+        };
+        for k in 0..n {
+            let m = g.member(&k).unwrap();
+            if m.running {
+                let blocked = (0..n).any(|o| o != k && !agrees(o));
+                assert_eq!(m.held, blocked, "member {k} after {i:?}: {g:?}");
+            }
+        }
+    }
+}
+
+proptest! {
+    #[test]
+    fn sync_group_decisions_follow_the_rule(
+        (n, inputs) in (1..=3u8).prop_flat_map(|n| (Just(n), proptest::collection::vec(input(n), 0..40)))
+    ) {
+        run_rule(n, &inputs);
+    }
 }
 
 // ---- two nodes, a group of two on each ----

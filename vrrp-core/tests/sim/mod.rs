@@ -12,7 +12,10 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use vrrp_core::{Demux, Output, Reason, Received, Router, RouterConfig, State, TrackId};
+use vrrp_core::{
+    Decision, Demux, Output, Reason, Received, Router, RouterConfig, State, StateReport, SyncGroup,
+    TrackId,
+};
 
 /// A deterministic generator (splitmix64): the simulation needs no other randomness.
 #[derive(Debug, Clone)]
@@ -69,8 +72,9 @@ struct Node {
     reasons: HashMap<u8, Reason>,
     /// Whether each router said it wants Master, per VRID.
     wants: HashMap<u8, bool>,
-    /// Sync groups: the VRIDs of each, coordinated as ha-lb does.
-    groups: Vec<Vec<u8>>,
+    /// Sync groups, by VRID: the rule ha-lb runs, fed with the routers' outputs as ha-lb's
+    /// instances report them.
+    groups: Vec<SyncGroup<u8>>,
 }
 
 fn new_demux(configs: &[RouterConfig]) -> Demux {
@@ -211,7 +215,17 @@ impl Lan {
             self.nodes[node].name
         ));
         // Members of a sync group start held, as ha-lb starts them.
-        self.coordinate(node, &[]);
+        for g in 0..self.nodes[node].groups.len() {
+            let vrids: Vec<u8> = self.nodes[node].groups[g]
+                .members()
+                .map(|(v, _)| *v)
+                .collect();
+            for v in vrids {
+                self.router_mut(node, v).set_master_hold(now, true);
+                self.nodes[node].groups[g].handle_start(&v);
+            }
+        }
+        self.coordinate(node);
         self.nodes[node].demux.handle_startup(now);
         self.drain(node);
     }
@@ -264,6 +278,10 @@ impl Lan {
         let n = &mut self.nodes[node];
         n.alive = true;
         n.demux = new_demux(&n.configs);
+        // Its groups start afresh, as the process does.
+        for g in &mut n.groups {
+            *g = SyncGroup::new(g.members().map(|(v, _)| *v).collect::<Vec<_>>());
+        }
         self.start(node);
     }
 
@@ -359,11 +377,13 @@ impl Lan {
         }
     }
 
-    /// Makes `vrids` a sync group on `node`, coordinated as ha-lb does: a member is held from
-    /// Master unless every other member is Master or wants Master, and a member that loses its
-    /// election steps the other Masters down. Call before the node starts.
+    /// Makes `vrids` a sync group on `node`, run by [`SyncGroup`] as ha-lb runs it: a member is
+    /// held from Master unless every other member is Master or wants Master, and a member that
+    /// loses its election steps the other Masters down. Call before the node starts.
     pub fn sync_group(&mut self, node: usize, vrids: &[u8]) {
-        self.nodes[node].groups.push(vrids.to_vec());
+        self.nodes[node]
+            .groups
+            .push(SyncGroup::new(vrids.iter().copied()));
     }
 
     pub fn wants_master(&self, node: usize, vrid: u8) -> bool {
@@ -441,7 +461,6 @@ impl Lan {
 
     /// Drains a node's outputs, checks them against the state, and sends its packets.
     fn drain(&mut self, node: usize) {
-        let mut events = Vec::new();
         while let Some((id, out)) = self.nodes[node].demux.poll_output() {
             let vrid = self.nodes[node].demux.get(id).unwrap().vrid();
             let shadow = self.nodes[node].shadow[&vrid];
@@ -451,7 +470,16 @@ impl Lan {
                     assert_ne!(from, to);
                     self.nodes[node].shadow.insert(vrid, to);
                     self.nodes[node].reasons.insert(vrid, reason);
-                    events.push((vrid, from, to, reason));
+                    // As ha-lb's instance reports it: with the want the router has once
+                    // drained; any Fault here is the member's own (no group tracks).
+                    let report = StateReport {
+                        from,
+                        to,
+                        reason,
+                        wants_master: self.nodes[node].demux.get(id).unwrap().wants_master(),
+                        own_fault: to == State::Fault,
+                    };
+                    self.report(node, vrid, |g| g.handle_state_changed(&vrid, report));
                     let at = self.elapsed();
                     self.note(format!(
                         "{:>9.3}s {} VRID {vrid}: {from} -> {to} ({reason})",
@@ -483,6 +511,11 @@ impl Lan {
                 Output::WantsMaster(w) => {
                     let r = self.nodes[node].demux.get(id).unwrap();
                     assert!(!w || (shadow == State::Backup && r.is_master_held()));
+                    // A want that ended as the router left Backup comes with that state
+                    // change (see StateReport::wants_master), as ha-lb reports it.
+                    if w || r.state() == State::Backup {
+                        self.report(node, vrid, |g| g.handle_wants_master(&vrid, w));
+                    }
                     let before = self.nodes[node].wants.insert(vrid, w);
                     assert_eq!(before, Some(!w), "wants change each time");
                     self.note(format!(
@@ -524,49 +557,43 @@ impl Lan {
                 assert_eq!(r.wants_master(), n.wants[vrid]);
             }
         }
-        if self.coordinate(node, &events) {
+        if self.coordinate(node) {
             self.drain(node);
         }
     }
 
-    /// The sync groups of `node` react to its routers' state changes; true if it gave a router
+    /// Hands a report of `vrid`'s router to its sync group on `node`, if it has one.
+    fn report(&mut self, node: usize, vrid: u8, f: impl FnOnce(&mut SyncGroup<u8>)) {
+        let groups = &mut self.nodes[node].groups;
+        if let Some(g) = groups.iter_mut().find(|g| g.member(&vrid).is_some()) {
+            f(g);
+        }
+    }
+
+    /// Applies the decisions of `node`'s sync groups to its routers; true if it gave a router
     /// an input (whose outputs are then drained).
-    fn coordinate(&mut self, node: usize, events: &[(u8, State, State, Reason)]) -> bool {
+    fn coordinate(&mut self, node: usize) -> bool {
         if !self.nodes[node].alive {
             return false;
         }
         let now = self.now;
         let mut acted = false;
-        for group in self.nodes[node].groups.clone() {
-            // A member that lost its election on its own takes the other Masters down.
-            for &(vrid, from, to, reason) in events {
-                if group.contains(&vrid)
-                    && from == State::Master
-                    && to == State::Backup
-                    && reason != Reason::SteppedDown
-                {
-                    for &other in group.iter().filter(|v| **v != vrid) {
-                        if self.state(node, other) == State::Master {
-                            self.note(format!(
-                                "{:>9.3}s {} VRID {other}: steps down (VRID {vrid} lost)",
-                                self.secs(),
-                                self.nodes[node].name
-                            ));
-                            self.router_mut(node, other).handle_step_down(now);
-                            acted = true;
-                        }
+        for g in 0..self.nodes[node].groups.len() {
+            while let Some(d) = self.nodes[node].groups[g].poll_decision() {
+                match d {
+                    Decision::StepDown { member, why } => {
+                        self.note(format!(
+                            "{:>9.3}s {} VRID {member}: steps down ({why})",
+                            self.secs(),
+                            self.nodes[node].name
+                        ));
+                        self.router_mut(node, member).handle_step_down(now);
+                    }
+                    Decision::Hold { member, held, .. } => {
+                        self.router_mut(node, member).set_master_hold(now, held);
                     }
                 }
-            }
-            for &vrid in &group {
-                let held = !group.iter().filter(|v| **v != vrid).all(|&o| {
-                    let r = self.router(node, o);
-                    r.state() == State::Master || r.wants_master()
-                });
-                if self.router(node, vrid).is_master_held() != held {
-                    self.router_mut(node, vrid).set_master_hold(now, held);
-                    acted = true;
-                }
+                acted = true;
             }
         }
         acted

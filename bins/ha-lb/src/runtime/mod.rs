@@ -8,7 +8,8 @@
 //! - [`balancer`]: lb-core listeners on the VIPs and their pools;
 //! - [`notify`]: notify commands, in order per instance;
 //! - [`status`]: what `/status` and `/metrics` show;
-//! - `sync_group`: what a sync group decides when a member changes (hold, let go, step down);
+//! - sync groups: vrrp-core's `SyncGroup` decides (hold, let go, step down), this file
+//!   applies its decisions and runs the group's notify;
 //! - this file: the node that wires them and handles signals (SIGTERM/SIGINT: graceful stop;
 //!   SIGHUP: reload).
 
@@ -22,7 +23,6 @@ pub mod links;
 pub mod notify;
 pub mod readiness;
 pub mod status;
-mod sync_group;
 pub mod tracks;
 pub mod vips;
 
@@ -41,6 +41,8 @@ use instance::{Command, InstanceHandle, StateEvent};
 use links::Links;
 use status::Shared;
 use tracks::{tracked, TrackSource};
+
+use vrrp_core::{Decision, Leave, State, StateReport, SyncGroup};
 
 use crate::config::{self, Config};
 use crate::net::LinkEvent;
@@ -70,15 +72,6 @@ pub fn load(path: &std::path::Path) -> Result<Config, RuntimeError> {
     })
 }
 
-/// A sync group member, as its group sees it.
-#[derive(Debug, Clone, Copy)]
-struct Member {
-    /// Held, it would be Master.
-    wants: bool,
-    /// The group holds it back from Master.
-    held: bool,
-}
-
 /// The node: what runs, and the current configuration.
 struct Node {
     options: Options,
@@ -91,11 +84,8 @@ struct Node {
     /// GARP / NA senders, one per interface, shared by its instances.
     announcers: announcers::Announcers,
     instances: BTreeMap<String, InstanceHandle>,
-    /// The last state of each instance, and whether a Fault is its own.
-    states: BTreeMap<String, (vrrp_core::State, bool)>,
-    /// Sync group members: whether each wants Master (held, it would be Master), and whether
-    /// the group holds it.
-    members: BTreeMap<String, Member>,
+    /// Each sync group's rule and its members' view (state, own Fault, want, hold, running).
+    sync_groups: BTreeMap<String, SyncGroup<String>>,
     state_tx: mpsc::UnboundedSender<StateEvent>,
     /// Per sync group: its notify queue and the state it last announced.
     groups: BTreeMap<String, (notify::Notifier, Option<&'static str>)>,
@@ -141,8 +131,7 @@ pub async fn run(options: Options, shared: Arc<Shared>) -> Result<(), RuntimeErr
         rebind: BTreeSet::new(),
         announcers: announcers::Announcers::default(),
         instances: BTreeMap::new(),
-        states: BTreeMap::new(),
-        members: BTreeMap::new(),
+        sync_groups: BTreeMap::new(),
         state_tx,
         groups: BTreeMap::new(),
         admin: None,
@@ -167,6 +156,7 @@ pub async fn run(options: Options, shared: Arc<Shared>) -> Result<(), RuntimeErr
     // Before any VIP can arrive: a Master without Accept_Mode must not answer on it.
     set_no_accept(&config, None)?;
     node.config = config.clone();
+    node.regroup();
     node.shared.set_checks(node.health.statuses());
     let started = node.start_instances(&config);
     if let Err(e) = started {
@@ -283,58 +273,45 @@ impl Node {
                 })
             }
             TrackSource::Interface(i) => self.links.is_up(i),
-            TrackSource::SyncGroup(g) => self.config.sync_groups.get(g).is_none_or(|group| {
-                // Only the other members count: a member held in Fault by the group itself
-                // must not keep the group down once its own cause is gone.
-                !group.instances.iter().filter(|m| *m != instance).any(|m| {
-                    self.states
-                        .get(m)
-                        .is_some_and(|(s, own)| *s == vrrp_core::State::Fault && *own)
-                })
-            }),
+            TrackSource::SyncGroup(g) => self
+                .sync_groups
+                .get(g)
+                .is_none_or(|group| group.fault_followed(instance).is_none()),
         }
     }
 
     /// An instance changed state (or its want of Master): its sync group follows, and the
     /// group's notify runs.
     fn state_changed(&mut self, event: StateEvent) {
-        if event.change.is_some() {
-            self.states
-                .insert(event.name.clone(), (event.state, event.own_fault));
-        }
         let Some(group) = group_of_in(&self.config, &event.name) else {
             return;
         };
-        if let Some(m) = self.members.get_mut(&event.name) {
-            m.wants = event.wants_master;
-        }
-        self.coordinate(&group, &event);
-        if event.change.is_none() {
+        let Some(rule) = self.sync_groups.get_mut(&group) else {
             return;
-        }
+        };
+        let Some((from, reason)) = event.change else {
+            rule.handle_wants_master(&event.name, event.wants_master);
+            self.coordinate(&group);
+            return;
+        };
+        rule.handle_state_changed(
+            &event.name,
+            StateReport {
+                from,
+                to: event.state,
+                reason,
+                wants_master: event.wants_master,
+                own_fault: event.own_fault,
+            },
+        );
+        let word = match rule.state() {
+            Some(State::Fault) => Some("FAULT"),
+            Some(State::Master) => Some("MASTER"),
+            Some(State::Backup) => Some("BACKUP"),
+            _ => None,
+        };
+        self.coordinate(&group);
         self.push_tracks();
-        let Some(members) = self
-            .config
-            .sync_groups
-            .get(&group)
-            .map(|g| g.instances.clone())
-        else {
-            return;
-        };
-        let states: Vec<Option<vrrp_core::State>> = members
-            .iter()
-            .map(|m| self.states.get(m).map(|(s, _)| *s))
-            .collect();
-        let all = |s| states.iter().all(|x| *x == Some(s));
-        let word = if states.contains(&Some(vrrp_core::State::Fault)) {
-            Some("FAULT")
-        } else if all(vrrp_core::State::Master) {
-            Some("MASTER")
-        } else if all(vrrp_core::State::Backup) {
-            Some("BACKUP")
-        } else {
-            None
-        };
         let notify = self
             .config
             .sync_groups
@@ -360,52 +337,57 @@ impl Node {
         }
     }
 
-    /// The sync group's Master/Backup decisions after `event` (see `sync_group`), logged
-    /// with their reasons and sent to the members.
-    fn coordinate(&mut self, group: &str, event: &StateEvent) {
-        let Some(members) = self
-            .config
-            .sync_groups
-            .get(group)
-            .map(|g| g.instances.clone())
-        else {
+    /// Sends the members of sync group `group` what it decided (see `vrrp_core::SyncGroup`),
+    /// logged with the reasons.
+    fn coordinate(&mut self, group: &str) {
+        let Some(rule) = self.sync_groups.get_mut(group) else {
             return;
         };
-        let view = members
-            .iter()
-            .filter_map(|m| {
-                let x = self.members.get(m)?;
-                let member = sync_group::Member {
-                    state: self.states.get(m).map(|(s, _)| *s),
-                    wants: x.wants,
-                    held: x.held,
-                };
-                Some((m.clone(), member))
-            })
-            .collect();
-        let decisions = sync_group::decide(&members, &view, &event.name, event.state, event.change);
-        for d in decisions {
+        while let Some(d) = rule.poll_decision() {
             match d {
-                sync_group::Decision::StepDown { member, why } => {
+                Decision::StepDown { member, why } => {
                     tracing::info!(sync_group = %group, instance = %member, reason = %why, "sync group: stepping down to Backup");
                     if let Some(h) = self.instances.get(&member) {
                         h.send(Command::StepDown(format!("sync group {group}: {why}")));
                     }
                 }
-                sync_group::Decision::Hold { member, held, why } => {
+                Decision::Hold { member, held, why } => {
                     if held {
                         tracing::info!(sync_group = %group, instance = %member, reason = %why, "sync group: holding back from Master");
                     } else {
                         tracing::info!(sync_group = %group, instance = %member, reason = %why, "sync group: letting go to Master");
-                    }
-                    if let Some(m) = self.members.get_mut(&member) {
-                        m.held = held;
                     }
                     if let Some(h) = self.instances.get(&member) {
                         h.send(Command::Hold(held));
                     }
                 }
             }
+        }
+    }
+
+    /// `name` leaves its sync group in the current configuration for a while (see `Leave`).
+    fn leave_group(&mut self, name: &str, leave: Leave) {
+        let Some(group) = group_of_in(&self.config, name) else {
+            return;
+        };
+        if let Some(rule) = self.sync_groups.get_mut(&group) {
+            rule.handle_leave(name, leave);
+        }
+        self.coordinate(&group);
+    }
+
+    /// Makes the sync groups those of the configuration: a group that stays keeps its
+    /// members' view (those still in it), a new one starts with none running.
+    fn regroup(&mut self) {
+        let mut old = std::mem::take(&mut self.sync_groups);
+        for (name, g) in &self.config.sync_groups {
+            let mut rule = old.remove(name).unwrap_or_else(|| SyncGroup::new([]));
+            rule.set_members(g.instances.iter().cloned());
+            self.sync_groups.insert(name.clone(), rule);
+        }
+        let names: Vec<String> = self.sync_groups.keys().cloned().collect();
+        for name in names {
+            self.coordinate(&name);
         }
     }
 
@@ -457,25 +439,18 @@ impl Node {
                     inst,
                     &e.to_string(),
                 ));
-                self.states
-                    .insert(name.to_owned(), (vrrp_core::State::Fault, true));
-                self.members.remove(name);
+                self.leave_group(name, Leave::Fault);
                 return Ok(false);
             }
             Err(e) => return Err(e),
         };
         self.instances.insert(name.to_owned(), handle);
         // A member starts held (see instance::start); the group lets it go.
-        if group.is_some() {
-            self.members.insert(
-                name.to_owned(),
-                Member {
-                    wants: false,
-                    held: true,
-                },
-            );
-        } else {
-            self.members.remove(name);
+        if let Some(group) = group {
+            if let Some(rule) = self.sync_groups.get_mut(&group) {
+                rule.handle_start(name);
+            }
+            self.coordinate(&group);
         }
         Ok(true)
     }
@@ -492,7 +467,6 @@ impl Node {
                 self.rebind.remove(&name);
                 if !self.instances.contains_key(&name) {
                     self.shared.remove_instance(&name);
-                    self.states.remove(&name);
                 }
                 continue;
             };
@@ -517,10 +491,9 @@ impl Node {
                     self.rebind.remove(&name);
                     continue;
                 }
-                h.shutdown().await;
-                self.states.remove(&name);
                 // Until it runs again, its group sees it neither Master nor wanting.
-                self.members.remove(&name);
+                self.leave_group(&name, Leave::Restart);
+                h.shutdown().await;
             }
             let config = self.config.clone();
             match self.start_one(&name, &inst, &config) {
@@ -671,15 +644,26 @@ impl Node {
                 _ => changed.push(name.clone()),
             }
         }
-        self.step_down_groups_of(&changed, &old);
+        // They leave their groups first, all of them, so that only the members that stay are
+        // stepped down with them (see `Leave::Reload`).
+        for name in &changed {
+            if let Some(group) = group_of_in(&old, name) {
+                if let Some(rule) = self.sync_groups.get_mut(&group) {
+                    rule.handle_leave(name.as_str(), Leave::Reload);
+                }
+            }
+        }
+        let groups: Vec<String> = self.sync_groups.keys().cloned().collect();
+        for group in groups {
+            self.coordinate(&group);
+        }
         for name in changed {
             if let Some(h) = self.instances.remove(&name) {
                 tracing::info!(instance = %name, "reload: instance changed or removed, restarting it");
                 h.shutdown().await;
-                self.states.remove(&name);
-                self.members.remove(&name);
             }
         }
+        self.regroup();
         if let Err(e) = self.start_instances(&new) {
             tracing::error!(error = %e, "reload: an instance could not start");
         }
@@ -688,38 +672,6 @@ impl Node {
         self.shared.set_checks(self.health.statuses());
         self.shared.set_router_id(router_id(&new));
         tracing::info!("reload done");
-    }
-
-    /// Members of `restarting` leave their sync groups (in `old`) for a while: the group's
-    /// other members that are Master here step down with them, so the peer takes the whole
-    /// group by priority 0. Otherwise the peer's copy of the restarting member would want
-    /// Master but stay held (its other members still hear this node), and the restarting
-    /// member's VIP would wait a whole Master_Down_Interval for the new instance here.
-    fn step_down_groups_of(&self, restarting: &[String], old: &Config) {
-        for name in restarting {
-            let Some(group) = group_of_in(old, name) else {
-                continue;
-            };
-            let members = old
-                .sync_groups
-                .get(&group)
-                .map(|g| g.instances.clone())
-                .unwrap_or_default();
-            let masters = members.iter().filter(|o| {
-                !restarting.contains(o)
-                    && self
-                        .states
-                        .get(*o)
-                        .is_some_and(|(s, _)| *s == vrrp_core::State::Master)
-            });
-            for o in masters {
-                let why = format!("sync group {group}: {name} restarts for a reload");
-                tracing::info!(sync_group = %group, instance = %o, reason = %why, "sync group: stepping down to Backup");
-                if let Some(h) = self.instances.get(o) {
-                    h.send(Command::StepDown(why));
-                }
-            }
-        }
     }
 
     /// Graceful stop: every instance sends priority 0 and removes its VIPs (at once, all
