@@ -49,8 +49,8 @@ pub struct Instance {
     #[serde(default = "default_true")]
     pub accept_mode: bool,
     /// VRRPv3 over IPv4: compute the checksum without the IPv4 pseudo-header, like VRRPv2
-    /// (Wireshark's `v3_checksum_as_in_v2`, FRR's `no checksum-with-ipv4-pseudoheader`;
-    /// keepalived has no such option). Default false.
+    /// (keepalived 2.2.8+'s `v3_checksum_as_v2`, Wireshark's `v3_checksum_as_in_v2`, FRR's
+    /// `no checksum-with-ipv4-pseudoheader`). Default false.
     #[serde(default)]
     pub v3_checksum_as_v2: bool,
     /// VRRPv3 over IPv4: put the group 224.0.0.18 in the checksum's pseudo-header even for
