@@ -89,7 +89,8 @@ pub struct RouterConfig {
     /// The virtual addresses, all of the router's family, at least one.
     pub virtual_addresses: Vec<IpAddr>,
     /// Preempt_Mode: a higher-priority Backup takes over from a lower-priority Master.
-    /// keepalived's `nopreempt` is `false`.
+    /// keepalived's `nopreempt` is `false`. Ignored at priority 255: the address owner always
+    /// preempts.
     pub preempt: bool,
     /// keepalived's `preempt_delay`: how long a Backup keeps a lower-priority master after it
     /// first hears it, before preempting it.
