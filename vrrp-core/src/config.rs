@@ -98,7 +98,9 @@ pub struct RouterConfig {
     /// preempts.
     pub preempt: bool,
     /// keepalived's `preempt_delay`: how long a Backup keeps a lower-priority master after it
-    /// first hears it, before preempting it. At most [`MAX_DELAY`].
+    /// first hears it, before preempting it. At most [`MAX_DELAY`]. The router becomes Master
+    /// when it ends; keepalived then still waits for Master_Down_Timer (about one
+    /// Master_Down_Interval more).
     pub preempt_delay: Duration,
     /// Accept_Mode (RFC 5798 §6.1): whether a non-owner Master accepts packets addressed to the
     /// virtual addresses. The router only carries it; the driver applies it.

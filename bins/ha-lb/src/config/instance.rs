@@ -40,7 +40,9 @@ pub struct Instance {
     /// Take over from a lower-priority master. Default true.
     #[serde(default = "default_true")]
     pub preempt: bool,
-    /// Wait this long after start before preempting, in milliseconds. Default 0.
+    /// How long a Backup keeps a lower-priority Master after it first hears it, before taking
+    /// over, in milliseconds (0..=3600000). Default 0. keepalived's `preempt_delay` starts at
+    /// the same moment but takes over about a Master_Down_Interval later: see docs/config.md.
     #[serde(default)]
     pub preempt_delay_ms: u64,
     /// Accept packets addressed to the VIPs while Master even when not the address owner
