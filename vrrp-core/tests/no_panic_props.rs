@@ -334,6 +334,9 @@ proptest! {
     }
 }
 
+/// Sets one of the delays of a config.
+type SetDelay = fn(&mut RouterConfig, Duration);
+
 #[test]
 fn every_delay_is_bounded_by_max_delay() {
     let base = || {
@@ -345,7 +348,7 @@ fn every_delay_is_bounded_by_max_delay() {
         )
     };
     let too_long = MAX_DELAY + Duration::from_millis(1);
-    let cases: [(&str, fn(&mut RouterConfig, Duration)); 4] = [
+    let cases: [(&str, SetDelay); 4] = [
         ("preempt_delay", |c, d| c.preempt_delay = d),
         ("announce.master_delay", |c, d| {
             c.announce.master_delay = Some(d)
