@@ -12,6 +12,11 @@ pub const PRIORITY_OWNER: u8 = 255;
 pub const PRIORITY_DEFAULT: u8 = 100;
 /// The priority a master sends when it stops being master (RFC 5798 §6.1).
 pub const PRIORITY_STOP: u8 = 0;
+/// The longest delay a [`RouterConfig`] takes (`preempt_delay` and the announcement delays
+/// and period): one hour. keepalived stops at 1000 s for `preempt_delay`; an hour is more than
+/// any use needs, and bounding it means `now + delay` cannot overflow an
+/// [`Instant`](std::time::Instant), which would panic.
+pub const MAX_DELAY: Duration = Duration::from_secs(3600);
 /// keepalived's bound on a tracking weight: `-253..=253`, so that one object can move any
 /// priority across the whole 1..=254 range but no further.
 pub const MAX_TRACK_WEIGHT: i16 = 253;
@@ -35,7 +40,7 @@ pub struct AnnounceConfig {
     /// `garp_master_repeat`: how many announcements of each address per burst (0: none).
     pub master_repeat: u32,
     /// `garp_master_delay`: when the second burst follows becoming master; `None` (or zero)
-    /// for none.
+    /// for none. At most [`MAX_DELAY`], as the two below.
     pub master_delay: Option<Duration>,
     /// `garp_master_refresh`: the period of refresh bursts while master; `None` (or zero) for
     /// none.
@@ -89,10 +94,13 @@ pub struct RouterConfig {
     /// The virtual addresses, all of the router's family, at least one.
     pub virtual_addresses: Vec<IpAddr>,
     /// Preempt_Mode: a higher-priority Backup takes over from a lower-priority Master.
-    /// keepalived's `nopreempt` is `false`.
+    /// keepalived's `nopreempt` is `false`. Ignored at priority 255: the address owner always
+    /// preempts.
     pub preempt: bool,
     /// keepalived's `preempt_delay`: how long a Backup keeps a lower-priority master after it
-    /// first hears it, before preempting it.
+    /// first hears it, before preempting it. At most [`MAX_DELAY`]. The router becomes Master
+    /// when it ends; keepalived then still waits for Master_Down_Timer (about one
+    /// Master_Down_Interval more).
     pub preempt_delay: Duration,
     /// Accept_Mode (RFC 5798 §6.1): whether a non-owner Master accepts packets addressed to the
     /// virtual addresses. The router only carries it; the driver applies it.
@@ -187,6 +195,17 @@ impl RouterConfig {
                 });
             }
         }
+        let announce = &self.announce;
+        for (what, delay) in [
+            ("preempt_delay", Some(self.preempt_delay)),
+            ("announce.master_delay", announce.master_delay),
+            ("announce.refresh", announce.refresh),
+            ("announce.lower_prio_delay", announce.lower_prio_delay),
+        ] {
+            if let Some(delay) = delay.filter(|d| *d > MAX_DELAY) {
+                return Err(ConfigError::DelayTooLong { what, delay });
+            }
+        }
         if self.unicast_peers.contains(&self.primary_address) {
             return Err(ConfigError::PeerIsSelf(self.primary_address));
         }
@@ -268,6 +287,15 @@ pub enum ConfigError {
         address: IpAddr,
         /// The router's family.
         family: Family,
+    },
+    /// A delay longer than [`MAX_DELAY`].
+    #[error("{what} of {delay:?} is longer than the one hour (MAX_DELAY) a router takes")]
+    DelayTooLong {
+        /// The field: `preempt_delay`, `announce.master_delay`, `announce.refresh` or
+        /// `announce.lower_prio_delay`.
+        what: &'static str,
+        /// The delay configured.
+        delay: Duration,
     },
     /// The router would send adverts to itself.
     #[error("unicast peer {0} is this router's own primary address")]

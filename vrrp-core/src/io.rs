@@ -124,4 +124,12 @@ pub enum DropReason {
     /// A VRRPv2 interval other than the router's, or a VRRPv3 interval of 0.
     #[error("advert interval {0} cs is not acceptable")]
     BadInterval(u16),
+    /// A VRRPv2 advert whose addresses are not the router's, from a router other than the
+    /// address owner (RFC 3768 §7.1 says to drop it). VRRPv3 adverts with other addresses
+    /// are counted and used.
+    #[error("VRRPv2 address list differs from ours and the sender is not the address owner")]
+    AddressListMismatch,
+    /// A VRRPv3 advert with no address (RFC 5798 §5.2.5: the count is at least 1).
+    #[error("VRRPv3 advert without any address")]
+    NoAddresses,
 }

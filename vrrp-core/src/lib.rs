@@ -24,8 +24,8 @@ pub mod timers;
 mod track;
 
 pub use config::{
-    AnnounceConfig, ConfigError, RouterConfig, Track, MAX_TRACK_WEIGHT, PRIORITY_DEFAULT,
-    PRIORITY_OWNER, PRIORITY_STOP,
+    AnnounceConfig, ConfigError, RouterConfig, Track, MAX_DELAY, MAX_TRACK_WEIGHT,
+    PRIORITY_DEFAULT, PRIORITY_OWNER, PRIORITY_STOP,
 };
 pub use demux::{Demux, DemuxError, DemuxStats, RouterId};
 pub use io::{DropReason, Output, Received, Transmit};

@@ -222,9 +222,9 @@ pub enum ChecksumMode {
     #[default]
     Rfc5798,
     /// VRRPv3 over IPv4 checksummed over the VRRP message only, like VRRPv2. Some peers do this:
-    /// it is Wireshark's `vrrp.v3_checksum_as_in_v2` preference and FRR's
-    /// `no vrrp N checksum-with-ipv4-pseudoheader` (keepalived has no such option). IPv6 and
-    /// VRRPv2 are unaffected.
+    /// keepalived 2.2.8+ with `v3_checksum_as_v2` (which then verifies no received checksum),
+    /// Cisco, FRR's `no vrrp N checksum-with-ipv4-pseudoheader`; Wireshark's
+    /// `vrrp.v3_checksum_as_in_v2` preference decodes it. IPv6 and VRRPv2 are unaffected.
     V3WithoutPseudoHeader,
     /// VRRPv3 over IPv4 with the pseudo-header, but with the VRRP group 224.0.0.18 as its
     /// destination whatever the packet's real destination: keepalived before 1.3.6 did this for

@@ -772,9 +772,18 @@ impl Router {
         } else if adv.interval_cs == 0 {
             return Err(DropReason::BadInterval(0));
         }
+        if self.config.version == Version::V3 && adv.addresses.is_empty() {
+            // RFC 5798 §5.2.5 (erratum 3222): Count IPvX Addr is at least 1.
+            return Err(DropReason::NoAddresses);
+        }
+        let same_addresses = same_addresses(&adv.addresses, &self.vips.as_list());
+        if !same_addresses && self.config.version == Version::V2 && adv.priority != PRIORITY_OWNER {
+            // RFC 3768 §7.1: MUST drop unless the owner sent it (keepalived 2.2.x drops it).
+            return Err(DropReason::AddressListMismatch);
+        }
         self.stats.rcvd_advertisements += 1;
-        if adv.addresses != self.vips.as_list() {
-            // keepalived logs this and carries on; RFC 5798 §7.1 allows either.
+        if !same_addresses {
+            // VRRPv3: RFC 5798 §7.1 only says to log it; the advert is used.
             self.stats.address_list_errors += 1;
         }
         if adv.priority == PRIORITY_STOP {
@@ -791,13 +800,16 @@ impl Router {
     /// RFC 5798 §6.4.2, with keepalived's `preempt_delay`.
     fn backup_receive(&mut self, now: Instant, src: IpAddr, adv: &Advertisement<'_>) {
         let local = self.effective_priority();
+        // The address owner always preempts (RFC 5798 §6.1: it "will always become Master"),
+        // whatever Preempt_Mode says; keepalived resets `nopreempt` at priority 255 too.
+        let preempt = self.config.preempt || local == PRIORITY_OWNER;
         if adv.priority == PRIORITY_STOP {
             // A held router that already wants Master keeps wanting: the master is leaving.
             if self.wanted_master.is_none() {
                 self.timers.master_down = Some(now + self.skew_time());
             }
             self.master = None;
-        } else if !self.config.preempt || adv.priority >= local {
+        } else if !preempt || adv.priority >= local {
             self.accept_master(now, src, adv.interval_cs);
         } else if !self.config.preempt_delay.is_zero() {
             // A lower-priority master is kept for preempt_delay after it is first heard.
@@ -885,6 +897,9 @@ impl Router {
             DropReason::AuthTypeMismatch(_) => s.auth_type_mismatch += 1,
             DropReason::AuthFailure => s.auth_failures += 1,
             DropReason::BadInterval(_) => s.adv_interval_errors += 1,
+            DropReason::AddressListMismatch | DropReason::NoAddresses => {
+                s.address_list_errors += 1;
+            }
             DropReason::Malformed(p) => match p {
                 PacketError::Truncated { .. } | PacketError::LengthMismatch { .. } => {
                     s.packet_length_errors += 1;
@@ -930,6 +945,12 @@ fn step_down_backoff(
     z ^= z >> 31;
     // 1/1024ths of the interval: fine enough, and no overflow for any u16 interval.
     interval * u32::try_from(z % 1024).unwrap_or(0) / 1024
+}
+
+/// The same addresses, in any order: keepalived compares them so, and a peer listing the VIPs
+/// in another order is not misconfigured.
+fn same_addresses(theirs: &AddressList<'_>, ours: &AddressList<'_>) -> bool {
+    theirs.len() == ours.len() && ours.iter().all(|a| theirs.contains(&a))
 }
 
 /// `a > b` as unsigned integers in network order (RFC 5798 §6.4.3's tie-break).

@@ -21,7 +21,8 @@ pub enum ProtoErrReason {
 }
 
 /// The counters of one virtual router. Each dropped packet increments exactly one error
-/// counter; an address-list mismatch is counted but the packet is still used, as keepalived does.
+/// counter; a VRRPv3 address-list mismatch is counted but the packet is still used (RFC 5798
+/// §7.1), while a VRRPv2 one is dropped unless the address owner sent it (RFC 3768 §7.1).
 ///
 /// With the `serde` feature it serializes field by field, and missing fields deserialize as
 /// zero (so a reader may be older or newer than the writer).
@@ -53,8 +54,9 @@ pub struct Stats {
     pub sent_pri_zero_packets: u64,
     /// `vrrpv3StatisticsRcvdInvalidTypePackets`: packets whose type is not ADVERTISEMENT.
     pub rcvd_invalid_type_packets: u64,
-    /// `vrrpv3StatisticsAddressListErrors`: adverts whose addresses differ from ours (used
-    /// anyway).
+    /// `vrrpv3StatisticsAddressListErrors`: adverts whose addresses differ from ours, in any
+    /// order: VRRPv3 ones are used anyway, VRRPv2 ones dropped unless from the address owner;
+    /// and dropped VRRPv3 adverts with no address at all.
     pub address_list_errors: u64,
     /// `vrrpv3StatisticsPacketLengthErrors`: packets too short or whose length disagrees with
     /// their address count.

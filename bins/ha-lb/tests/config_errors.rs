@@ -714,3 +714,45 @@ fn vips_whose_advert_exceeds_the_mtu() {
         "1504 bytes",
     );
 }
+
+#[test]
+fn delays_vrrp_core_refuses_are_located_errors_first() {
+    // vrrp-core's RouterConfig::validate refuses delays over MAX_DELAY (so `now + delay`
+    // cannot overflow); check-config refuses them first, where they are in the file.
+    use ha_lb::config::MAX_DURATION_MS;
+    use ha_lb::runtime::instance::router_config;
+    assert!(std::time::Duration::from_millis(MAX_DURATION_MS) <= vrrp_core::MAX_DELAY);
+    let too_long = MAX_DURATION_MS + 1;
+    for (key, setting) in [
+        ("preempt_delay_ms", "preempt_delay_ms"),
+        ("garp.master_delay_ms", "garp = { master_delay_ms"),
+        ("garp.master_refresh_ms", "garp = { master_refresh_ms"),
+        ("garp.lower_prio_delay_ms", "garp = { lower_prio_delay_ms"),
+    ] {
+        let line = |v: u64| {
+            let close = if setting.starts_with("garp") {
+                " }"
+            } else {
+                ""
+            };
+            format!("priority = 100\n{setting} = {v}{close}")
+        };
+        let text = edit("priority = 100", &line(too_long));
+        assert_problem(
+            &text,
+            setting,
+            &too_long.to_string(),
+            &format!("instances.VI_1.{key}"),
+            "out of range",
+        );
+        // At the bound: valid for check-config and for vrrp-core.
+        let config = parse(
+            &edit("priority = 100", &line(MAX_DURATION_MS)),
+            Path::new("t.toml"),
+        )
+        .unwrap_or_else(|e| panic!("{key}: {e}"));
+        let inst = &config.instances["VI_1"];
+        let c = router_config("VI_1", inst, "192.0.2.1".parse().unwrap(), Vec::new()).unwrap();
+        assert_eq!(c.validate(), Ok(()), "{key}");
+    }
+}

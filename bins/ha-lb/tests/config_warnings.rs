@@ -66,6 +66,42 @@ vips = ["192.0.2.1/24"]
 }
 
 #[test]
+fn an_address_owner_without_preempt_is_warned_that_it_preempts_anyway() {
+    let text = r#"[instances.v]
+interface = "eth0"
+vrid = 1
+priority = 255
+address_owner = true
+preempt = false
+vips = ["192.0.2.1/24"]
+"#;
+    let (config, warnings) = parse_with_warnings(text, Path::new("o.toml")).unwrap();
+    assert!(
+        !config.instances["v"].preempt,
+        "the file is valid and kept as written"
+    );
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    let w = &warnings[0];
+    assert_eq!(
+        (w.location.line, w.location.column, w.key.as_str()),
+        (6, 11, "instances.v.preempt")
+    );
+    assert!(
+        w.message.contains("always takes the VIPs back"),
+        "{}",
+        w.message
+    );
+    // Not for a non-owner, nor for an owner that preempts.
+    for text in [
+        "[instances.v]\ninterface = \"eth0\"\nvrid = 1\npreempt = false\nvips = [\"192.0.2.1/24\"]\n",
+        "[instances.v]\ninterface = \"eth0\"\nvrid = 1\npriority = 255\naddress_owner = true\nvips = [\"192.0.2.1/24\"]\n",
+    ] {
+        let (_, warnings) = parse_with_warnings(text, Path::new("o.toml")).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+    }
+}
+
+#[test]
 fn examples_have_no_warnings() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
     for entry in std::fs::read_dir(dir).unwrap() {

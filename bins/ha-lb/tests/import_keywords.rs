@@ -70,8 +70,8 @@ fn global_defs() {
     assert_eq!((g.master_refresh_ms, g.master_refresh_repeat), (60_000, 2));
     assert_eq!((g.lower_prio_delay_ms, g.lower_prio_repeat), (4000, 1));
     assert_eq!((g.interval_ms, g.gna_interval_ms), (1, 2));
-    // `v3_checksum_as_v2` is not a keepalived keyword (keepalived 2.2.7: "Unknown keyword"):
-    // it changes nothing; `old_unicast_checksum` is per instance.
+    // `v3_checksum_as_v2` (keepalived 2.2.8+) is every instance's default, but V4 turns it
+    // off for its `old_unicast_checksum`, and it changes nothing for VRRPv2 or IPv6.
     for i in imp.config.instances.values() {
         assert!(!i.v3_checksum_as_v2);
     }
@@ -246,11 +246,6 @@ fn everything_not_translated_is_a_warning_with_its_line() {
     let main = data("full.conf");
     let inc = data("full.d/20-static.conf");
     let expect: Vec<(PathBuf, usize, &str)> = vec![
-        (
-            main.clone(),
-            line_of(&main, "v3_checksum_as_v2"),
-            "not a keepalived keyword",
-        ),
         (
             main.clone(),
             line_of(&main, "enable_script_security"),
@@ -492,4 +487,96 @@ fn vrrp_track_process_becomes_a_process_check() {
         imp.warnings
     );
     imp.to_toml().unwrap();
+}
+
+/// The config of one `vrrp_instance` named `name`: VRRPv3 unless `version` says, the VIP
+/// `vip`, and `extra` lines.
+fn instance_text(name: &str, vrid: u8, vip: &str, extra: &str) -> String {
+    format!(
+        "vrrp_instance {name} {{\n interface eth0\n virtual_router_id {vrid}\n version 3\n\
+         virtual_ipaddress {{\n  {vip}\n }}\n{extra}}}\n"
+    )
+}
+
+#[test]
+fn v3_checksum_as_v2_is_translated_from_global_defs_and_instances() {
+    // keepalived 2.2.8 added `v3_checksum_as_v2`: VRRPv3 IPv4 checksums without the
+    // pseudo-header. Dropping it left the migrated node deaf to its keepalived peer.
+    let dir = TempDir::new("v3-checksum");
+    let text = [
+        "global_defs {\n v3_checksum_as_v2\n}\n".to_string(),
+        // Inherits the global default.
+        instance_text("INHERITS", 1, "192.0.2.1", ""),
+        // Turns it off for itself.
+        instance_text("OFF", 2, "192.0.2.2", " v3_checksum_as_v2 false\n"),
+        // VRRPv2 and IPv6 have no such checksum: the global default changes nothing, silently.
+        instance_text("V2", 3, "192.0.2.3", " version 2\n"),
+        instance_text("V6", 4, "2001:db8::4", ""),
+        // Said in an IPv6 instance: warned, not translated.
+        instance_text("V6_SAYS", 5, "2001:db8::5", " v3_checksum_as_v2 yes\n"),
+        // With old_unicast_checksum: keepalived leaves the pseudo-header out, so does ha-lb.
+        instance_text(
+            "BOTH",
+            6,
+            "192.0.2.6",
+            " unicast_peer {\n  192.0.2.60\n }\n old_unicast_checksum\n",
+        ),
+        // A value keepalived does not know: warned, the global default stays.
+        instance_text("BAD", 7, "192.0.2.7", " v3_checksum_as_v2 maybe\n"),
+    ]
+    .concat();
+    let path = dir.write("keepalived.conf", &text);
+    let imp = import_file(&path).unwrap();
+    let on = |name: &str| imp.config.instances[name].v3_checksum_as_v2;
+    assert!(on("INHERITS"));
+    assert!(!on("OFF"));
+    assert!(!on("V2"));
+    assert!(!on("V6"));
+    assert!(!on("V6_SAYS"));
+    assert!(on("BOTH"));
+    assert!(!imp.config.instances["BOTH"].old_unicast_checksum);
+    assert!(on("BAD"));
+    let warned: Vec<(usize, &str)> = imp
+        .warnings
+        .iter()
+        .map(|w| (w.line, w.message.as_str()))
+        .collect();
+    assert_eq!(warned.len(), 3, "{warned:#?}");
+    assert_eq!(warned[0].0, line_of(&path, "v3_checksum_as_v2 yes"));
+    assert!(warned[0].1.contains("only changes VRRPv3 IPv4"));
+    assert_eq!(warned[1].0, line_of(&path, "old_unicast_checksum"));
+    assert!(warned[1].1.contains("no pseudo-header"));
+    assert_eq!(warned[2].0, line_of(&path, "v3_checksum_as_v2 maybe"));
+    // The translation is a valid config: the option lands only where check-config takes it.
+    let back = config::parse(&imp.to_toml().unwrap(), Path::new("t.toml")).unwrap();
+    assert_eq!(back, imp.config);
+    assert_eq!(
+        back.instances["INHERITS"].checksum_mode(),
+        vrrp_core::packet::ChecksumMode::V3WithoutPseudoHeader
+    );
+
+    // Without global_defs, an instance's bare keyword turns it on.
+    let one = dir.write(
+        "one.conf",
+        &instance_text("A", 1, "192.0.2.1", " v3_checksum_as_v2\n"),
+    );
+    let imp = import_file(&one).unwrap();
+    assert!(imp.config.instances["A"].v3_checksum_as_v2);
+    assert!(imp.warnings.is_empty(), "{:#?}", imp.warnings);
+}
+
+#[test]
+fn nopreempt_of_the_address_owner_is_dropped_with_a_warning() {
+    // keepalived: "nopreempt is incompatible with priority 255 - resetting nopreempt".
+    let dir = TempDir::new("owner-nopreempt");
+    let path = dir.write(
+        "keepalived.conf",
+        &instance_text("O", 1, "192.0.2.1", " priority 255\n nopreempt\n"),
+    );
+    let imp = import_file(&path).unwrap();
+    let i = &imp.config.instances["O"];
+    assert!(i.address_owner && i.preempt);
+    assert_eq!(imp.warnings.len(), 1, "{:#?}", imp.warnings);
+    assert_eq!(imp.warnings[0].line, line_of(&path, "nopreempt"));
+    assert!(imp.warnings[0].message.contains("always preempts"));
 }

@@ -40,6 +40,17 @@ pub fn advise(config: &Config) -> Vec<Problem> {
         }
     }
     for (iname, inst) in &config.instances {
+        if inst.address_owner && !inst.preempt {
+            out.push(Problem {
+                path: KeyPath::root().key("instances").key(iname).key("preempt"),
+                message: "preempt = false is ignored for the address owner: it always takes the VIPs \
+                          back (RFC 5798; keepalived resets nopreempt at priority 255 too)"
+                    .into(),
+                hint: "remove preempt = false, or address_owner (with a priority of 1..=254) to let a \
+                       lower-priority Master keep the VIPs"
+                    .into(),
+            });
+        }
         for (i, t) in inst.track_pools.iter().enumerate() {
             let Some(pool) = config.pools.get(&t.pool) else {
                 continue;

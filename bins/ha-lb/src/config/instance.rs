@@ -40,7 +40,9 @@ pub struct Instance {
     /// Take over from a lower-priority master. Default true.
     #[serde(default = "default_true")]
     pub preempt: bool,
-    /// Wait this long after start before preempting, in milliseconds. Default 0.
+    /// How long a Backup keeps a lower-priority Master after it first hears it, before taking
+    /// over, in milliseconds (0..=3600000). Default 0. keepalived's `preempt_delay` starts at
+    /// the same moment but takes over about a Master_Down_Interval later: see docs/config.md.
     #[serde(default)]
     pub preempt_delay_ms: u64,
     /// Accept packets addressed to the VIPs while Master even when not the address owner
@@ -49,8 +51,8 @@ pub struct Instance {
     #[serde(default = "default_true")]
     pub accept_mode: bool,
     /// VRRPv3 over IPv4: compute the checksum without the IPv4 pseudo-header, like VRRPv2
-    /// (Wireshark's `v3_checksum_as_in_v2`, FRR's `no checksum-with-ipv4-pseudoheader`;
-    /// keepalived has no such option). Default false.
+    /// (keepalived 2.2.8+'s `v3_checksum_as_v2`, Wireshark's `v3_checksum_as_in_v2`, FRR's
+    /// `no checksum-with-ipv4-pseudoheader`). Default false.
     #[serde(default)]
     pub v3_checksum_as_v2: bool,
     /// VRRPv3 over IPv4: put the group 224.0.0.18 in the checksum's pseudo-header even for

@@ -81,6 +81,8 @@ pub(crate) struct Translator {
     warnings: Vec<(usize, Warning)>,
     current: usize,
     version: Option<u32>,
+    /// `global_defs { v3_checksum_as_v2 }`: the default of every instance.
+    v3_checksum_as_v2: bool,
     garp: GarpOverrides,
     scripts: BTreeMap<String, Script>,
     processes: BTreeMap<String, Script>,
@@ -96,6 +98,7 @@ impl Translator {
             warnings: Vec::new(),
             current: 0,
             version: None,
+            v3_checksum_as_v2: false,
             garp: GarpOverrides::default(),
             scripts: BTreeMap::new(),
             processes: BTreeMap::new(),
@@ -209,18 +212,23 @@ impl Translator {
         }
     }
 
-    /// `v3_checksum_as_v2` is Wireshark's preference (`vrrp.v3_checksum_as_in_v2`), not a
-    /// keepalived keyword: keepalived ignores it and sends RFC checksums, so must the import.
-    fn not_a_keepalived_checksum(&mut self, node: &Node) {
-        self.warn(
-            node,
-            format!(
-                "`{}` is not a keepalived keyword (keepalived ignores it and sends RFC 5798 \
-                 checksums); not translated. ha-lb's `v3_checksum_as_v2` talks to peers that \
-                 leave the pseudo-header out (FRR); keepalived's older checksum is `old_unicast_checksum`",
-                node.keyword
-            ),
-        );
+    /// A keepalived boolean argument (`check_true_false`): none means on; a word keepalived
+    /// does not know is warned and leaves the setting as it was (`None`).
+    fn flag(&mut self, node: &Node) -> Option<bool> {
+        match node.arg() {
+            None | Some("true" | "on" | "yes") => Some(true),
+            Some("false" | "off" | "no") => Some(false),
+            Some(other) => {
+                self.warn(
+                    node,
+                    format!(
+                        "`{} {other}`: expected nothing, true/on/yes or false/off/no; ignored",
+                        node.keyword
+                    ),
+                );
+                None
+            }
+        }
     }
 
     fn garp_statement(&mut self, node: &Node, key: &str, into: &mut GarpOverrides) -> bool {
@@ -248,7 +256,20 @@ impl Translator {
                     None => self.warn(child, "`router_id` without a value; ignored"),
                 },
                 "vrrp_version" => self.version = self.uint(child, 2, 3),
-                "v3_checksum_as_v2" | "vrrp_v3_checksum_as_v2" => self.not_a_keepalived_checksum(child),
+                // keepalived 2.2.8+: the default of every vrrp_instance. Its global_defs parser
+                // takes no value (any word turns it on), so neither does the translation.
+                "v3_checksum_as_v2" => {
+                    if let Some(arg) = child.arg().filter(|a| !matches!(*a, "true" | "on" | "yes")) {
+                        self.warn(
+                            child,
+                            format!(
+                                "`v3_checksum_as_v2 {arg}` in global_defs: keepalived ignores the value \
+                                 there and turns the option on; so does the translation"
+                            ),
+                        );
+                    }
+                    self.v3_checksum_as_v2 = true;
+                }
                 k if k.starts_with("vrrp_garp_") || k == "vrrp_gna_interval" => {
                     let local = &k["vrrp_".len()..];
                     if !self.garp_statement(child, local, &mut garp) {
@@ -520,6 +541,9 @@ impl Translator {
         let mut garp = GarpOverrides::default();
         let mut seen_vrid = false;
         let mut old_checksum: Option<Node> = None;
+        // The instance's own `v3_checksum_as_v2 [BOOL]` and where it is, over the global one.
+        let mut v2_checksum: Option<(bool, Node)> = None;
+        let mut nopreempt: Option<Node> = None;
         for child in node.block() {
             let key = child.keyword.as_str();
             if self.garp_statement(child, key, &mut garp)
@@ -559,8 +583,14 @@ impl Translator {
                     }
                 }
                 "version" => version = self.uint(child, 2, 3),
-                "nopreempt" => inst.preempt = false,
-                "preempt" => inst.preempt = true,
+                "nopreempt" => {
+                    inst.preempt = false;
+                    nopreempt = Some(child.clone());
+                }
+                "preempt" => {
+                    inst.preempt = true;
+                    nopreempt = None;
+                }
                 "preempt_delay" => {
                     if let Some(ms) = self.seconds_ms(child) {
                         inst.preempt_delay_ms = ms;
@@ -568,7 +598,11 @@ impl Translator {
                 }
                 "accept" => inst.accept_mode = true,
                 "no_accept" => inst.accept_mode = false,
-                "v3_checksum_as_v2" => self.not_a_keepalived_checksum(child),
+                "v3_checksum_as_v2" => {
+                    if let Some(on) = self.flag(child) {
+                        v2_checksum = Some((on, child.clone()));
+                    }
+                }
                 // `old_unicast_checksum [never]`: `never` only turns off keepalived's detection
                 // of a peer's old checksum, which ha-lb does not do: the RFC checksum either way.
                 "old_unicast_checksum" => match child.arg() {
@@ -613,6 +647,16 @@ impl Translator {
                 _ => self.not_translated(child, "vrrp_instance"),
             }
         }
+        if let Some(at) = nopreempt.filter(|_| inst.address_owner) {
+            // keepalived resets it ("nopreempt is incompatible with priority 255"), and the
+            // address owner always preempts in ha-lb too (RFC 5798 §6.4.2).
+            inst.preempt = true;
+            self.warn(
+                &at,
+                "`nopreempt` is not translated: the address owner (priority 255) always preempts \
+                 (keepalived resets it too)",
+            );
+        }
         if !seen_vrid {
             self.warn(node, format!("vrrp_instance {name} has no virtual_router_id: the translation will not validate"));
         }
@@ -648,8 +692,27 @@ impl Translator {
                 self.warn(&at, "authentication is not translated: VRRPv3 has no authentication (keepalived ignores it too)");
             }
         }
+        // keepalived applies v3_checksum_as_v2 to VRRPv3 over IPv4 only; set in global_defs it
+        // is silently moot elsewhere, set in the instance it is worth a word.
+        let v3_ipv4 = inst.version == 3 && !v6;
+        match &v2_checksum {
+            Some((true, at)) if !v3_ipv4 => self.warn(
+                at,
+                "`v3_checksum_as_v2` is not translated: it only changes VRRPv3 IPv4 checksums",
+            ),
+            Some((on, _)) => inst.v3_checksum_as_v2 = *on && v3_ipv4,
+            None => inst.v3_checksum_as_v2 = self.v3_checksum_as_v2 && v3_ipv4,
+        }
         if let Some(at) = old_checksum {
-            if inst.version == 3 && !v6 {
+            if inst.v3_checksum_as_v2 {
+                // keepalived leaves the pseudo-header out altogether then: the group address
+                // old_unicast_checksum would put in it does not matter.
+                self.warn(
+                    &at,
+                    "`old_unicast_checksum` is not translated: with v3_checksum_as_v2 the checksum has \
+                     no pseudo-header at all (keepalived does the same)",
+                );
+            } else if v3_ipv4 {
                 inst.old_unicast_checksum = true;
             } else {
                 self.warn(

@@ -415,8 +415,10 @@ impl Driver {
     }
 
     /// New priority and notify commands from a reload, without a restart: the state, the
-    /// VIPs and the counters stay. A lower priority is advertised at the next advert (a peer
-    /// with preempt then takes over), a higher one preempts as the RFC says.
+    /// VIPs and the counters stay. A Master advertises a changed priority at once, without
+    /// waiting for its advert timer (a lower one lets a peer with preempt take over a
+    /// Master_Down_Interval sooner); a Backup with a higher one preempts as the RFC says (the
+    /// lower-priority Master's adverts no longer reset its Master_Down_Timer).
     fn reconfigure(&mut self, priority: u8, notify: crate::config::Notify) {
         self.notify = notify;
         let before = self.router.base_priority();
