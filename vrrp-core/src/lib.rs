@@ -27,7 +27,7 @@ pub use config::{
     AnnounceConfig, ConfigError, RouterConfig, Track, MAX_DELAY, MAX_TRACK_WEIGHT,
     PRIORITY_DEFAULT, PRIORITY_OWNER, PRIORITY_STOP,
 };
-pub use demux::{Demux, DemuxError, DemuxStats, RouterId};
+pub use demux::{Demux, DemuxError, DemuxStats, RouterId, RouterMut};
 pub use io::{DropReason, Output, Received, Transmit};
 pub use router::Router;
 pub use state::{FaultCause, NewMasterReason, Reason, State};

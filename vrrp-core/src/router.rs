@@ -218,6 +218,11 @@ impl Router {
         self.outputs.pop_front()
     }
 
+    /// Whether [`poll_output`](Self::poll_output) has something to give.
+    pub fn has_output(&self) -> bool {
+        !self.outputs.is_empty()
+    }
+
     /// When [`handle_timeout`](Self::handle_timeout) is next due; never before the latest `now`
     /// given to the router. `None` when no timer runs (Initialize, Fault).
     pub fn poll_timeout(&self) -> Option<Instant> {

@@ -612,7 +612,7 @@ fn demux_routes_by_vrid_and_family() {
         .map(|(id, _)| id)
         .collect();
     assert_eq!(from, vec![a, b, v6]);
-    let earliest = d.routers().iter().filter_map(Router::poll_timeout).min();
+    let earliest = d.routers().filter_map(|(_, r)| r.poll_timeout()).min();
     assert_eq!(d.poll_timeout(), earliest);
     assert!(earliest.is_some());
     let p2 = advert_from(&c2, "192.0.2.20", GROUP, 200, 100);
@@ -650,5 +650,5 @@ fn demux_routes_by_vrid_and_family() {
         .set_base_priority(deadline, 60)
         .unwrap();
     d.handle_shutdown(deadline + ms(1));
-    assert!(d.routers().iter().all(|r| r.state() == State::Initialize));
+    assert!(d.routers().all(|(_, r)| r.state() == State::Initialize));
 }

@@ -287,6 +287,11 @@ fn everything_not_translated_is_a_warning_with_its_line() {
         ),
         (
             main.clone(),
+            line_of(&main, "vrrp_instance V6"),
+            "unicast_min_ttl = 64",
+        ),
+        (
+            main.clone(),
             line_of(&main, "longer-than-8"),
             "longer than 8 bytes",
         ),

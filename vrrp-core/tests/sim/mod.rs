@@ -190,7 +190,7 @@ impl Lan {
         d.get(id).unwrap()
     }
 
-    fn router_mut(&mut self, node: usize, vrid: u8) -> &mut Router {
+    fn router_mut(&mut self, node: usize, vrid: u8) -> vrrp_core::RouterMut<'_> {
         let fam = self.nodes[node].configs[0].family();
         let d = &mut self.nodes[node].demux;
         let id = d.lookup(vrid, fam).unwrap();
@@ -352,7 +352,7 @@ impl Lan {
         }
         let vrids: Vec<u8> = self.nodes[node].configs.iter().map(|c| c.vrid).collect();
         for v in vrids {
-            f(self.router_mut(node, v), now);
+            f(&mut self.router_mut(node, v), now);
         }
         self.drain(node);
     }

@@ -222,9 +222,20 @@ impl VrrpSocket {
     /// [`NetError::FamilyMismatch`], or [`NetError::Io`] (EAGAIN when non-blocking and full;
     /// ENETDOWN / ENXIO when the link is gone: see [`NetError::is_link_gone`]).
     pub fn send_to(&self, payload: &[u8], dst: IpAddr) -> Result<()> {
+        self.send_from(payload, self.source, dst)
+    }
+
+    /// Sends a VRRP message to `dst` from `source` (instances sharing the socket may each
+    /// have their own source address).
+    ///
+    /// # Errors
+    ///
+    /// As [`send_to`](Self::send_to); [`NetError::FamilyMismatch`] when `source` or `dst` is
+    /// not of the socket's family.
+    pub fn send_from(&self, payload: &[u8], source: IpAddr, dst: IpAddr) -> Result<()> {
         let iov = [IoSlice::new(payload)];
         let fd = self.socket.as_raw_fd();
-        let sent = match (self.source, dst) {
+        let sent = match (source, dst) {
             (IpAddr::V4(src), IpAddr::V4(dst)) => {
                 let info = libc::in_pktinfo {
                     ipi_ifindex: self.ifindex as libc::c_int,

@@ -1,15 +1,14 @@
-//! The driver of one VRRP instance: a task that owns a vrrp-core [`Router`], its raw socket and
-//! its VIPs. It feeds the router what happens (received adverts, timeouts, tracked objects,
-//! link state, shutdown), performs every output the router asks for, drained until empty, and
-//! sleeps until `poll_timeout()` or the next event.
+//! One VRRP instance: its vrrp-core [`Router`] (configured from the TOML instance) and its
+//! [`Driver`], which performs what the router asks for (VIPs, announcements, notify commands,
+//! status, sync-group events) and turns the runtime's commands into router inputs. Both run in
+//! the task of the instance's [port](super::ports), which owns the socket shared by every
+//! instance on that interface, family and mode.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::unix::AsyncFd;
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use vrrp_core::packet::{Auth, Version};
 use vrrp_core::{AnnounceConfig, Output, Router, RouterConfig, State, TrackId};
@@ -17,15 +16,12 @@ use vrrp_core::{AnnounceConfig, Output, Router, RouterConfig, State, TrackId};
 use super::announcers::Announcers;
 use super::error::RuntimeError;
 use super::notify::{commands_for, state_word, Notifier};
-use super::readiness::{register, Owned};
+use super::ports::{Membership, Ports};
 use super::status::{InstanceStatus, Shared};
 use super::tracks::{router_tracks, TrackSource, Tracked};
 use super::vips::{AnnounceSpacing, Vips};
 use crate::config::Instance;
-use crate::net::{
-    link_state, Addresses, Interface, LinkState, NetError, VrrpSocket, VrrpSocketConfig,
-    RECV_BUFFER_LEN,
-};
+use crate::net::{link_state, Addresses, Interface, LinkState, NetError, VrrpSocket};
 
 /// How long a stopping instance waits for its queued notify commands.
 const NOTIFY_DRAIN: Duration = Duration::from_secs(5);
@@ -66,6 +62,20 @@ pub struct StateEvent {
     pub change: Option<(State, vrrp_core::Reason)>,
 }
 
+/// What every instance of the node shares: where it reports, and the per-interface announcers
+/// and VRRP ports.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    /// The status `/status` and `/metrics` show.
+    pub shared: &'a Arc<Shared>,
+    /// Where state changes go (for sync groups).
+    pub events: &'a mpsc::UnboundedSender<StateEvent>,
+    /// GARP / NA senders, one per interface.
+    pub announcers: &'a Announcers,
+    /// VRRP sockets, one per interface, family and mode.
+    pub ports: &'a Ports,
+}
+
 /// A running instance, as the runtime holds it.
 #[derive(Debug)]
 pub struct InstanceHandle {
@@ -77,23 +87,18 @@ pub struct InstanceHandle {
     pub tracked: Vec<Tracked>,
     /// The index of its interface.
     pub ifindex: u32,
-    tx: mpsc::UnboundedSender<Command>,
-    task: JoinHandle<()>,
+    membership: Membership,
 }
 
 impl InstanceHandle {
     /// Sends a command (ignored once the instance has stopped).
     pub fn send(&self, command: Command) {
-        let _ = self.tx.send(command);
+        self.membership.send(command);
     }
 
     /// Stops the instance and waits until it has.
     pub async fn shutdown(self) {
-        let (tx, rx) = oneshot::channel();
-        if self.tx.send(Command::Shutdown(tx)).is_ok() {
-            let _ = rx.await;
-        }
-        let _ = self.task.await;
+        self.membership.shutdown().await;
     }
 }
 
@@ -194,8 +199,10 @@ pub fn source_address(
         })
 }
 
-/// Sets an instance up on its interface and starts its driver task; its announcements go
-/// through the interface's announcer in `announcers`. Must run within the tokio runtime.
+/// Sets an instance up on its interface and puts it on the port of that interface, family and
+/// mode in `context.ports` (opening the port's socket if it is the first there), which starts
+/// it; its announcements go through the interface's announcer. Must run within the tokio
+/// runtime.
 ///
 /// # Errors
 ///
@@ -206,9 +213,7 @@ pub fn start(
     inst: &Instance,
     tracked: Vec<Tracked>,
     is_up: impl Fn(&TrackSource) -> bool,
-    shared: Arc<Shared>,
-    events: mpsc::UnboundedSender<StateEvent>,
-    announcers: &Announcers,
+    context: &Context<'_>,
 ) -> Result<InstanceHandle, RuntimeError> {
     let err = |source| RuntimeError::Instance {
         instance: name.to_owned(),
@@ -216,16 +221,6 @@ pub fn start(
     };
     let iface = Interface::by_name(&inst.interface).map_err(err)?;
     let source = source_address(name, inst, &iface)?;
-    let socket = VrrpSocket::open(
-        &iface,
-        &VrrpSocketConfig {
-            source,
-            join_group: !inst.is_unicast(),
-        },
-    )
-    .map_err(err)?;
-    socket.set_nonblocking(true).map_err(err)?;
-    let socket = register(socket).map_err(|e| err(NetError::io("register VRRP socket")(e)))?;
     let config = router_config(name, inst, source, router_tracks(&tracked, &is_up))?;
     let mut router = Router::new(config).map_err(|source| RuntimeError::Router {
         instance: name.to_owned(),
@@ -239,7 +234,14 @@ pub fn start(
         arp: Duration::from_millis(inst.garp.interval_ms),
         na: Duration::from_millis(inst.garp.gna_interval_ms),
     };
-    let vips = Vips::new(name, &iface, &inst.vips, na_source, spacing, announcers)?;
+    let vips = Vips::new(
+        name,
+        &iface,
+        &inst.vips,
+        na_source,
+        spacing,
+        context.announcers,
+    )?;
     let link = link_state(iface.index()).ok();
     let link_up = link.as_ref().is_some_and(LinkState::is_usable);
     if let Some(mtu) = link.and_then(|l| l.mtu) {
@@ -257,56 +259,57 @@ pub fn start(
             ));
         }
     }
-    let (tx, rx) = mpsc::unbounded_channel();
     let group_tracks: Vec<TrackId> = tracked
         .iter()
         .filter(|t| matches!(t.source, TrackSource::SyncGroup(_)))
         .map(|t| t.id)
         .collect();
+    let t0 = now();
     if !group_tracks.is_empty() {
         // A sync group member starts held: the group lets it go when the others agree.
-        router.set_master_hold(now(), true);
+        router.set_master_hold(t0, true);
     }
-    let driver = Driver {
-        link_up,
-        events,
-        group_tracks,
-        name: name.to_owned(),
-        interface: inst.interface.clone(),
-        notify: inst.notify.clone(),
-        router,
-        socket,
-        vips,
-        notifier: Notifier::start(name),
-        shared,
-        reason: "startup".into(),
-    };
+    if !link_up {
+        router.set_interface_up(t0, false);
+    }
     tracing::info!(
         instance = name,
         interface = %inst.interface,
         vrid = inst.vrid,
         %source,
-        priority = driver.router.effective_priority(),
+        priority = router.effective_priority(),
         "instance starting"
     );
-    let task = tokio::spawn(driver.run(rx, link_up));
+    let driver = Driver {
+        link_up,
+        events: context.events.clone(),
+        group_tracks,
+        name: name.to_owned(),
+        interface: inst.interface.clone(),
+        notify: inst.notify.clone(),
+        vips,
+        notifier: Notifier::start(name),
+        shared: context.shared.clone(),
+        reason: "startup".into(),
+    };
+    let membership = context
+        .ports
+        .join(&iface, inst.is_unicast(), router, driver)
+        .map_err(err)?;
     Ok(InstanceHandle {
         name: name.to_owned(),
         config: inst.clone(),
         tracked,
         ifindex: iface.index(),
-        tx,
-        task,
+        membership,
     })
 }
 
-enum Event {
-    Readable(std::io::Result<()>),
-    Timeout,
-    Command(Option<Command>),
-}
-
-struct Driver {
+/// One instance's side of its port: what it does with its router's outputs and the runtime's
+/// commands (VIPs, announcements, notify commands, status, sync-group events). The router
+/// itself sits in the port's demultiplexer.
+#[derive(Debug)]
+pub struct Driver {
     /// The interface's last known state (the kernel repeats link messages).
     link_up: bool,
     events: mpsc::UnboundedSender<StateEvent>,
@@ -314,15 +317,13 @@ struct Driver {
     name: String,
     interface: String,
     notify: crate::config::Notify,
-    router: Router,
-    socket: AsyncFd<Owned<VrrpSocket>>,
     vips: Vips,
     notifier: Notifier,
     shared: Arc<Shared>,
     reason: String,
 }
 
-fn now() -> std::time::Instant {
+pub(crate) fn now() -> std::time::Instant {
     Instant::now().into_std()
 }
 
@@ -330,7 +331,7 @@ fn now() -> std::time::Instant {
 /// long ago the stamp is. Without a stamp, or with a real-time clock that stepped back since,
 /// it is now; a stamp in the future cannot be later than now. The router never goes back in
 /// time whatever this says.
-fn arrival(stamp: Option<std::time::SystemTime>) -> std::time::Instant {
+pub(crate) fn arrival(stamp: Option<std::time::SystemTime>) -> std::time::Instant {
     let now = now();
     stamp
         .and_then(|at| std::time::SystemTime::now().duration_since(at).ok())
@@ -339,111 +340,69 @@ fn arrival(stamp: Option<std::time::SystemTime>) -> std::time::Instant {
 }
 
 impl Driver {
-    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>, link_up: bool) {
-        if !link_up {
-            self.router.set_interface_up(now(), false);
-        }
-        self.router.handle_startup(now());
-        self.drain();
-        let mut buf = vec![0u8; RECV_BUFFER_LEN];
-        loop {
-            let deadline = self.router.poll_timeout().map(Instant::from_std);
-            let sleep = async {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(d).await,
-                    None => std::future::pending().await,
-                }
-            };
-            // Adverts first: a timeout and queued adverts both ready (the worker was starved
-            // of CPU) must not look like a silent Master.
-            let event = tokio::select! {
-                biased;
-                ready = self.socket.readable() => Event::Readable(ready.map(|mut g| g.clear_ready())),
-                () = sleep => Event::Timeout,
-                cmd = rx.recv() => Event::Command(cmd),
-            };
-            match event {
-                // Readiness was cleared first, then every queued datagram is read: one that
-                // arrives after the last read raises readiness again.
-                Event::Readable(Ok(())) => self.receive_all(&mut buf),
-                Event::Readable(Err(e)) => {
-                    tracing::error!(instance = %self.name, error = %e, "VRRP socket");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                // The timer fired. Adverts that came meanwhile are read first, each at the time
-                // it arrived (as keepalived reads ready sockets before expiring timers): a
-                // Backup that woke late still hears its Master. The router re-arms periodic
-                // timers from their schedule, so wake-up latency does not add up as drift.
-                Event::Timeout => {
-                    self.receive_all(&mut buf);
-                    self.router.handle_timeout(now());
-                }
-                Event::Command(Some(Command::Track(id, up, why))) => self.track(id, up, &why),
-                Event::Command(Some(Command::InterfaceUp(up))) if up == self.link_up => {}
-                Event::Command(Some(Command::InterfaceUp(up))) => {
-                    self.link_up = up;
-                    tracing::info!(instance = %self.name, interface = %self.interface, up, "link state changed");
-                    self.reason = format!(
-                        "interface {} {}",
-                        self.interface,
-                        if up { "up" } else { "down" }
-                    );
-                    self.router.set_interface_up(now(), up);
-                }
-                Event::Command(Some(Command::Hold(hold))) => {
-                    self.router.set_master_hold(now(), hold);
-                }
-                Event::Command(Some(Command::StepDown(why))) => {
-                    self.reason = why;
-                    self.router.handle_step_down(now());
-                }
-                Event::Command(Some(Command::Reconfigure(priority, notify))) => {
-                    self.reconfigure(priority, notify);
-                }
-                Event::Command(Some(Command::Shutdown(done))) => {
-                    self.stop().await;
-                    let _ = done.send(());
-                    return;
-                }
-                Event::Command(None) => {
-                    self.stop().await;
-                    return;
-                }
+    /// The instance name.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A command from the runtime, given to the instance's router (Shutdown is the port's).
+    pub(crate) fn command(&mut self, router: &mut Router, command: Command) {
+        match command {
+            Command::Track(id, up, why) => self.track(router, id, up, &why),
+            Command::InterfaceUp(up) if up == self.link_up => {}
+            Command::InterfaceUp(up) => {
+                self.link_up = up;
+                tracing::info!(instance = %self.name, interface = %self.interface, up, "link state changed");
+                self.reason = format!(
+                    "interface {} {}",
+                    self.interface,
+                    if up { "up" } else { "down" }
+                );
+                router.set_interface_up(now(), up);
             }
-            self.drain();
+            Command::Hold(hold) => router.set_master_hold(now(), hold),
+            Command::StepDown(why) => {
+                self.reason = why;
+                router.handle_step_down(now());
+            }
+            Command::Reconfigure(priority, notify) => {
+                self.reconfigure(router, priority, notify);
+            }
+            Command::Shutdown(done) => {
+                let _ = done.send(());
+            }
         }
     }
 
     /// New priority and notify commands from a reload, without a restart: the state, the
-    /// VIPs and the counters stay. A Master advertises a changed priority at once, without
-    /// waiting for its advert timer (a lower one lets a peer with preempt take over a
-    /// Master_Down_Interval sooner); a Backup with a higher one preempts as the RFC says (the
-    /// lower-priority Master's adverts no longer reset its Master_Down_Timer).
-    fn reconfigure(&mut self, priority: u8, notify: crate::config::Notify) {
+    /// VIPs and the counters stay. A changed priority is advertised at once by a Master (a
+    /// peer with preempt then takes over if this one is now lower); a Backup raised above the
+    /// Master preempts as the RFC says, when it next hears the Master's advert.
+    fn reconfigure(&mut self, router: &mut Router, priority: u8, notify: crate::config::Notify) {
         self.notify = notify;
-        let before = self.router.base_priority();
+        let before = router.base_priority();
         if before == priority {
             return;
         }
-        if let Err(e) = self.router.set_base_priority(now(), priority) {
+        if let Err(e) = router.set_base_priority(now(), priority) {
             tracing::error!(instance = %self.name, error = %e, "reload: priority not changed");
             return;
         }
         tracing::info!(
             instance = %self.name,
             priority_before = before,
-            priority = self.router.effective_priority(),
+            priority = router.effective_priority(),
             "reload: priority changed in place"
         );
         self.reason = format!("reload: priority {before} to {priority}");
     }
 
-    fn track(&mut self, id: TrackId, up: bool, why: &str) {
-        if self.router.is_tracked_up(id) == Some(up) {
+    fn track(&mut self, router: &mut Router, id: TrackId, up: bool, why: &str) {
+        if router.is_tracked_up(id) == Some(up) {
             return;
         }
-        let before = self.router.effective_priority();
-        if let Err(e) = self.router.set_tracked(now(), id, up) {
+        let before = router.effective_priority();
+        if let Err(e) = router.set_tracked(now(), id, up) {
             tracing::error!(instance = %self.name, error = %e, "set tracked");
         }
         tracing::info!(
@@ -451,108 +410,60 @@ impl Driver {
             tracked = %why,
             up,
             priority_before = before,
-            priority = self.router.effective_priority(),
+            priority = router.effective_priority(),
             "tracked object changed"
         );
         self.reason = format!("{why} {}", if up { "up" } else { "down" });
     }
 
-    /// Reads every datagram queued on the socket and hands those of this VRID to the router.
-    fn receive_all(&mut self, buf: &mut [u8]) {
-        let vrid = self.router.vrid();
-        let mut errors = 0u32;
-        loop {
-            let rx = match self.socket.get_ref().0.recv(buf) {
-                Ok(rx) => rx,
-                Err(NetError::Io { source, .. })
-                    if source.kind() == std::io::ErrorKind::WouldBlock =>
-                {
-                    return;
-                }
-                // A datagram that does not parse was consumed: read on.
-                Err(e @ NetError::Malformed(_)) => {
-                    tracing::debug!(instance = %self.name, error = %e, "datagram dropped");
-                    continue;
-                }
-                // A socket error is reported once, then the queue reads on; a bound on them
-                // in a row keeps a socket stuck in error from spinning this loop.
-                Err(e) => {
-                    tracing::debug!(instance = %self.name, error = %e, "VRRP receive");
-                    errors += 1;
-                    if errors > 8 {
-                        return;
-                    }
-                    continue;
-                }
-            };
-            let Some(bytes) = buf.get(rx.payload.clone()) else {
-                continue;
-            };
-            // Other instances on this interface share the protocol: theirs are not errors.
-            if bytes.get(1).is_some_and(|&v| v != vrid) {
-                continue;
-            }
-            let at = arrival(rx.at);
-            if rx.truncated {
-                tracing::debug!(instance = %self.name, src = %rx.src, "advert longer than the receive buffer dropped");
-                self.router.handle_truncated(at);
-                continue;
-            }
-            let received = vrrp_core::Received {
-                src: rx.src,
-                dst: rx.dst,
-                ttl: rx.ttl,
-                bytes,
-            };
-            if let Err(reason) = self.router.handle_packet(at, &received) {
-                tracing::trace!(instance = %self.name, src = %rx.src, %reason, "advert dropped");
-            }
-        }
-    }
-
-    /// Performs every output the router has queued.
-    fn drain(&mut self) {
-        while let Some(output) = self.router.poll_output() {
-            match output {
-                Output::Transmit(t) => {
-                    if let Err(e) = self.socket.get_ref().0.send_to(&t.payload, t.dst) {
-                        if e.is_link_gone() {
-                            tracing::debug!(instance = %self.name, error = %e, "advert not sent: link down");
-                        } else {
-                            tracing::warn!(instance = %self.name, dst = %t.dst, error = %e, "advert not sent");
-                        }
-                    }
-                }
-                Output::AddAddresses(addrs) => self.vips.add(&addrs),
-                Output::RemoveAddresses(addrs) => self.vips.remove(&addrs),
-                Output::Announce { addresses, repeat } => self.vips.announce(&addresses, repeat),
-                Output::StateChanged { from, to, reason } => self.state_changed(from, to, reason),
-                // A want that ended because the router left Backup is reported with that
-                // state change, so that the group never sees it neither wanting nor Master.
-                Output::WantsMaster(false) if self.router.state() != State::Backup => {}
-                Output::WantsMaster(wants) => {
-                    if wants {
-                        tracing::info!(instance = %self.name, "would be Master, held by its sync group");
+    /// Performs one output of its router; adverts leave through the port's socket.
+    pub(crate) fn perform(&mut self, router: &Router, output: Output, socket: &VrrpSocket) {
+        match output {
+            Output::Transmit(t) => {
+                if let Err(e) = socket.send_from(&t.payload, t.src, t.dst) {
+                    if e.is_link_gone() {
+                        tracing::debug!(instance = %self.name, error = %e, "advert not sent: link down");
                     } else {
-                        tracing::info!(instance = %self.name, "no longer wants Master: heard a master");
+                        tracing::warn!(instance = %self.name, dst = %t.dst, error = %e, "advert not sent");
                     }
-                    // Only the want changed: the state and its cause are reported with it
-                    // as they are, and the runtime reads only `wants_master`.
-                    let _ = self.events.send(StateEvent {
-                        name: self.name.clone(),
-                        state: self.router.state(),
-                        own_fault: false,
-                        priority: self.router.effective_priority(),
-                        wants_master: wants,
-                        change: None,
-                    });
                 }
             }
+            Output::AddAddresses(addrs) => self.vips.add(&addrs),
+            Output::RemoveAddresses(addrs) => self.vips.remove(&addrs),
+            Output::Announce { addresses, repeat } => self.vips.announce(&addresses, repeat),
+            Output::StateChanged { from, to, reason } => {
+                self.state_changed(router, from, to, reason);
+            }
+            // A want that ended because the router left Backup is reported with that
+            // state change, so that the group never sees it neither wanting nor Master.
+            Output::WantsMaster(false) if router.state() != State::Backup => {}
+            Output::WantsMaster(wants) => {
+                if wants {
+                    tracing::info!(instance = %self.name, "would be Master, held by its sync group");
+                } else {
+                    tracing::info!(instance = %self.name, "no longer wants Master: heard a master");
+                }
+                // Only the want changed: the state and its cause are reported with it
+                // as they are, and the runtime reads only `wants_master`.
+                let _ = self.events.send(StateEvent {
+                    name: self.name.clone(),
+                    state: router.state(),
+                    own_fault: false,
+                    priority: router.effective_priority(),
+                    wants_master: wants,
+                    change: None,
+                });
+            }
         }
-        self.publish();
     }
 
-    fn state_changed(&mut self, from: State, to: State, reason: vrrp_core::Reason) {
+    fn state_changed(
+        &mut self,
+        router: &Router,
+        from: State,
+        to: State,
+        reason: vrrp_core::Reason,
+    ) {
         let why = match reason {
             vrrp_core::Reason::Fault(_)
             | vrrp_core::Reason::FaultCleared
@@ -568,7 +479,7 @@ impl Driver {
             %from,
             %to,
             reason = %why,
-            priority = self.router.effective_priority(),
+            priority = router.effective_priority(),
             "VRRP state changed"
         );
         self.reason = why;
@@ -583,8 +494,8 @@ impl Driver {
             name: self.name.clone(),
             state: to,
             own_fault,
-            priority: self.router.effective_priority(),
-            wants_master: self.router.wants_master(),
+            priority: router.effective_priority(),
+            wants_master: router.wants_master(),
             change: Some((from, reason)),
         });
         crate::supervisor::report_held(&self.name, to == State::Master);
@@ -594,37 +505,43 @@ impl Driver {
                 "INSTANCE",
                 &self.name,
                 word,
-                self.router.effective_priority(),
+                router.effective_priority(),
             ));
         }
     }
 
-    fn publish(&self) {
+    /// Shows the instance in `/status`.
+    pub(crate) fn publish(&self, router: &Router) {
         self.shared.set_instance(InstanceStatus {
             name: self.name.clone(),
             interface: self.interface.clone(),
-            vrid: self.router.vrid(),
-            state: self.router.state().to_string(),
+            vrid: router.vrid(),
+            state: router.state().to_string(),
             reason: self.reason.clone(),
-            priority: self.router.effective_priority(),
-            base_priority: self.router.base_priority(),
-            master: self.router.master_address().map(|a| a.to_string()),
-            vips: self
-                .router
+            priority: router.effective_priority(),
+            base_priority: router.base_priority(),
+            master: router.master_address().map(|a| a.to_string()),
+            vips: router
                 .virtual_addresses()
                 .iter()
                 .map(ToString::to_string)
                 .collect(),
-            sync_held: self.router.is_master_held(),
-            wants_master: self.router.wants_master(),
-            counters: self.router.stats().clone(),
+            sync_held: router.is_master_held(),
+            wants_master: router.wants_master(),
+            counters: router.stats().clone(),
         });
     }
 
-    async fn stop(mut self) {
+    /// The instance stops: its router shuts down (priority 0 if Master); the port performs
+    /// the outputs, then calls [`finish_stop`](Self::finish_stop).
+    pub(crate) fn begin_stop(&mut self, router: &mut Router) {
         self.reason = "shutdown".into();
-        self.router.handle_shutdown(now());
-        self.drain();
+        router.handle_shutdown(now());
+    }
+
+    /// After the last outputs: no VIP stays behind, the stop command runs, and `done` is
+    /// answered once the queued notify commands finished (or [`NOTIFY_DRAIN`] passed).
+    pub(crate) fn finish_stop(mut self, router: &Router, done: oneshot::Sender<()>) {
         // Whatever the state was, none of our VIPs stays behind.
         self.vips.remove_all();
         crate::supervisor::report_held(&self.name, false);
@@ -633,10 +550,21 @@ impl Driver {
             "INSTANCE",
             &self.name,
             "STOP",
-            self.router.effective_priority(),
+            router.effective_priority(),
         ));
         self.shared.remove_instance(&self.name);
         tracing::info!(instance = %self.name, "instance stopped");
-        self.notifier.finish(NOTIFY_DRAIN).await;
+        let notifier = self.notifier;
+        tokio::spawn(async move {
+            notifier.finish(NOTIFY_DRAIN).await;
+            let _ = done.send(());
+        });
+    }
+
+    /// Dropped without a graceful stop (its port closed, or it could not join): its VIPs go.
+    pub(crate) fn abandon(mut self) {
+        self.vips.remove_all();
+        crate::supervisor::report_held(&self.name, false);
+        self.shared.remove_instance(&self.name);
     }
 }

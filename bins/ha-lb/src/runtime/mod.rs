@@ -1,6 +1,7 @@
 //! `ha-lb run`: everything the configuration names, in one process.
 //!
-//! - [`instance`]: one driver task per VRRP instance around a vrrp-core `Router`;
+//! - [`instance`]: a VRRP instance (a vrrp-core `Router` and its driver), run by the task of
+//!   its [`ports`] entry: one socket and one vrrp-core `Demux` per interface, family and mode;
 //! - [`vips`]: its virtual addresses (netlink) and announcements (GARP / NA), through the
 //!   [`announcers`] shared per interface;
 //! - [`health`]: the health monitors; [`tracks`]: how checks, pools and interfaces move an
@@ -21,6 +22,7 @@ pub mod health;
 pub mod instance;
 pub mod links;
 pub mod notify;
+pub mod ports;
 pub mod readiness;
 pub mod status;
 pub mod tracks;
@@ -83,6 +85,8 @@ struct Node {
     rebind: BTreeSet<String>,
     /// GARP / NA senders, one per interface, shared by its instances.
     announcers: announcers::Announcers,
+    /// VRRP sockets, one per interface, family and mode, shared by its instances.
+    ports: ports::Ports,
     instances: BTreeMap<String, InstanceHandle>,
     /// Each sync group's rule and its members' view (state, own Fault, want, hold, running).
     sync_groups: BTreeMap<String, SyncGroup<String>>,
@@ -130,6 +134,7 @@ pub async fn run(options: Options, shared: Arc<Shared>) -> Result<(), RuntimeErr
         links: Links::default(),
         rebind: BTreeSet::new(),
         announcers: announcers::Announcers::default(),
+        ports: ports::Ports::default(),
         instances: BTreeMap::new(),
         sync_groups: BTreeMap::new(),
         state_tx,
@@ -424,9 +429,12 @@ impl Node {
             inst,
             tracked,
             |s| self.track_up(s, name),
-            self.shared.clone(),
-            self.state_tx.clone(),
-            &self.announcers,
+            &instance::Context {
+                shared: &self.shared,
+                events: &self.state_tx,
+                announcers: &self.announcers,
+                ports: &self.ports,
+            },
         );
         let handle = match started {
             Ok(h) => h,
