@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use vrrp_core::packet::{
-    Advertisement, Auth, ChecksumMode, Family, IpContext, Packet, Version, AUTH_DATA_LEN,
+    Advertisement, Auth, ChecksumMode, IpContext, Packet, Version, AUTH_DATA_LEN,
 };
 
 #[derive(Debug, Arbitrary)]

@@ -107,11 +107,7 @@ fn config(s: &Setup) -> Option<RouterConfig> {
         .iter()
         .take(4)
         .enumerate()
-        .map(|(i, &w)| Track {
-            id: TrackId(i as u32),
-            weight: i16::from(w),
-            up: true,
-        })
+        .map(|(i, &w)| Track::new(TrackId(i as u32), i16::from(w)))
         .collect();
     Some(c)
 }
@@ -177,6 +173,7 @@ impl Checker {
                     let adv = Advertisement::decode(&t.payload, &ctx).expect("our adverts decode");
                     assert_eq!((adv.vrid, adv.priority), (c.vrid, t.priority));
                 }
+                other => panic!("an output this target does not know: {other:?}"),
             }
         }
         assert_eq!(r.state(), self.shadow);

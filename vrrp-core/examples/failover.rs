@@ -77,6 +77,8 @@ impl Lan {
                         }
                     }
                 }
+                // Outputs a later vrrp-core may add: a driver ignores what it does not know.
+                _ => {}
             }
         }
     }

@@ -53,6 +53,8 @@ fn drive(
                 Output::Announce { addresses, repeat } => {
                     println!("{t:>6.3}s {name}: would send {repeat} GARPs for {addresses:?}");
                 }
+                // Outputs a later vrrp-core may add: a driver ignores what it does not know.
+                _ => {}
             }
         }
         if stopped {

@@ -24,6 +24,7 @@ pub const MAX_TRACK_WEIGHT: i16 = 253;
 /// A tracked object as configured: what keepalived calls a `track_script`, `track_interface`
 /// or `track_file` entry, reduced to an identifier, a weight and a starting state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct Track {
     /// How the driver names the object in [`Router::set_tracked`](crate::Router::set_tracked).
     pub id: TrackId,
@@ -34,8 +35,28 @@ pub struct Track {
     pub up: bool,
 }
 
+impl Track {
+    /// A tracked object, up until the driver says otherwise.
+    pub const fn new(id: TrackId, weight: i16) -> Self {
+        Track {
+            id,
+            weight,
+            up: true,
+        }
+    }
+
+    /// The same object, starting in state `up`.
+    #[must_use]
+    pub const fn starting(mut self, up: bool) -> Self {
+        self.up = up;
+        self
+    }
+}
+
 /// Gratuitous ARP / unsolicited Neighbor Advertisement settings, named after keepalived's.
+/// Start from [`AnnounceConfig::default`] (keepalived's defaults) and change fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct AnnounceConfig {
     /// `garp_master_repeat`: how many announcements of each address per burst (0: none).
     pub master_repeat: u32,
@@ -77,6 +98,7 @@ impl Default for AnnounceConfig {
 /// Build one with [`RouterConfig::new`], adjust the public fields, then hand it to
 /// [`Router::new`](crate::Router::new), which validates it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RouterConfig {
     /// The Virtual Router Identifier, 1..=255.
     pub vrid: u8,

@@ -330,6 +330,7 @@ impl Demux {
     }
 
     /// The earliest deadline of all routers.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         // `clean` after every change keeps the top of the heap current.
         self.timers.peek().map(|Reverse((at, ..))| *at)
@@ -337,6 +338,7 @@ impl Demux {
 
     /// The next action of any router, with the router it comes from; routers take turns, so
     /// one busy router cannot starve the others.
+    #[must_use]
     pub fn poll_output(&mut self) -> Option<(RouterId, Output)> {
         while let Some(position) = self.ready.pop_front() {
             let Some(Some(slot)) = self.slots.get_mut(position) else {

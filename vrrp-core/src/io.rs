@@ -47,7 +47,9 @@ impl fmt::Debug for Transmit {
 }
 
 /// An action the driver performs, drained with [`Router::poll_output`](crate::Router::poll_output).
+/// New kinds of action may come in later versions: a driver ignores those it does not know.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Output {
     /// Send an advertisement.
     Transmit(Transmit),

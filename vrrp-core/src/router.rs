@@ -214,6 +214,7 @@ impl Router {
     // ---- outputs ----
 
     /// The next action for the driver; call until `None` after every input.
+    #[must_use]
     pub fn poll_output(&mut self) -> Option<Output> {
         self.outputs.pop_front()
     }
@@ -225,6 +226,7 @@ impl Router {
 
     /// When [`handle_timeout`](Self::handle_timeout) is next due; never before the latest `now`
     /// given to the router. `None` when no timer runs (Initialize, Fault).
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.timers.next()
     }

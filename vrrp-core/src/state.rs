@@ -31,6 +31,7 @@ impl fmt::Display for State {
 
 /// What holds a router in [`State::Fault`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum FaultCause {
     /// The driver reported the interface down.
     InterfaceDown,
@@ -49,6 +50,7 @@ impl fmt::Display for FaultCause {
 
 /// Why a router changed state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Reason {
     /// Startup: Initialize to Backup.
     Startup,

@@ -85,6 +85,7 @@ pub enum Leave {
 
 /// Why the group decided something, for the log: `Display` writes it out.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Why<K> {
     /// This member went from Master to Backup on its own (not stepped down by the group).
     LostElection {
@@ -118,6 +119,7 @@ impl<K: fmt::Display> fmt::Display for Why<K> {
 
 /// What the group tells a member.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Decision<K> {
     /// Step down from Master to Backup ([`Router::handle_step_down`](crate::Router::handle_step_down)).
     StepDown {
@@ -378,6 +380,7 @@ impl<K: Clone + PartialEq> SyncGroup<K> {
     }
 
     /// The next decision, in the order made; drain until `None` after each `handle_*`.
+    #[must_use]
     pub fn poll_decision(&mut self) -> Option<Decision<K>> {
         self.decisions.pop_front()
     }

@@ -71,11 +71,7 @@ fn tracked(priority: u8, tracks: &[(u32, i16, bool)]) -> RouterConfig {
     let mut c = cfg(priority);
     c.tracks = tracks
         .iter()
-        .map(|&(id, weight, up)| Track {
-            id: TrackId(id),
-            weight,
-            up,
-        })
+        .map(|&(id, weight, up)| Track::new(TrackId(id), weight).starting(up))
         .collect();
     c
 }
@@ -562,28 +558,11 @@ fn configuration_errors_are_typed() {
         ConfigError::PeerIsSelf(ip(ME))
     );
     assert_eq!(
-        err(|c| {
-            c.tracks = vec![
-                Track {
-                    id: TrackId(1),
-                    weight: 1,
-                    up: true,
-                },
-                Track {
-                    id: TrackId(1),
-                    weight: 2,
-                    up: true,
-                },
-            ]
-        }),
+        err(|c| { c.tracks = vec![Track::new(TrackId(1), 1), Track::new(TrackId(1), 2),] }),
         ConfigError::DuplicateTrack(TrackId(1))
     );
     assert!(matches!(
-        err(|c| c.tracks = vec![Track {
-            id: TrackId(1),
-            weight: 254,
-            up: true
-        }]),
+        err(|c| c.tracks = vec![Track::new(TrackId(1), 254)]),
         ConfigError::WeightOutOfRange { .. }
     ));
     assert!(!ConfigError::PriorityZero.to_string().is_empty());

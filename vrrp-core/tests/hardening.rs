@@ -168,11 +168,7 @@ fn a_lowered_backup_does_not_win_with_its_old_skew() {
                 100,
             );
             if i == 1 {
-                c.tracks = vec![Track {
-                    id: TrackId(1),
-                    weight: -100,
-                    up: true,
-                }];
+                c.tracks = vec![Track::new(TrackId(1), -100)];
             }
             lan.add_node(&format!("r{}", i + 1), vec![c]);
         }

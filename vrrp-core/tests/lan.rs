@@ -172,11 +172,7 @@ fn weight_zero_fault_sends_priority_zero_and_hands_over_fast() {
             p,
             100,
         );
-        c.tracks = vec![Track {
-            id: TrackId(7),
-            weight: 0,
-            up: true,
-        }];
+        c.tracks = vec![Track::new(TrackId(7), 0)];
         lan.add_node(&format!("r{}", i + 1), vec![c]);
     }
     lan.start_all();

@@ -118,18 +118,7 @@ fn build(t: &Topology) -> Lan {
                 .map(|j| addr(j).parse().unwrap())
                 .collect();
         }
-        c.tracks = vec![
-            Track {
-                id: SOFT,
-                weight: -60,
-                up: true,
-            },
-            Track {
-                id: HARD,
-                weight: 0,
-                up: true,
-            },
-        ];
+        c.tracks = vec![Track::new(SOFT, -60), Track::new(HARD, 0)];
         lan.add_node(&format!("r{}", i + 1), vec![c]);
     }
     lan

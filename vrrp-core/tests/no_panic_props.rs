@@ -69,13 +69,15 @@ fn announce() -> impl Strategy<Value = AnnounceConfig> {
         any::<u32>(),
         proptest::option::of(duration()),
     )
-        .prop_map(|(mr, md, r, rr, lr, ld)| AnnounceConfig {
-            master_repeat: mr,
-            master_delay: md,
-            refresh: r,
-            refresh_repeat: rr,
-            lower_prio_repeat: lr,
-            lower_prio_delay: ld,
+        .prop_map(|(mr, md, r, rr, lr, ld)| {
+            let mut a = AnnounceConfig::default();
+            a.master_repeat = mr;
+            a.master_delay = md;
+            a.refresh = r;
+            a.refresh_repeat = rr;
+            a.lower_prio_repeat = lr;
+            a.lower_prio_delay = ld;
+            a
         })
 }
 
@@ -86,11 +88,7 @@ fn tracks() -> impl Strategy<Value = Vec<Track>> {
     proptest::collection::vec((id, weight, any::<bool>()), 0..4).prop_map(|ts| {
         ts.into_iter()
             .zip(0u32..)
-            .map(|((id, weight, up), i)| Track {
-                id: TrackId(id.unwrap_or(i)),
-                weight,
-                up,
-            })
+            .map(|((id, weight, up), i)| Track::new(TrackId(id.unwrap_or(i)), weight).starting(up))
             .collect()
     })
 }

@@ -30,11 +30,7 @@ fn instance(vrid: u8, me: &str, peer: &str, vip: &str, priority: u8) -> RouterCo
     c.advert_interval_cs = 100;
     c.auth = Auth::simple(b"123456").unwrap();
     c.unicast_peers = vec![peer.parse().unwrap()];
-    c.tracks = vec![Track {
-        id: CHECK_NGINX,
-        weight: -20,
-        up: true,
-    }];
+    c.tracks = vec![Track::new(CHECK_NGINX, -20)];
     c
 }
 

@@ -539,6 +539,7 @@ impl Lan {
                     self.transmits += 1;
                     self.send(node, t.src, t.dst, t.payload);
                 }
+                other => panic!("an output the simulator does not know: {other:?}"),
             }
         }
         // After draining, holding the addresses is exactly being Master.
@@ -592,6 +593,7 @@ impl Lan {
                     Decision::Hold { member, held, .. } => {
                         self.router_mut(node, member).set_master_hold(now, held);
                     }
+                    other => panic!("a decision the simulator does not know: {other:?}"),
                 }
                 acted = true;
             }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use vrrp_core::packet::{Auth, Version};
-use vrrp_core::{AnnounceConfig, Output, Router, RouterConfig, State, TrackId};
+use vrrp_core::{Output, Router, RouterConfig, State, TrackId};
 
 use super::announcers::Announcers;
 use super::error::RuntimeError;
@@ -147,14 +147,13 @@ pub fn router_config(
     c.unicast_min_ttl = inst.unicast_min_ttl;
     c.checksum = inst.checksum_mode();
     let ms = |v: u64| (v > 0).then(|| Duration::from_millis(v));
-    c.announce = AnnounceConfig {
-        master_repeat: inst.garp.master_repeat,
-        master_delay: ms(inst.garp.master_delay_ms),
-        refresh: ms(inst.garp.master_refresh_ms),
-        refresh_repeat: inst.garp.master_refresh_repeat,
-        lower_prio_repeat: inst.garp.lower_prio_repeat,
-        lower_prio_delay: ms(inst.garp.lower_prio_delay_ms),
-    };
+    let a = &mut c.announce;
+    a.master_repeat = inst.garp.master_repeat;
+    a.master_delay = ms(inst.garp.master_delay_ms);
+    a.refresh = ms(inst.garp.master_refresh_ms);
+    a.refresh_repeat = inst.garp.master_refresh_repeat;
+    a.lower_prio_repeat = inst.garp.lower_prio_repeat;
+    a.lower_prio_delay = ms(inst.garp.lower_prio_delay_ms);
     c.tracks = tracks;
     Ok(c)
 }
@@ -453,6 +452,9 @@ impl Driver {
                     wants_master: wants,
                     change: None,
                 });
+            }
+            other => {
+                tracing::warn!(instance = %self.name, output = ?other, "router output not performed");
             }
         }
     }

@@ -366,6 +366,9 @@ impl Node {
                         h.send(Command::Hold(held));
                     }
                 }
+                other => {
+                    tracing::warn!(sync_group = %group, decision = ?other, "sync group decision not applied");
+                }
             }
         }
     }

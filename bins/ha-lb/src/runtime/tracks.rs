@@ -77,11 +77,7 @@ pub fn tracked(instance: &Instance, sync_group: Option<&str>) -> Vec<Tracked> {
 pub fn router_tracks(tracked: &[Tracked], is_up: impl Fn(&TrackSource) -> bool) -> Vec<Track> {
     tracked
         .iter()
-        .map(|t| Track {
-            id: t.id,
-            weight: t.weight,
-            up: is_up(&t.source),
-        })
+        .map(|t| Track::new(t.id, t.weight).starting(is_up(&t.source)))
         .collect()
 }
 
