@@ -30,22 +30,22 @@ WINDOW=${WINDOW:-10}
 TARGET=${CARGO_TARGET_DIR:-target}
 TAG="vs$$"
 WORK=$(mktemp -d)
-PIDS=()
+# The PIDs this script started, one per line (a file: they are started in subshells).
+PIDFILE="$WORK/pids"
+: >"$PIDFILE"
 
 cleanup() {
-    for pid in "${PIDS[@]:-}"; do
-        [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null || true
-    done
-    sleep 0.5
-    for pid in "${PIDS[@]:-}"; do
-        [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null || true
-    done
-    PIDS=()
+    local pids
+    pids=$(cat "$PIDFILE" 2>/dev/null || true)
+    for pid in $pids; do kill -TERM "$pid" 2>/dev/null || true; done
+    sleep 1
+    for pid in $pids; do kill -KILL "$pid" 2>/dev/null || true; done
+    : >"$PIDFILE"
     for ns in "$TAG-n1" "$TAG-n2" "$TAG-sw"; do
         ip netns del "$ns" 2>/dev/null || true
     done
 }
-trap 'cleanup; rm -rf "$WORK"' EXIT INT TERM
+trap 'cleanup 2>/dev/null; rm -rf "$WORK"' EXIT INT TERM
 
 command -v ip >/dev/null || { echo "missing: ip" >&2; exit 1; }
 case " $SIDES " in *" keepalived "*)
@@ -111,8 +111,7 @@ start() { # side node priority N
             -p "$WORK/$node.pid" -r "$WORK/$node-vrrp.pid" >/dev/null 2>"$WORK/$node.log" &
         ;;
     esac
-    PIDS+=("$!")
-    echo "$!"
+    echo "$!" >>"$PIDFILE"
 }
 
 # The process and all its descendants.
@@ -138,14 +137,17 @@ vips_on() { ip -n "$TAG-$1" -o addr show dev eth0 | grep -c -e ' 198\.51\.100\.'
 measure() { # side N -> "master% backup%"
     local side=$1 n=$2 p1 p2 t0a t0b t1a t1b hz deadline
     topology
-    p1=$(start "$side" n1 200 "$n")
-    p2=$(start "$side" n2 100 "$n")
+    start "$side" n1 200 "$n"
+    start "$side" n2 100 "$n"
+    p1=$(sed -n 1p "$PIDFILE")
+    p2=$(sed -n 2p "$PIDFILE")
     deadline=$((SECONDS + 60))
     until [ "$(vips_on n1)" -eq "$n" ] && [ "$(vips_on n2)" -eq 0 ]; do
         if [ $SECONDS -gt $deadline ]; then
             echo "$side N=$n: n1 holds $(vips_on n1) VIPs, n2 $(vips_on n2) after 60 s" >&2
-            tail -5 "$WORK/n1.log" "$WORK/n2.log" >&2
-            exit 1
+            tail -n 20 "$WORK/n1.log" "$WORK/n2.log" >&2
+            cleanup
+            return 1
         fi
         sleep 0.5
     done
@@ -153,7 +155,7 @@ measure() { # side N -> "master% backup%"
     t0a=$(ticks "$p1"); t0b=$(ticks "$p2")
     sleep "$WINDOW"
     t1a=$(ticks "$p1"); t1b=$(ticks "$p2")
-    [ "$(vips_on n1)" -eq "$n" ] || { echo "$side N=$n: n1 lost VIPs during the window" >&2; exit 1; }
+    [ "$(vips_on n1)" -eq "$n" ] || { echo "$side N=$n: n1 lost VIPs during the window" >&2; cleanup; return 1; }
     hz=$(getconf CLK_TCK)
     cleanup
     awk -v a=$((t1a - t0a)) -v b=$((t1b - t0b)) -v hz="$hz" -v w="$WINDOW" \
@@ -164,7 +166,8 @@ printf '%-5s | %-23s | %-23s | %-15s | %s\n' N "ha-lb Master / Backup %" "keepal
 for n in $NS; do
     declare -A cpu=()
     for side in $SIDES; do
-        read -r m b <<<"$(measure "$side" "$n")"
+        out=$(measure "$side" "$n") || { echo "N=$n $side: no measurement" >&2; exit 1; }
+        read -r m b <<<"$out"
         cpu[$side-m]=$m
         cpu[$side-b]=$b
     done
