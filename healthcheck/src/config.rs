@@ -172,6 +172,13 @@ impl Default for MonitorConfig {
 }
 
 impl MonitorConfig {
+    /// The same settings, checking every `interval`.
+    #[must_use]
+    pub fn with_interval(mut self, interval: Duration) -> Self {
+        self.interval = interval;
+        self
+    }
+
     /// Rejects zero durations, zero thresholds and a jitter outside 0..=0.5.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let durations = [

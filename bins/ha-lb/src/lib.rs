@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod failover;
 pub mod keepalived;
 pub mod net;
 pub mod runtime;

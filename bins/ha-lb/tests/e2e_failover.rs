@@ -1936,3 +1936,117 @@ fn accept_mode_off_drops_traffic_to_the_vip() {
     assert!(!table().contains("ha_lb"), "{}", table());
     drop(local);
 }
+
+/// A backend for a program that checks over HTTP: a request that sends bytes (the health
+/// check) gets `200 OK`; a probe that sends nothing (the test's client) gets the name.
+fn http_aware_backend(ns: &Netns, name: &str, stop: Arc<AtomicBool>) -> JoinHandle<()> {
+    let name = name.to_owned();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let thread = ns.spawn(move || {
+        let listener = TcpListener::bind("0.0.0.0:8081").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        tx.send(()).unwrap();
+        while !stop.load(Ordering::Relaxed) {
+            let Ok((mut s, _)) = listener.accept() else {
+                thread::sleep(Duration::from_millis(2));
+                continue;
+            };
+            let name = name.clone();
+            thread::spawn(move || {
+                let _ = s.set_nonblocking(false);
+                let _ = s.set_read_timeout(Some(Duration::from_millis(30)));
+                let mut buf = [0u8; 1024];
+                let reply = match s.read(&mut buf) {
+                    Ok(n) if n > 0 => format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{name}\n",
+                        name.len() + 1
+                    ),
+                    _ => format!("{name}\n"),
+                };
+                let _ = s.write_all(reply.as_bytes());
+            });
+        }
+    });
+    rx.recv().unwrap();
+    thread
+}
+
+/// Issue #18: the `custom_proxy` example (lb-core with its own selector, healthcheck HTTP
+/// checks, ha-lb's failover API) on two nodes, measured like the binary: a process SIGKILL
+/// (no supervisor: the peer waits its Master_Down_Interval) and a graceful stop (priority 0:
+/// the peer takes over after its Skew_Time), within the binary's bounds.
+#[test]
+fn embedded_custom_proxy_fails_over() {
+    let _serial = serial();
+    let Some(topo) = Topo::new("cp") else { return };
+    let stop = Arc::new(AtomicBool::new(false));
+    let backends: Vec<_> = (0..3)
+        .map(|i| http_aware_backend(topo.ns(2 + i), &format!("b{}", i + 1), stop.clone()))
+        .collect();
+    // Examples are built by `cargo test` next to the test binaries' directory.
+    let example = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .and_then(|deps| deps.parent())
+        .unwrap()
+        .join("examples/custom_proxy");
+    assert!(example.exists(), "{} not built", example.display());
+    let start = |i: usize, name: &str, priority: &str| {
+        let log = File::create(topo.dir.join(format!("{name}.log"))).unwrap();
+        let mut cmd = topo.ns(i).command(example.to_str().unwrap());
+        cmd.args(["eth0", "51", priority, "192.0.2.100/24", "80"])
+            .args(["192.0.2.3:8081", "192.0.2.4:8081", "192.0.2.5:8081"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        ChildGuard::spawn(&mut cmd, Duration::from_secs(10))
+    };
+    let holds = |lb1: bool| {
+        wait_until(Duration::from_secs(15), || {
+            topo.has_address(LB1, VIP) == lb1 && topo.has_address(LB2, VIP) != lb1
+        })
+    };
+    let lb1 = start(LB1, "lb1", "150");
+    let _lb2 = start(LB2, "lb2", "100");
+    assert!(holds(true), "{}", topo.dump(&["lb1", "lb2"]));
+    let client = topo.served_client("192.0.2.100:80");
+    // All three backends are used: the health checks passed and the selector rotates.
+    thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        answers(
+            &client.samples(),
+            Instant::now() - Duration::from_millis(300)
+        )
+        .len(),
+        3
+    );
+
+    let t_kill = Instant::now();
+    lb1.signal(Signal::SIGKILL);
+    // Killed, lb1 leaves its VIP on eth0 (nothing is left to remove it) until it runs again;
+    // lb2's gratuitous ARPs take the client over.
+    assert!(
+        wait_until(Duration::from_secs(15), || topo.has_address(LB2, VIP)),
+        "{}",
+        topo.dump(&["lb1", "lb2"])
+    );
+    topo.assert_served_again(&client, t_kill, "custom proxy SIGKILL", MDI_BOUND);
+
+    // It comes back (the VIP its killed run left is removed first) and preempts.
+    let mut lb1 = start(LB1, "lb1", "150");
+    assert!(holds(true), "{}", topo.dump(&["lb1", "lb2"]));
+    assert!(client.wait_successes(Instant::now(), 20, Duration::from_secs(10)));
+    let t_stop = Instant::now();
+    assert!(lb1.stop(), "a graceful stop exits");
+    assert!(holds(false), "{}", topo.dump(&["lb1", "lb2"]));
+    topo.assert_served_again(
+        &client,
+        t_stop,
+        "custom proxy graceful stop",
+        HANDOVER_MARGIN + Duration::from_millis(61),
+    );
+    stop.store(true, Ordering::Relaxed);
+    for b in backends {
+        let _ = b.join();
+    }
+}

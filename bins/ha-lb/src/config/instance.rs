@@ -107,6 +107,34 @@ impl Instance {
         !self.unicast_peers.is_empty()
     }
 
+    /// An instance on `interface` for `vrid` with every other key at its default (as a
+    /// TOML table with only those two keys; `vips` empty, which validation refuses).
+    pub fn new(interface: &str, vrid: u32) -> Self {
+        Instance {
+            interface: interface.to_owned(),
+            vrid,
+            priority: DEFAULT_PRIORITY,
+            address_owner: false,
+            version: DEFAULT_VERSION,
+            advert_interval_ms: DEFAULT_ADVERT_INTERVAL_MS,
+            preempt: true,
+            preempt_delay_ms: 0,
+            accept_mode: true,
+            v3_checksum_as_v2: false,
+            old_unicast_checksum: false,
+            unicast_src: None,
+            unicast_peers: Vec::new(),
+            unicast_min_ttl: default_unicast_min_ttl(),
+            password: None,
+            vips: Vec::new(),
+            track_checks: Vec::new(),
+            track_pools: Vec::new(),
+            track_interfaces: Vec::new(),
+            notify: Notify::default(),
+            garp: Garp::default(),
+        }
+    }
+
     /// How this instance computes and checks VRRPv3 IPv4 checksums (validation allows at most
     /// one of `v3_checksum_as_v2` and `old_unicast_checksum`).
     pub fn checksum_mode(&self) -> ChecksumMode {

@@ -16,7 +16,7 @@ use vrrp_core::{Output, Router, RouterConfig, State, TrackId};
 use super::announcers::Announcers;
 use super::error::RuntimeError;
 use super::notify::{commands_for, state_word, Notifier};
-use super::ports::{Membership, Ports};
+use super::ports::{Commands, Membership, Ports};
 use super::status::{InstanceStatus, Shared};
 use super::tracks::{router_tracks, TrackSource, Tracked};
 use super::vips::{AnnounceSpacing, Vips};
@@ -60,6 +60,8 @@ pub struct StateEvent {
     /// The state left and why; `None` when only `wants_master` changed (then `state` and
     /// `own_fault` are not news).
     pub change: Option<(State, vrrp_core::Reason)>,
+    /// Why, as the log and `ha-lb status` say it.
+    pub why: String,
 }
 
 /// What every instance of the node shares: where it reports, and the per-interface announcers
@@ -94,6 +96,11 @@ impl InstanceHandle {
     /// Sends a command (ignored once the instance has stopped).
     pub fn send(&self, command: Command) {
         self.membership.send(command);
+    }
+
+    /// A sender of commands to the instance that other tasks can keep.
+    pub fn commands(&self) -> Commands {
+        self.membership.commands()
     }
 
     /// Stops the instance and waits until it has.
@@ -451,6 +458,7 @@ impl Driver {
                     priority: router.effective_priority(),
                     wants_master: wants,
                     change: None,
+                    why: self.reason.clone(),
                 });
             }
             other => {
@@ -499,6 +507,7 @@ impl Driver {
             priority: router.effective_priority(),
             wants_master: router.wants_master(),
             change: Some((from, reason)),
+            why: self.reason.clone(),
         });
         crate::supervisor::report_held(&self.name, to == State::Master);
         if let Some(word) = state_word(to) {

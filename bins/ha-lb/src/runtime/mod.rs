@@ -282,6 +282,8 @@ impl Node {
                 .sync_groups
                 .get(g)
                 .is_none_or(|group| group.fault_followed(instance).is_none()),
+            // A configuration file names no embedder's signal.
+            TrackSource::External(_) => true,
         }
     }
 

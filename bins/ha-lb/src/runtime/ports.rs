@@ -79,13 +79,35 @@ pub struct Membership {
     left: bool,
 }
 
-impl Membership {
-    /// Sends a command to the instance (ignored once its port has stopped).
+/// Where commands for one instance go; cloned freely (ignored once the instance stopped).
+#[derive(Debug, Clone)]
+pub struct Commands {
+    tx: mpsc::UnboundedSender<PortMessage>,
+    member: u64,
+}
+
+impl Commands {
+    /// Sends a command to the instance.
     pub fn send(&self, command: Command) {
         let _ = self.tx.send(PortMessage::Command {
             member: self.member,
             command,
         });
+    }
+}
+
+impl Membership {
+    /// Sends a command to the instance (ignored once its port has stopped).
+    pub fn send(&self, command: Command) {
+        self.commands().send(command);
+    }
+
+    /// A sender of commands to the instance that other tasks can keep.
+    pub fn commands(&self) -> Commands {
+        Commands {
+            tx: self.tx.clone(),
+            member: self.member,
+        }
     }
 
     /// Stops the instance (priority 0 if Master, VIPs removed, its stop command run) and

@@ -19,6 +19,8 @@ pub enum TrackSource {
     /// A sync group (weight 0): down while another member is in Fault for a cause of its
     /// own, so that the whole group goes to Fault together, as keepalived's `vrrp_sync_group`.
     SyncGroup(String),
+    /// A health signal of a program that embeds the driver ([`crate::failover`]).
+    External(String),
 }
 
 impl std::fmt::Display for TrackSource {
@@ -28,6 +30,7 @@ impl std::fmt::Display for TrackSource {
             TrackSource::Pool(n) => write!(f, "pool {n}"),
             TrackSource::Interface(n) => write!(f, "interface {n}"),
             TrackSource::SyncGroup(n) => write!(f, "sync group {n}"),
+            TrackSource::External(n) => write!(f, "{n}"),
         }
     }
 }
