@@ -7,4 +7,5 @@ pub mod config;
 pub mod keepalived;
 pub mod net;
 pub mod runtime;
+pub mod sd_notify;
 pub mod supervisor;
