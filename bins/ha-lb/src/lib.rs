@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod config;
 pub mod keepalived;
+pub mod kube;
 pub mod net;
 pub mod runtime;
 pub mod sd_notify;
