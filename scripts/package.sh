@@ -18,8 +18,9 @@ version=$(cargo metadata --no-deps --format-version 1 |
 # --target keeps RUSTFLAGS off build scripts and proc macros (they must stay dynamic).
 RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
     cargo build --release --locked --target "$triple" -p ha-lb
-if ldd "$bin" >/dev/null 2>&1; then
-    echo "package.sh: $bin is dynamically linked" >&2
+if ! ldd "$bin" 2>&1 | grep -qE 'statically linked|not a dynamic executable'; then
+    echo "package.sh: $bin is dynamically linked:" >&2
+    ldd "$bin" >&2
     exit 1
 fi
 
