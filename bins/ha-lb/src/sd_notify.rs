@@ -109,7 +109,7 @@ mod tests {
 
     #[test]
     fn messages_reach_a_path_socket_and_an_abstract_one() {
-        let dir = std::env::temp_dir().join(format!("halb-notify-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("halb-sdnotify-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("notify");
         let _ = std::fs::remove_file(&path);
