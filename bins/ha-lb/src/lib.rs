@@ -6,6 +6,8 @@ pub mod admin;
 pub mod config;
 pub mod failover;
 pub mod keepalived;
+pub mod kube;
 pub mod net;
 pub mod runtime;
+pub mod sd_notify;
 pub mod supervisor;

@@ -8,7 +8,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+use ha_lb::kube::configs::{Cluster, NodeSpec, Topology};
 
 mod demo;
 
@@ -55,6 +56,22 @@ enum Command {
     /// Show failover on this machine (root): two nodes, three backends and a client in
     /// throwaway network namespaces; crash the master and print what the client saw.
     Demo,
+    /// Kubernetes: per-node configurations for an apiserver VIP, and static pod manifests.
+    Kube {
+        #[command(subcommand)]
+        command: KubeCommand,
+    },
+    /// Print a shell completion script (e.g. `ha-lb completions bash > /etc/bash_completion.d/ha-lb`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (ha-lb.1 and one per subcommand) into a directory.
+    #[command(hide = true)]
+    Man {
+        /// The directory (made if missing).
+        dir: PathBuf,
+    },
     /// Print a running node's status (from its admin endpoint) as tables.
     Status {
         /// The admin endpoint; default: the `[admin]` of `--config`, else 127.0.0.1:9555.
@@ -66,6 +83,66 @@ enum Command {
         /// Print the raw JSON instead of tables.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KubeCommand {
+    /// Write one ha-lb configuration per node (DIR/NODE.toml), each valid for check-config,
+    /// and print kubeadm's controlPlaneEndpoint.
+    Configs {
+        /// The VIP with its prefix, e.g. 192.0.2.100/24.
+        #[arg(long)]
+        vip: ha_lb::config::Vip,
+        /// The interface carrying the VIP on every node.
+        #[arg(long)]
+        interface: String,
+        /// A node as NAME=ADDRESS (its address on the interface); repeat for each, the first
+        /// gets the highest priority.
+        #[arg(long = "node", required = true)]
+        nodes: Vec<NodeSpec>,
+        /// An apiserver as ADDRESS:PORT; repeat for each. Default (stacked): each node's
+        /// address on 6443.
+        #[arg(long = "apiserver")]
+        apiservers: Vec<SocketAddr>,
+        /// stacked: on the control-plane nodes (listener on VIP:8443); external: dedicated
+        /// balancer nodes (listener on VIP:6443).
+        #[arg(long, value_enum, default_value = "stacked")]
+        topology: Topology,
+        /// The listener's port. Default: 8443 stacked, 6443 external.
+        #[arg(long)]
+        port: Option<u16>,
+        /// VRRP version (2 or 3).
+        #[arg(long, default_value_t = 3)]
+        vrrp_version: u32,
+        /// VRRP advert interval in milliseconds.
+        #[arg(long, default_value_t = 100)]
+        advert_interval_ms: u64,
+        /// The VRID, unique on the segment.
+        #[arg(long, default_value_t = 51)]
+        vrid: u32,
+        /// The cluster CA, for the apiservers' /readyz checks.
+        #[arg(long, default_value = ha_lb::kube::configs::DEFAULT_CA_FILE)]
+        ca_file: PathBuf,
+        /// The admin endpoint (the static pod's probes).
+        #[arg(long, default_value_t = ha_lb::config::DEFAULT_ADMIN_LISTEN)]
+        admin: SocketAddr,
+        /// Multicast adverts (default: unicast between the nodes).
+        #[arg(long)]
+        multicast: bool,
+        /// Where to write the files.
+        #[arg(long, default_value = ".")]
+        out_dir: PathBuf,
+    },
+    /// Print a static Pod manifest that runs this node's configuration (for
+    /// /etc/kubernetes/manifests/ha-lb.yaml).
+    StaticPod {
+        /// The node's configuration, by its absolute path on the node (mounted from there).
+        #[arg(long)]
+        config: PathBuf,
+        /// The container image.
+        #[arg(long)]
+        image: Option<String>,
     },
 }
 
@@ -85,6 +162,12 @@ fn main() -> ExitCode {
             config,
             json,
         } => status(admin, config.as_deref(), json),
+        Command::Kube { command } => kube(command),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "ha-lb", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Command::Man { dir } => man(&dir),
         Command::Demo => match demo::run() {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -261,4 +344,95 @@ fn import_keepalived(file: &Path, output: Option<&Path>) -> ExitCode {
         import.warnings.len()
     );
     ExitCode::SUCCESS
+}
+
+fn kube(command: KubeCommand) -> ExitCode {
+    match command {
+        KubeCommand::Configs {
+            vip,
+            interface,
+            nodes,
+            apiservers,
+            topology,
+            port,
+            vrrp_version,
+            advert_interval_ms,
+            vrid,
+            ca_file,
+            admin,
+            multicast,
+            out_dir,
+        } => {
+            let cluster = Cluster {
+                vip,
+                interface,
+                nodes,
+                apiservers,
+                topology,
+                port,
+                vrrp_version,
+                advert_interval_ms,
+                vrid,
+                ca_file,
+                admin,
+                multicast,
+            };
+            let written = cluster
+                .generate()
+                .and_then(|c| ha_lb::kube::configs::write_all(&out_dir, &c));
+            match written {
+                Ok(paths) => {
+                    for p in &paths {
+                        eprintln!("{}: configuration is valid", p.display());
+                    }
+                    println!("controlPlaneEndpoint: {}", cluster.control_plane_endpoint());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("ha-lb kube configs: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        KubeCommand::StaticPod { config, image } => {
+            let image = image.unwrap_or_else(ha_lb::kube::static_pod::default_image);
+            let manifest = ha_lb::config::load(&config)
+                .map_err(ha_lb::kube::configs::KubeError::from)
+                .and_then(|c| ha_lb::kube::static_pod::manifest(&c, &config, &image));
+            match manifest {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("ha-lb kube static-pod: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+/// Renders one man page; subcommands get `ha-lb-NAME`.
+fn render_man(cmd: &clap::Command, dir: &Path, name: &str) -> std::io::Result<()> {
+    let cmd = cmd.clone().name(name.to_owned());
+    let mut page = Vec::new();
+    clap_mangen::Man::new(cmd.clone()).render(&mut page)?;
+    std::fs::write(dir.join(format!("{name}.1")), page)?;
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        render_man(sub, dir, &format!("{name}-{}", sub.get_name()))?;
+    }
+    Ok(())
+}
+
+fn man(dir: &Path) -> ExitCode {
+    let written =
+        std::fs::create_dir_all(dir).and_then(|()| render_man(&Cli::command(), dir, "ha-lb"));
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ha-lb man {}: {e}", dir.display());
+            ExitCode::FAILURE
+        }
+    }
 }

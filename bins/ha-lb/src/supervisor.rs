@@ -25,6 +25,7 @@ use vrrp_core::{Output, Router};
 use crate::config::Config;
 use crate::net::{Addresses, IfAddr, Interface, VrrpSocket, VrrpSocketConfig};
 use crate::runtime::{self, instance, RuntimeError};
+use crate::sd_notify;
 
 /// Exit status of a worker that cannot start (bad configuration, missing privileges): the
 /// supervisor does not restart it.
@@ -59,9 +60,57 @@ pub fn report_held(instance: &str, master: bool) {
     report(&format!("held {instance} {}", u8::from(master)));
 }
 
-/// Worker side: tells the supervisor that everything started.
+/// Tells the supervisor (worker) or systemd (`--no-supervisor`) that everything started:
+/// instances and listeners are up. The supervisor passes it on to systemd as `READY=1`.
 pub fn report_ready() {
-    report("ready");
+    if WORKER.load(Ordering::SeqCst) {
+        report("ready");
+    } else {
+        sd_notify::notify(READY);
+    }
+}
+
+/// Like [`report_ready`], for the start of a SIGHUP reload (systemd's `RELOADING=1`).
+pub fn report_reloading() {
+    if WORKER.load(Ordering::SeqCst) {
+        report("reloading");
+    } else {
+        sd_notify::notify(&sd_notify::reloading_message());
+    }
+}
+
+/// Like [`report_ready`], from each turn of the worker's event loop at the watchdog's pace
+/// (systemd's `WATCHDOG=1`): a hung worker stops sending them and systemd restarts the service.
+pub fn report_alive() {
+    if WORKER.load(Ordering::SeqCst) {
+        report("alive");
+    } else {
+        sd_notify::notify("WATCHDOG=1");
+    }
+}
+
+/// How often the event loop must call [`report_alive`]: half the systemd watchdog timeout
+/// (`$WATCHDOG_USEC`), or `None` without a watchdog. A worker takes its supervisor's
+/// (which removed it from the worker's environment when it was meant for nobody).
+pub fn watchdog_interval() -> Option<Duration> {
+    let pid = if WORKER.load(Ordering::SeqCst) {
+        nix::unistd::getppid().as_raw().unsigned_abs()
+    } else {
+        std::process::id()
+    };
+    sd_notify::watchdog_timeout(pid).map(sd_notify::ping_interval)
+}
+
+const READY: &str = "READY=1\nSTATUS=running";
+
+/// Supervisor side: what one line from the worker means to systemd.
+fn to_systemd(line: &str) -> Option<String> {
+    match line {
+        "ready" => Some(READY.to_owned()),
+        "reloading" => Some(sd_notify::reloading_message()),
+        "alive" => Some("WATCHDOG=1".to_owned()),
+        _ => None,
+    }
 }
 
 /// How the supervisor runs its worker.
@@ -156,11 +205,22 @@ pub async fn supervise(options: Options) -> Result<i32, RuntimeError> {
     let mut int = signal(SignalKind::interrupt()).map_err(RuntimeError::io("SIGINT handler"))?;
     let mut hup = signal(SignalKind::hangup()).map_err(RuntimeError::io("SIGHUP handler"))?;
     let mut restarts: u32 = 0;
+    let systemd = sd_notify::Notifier::from_env();
+    // The worker's watchdog pings come through us: it gets the timeout only when it is ours.
+    let watchdog = sd_notify::watchdog_timeout(std::process::id());
     loop {
         let Some((program, args)) = options.worker.split_first() else {
             return Ok(EXIT_FATAL);
         };
-        let mut child = tokio::process::Command::new(program)
+        let mut command = tokio::process::Command::new(program);
+        command
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_PID");
+        match watchdog {
+            Some(t) => command.env("WATCHDOG_USEC", t.as_micros().to_string()),
+            None => command.env_remove("WATCHDOG_USEC"),
+        };
+        let mut child = command
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -176,9 +236,15 @@ pub async fn supervise(options: Options) -> Result<i32, RuntimeError> {
         let held = Arc::new(Mutex::new(BTreeSet::<String>::new()));
         let reader = child.stdout.take().map(|out| {
             let held = held.clone();
+            let systemd = systemd.clone();
             tokio::spawn(async move {
                 let mut lines = BufReader::new(out).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
+                    if let (Some(n), Some(message)) = (&systemd, to_systemd(&line)) {
+                        if let Err(e) = n.send(&message) {
+                            tracing::warn!(error = %e, "cannot notify systemd");
+                        }
+                    }
                     let mut words = line.split_whitespace();
                     if let (Some("held"), Some(name), Some(flag)) =
                         (words.next(), words.next(), words.next())
@@ -202,8 +268,8 @@ pub async fn supervise(options: Options) -> Result<i32, RuntimeError> {
         let status = loop {
             tokio::select! {
                 status = child.wait() => break status,
-                _ = term.recv() => { stopping = true; forward(Signal::SIGTERM); }
-                _ = int.recv() => { stopping = true; forward(Signal::SIGTERM); }
+                _ = term.recv() => { stopping = true; sd_notify::notify("STOPPING=1"); forward(Signal::SIGTERM); }
+                _ = int.recv() => { stopping = true; sd_notify::notify("STOPPING=1"); forward(Signal::SIGTERM); }
                 _ = hup.recv() => {
                     match runtime::load(&options.config_path) {
                         Ok(c) => config = c,

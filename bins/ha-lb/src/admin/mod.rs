@@ -1,5 +1,6 @@
 //! The admin endpoint (off unless `[admin]` is configured; loopback by default): `/metrics`
-//! in the Prometheus text format and `/status` as JSON, served with hyper; and the client side
+//! in the Prometheus text format, `/status` as JSON, and the probes `/healthz` (the event loop
+//! answers) and `/readyz` (everything configured runs), served with hyper; and the client side
 //! of `ha-lb status`.
 
 pub mod metrics;
@@ -8,6 +9,7 @@ pub mod table;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
@@ -17,7 +19,7 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use crate::runtime::status::Shared;
+use crate::runtime::status::{Readiness, Shared};
 use crate::runtime::RuntimeError;
 
 fn answer(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
@@ -52,11 +54,69 @@ pub fn handle(shared: &Shared, path: &str) -> Response<Full<Bytes>> {
                 format!("{e}\n"),
             ),
         },
+        "/readyz" => readyz(shared),
         _ => answer(
             StatusCode::NOT_FOUND,
             "text/plain",
-            "ha-lb admin: /metrics, /status\n".into(),
+            "ha-lb admin: /metrics, /status, /healthz, /readyz\n".into(),
         ),
+    }
+}
+
+/// How long `/healthz` waits for the event loop: under a probe's usual one-second timeout.
+pub const HEALTHZ_TIMEOUT: Duration = Duration::from_millis(800);
+
+/// `/healthz`: 200 when the worker's event loop answers a ping within [`HEALTHZ_TIMEOUT`],
+/// 503 with the reason otherwise.
+pub async fn healthz(shared: &Shared) -> Response<Full<Bytes>> {
+    healthz_within(shared, HEALTHZ_TIMEOUT).await
+}
+
+/// `/healthz` with the wait given.
+pub async fn healthz_within(shared: &Shared, timeout: Duration) -> Response<Full<Bytes>> {
+    match shared.ping(timeout).await {
+        Ok(()) => answer(StatusCode::OK, "text/plain", "ok\n".into()),
+        Err(e) => answer(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            format!("unhealthy: {e}\n"),
+        ),
+    }
+}
+
+/// `/readyz`: 200 when the configuration is loaded and every instance and listener it names
+/// runs; 503 with one line per missing thing otherwise.
+pub fn readyz(shared: &Shared) -> Response<Full<Bytes>> {
+    let (status, body) = match shared.readiness() {
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: starting (configuration not loaded or not applied yet)\n".to_owned(),
+        ),
+        Some(Readiness::Stopping) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: stopping\n".to_owned(),
+        ),
+        Some(Readiness::Missing(missing)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready:\n{}\n", missing.join("\n")),
+        ),
+        Some(Readiness::Ready {
+            instances,
+            listeners,
+        }) => (
+            StatusCode::OK,
+            format!("ok: {instances} instance(s), {listeners} listener(s) running\n"),
+        ),
+    };
+    answer(status, "text/plain", body)
+}
+
+/// Answers one request, `/healthz` included.
+pub async fn respond(shared: &Shared, path: &str) -> Response<Full<Bytes>> {
+    if path == "/healthz" {
+        healthz(shared).await
+    } else {
+        handle(shared, path)
     }
 }
 
@@ -72,7 +132,7 @@ pub async fn serve(
     let listener = TcpListener::bind(listen)
         .await
         .map_err(RuntimeError::io("bind the admin endpoint"))?;
-    tracing::info!(%listen, "admin endpoint: /metrics, /status");
+    tracing::info!(%listen, "admin endpoint: /metrics, /status, /healthz, /readyz");
     Ok(tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
@@ -81,8 +141,8 @@ pub async fn serve(
             let shared = shared.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |req: Request<Incoming>| {
-                    let r = handle(&shared, req.uri().path());
-                    async move { Ok::<_, Infallible>(r) }
+                    let shared = shared.clone();
+                    async move { Ok::<_, Infallible>(respond(&shared, req.uri().path()).await) }
                 });
                 let _ = http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service)
@@ -90,4 +150,84 @@ pub async fn serve(
             });
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    async fn body(r: Response<Full<Bytes>>) -> (u16, String) {
+        let code = r.status().as_u16();
+        let bytes = r.into_body().collect().await.unwrap().to_bytes();
+        (code, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    #[tokio::test]
+    async fn healthz_is_the_event_loop_answering() {
+        let shared = Arc::new(Shared::default());
+        let (code, text) = body(healthz_within(&shared, Duration::from_millis(20)).await).await;
+        assert_eq!(
+            (code, text.as_str()),
+            (503, "unhealthy: the event loop has not started\n")
+        );
+
+        // A loop that never takes its pings (hung): no answer in time.
+        let rx = shared.heartbeat_channel();
+        let (code, text) = body(healthz_within(&shared, Duration::from_millis(20)).await).await;
+        assert_eq!(code, 503);
+        assert!(text.contains("did not answer"), "{text}");
+        // Pings pile up in a stuck loop's queue: the endpoint stops queueing more.
+        for _ in 0..8 {
+            let _ = healthz_within(&shared, Duration::from_millis(20)).await;
+        }
+        let (code, text) = body(healthz_within(&shared, Duration::from_millis(20)).await).await;
+        assert_eq!(code, 503);
+        assert!(text.contains("stuck"), "{text}");
+        drop(rx);
+        let (_, text) = body(healthz_within(&shared, Duration::from_millis(20)).await).await;
+        assert!(text.contains("ended"), "{text}");
+
+        // A loop that answers.
+        let mut rx = shared.heartbeat_channel();
+        tokio::spawn(async move {
+            while let Some(reply) = rx.recv().await {
+                let _ = reply.send(());
+            }
+        });
+        assert_eq!(
+            body(healthz_within(&shared, Duration::from_millis(20)).await).await,
+            (200, "ok\n".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn readyz_says_what_is_missing() {
+        let shared = Shared::default();
+        let (code, text) = body(readyz(&shared)).await;
+        assert_eq!(code, 503);
+        assert!(text.contains("starting"), "{text}");
+        shared.set_readiness(Readiness::Missing(vec![
+            "instance VI_1: not running (waiting for interface eth9)".into(),
+            "listener web (192.0.2.1:80): not bound".into(),
+        ]));
+        assert_eq!(
+            body(readyz(&shared)).await,
+            (
+                503,
+                "not ready:\ninstance VI_1: not running (waiting for interface eth9)\nlistener web (192.0.2.1:80): not bound\n".into()
+            )
+        );
+        shared.set_readiness(Readiness::Ready {
+            instances: 2,
+            listeners: 1,
+        });
+        assert_eq!(
+            body(readyz(&shared)).await,
+            (200, "ok: 2 instance(s), 1 listener(s) running\n".into())
+        );
+        shared.set_readiness(Readiness::Stopping);
+        assert_eq!(body(readyz(&shared)).await.0, 503);
+        assert_eq!(body(handle(&shared, "/nope")).await.0, 404);
+    }
 }

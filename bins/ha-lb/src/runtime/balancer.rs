@@ -207,6 +207,11 @@ impl Balancer {
         })
     }
 
+    /// The names of the listeners that are bound.
+    pub fn listening(&self) -> Vec<String> {
+        self.listeners.keys().cloned().collect()
+    }
+
     /// Every counter now.
     pub fn stats(&self) -> BalancerStats {
         BalancerStats {

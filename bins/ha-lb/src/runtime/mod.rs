@@ -125,6 +125,7 @@ pub async fn run(options: Options, shared: Arc<Shared>) -> Result<(), RuntimeErr
     let (health_tx, mut health_rx) = mpsc::unbounded_channel::<HealthEvent>();
     let (link_tx, mut link_rx) = mpsc::unbounded_channel::<LinkEvent>();
     let (state_tx, mut state_rx) = mpsc::unbounded_channel::<StateEvent>();
+    let mut heartbeat = shared.heartbeat_channel();
     shared.set_router_id(router_id(&config));
     let mut node = Node {
         options,
@@ -169,6 +170,12 @@ pub async fn run(options: Options, shared: Arc<Shared>) -> Result<(), RuntimeErr
         return Err(e);
     }
     // Passive health (failed connects) has no events: look at it a few times a second.
+    // systemd's watchdog is fed from this loop, so a hung loop gets the service restarted.
+    let mut watchdog = crate::supervisor::watchdog_interval().map(|every| {
+        let mut i = tokio::time::interval(every);
+        i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        i
+    });
     let mut passive = tokio::time::interval(PASSIVE_POLL);
     passive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tracing::info!(
@@ -176,6 +183,7 @@ pub async fn run(options: Options, shared: Arc<Shared>) -> Result<(), RuntimeErr
         listeners = node.config.listeners.len(),
         "ha-lb running"
     );
+    node.publish_readiness();
     crate::supervisor::report_ready();
 
     loop {
@@ -188,18 +196,39 @@ pub async fn run(options: Options, shared: Arc<Shared>) -> Result<(), RuntimeErr
                 tracing::info!("SIGINT: stopping");
                 break;
             }
-            _ = hup.recv() => node.reload().await,
+            _ = hup.recv() => {
+                crate::supervisor::report_reloading();
+                node.reload().await;
+                node.publish_readiness();
+                crate::supervisor::report_ready();
+            }
+            () = tick(&mut watchdog) => crate::supervisor::report_alive(),
+            // /healthz: this loop is alive when it answers.
+            Some(reply) = heartbeat.recv() => { let _ = reply.send(()); }
             Some(event) = health_rx.recv() => node.health_changed(&event),
             Some(event) = link_rx.recv() => node.link_changed(&event).await,
             Some(event) = state_rx.recv() => node.state_changed(event),
             _ = passive.tick() => {
                 node.push_tracks();
                 node.rebind_instances().await;
+                node.publish_readiness();
             }
         }
     }
+    node.shared.set_readiness(status::Readiness::Stopping);
+    crate::sd_notify::notify("STOPPING=1");
     node.stop().await;
     Ok(())
+}
+
+/// The next tick of `interval`, or never without one.
+async fn tick(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// The VIPs a Master must not accept traffic for: those of instances with `accept_mode =
@@ -520,6 +549,34 @@ impl Node {
                 }
             }
         }
+    }
+
+    /// Tells `/readyz` what runs: every configured instance (one waiting for its interface is
+    /// missing) and every listener.
+    fn publish_readiness(&self) {
+        let mut missing = Vec::new();
+        for (name, inst) in &self.config.instances {
+            if !self.instances.contains_key(name) {
+                missing.push(format!(
+                    "instance {name}: not running (waiting for interface {})",
+                    inst.interface
+                ));
+            }
+        }
+        let listening = self.shared.balancer().listening();
+        for (name, l) in &self.config.listeners {
+            if !listening.contains(name) {
+                missing.push(format!("listener {name} ({}): not bound", l.listen));
+            }
+        }
+        self.shared.set_readiness(if missing.is_empty() {
+            status::Readiness::Ready {
+                instances: self.instances.len(),
+                listeners: listening.len(),
+            }
+        } else {
+            status::Readiness::Missing(missing)
+        });
     }
 
     /// Tells every instance the current state of everything it tracks.

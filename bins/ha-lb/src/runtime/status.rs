@@ -3,6 +3,9 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
 
 use serde::{Deserialize, Serialize};
 
@@ -134,6 +137,50 @@ pub struct Shared {
     instances: Mutex<BTreeMap<String, InstanceStatus>>,
     checks: Mutex<Vec<CheckStatus>>,
     balancer: Mutex<Balancer>,
+    /// What `/readyz` reports; `None` until the node has started.
+    readiness: Mutex<Option<Readiness>>,
+    /// The event loop's end of `/healthz` pings.
+    heartbeat: Mutex<Option<mpsc::Sender<oneshot::Sender<()>>>>,
+}
+
+/// Whether the node is ready to serve (`/readyz`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    /// Everything the configuration names runs; how many instances and listeners.
+    Ready {
+        /// VRRP instances running.
+        instances: usize,
+        /// Listeners bound.
+        listeners: usize,
+    },
+    /// Started, but these are not running (one line each, with the reason).
+    Missing(Vec<String>),
+    /// Stopping after SIGTERM/SIGINT.
+    Stopping,
+}
+
+/// Why the event loop did not answer a `/healthz` ping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unhealthy {
+    /// The runtime has not started its event loop yet.
+    NotStarted,
+    /// Pings are queued and not taken: the loop is stuck.
+    Busy,
+    /// The loop did not answer within the time allowed.
+    NoAnswer,
+    /// The loop has ended.
+    Gone,
+}
+
+impl std::fmt::Display for Unhealthy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Unhealthy::NotStarted => "the event loop has not started",
+            Unhealthy::Busy => "the event loop is not taking pings (stuck)",
+            Unhealthy::NoAnswer => "the event loop did not answer in time",
+            Unhealthy::Gone => "the event loop has ended",
+        })
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -166,6 +213,44 @@ impl Shared {
     /// The balancer, locked (never across an await).
     pub fn balancer(&self) -> MutexGuard<'_, Balancer> {
         lock(&self.balancer)
+    }
+
+    /// Records whether the node is ready (`/readyz`).
+    pub fn set_readiness(&self, readiness: Readiness) {
+        *lock(&self.readiness) = Some(readiness);
+    }
+
+    /// Whether the node is ready; `None` while it starts.
+    pub fn readiness(&self) -> Option<Readiness> {
+        lock(&self.readiness).clone()
+    }
+
+    /// Makes the channel that `/healthz` pings go through; the event loop answers each one on
+    /// the receiver.
+    pub fn heartbeat_channel(&self) -> mpsc::Receiver<oneshot::Sender<()>> {
+        // A few pings may wait while the loop handles a burst; more means it is stuck.
+        let (tx, rx) = mpsc::channel(8);
+        *lock(&self.heartbeat) = Some(tx);
+        rx
+    }
+
+    /// Asks the event loop to answer within `timeout` (`/healthz`).
+    ///
+    /// # Errors
+    ///
+    /// [`Unhealthy`]: why it did not.
+    pub async fn ping(&self, timeout: Duration) -> Result<(), Unhealthy> {
+        let tx = lock(&self.heartbeat).clone().ok_or(Unhealthy::NotStarted)?;
+        let (reply, answer) = oneshot::channel();
+        tx.try_send(reply).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => Unhealthy::Busy,
+            mpsc::error::TrySendError::Closed(_) => Unhealthy::Gone,
+        })?;
+        match tokio::time::timeout(timeout, answer).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Unhealthy::Gone),
+            Err(_) => Err(Unhealthy::NoAnswer),
+        }
     }
 
     /// The whole status now.
