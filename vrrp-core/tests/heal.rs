@@ -46,8 +46,12 @@ struct Case {
     jitter: Duration,
     /// The second burst after becoming Master.
     master_delay: Option<Duration>,
-    /// `master_refresh`.
+    /// `master_refresh` of the loser, and of the winner if `refresh_both`.
     refresh: Option<Duration>,
+    refresh_both: bool,
+    /// `answer_lower_priority` (on in ha-lb): with it, the loser hears the winner one round
+    /// trip after the winner heard it; without it, up to an advert interval later.
+    answer_lower: bool,
     cut: Cut,
     preempt: bool,
 }
@@ -63,6 +67,8 @@ impl Case {
             jitter: Duration::ZERO,
             master_delay: None,
             refresh: None,
+            refresh_both: false,
+            answer_lower: true,
             cut,
             preempt: true,
         }
@@ -97,8 +103,11 @@ impl Case {
             self.interval_cs,
         );
         c.preempt = self.preempt;
+        c.answer_lower_priority = self.answer_lower;
         c.announce.master_delay = self.master_delay;
-        c.announce.refresh = self.refresh;
+        if node != self.winner() || self.refresh_both {
+            c.announce.refresh = self.refresh;
+        }
         c.announce.lower_prio_delay = None;
         c
     }
@@ -273,15 +282,35 @@ fn clients_reach_the_master_with_latency_and_jitter() {
 }
 
 /// The loser's own later announcements (its second burst, its refresh) land anywhere around
-/// the heal: the winner's last burst must still come after them.
+/// the heal, also between the winner's burst for the loser's first advert and the loser's
+/// step-down: the winner's last burst must still come after them (the burst owed at the end
+/// of the rate-limit window). The loser becomes Master 361 ms into the cut, so a second
+/// burst 1150..1320 ms later falls 1.51..1.68 s into it, around the heal.
 #[test]
 fn clients_reach_the_master_whatever_the_losers_delayed_and_refresh_bursts() {
-    for (delay_ms, refresh_ms) in [(1150, 0), (1180, 0), (0, 30), (0, 70), (1160, 45)] {
-        let mut case = Case::new(Version::V3, false, [100, 200], Cut::Vrrp);
-        let ms = |v: u64| (v > 0).then(|| Duration::from_millis(v));
-        case.master_delay = ms(delay_ms);
-        case.refresh = ms(refresh_ms);
-        grid(&case);
+    for (delay_ms, refresh_ms, both) in [
+        (1150, 0, false),
+        (1250, 0, false),
+        (1280, 0, false),
+        (1320, 0, false),
+        (0, 30, false),
+        (0, 70, false),
+        (1260, 45, false),
+        (0, 30, true),
+        (0, 7, false),
+    ] {
+        for (answer_lower, latency_ms) in [(true, 0), (false, 0), (true, 10)] {
+            let mut case = Case::new(Version::V3, false, [100, 200], Cut::Vrrp);
+            let ms = |v: u64| (v > 0).then(|| Duration::from_millis(v));
+            case.master_delay = ms(delay_ms);
+            case.refresh = ms(refresh_ms);
+            case.refresh_both = both;
+            case.answer_lower = answer_lower;
+            if latency_ms > 0 {
+                case.latency = ms(latency_ms).unwrap();
+            }
+            grid(&case);
+        }
     }
 }
 
