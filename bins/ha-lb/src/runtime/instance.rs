@@ -239,7 +239,12 @@ pub fn start(
         arp: Duration::from_millis(inst.garp.interval_ms),
         na: Duration::from_millis(inst.garp.gna_interval_ms),
     };
-    let vips = Vips::new(name, &iface, &inst.vips, na_source, spacing, announcers)?;
+    let vmac = match inst.vmac() {
+        Some(vmac_name) => Some(open_vmac(name, inst, &iface, &vmac_name, source)?),
+        None => None,
+    };
+    let vip_iface = vmac.as_ref().map_or(&iface, |v| &v.iface);
+    let vips = Vips::new(name, vip_iface, &inst.vips, na_source, spacing, announcers)?;
     let link = link_state(iface.index()).ok();
     let link_up = link.as_ref().is_some_and(LinkState::is_usable);
     if let Some(mtu) = link.and_then(|l| l.mtu) {
@@ -276,6 +281,7 @@ pub fn start(
         notify: inst.notify.clone(),
         router,
         socket,
+        vmac,
         vips,
         notifier: Notifier::start(name),
         shared,
@@ -300,6 +306,68 @@ pub fn start(
     })
 }
 
+/// An instance's VMAC interface (`use_vmac`).
+struct VmacIface {
+    name: String,
+    iface: Interface,
+    /// The socket adverts leave from, on the VMAC interface; `None` with `vmac_xmit_base`.
+    tx: Option<VrrpSocket>,
+}
+
+/// Makes the instance's VMAC interface on `parent` (replacing one a crashed run left), gives
+/// it the advert source for IPv6 (the parent's link-local address: RFC 5798 wants adverts from
+/// a link-local address, and the peers know this one), and opens the socket adverts leave
+/// from, unless `vmac_xmit_base`.
+fn open_vmac(
+    name: &str,
+    inst: &Instance,
+    parent: &Interface,
+    vmac_name: &str,
+    source: IpAddr,
+) -> Result<VmacIface, RuntimeError> {
+    let err = |source| RuntimeError::Instance {
+        instance: name.to_owned(),
+        source,
+    };
+    let vrid =
+        u8::try_from(inst.vrid).map_err(|_| setting(name, format!("vrid {} > 255", inst.vrid)))?;
+    let mac = crate::net::vmac::virtual_mac(vrid, inst.is_ipv6());
+    crate::net::vmac::create(parent.index(), parent.name(), vmac_name, mac).map_err(err)?;
+    let iface = Interface::by_name(vmac_name).map_err(err)?;
+    if let IpAddr::V6(ll) = source {
+        crate::net::Addresses::new()
+            .and_then(|mut a| a.add_vip(iface.index(), crate::net::IfAddr::new(IpAddr::V6(ll), 64)))
+            .map_err(err)?;
+    }
+    let tx = if inst.vmac_xmit_base {
+        None
+    } else {
+        Some(
+            VrrpSocket::open(
+                &iface,
+                &VrrpSocketConfig {
+                    source,
+                    join_group: false,
+                },
+            )
+            .map_err(err)?,
+        )
+    };
+    tracing::info!(
+        instance = name,
+        vmac = vmac_name,
+        mac = %crate::net::vmac::mac_text(&mac),
+        parent = %parent.name(),
+        xmit_base = inst.vmac_xmit_base,
+        "VMAC interface made"
+    );
+    Ok(VmacIface {
+        name: vmac_name.to_owned(),
+        iface,
+        tx,
+    })
+}
+
 enum Event {
     Readable(std::io::Result<()>),
     Timeout,
@@ -316,6 +384,8 @@ struct Driver {
     notify: crate::config::Notify,
     router: Router,
     socket: AsyncFd<Owned<VrrpSocket>>,
+    /// The VMAC interface (`use_vmac`), deleted when the instance stops.
+    vmac: Option<VmacIface>,
     vips: Vips,
     notifier: Notifier,
     shared: Arc<Shared>,
@@ -515,7 +585,13 @@ impl Driver {
         while let Some(output) = self.router.poll_output() {
             match output {
                 Output::Transmit(t) => {
-                    if let Err(e) = self.socket.get_ref().0.send_to(&t.payload, t.dst) {
+                    // From the VMAC interface when there is one (its MAC is the source), else
+                    // from the interface.
+                    let socket = match self.vmac.as_ref().and_then(|v| v.tx.as_ref()) {
+                        Some(tx) => tx,
+                        None => &self.socket.get_ref().0,
+                    };
+                    if let Err(e) = socket.send_to(&t.payload, t.dst) {
                         if e.is_link_gone() {
                             tracing::debug!(instance = %self.name, error = %e, "advert not sent: link down");
                         } else {
@@ -627,6 +703,16 @@ impl Driver {
         self.drain();
         // Whatever the state was, none of our VIPs stays behind.
         self.vips.remove_all();
+        if let Some(vmac) = self.vmac.take() {
+            match crate::net::vmac::delete(&vmac.name) {
+                Ok(_) => {
+                    tracing::info!(instance = %self.name, vmac = %vmac.name, "VMAC interface removed")
+                }
+                Err(e) => {
+                    tracing::error!(instance = %self.name, vmac = %vmac.name, error = %e, "cannot remove the VMAC interface")
+                }
+            }
+        }
         crate::supervisor::report_held(&self.name, false);
         self.notifier.queue(commands_for(
             &self.notify,
