@@ -276,9 +276,10 @@ impl Topo {
         );
     }
 
+    /// Whether node `i` holds the VIP, on any interface (eth0, or its VMAC interface).
     fn has_vip(&self, i: usize) -> bool {
         self.ns(i)
-            .ip(&["-o", "addr", "show", "dev", "eth0"])
+            .ip(&["-o", "addr", "show"])
             .contains(&format!(" {VIP}/"))
     }
 
@@ -343,7 +344,7 @@ fn node_mac(i: usize) -> String {
 /// Ten rounds: VRRP cut for 1.5 s (both Master, lb2's gratuitous ARP takes the client), then
 /// healed; after each heal the client's longest gap without an answer stays within two advert
 /// intervals + 50 ms, lb1 alone holds the VIP and the client's ARP entry is lb1's MAC.
-fn cut_and_heal(tag: &str, extra: &str) {
+fn cut_and_heal(tag: &str, extra: &str, vmac: bool) {
     let _serial = serial();
     let Some(topo) = Topo::new(tag) else { return };
     let c1 = topo.write("lb1.toml", &node_toml(200, extra));
@@ -373,7 +374,11 @@ fn cut_and_heal(tag: &str, extra: &str) {
             "{}",
             topo.dump()
         );
-        if topo.client_neigh() == Some(node_mac(LB2)) {
+        if vmac {
+            // Both nodes hold the VIP behind the same MAC: the client's entry never moves.
+            assert_eq!(topo.client_neigh().as_deref(), Some(VMAC));
+            stale += 1;
+        } else if topo.client_neigh() == Some(node_mac(LB2)) {
             stale += 1;
         }
         let healed = Instant::now();
@@ -399,9 +404,10 @@ fn cut_and_heal(tag: &str, extra: &str) {
             "round {round}: VIP on both or none"
         );
         assert_eq!(topo.state(LB1).as_deref(), Some("Master"));
+        let want = if vmac { VMAC.to_owned() } else { node_mac(LB1) };
         assert_eq!(
             topo.client_neigh(),
-            Some(node_mac(LB1)),
+            Some(want),
             "round {round}: the client's ARP entry"
         );
     }
@@ -414,5 +420,199 @@ fn cut_and_heal(tag: &str, extra: &str) {
 
 #[test]
 fn clients_reach_the_master_after_each_of_ten_heals() {
-    cut_and_heal("heal", "");
+    cut_and_heal("heal", "", false);
+}
+
+/// The same with a virtual MAC: the client's ARP entry never changes; the switch must learn
+/// the winner's port again after the heal (from its adverts and announcements).
+#[test]
+fn clients_reach_the_master_after_each_of_ten_heals_with_vmac() {
+    cut_and_heal("healv", "use_vmac = true\n", true);
+}
+
+/// The virtual router MAC of VRID 51 (RFC 5798 §7.3).
+const VMAC: &str = "00:00:5e:00:01:33";
+
+/// The macvlan interfaces of node `i`: (name, MAC).
+fn macvlans(topo: &Topo, i: usize) -> Vec<(String, String)> {
+    let out = topo
+        .ns(i)
+        .ip(&["-o", "-d", "link", "show", "type", "macvlan"]);
+    out.lines()
+        .filter_map(|l| {
+            let name = l.split(": ").nth(1)?.split('@').next()?.to_owned();
+            let mut words = l.split_whitespace();
+            words.find(|w| *w == "link/ether")?;
+            Some((name, words.next()?.to_owned()))
+        })
+        .collect()
+}
+
+/// The worker a supervisor runs (its only child).
+fn worker_pid(supervisor: u32) -> Option<i32> {
+    let tasks = std::fs::read_dir(format!("/proc/{supervisor}/task")).ok()?;
+    for t in tasks.flatten() {
+        let children = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+        if let Some(pid) = children.split_whitespace().next() {
+            return pid.parse().ok();
+        }
+    }
+    None
+}
+
+/// Waits until the client got 20 more answers, then checks its longest outage since `since`.
+fn assert_served_again(topo: &Topo, client: &Client, since: Instant, what: &str, bound: Duration) {
+    assert!(
+        client.wait_successes(Instant::now(), 20, Duration::from_secs(10)),
+        "{what}: not served again\n{}",
+        topo.dump()
+    );
+    let gap = longest_gap(&client.samples(), since, Instant::now());
+    eprintln!("{what}: longest gap {} ms", gap.as_millis());
+    assert!(
+        gap < bound,
+        "{what}: outage {} ms\n{}",
+        gap.as_millis(),
+        topo.dump()
+    );
+}
+
+/// `use_vmac`: the VIP lives on a macvlan `vrrp.51` with MAC 00:00:5E:00:01:33 on each node.
+/// Failover by SIGKILL of lb1's worker (its supervisor releases the VIP and the macvlan), back
+/// by preemption once the worker restarts, then by SIGKILL of the whole lb1 (its macvlan is
+/// left behind, and removed when lb1 starts again): the client's ARP entry is the virtual MAC
+/// throughout, each node has at most its one macvlan, and none is left after a stop.
+#[test]
+fn vmac_failover_keeps_the_clients_arp_entry() {
+    let _serial = serial();
+    let Some(topo) = Topo::new("vmac") else {
+        return;
+    };
+    let c1 = topo.write("lb1.toml", &node_toml(200, "use_vmac = true\n"));
+    let c2 = topo.write("lb2.toml", &node_toml(100, "use_vmac = true\n"));
+    let mut lb1 = topo.start(LB1, "lb1", &c1);
+    topo.expect_state(LB1, "Master", Duration::from_secs(15));
+    let mut lb2 = topo.start(LB2, "lb2", &c2);
+    topo.expect_state(LB2, "Backup", Duration::from_secs(15));
+    let ours = vec![("vrrp.51".to_owned(), VMAC.to_owned())];
+    assert_eq!(macvlans(&topo, LB1), ours);
+    assert_eq!(
+        macvlans(&topo, LB2),
+        ours,
+        "a Backup keeps its VMAC interface up, empty"
+    );
+    // The VIP is on the macvlan, not on eth0.
+    let on_vmac = |i: usize| {
+        topo.ns(i)
+            .ip(&["-o", "addr", "show", "dev", "vrrp.51"])
+            .contains(&format!(" {VIP}/"))
+    };
+    let on_eth0 = |i: usize| {
+        topo.ns(i)
+            .ip(&["-o", "addr", "show", "dev", "eth0"])
+            .contains(&format!(" {VIP}/"))
+    };
+    assert!(on_vmac(LB1) && !on_eth0(LB1) && !topo.has_vip(LB2));
+    let client = Client::start(topo.ns(CLIENT), &format!("{VIP}:80"));
+    assert!(
+        client.wait_successes(Instant::now(), 20, Duration::from_secs(10)),
+        "{}",
+        topo.dump()
+    );
+    assert_eq!(topo.client_neigh().as_deref(), Some(VMAC));
+
+    // (1) lb1's worker is killed: its supervisor sends priority 0, lb2 takes over after its
+    // Skew_Time (61 ms); the worker comes back and preempts.
+    let worker = worker_pid(lb1.pid()).expect("lb1 has a worker");
+    let t = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(worker),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    topo.expect_state(LB2, "Master", Duration::from_secs(5));
+    assert_served_again(
+        &topo,
+        &client,
+        t,
+        "vmac: worker SIGKILL",
+        Duration::from_millis(61 + 250),
+    );
+    assert_eq!(
+        topo.client_neigh().as_deref(),
+        Some(VMAC),
+        "the client's ARP entry moved"
+    );
+    assert!(on_vmac(LB2));
+    topo.expect_state(LB1, "Master", Duration::from_secs(15));
+    topo.expect_state(LB2, "Backup", Duration::from_secs(5));
+    assert_eq!(
+        macvlans(&topo, LB1),
+        ours,
+        "one VMAC interface after the restart"
+    );
+    let t = Instant::now();
+    thread::sleep(Duration::from_millis(500));
+    assert_served_again(
+        &topo,
+        &client,
+        t,
+        "vmac: preempted back",
+        Duration::from_millis(250),
+    );
+    assert_eq!(topo.client_neigh().as_deref(), Some(VMAC));
+
+    // (2) The whole of lb1 is killed (supervisor, and its worker with it): lb2 takes over
+    // after Master_Down_Interval (361 ms); lb1's macvlan stays behind, without a process.
+    let worker = worker_pid(lb1.pid()).expect("lb1 has a worker");
+    let t = Instant::now();
+    lb1.signal(nix::sys::signal::Signal::SIGKILL);
+    assert!(wait_until(Duration::from_secs(5), || {
+        std::fs::read_to_string(format!("/proc/{worker}/stat")).map_or(true, |s| s.contains(") Z "))
+    }));
+    topo.expect_state(LB2, "Master", Duration::from_secs(5));
+    assert_served_again(
+        &topo,
+        &client,
+        t,
+        "vmac: node SIGKILL",
+        Duration::from_millis(361 + 300),
+    );
+    assert_eq!(
+        topo.client_neigh().as_deref(),
+        Some(VMAC),
+        "the client's ARP entry moved"
+    );
+    assert!(lb1.has_exited());
+    assert_eq!(
+        macvlans(&topo, LB1),
+        ours,
+        "the crash leaves the macvlan behind"
+    );
+    // lb1 starts again: the stale macvlan (and its VIP) go, a fresh one is made; it preempts.
+    let mut lb1 = topo.start(LB1, "lb1", &c1);
+    topo.expect_state(LB1, "Master", Duration::from_secs(15));
+    assert_eq!(macvlans(&topo, LB1), ours);
+    assert!(
+        topo.log("lb1")
+            .contains("removed a VMAC interface left by an earlier run"),
+        "{}",
+        topo.dump()
+    );
+    let t = Instant::now();
+    thread::sleep(Duration::from_millis(500));
+    assert_served_again(
+        &topo,
+        &client,
+        t,
+        "vmac: back after the crash",
+        Duration::from_millis(250),
+    );
+    assert_eq!(topo.client_neigh().as_deref(), Some(VMAC));
+
+    // (3) Stopped, no node keeps a macvlan.
+    assert!(lb1.stop() && lb2.stop(), "{}", topo.dump());
+    assert_eq!(macvlans(&topo, LB1), vec![], "{}", topo.dump());
+    assert_eq!(macvlans(&topo, LB2), vec![]);
+    assert!(!topo.has_vip(LB1) && !topo.has_vip(LB2));
 }

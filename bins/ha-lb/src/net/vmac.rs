@@ -52,7 +52,8 @@ pub struct VmacLink {
 /// fresh. Before it is up: no IPv6 address of its own (`addr_gen_mode` none: only what ha-lb
 /// puts on it) and `arp_ignore = 1` on it and on the parent, so that each answers ARP only
 /// for its own addresses: the VIPs with the virtual MAC, the node's address with the real
-/// one. Returns its index.
+/// one; and `arp_announce = 2` on the parent. These sysctls of the parent stay after the
+/// VMAC interface goes (they are right for a node that serves VIPs). Returns its index.
 ///
 /// # Errors
 ///
@@ -83,6 +84,10 @@ pub fn create(parent: u32, parent_name: &str, name: &str, mac: [u8; 6]) -> Resul
     let _ = sysctl(&format!("net/ipv6/conf/{name}/addr_gen_mode"), "1");
     sysctl(&format!("net/ipv4/conf/{name}/arp_ignore"), "1")?;
     sysctl(&format!("net/ipv4/conf/{parent_name}/arp_ignore"), "1")?;
+    // The parent's own ARP requests (the node resolving a client it answers from a VIP) give
+    // the parent's address as sender, never a VIP: else they would point the client's entry
+    // for the VIP at the parent's MAC.
+    sysctl(&format!("net/ipv4/conf/{parent_name}/arp_announce"), "2")?;
     let mut up = LinkMessage::default();
     up.header.index = link.index;
     up.header.flags = LinkFlags::Up;

@@ -216,8 +216,19 @@ pub fn start(
     };
     let iface = Interface::by_name(&inst.interface).map_err(err)?;
     let source = source_address(name, inst, &iface)?;
+    let vmac = match inst.vmac() {
+        Some(vmac_name) => Some(open_vmac(name, inst, &iface, &vmac_name, source)?),
+        None => None,
+    };
+    // Multicast adverts are sent and heard on the VMAC interface: a macvlan in private mode
+    // hands a frame whose source is its own MAC (a peer's advert from the same virtual MAC)
+    // to the macvlan alone, never to the parent. Unicast adverts come to the parent's MAC.
+    let socket_iface = match &vmac {
+        Some(v) if !inst.vmac_xmit_base && !inst.is_unicast() => &v.iface,
+        _ => &iface,
+    };
     let socket = VrrpSocket::open(
-        &iface,
+        socket_iface,
         &VrrpSocketConfig {
             source,
             join_group: !inst.is_unicast(),
@@ -238,10 +249,6 @@ pub fn start(
     let spacing = AnnounceSpacing {
         arp: Duration::from_millis(inst.garp.interval_ms),
         na: Duration::from_millis(inst.garp.gna_interval_ms),
-    };
-    let vmac = match inst.vmac() {
-        Some(vmac_name) => Some(open_vmac(name, inst, &iface, &vmac_name, source)?),
-        None => None,
     };
     let vip_iface = vmac.as_ref().map_or(&iface, |v| &v.iface);
     let vips = Vips::new(name, vip_iface, &inst.vips, na_source, spacing, announcers)?;
@@ -310,14 +317,16 @@ pub fn start(
 struct VmacIface {
     name: String,
     iface: Interface,
-    /// The socket adverts leave from, on the VMAC interface; `None` with `vmac_xmit_base`.
+    /// The socket unicast adverts leave from, on the VMAC interface (the instance's socket,
+    /// on the parent, hears them); `None` for multicast (the instance's socket is on the VMAC
+    /// interface) and with `vmac_xmit_base`.
     tx: Option<VrrpSocket>,
 }
 
 /// Makes the instance's VMAC interface on `parent` (replacing one a crashed run left), gives
 /// it the advert source for IPv6 (the parent's link-local address: RFC 5798 wants adverts from
-/// a link-local address, and the peers know this one), and opens the socket adverts leave
-/// from, unless `vmac_xmit_base`.
+/// a link-local address, and the peers know this one), and for unicast peers opens the socket
+/// adverts leave from, unless `vmac_xmit_base`.
 fn open_vmac(
     name: &str,
     inst: &Instance,
@@ -339,7 +348,7 @@ fn open_vmac(
             .and_then(|mut a| a.add_vip(iface.index(), crate::net::IfAddr::new(IpAddr::V6(ll), 64)))
             .map_err(err)?;
     }
-    let tx = if inst.vmac_xmit_base {
+    let tx = if inst.vmac_xmit_base || !inst.is_unicast() {
         None
     } else {
         Some(
