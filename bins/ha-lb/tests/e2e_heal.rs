@@ -617,3 +617,183 @@ fn vmac_failover_keeps_the_clients_arp_entry() {
     assert_eq!(macvlans(&topo, LB2), vec![]);
     assert!(!topo.has_vip(LB1) && !topo.has_vip(LB2));
 }
+
+/// The IPv6 VIP of the interactions test, and its virtual MAC (VRID 52).
+const VIP6: &str = "2001:db8::100";
+const VMAC6: &str = "00:00:5e:00:02:34";
+
+/// `use_vmac` with the settings it interacts with, on each node: VI_1 (IPv4, VRID 51, unicast
+/// adverts, the listener) and VI_6 (IPv6, VRID 52, multicast, `accept_mode = false`), one sync
+/// group. The Backup hears both (no want of Master), each VMAC interface has its MAC and VI_6's
+/// the parent's link-local address, the client's ARP and ND entries are the virtual MACs, and
+/// the IPv6 VIP answers neighbour discovery but drops traffic (Accept_Mode). Then lb1's worker
+/// is killed: the group moves to lb2 together and both entries stay as they were.
+#[test]
+fn vmac_with_unicast_ipv6_no_accept_and_a_sync_group() {
+    let _serial = serial();
+    if !netns::tool_available(
+        "vmac_with_unicast_ipv6_no_accept_and_a_sync_group",
+        "nft",
+        "nftables",
+    ) {
+        return;
+    }
+    let Some(topo) = Topo::new("vmix") else {
+        return;
+    };
+    let toml = |priority: u32, me: u32, peer: u32| {
+        let mut t = format!(
+            "[admin]\nlisten = \"{ADMIN}\"\n\n\
+             [instances.VI_1]\ninterface = \"eth0\"\nvrid = 51\npriority = {priority}\n\
+             advert_interval_ms = 100\nvips = [\"{VIP}/24\"]\nuse_vmac = true\n\
+             unicast_src = \"192.0.2.{me}\"\nunicast_peers = [\"192.0.2.{peer}\"]\n\n\
+             [instances.VI_6]\ninterface = \"eth0\"\nvrid = 52\npriority = {priority}\n\
+             advert_interval_ms = 100\nvips = [\"{VIP6}/64\"]\nuse_vmac = true\naccept_mode = false\n\n\
+             [sync_groups.G]\ninstances = [\"VI_1\", \"VI_6\"]\n\n\
+             [listeners.VI_1]\nlisten = \"{VIP}:80\"\npool = \"web\"\n\n\
+             [pools.web]\nconnect_timeout_ms = 200\n"
+        );
+        for b in 3..=5 {
+            t += &format!("\n[[pools.web.backends]]\naddress = \"192.0.2.{b}:8080\"\n");
+        }
+        t
+    };
+    let c1 = topo.write("lb1.toml", &toml(200, 1, 2));
+    let c2 = topo.write("lb2.toml", &toml(100, 2, 1));
+    let lb1 = topo.start(LB1, "lb1", &c1);
+    topo.expect_state(LB1, "Master", Duration::from_secs(15));
+    let _lb2 = topo.start(LB2, "lb2", &c2);
+    topo.expect_state(LB2, "Backup", Duration::from_secs(15));
+    let instance = |i: usize, name: &str| {
+        topo.status(i)
+            .and_then(|s| s.instances.into_iter().find(|x| x.name == name))
+    };
+    // lb2 hears lb1 on both: neither member wants Master (a deaf one would, held by the group).
+    thread::sleep(Duration::from_secs(1));
+    for name in ["VI_1", "VI_6"] {
+        let s = instance(LB2, name).unwrap();
+        assert_eq!(
+            (s.state.as_str(), s.wants_master),
+            ("Backup", false),
+            "{name}\n{}",
+            topo.dump()
+        );
+        assert_eq!(instance(LB1, name).unwrap().state, "Master", "{name}");
+    }
+    let mut want = vec![
+        ("vrrp.51".to_owned(), VMAC.to_owned()),
+        ("vrrp6.52".to_owned(), VMAC6.to_owned()),
+    ];
+    want.sort();
+    let sorted = |mut v: Vec<(String, String)>| {
+        v.sort();
+        v
+    };
+    assert_eq!(sorted(macvlans(&topo, LB1)), want);
+    assert_eq!(sorted(macvlans(&topo, LB2)), want);
+    // VI_6's VMAC interface carries lb1's link-local address (the advert source), nothing of
+    // its own.
+    let ll = |i: usize, dev: &str| {
+        topo.ns(i)
+            .ip(&["-o", "-6", "addr", "show", "dev", dev, "scope", "link"])
+            .split_whitespace()
+            .skip_while(|w| *w != "inet6")
+            .nth(1)
+            .map(str::to_owned)
+    };
+    assert_eq!(ll(LB1, "vrrp6.52"), ll(LB1, "eth0"));
+    assert!(ll(LB1, "eth0").is_some());
+
+    let client = Client::start(topo.ns(CLIENT), &format!("{VIP}:80"));
+    assert!(
+        client.wait_successes(Instant::now(), 20, Duration::from_secs(10)),
+        "{}",
+        topo.dump()
+    );
+    // A TCP connection to the IPv6 VIP (port 22: nothing listens, so an answer would be a
+    // reset): true when anything answered.
+    let connect6 = || {
+        topo.ns(CLIENT).run(|| {
+            let to: SocketAddr = format!("[{VIP6}]:22").parse().unwrap();
+            match TcpStream::connect_timeout(&to, Duration::from_millis(500)) {
+                Ok(_) => true,
+                Err(e) => e.kind() == std::io::ErrorKind::ConnectionRefused,
+            }
+        })
+    };
+    let neigh6 = || {
+        // Neighbour discovery is answered (Accept_Mode drops the connection itself).
+        let _ = connect6();
+        let out = topo
+            .ns(CLIENT)
+            .ip(&["-6", "neigh", "show", VIP6, "dev", "eth0"]);
+        let mut words = out.split_whitespace();
+        words.find(|w| *w == "lladdr");
+        words.next().map(str::to_owned)
+    };
+
+    assert_eq!(neigh6().as_deref(), Some(VMAC6), "{}", topo.dump());
+    assert!(
+        !connect6(),
+        "accept_mode = false: the IPv6 VIP must not answer"
+    );
+    assert_eq!(topo.client_neigh().as_deref(), Some(VMAC));
+
+    // lb1's worker dies: both members move to lb2 (priority 0 from the supervisor).
+    let worker = worker_pid(lb1.pid()).expect("lb1 has a worker");
+    let t = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(worker),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            ["VI_1", "VI_6"]
+                .iter()
+                .all(|n| instance(LB2, n).is_some_and(|s| s.state == "Master"))
+        }),
+        "{}",
+        topo.dump()
+    );
+    assert_served_again(
+        &topo,
+        &client,
+        t,
+        "vmac + unicast: worker SIGKILL",
+        Duration::from_millis(61 + 250),
+    );
+    assert_eq!(topo.client_neigh().as_deref(), Some(VMAC));
+    assert_eq!(neigh6().as_deref(), Some(VMAC6));
+    let holds6 = |i: usize| {
+        topo.ns(i)
+            .ip(&["-o", "-6", "addr", "show", "dev", "vrrp6.52"])
+            .contains(&format!(" {VIP6}/"))
+    };
+    assert!(
+        topo.log("lb2")
+            .contains("VIP added instance=VI_6 vip=2001:db8::100/64"),
+        "{}",
+        topo.dump()
+    );
+    // lb1's worker is back and takes the group again (preempt): the VIPs on its VMAC
+    // interfaces, none on lb2's, the client's entries unchanged.
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            ["VI_1", "VI_6"].iter().all(|n| {
+                instance(LB1, n).is_some_and(|s| s.state == "Master")
+                    && instance(LB2, n).is_some_and(|s| s.state == "Backup")
+            })
+        }),
+        "{}",
+        topo.dump()
+    );
+    assert!(
+        wait_until(Duration::from_secs(2), || holds6(LB1) && !holds6(LB2)),
+        "{}\n{}",
+        topo.ns(LB2).ip(&["-o", "-6", "addr", "show"]),
+        topo.dump()
+    );
+    assert_eq!(topo.client_neigh().as_deref(), Some(VMAC));
+    assert_eq!(neigh6().as_deref(), Some(VMAC6));
+}
