@@ -165,10 +165,12 @@ pub fn remove_stale(parent: u32, names: &[String]) -> Result<Vec<String>> {
     let mut removed = Vec::new();
     for link in all(&mut rtnl)? {
         let ours = names.contains(&link.name) || link.name.starts_with("vrrp");
-        if link.parent == Some(parent) && is_virtual_mac(&link.mac) && ours {
-            if delete_index(&mut rtnl, link.index)? {
-                removed.push(link.name);
-            }
+        if link.parent == Some(parent)
+            && is_virtual_mac(&link.mac)
+            && ours
+            && delete_index(&mut rtnl, link.index)?
+        {
+            removed.push(link.name);
         }
     }
     Ok(removed)
