@@ -472,6 +472,7 @@ impl Router {
                     centis(self.config.advert_interval_cs),
                 ));
             }
+            (Timer::GarpLowerPrio, State::Master) => self.lower_prio_burst(now),
             (Timer::GarpDelay, State::Master) => {
                 self.announce(self.delayed_repeat);
             }
@@ -842,37 +843,60 @@ impl Router {
         if adv.priority == PRIORITY_STOP {
             self.send_advert(local);
             self.timers.adver = Some(now + centis(self.config.advert_interval_cs));
+            // Only another Master sends priority 0 (leaving, or stepped down by its sync
+            // group): it held the addresses, and may have announced them.
+            self.announce_after_other_master(now);
         } else if adv.priority > local
             || (adv.priority == local && addr_greater(&src, &self.config.primary_address))
         {
+            // Two Masters: a partition healed. This one may have announced the addresses as
+            // its own while the other could not hear it, and the other may never have heard
+            // it advertise (its advert came first): one advert at our own priority, before
+            // leaving Master, tells the winner that another Master held the addresses, and
+            // it re-announces them (below). Priority 0 would not do: it cuts every Backup's
+            // timer to Skew_Time, less than an advert interval, and could make one preempt.
+            self.stats.heal_adverts += 1;
+            self.send_advert(local);
             self.become_backup(now, src, adv.interval_cs);
         } else {
             if self.config.answer_lower_priority {
                 self.send_advert(local);
                 self.timers.adver = Some(now + centis(self.config.advert_interval_cs));
             }
-            self.announce_after_lower_priority(now);
+            self.announce_after_other_master(now);
         }
     }
 
-    /// A lower-priority router is talking: it may have announced the addresses as its own
-    /// while it thought it was master, so announce them again (keepalived's
-    /// `garp_lower_prio_*`), once per advert interval at most.
-    fn announce_after_lower_priority(&mut self, now: Instant) {
-        let announce = &self.config.announce;
-        let interval = centis(self.config.advert_interval_cs);
-        if announce.lower_prio_repeat == 0
-            || self
-                .lower_prio_announced
-                .is_some_and(|at| now < at + interval)
-        {
+    /// Another Master is talking (a lower priority, or priority 0): it may have announced the
+    /// addresses as its own while it thought it was the only one, so announce them again
+    /// (keepalived's `garp_lower_prio_*`). One burst per advert interval at most; an advert
+    /// heard within the interval of the last burst gets one more burst at its end, never none,
+    /// so that a burst always follows the last advert of another Master (which may have
+    /// announced after our previous burst, its delayed or refresh burst).
+    fn announce_after_other_master(&mut self, now: Instant) {
+        if self.config.announce.lower_prio_repeat == 0 {
             return;
         }
+        let interval = centis(self.config.advert_interval_cs);
+        match self.lower_prio_announced {
+            Some(at) if now < at + interval => {
+                self.timers.garp_lower_prio.get_or_insert(at + interval);
+            }
+            _ => self.lower_prio_burst(now),
+        }
+    }
+
+    /// The burst of [`announce_after_other_master`](Self::announce_after_other_master), and
+    /// the second one `lower_prio_delay` later.
+    fn lower_prio_burst(&mut self, now: Instant) {
+        let repeat = self.config.announce.lower_prio_repeat;
         self.lower_prio_announced = Some(now);
-        self.announce(announce.lower_prio_repeat);
+        self.timers.garp_lower_prio = None;
+        self.stats.lower_prio_announcements += 1;
+        self.announce(repeat);
         if let Some(at) = after(now, self.config.announce.lower_prio_delay) {
             self.timers.garp_delay = Some(at);
-            self.delayed_repeat = self.config.announce.lower_prio_repeat;
+            self.delayed_repeat = repeat;
         }
     }
 

@@ -87,4 +87,11 @@ pub struct Stats {
     /// Ours: times a Master stepped down for its sync group
     /// ([`Router::handle_step_down`](crate::Router::handle_step_down)).
     pub step_downs: u64,
+    /// Ours: times a Master heard another Master of higher priority (a partition healed) and
+    /// sent one last advert at its own priority before stepping down, so that the winner
+    /// re-announces the addresses.
+    pub heal_adverts: u64,
+    /// Ours: re-announcement bursts a Master sent because another Master spoke (a lower
+    /// priority, or priority 0): keepalived's `garp_lower_prio_repeat` bursts.
+    pub lower_prio_announcements: u64,
 }

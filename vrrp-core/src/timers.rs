@@ -67,6 +67,9 @@ pub(crate) struct Timers {
     pub(crate) garp_delay: Option<Instant>,
     /// The next refresh announcement (Master).
     pub(crate) garp_refresh: Option<Instant>,
+    /// The burst owed to another Master heard within an advert interval of the last one
+    /// (Master).
+    pub(crate) garp_lower_prio: Option<Instant>,
 }
 
 /// Which timer fired.
@@ -77,16 +80,18 @@ pub(crate) enum Timer {
     Preempt,
     GarpDelay,
     GarpRefresh,
+    GarpLowerPrio,
 }
 
 impl Timers {
-    fn all(&self) -> [(Timer, Option<Instant>); 5] {
+    fn all(&self) -> [(Timer, Option<Instant>); 6] {
         [
             (Timer::MasterDown, self.master_down),
             (Timer::Adver, self.adver),
             (Timer::Preempt, self.preempt),
             (Timer::GarpDelay, self.garp_delay),
             (Timer::GarpRefresh, self.garp_refresh),
+            (Timer::GarpLowerPrio, self.garp_lower_prio),
         ]
     }
 
@@ -113,6 +118,7 @@ impl Timers {
             Timer::Preempt => &mut self.preempt,
             Timer::GarpDelay => &mut self.garp_delay,
             Timer::GarpRefresh => &mut self.garp_refresh,
+            Timer::GarpLowerPrio => &mut self.garp_lower_prio,
         }
     }
 

@@ -266,23 +266,84 @@ fn lower_priority_heard_by_master_reannounces_once_per_interval_then_again_later
     // advertises its lower priority: announce at once.
     hear(&mut r, t + ms(10), "192.0.2.20", 90, 100);
     assert_eq!(announces(&drain(&mut r)), vec![3]);
-    // Within the same advert interval, no second burst for every advert it sends.
+    // Within the same advert interval, no second burst for every advert it sends...
     hear(&mut r, t + ms(500), "192.0.2.20", 90, 100);
+    hear(&mut r, t + ms(700), "192.0.2.20", 90, 100);
     assert_eq!(announces(&drain(&mut r)), Vec::<u32>::new());
-    // An interval later, again.
-    hear(&mut r, t + ms(1010), "192.0.2.20", 90, 100);
-    assert_eq!(announces(&drain(&mut r)), vec![3]);
-    // And the delayed second burst, lower_prio_delay after the last one.
+    // ...but one at the end of the interval: the other may have announced since our burst,
+    // and the last word must be ours. Then the delayed second burst, lower_prio_delay after
+    // the last one, and nothing more.
     let mut seen = Vec::new();
-    let end = t + Duration::from_secs(4);
+    let end = t + Duration::from_secs(6);
     while let Some(at) = r.poll_timeout().filter(|at| *at <= end) {
         r.handle_timeout(at);
-        if !announces(&drain(&mut r)).is_empty() {
-            seen.push(at - t);
+        let a = announces(&drain(&mut r));
+        if !a.is_empty() {
+            seen.push((at - t, a));
         }
     }
-    assert_eq!(seen, vec![ms(3010)]);
+    assert_eq!(seen, vec![(ms(1010), vec![3]), (ms(3010), vec![3])]);
+    // An advert an interval or more after the last burst: a burst at once.
+    hear(&mut r, t + ms(6000), "192.0.2.20", 90, 100);
+    assert_eq!(announces(&drain(&mut r)), vec![3]);
+    assert_eq!(r.stats().lower_prio_announcements, 3);
     assert_eq!(r.state(), State::Master);
+}
+
+/// A Master that hears a better Master (a partition healed) sends one advert at its own
+/// priority before it leaves Master, so that the winner learns another Master held the
+/// addresses and re-announces them (issue #12): the winner may never have heard this one.
+#[test]
+fn master_stepping_down_for_a_better_master_advertises_its_own_priority_first() {
+    let t0 = Instant::now();
+    let (mut r, t) = master(cfg(100), t0);
+    hear(&mut r, t + ms(10), "192.0.2.20", 200, 100);
+    let out = drain(&mut r);
+    let sent: Vec<u8> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Transmit(x) => Some(x.priority),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sent, vec![100]);
+    let pos = |f: &dyn Fn(&Output) -> bool| out.iter().position(f).unwrap();
+    let advert = pos(&|o| matches!(o, Output::Transmit(_)));
+    let change = pos(&|o| {
+        matches!(
+            o,
+            Output::StateChanged {
+                to: State::Backup,
+                ..
+            }
+        )
+    });
+    let removed = pos(&|o| matches!(o, Output::RemoveAddresses(_)));
+    assert!(advert < change && change < removed, "{out:?}");
+    assert_eq!(r.stats().heal_adverts, 1);
+    // As a Backup it stays silent.
+    hear(&mut r, t + ms(1010), "192.0.2.20", 200, 100);
+    assert!(drain(&mut r)
+        .iter()
+        .all(|o| !matches!(o, Output::Transmit(_))));
+}
+
+/// Only another Master sends priority 0 (leaving, or stepped down by its sync group): it held
+/// the addresses, so a Master that hears it re-announces them.
+#[test]
+fn master_hearing_priority_zero_reannounces() {
+    let t0 = Instant::now();
+    let (mut r, t) = master(cfg(100), t0);
+    hear(&mut r, t + ms(10), "192.0.2.20", 0, 100);
+    let out = drain(&mut r);
+    assert!(
+        out.iter().any(|o| matches!(o, Output::Announce { .. })),
+        "{out:?}"
+    );
+    assert!(out
+        .iter()
+        .any(|o| matches!(o, Output::Transmit(x) if x.priority == 100)));
+    assert_eq!(r.stats().lower_prio_announcements, 1);
 }
 
 // ---- receive validation ----

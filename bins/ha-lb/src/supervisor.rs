@@ -175,6 +175,10 @@ fn release_one(name: &str, inst: &crate::config::Instance) -> Result<usize, Runt
             }
         }
     }
+    // The VMAC interface goes with the VIPs on it; the restarted worker makes it again.
+    if let Some(vmac) = inst.vmac() {
+        crate::net::vmac::delete(&vmac).map_err(err)?;
+    }
     let mut addresses = Addresses::new().map_err(err)?;
     for vip in &inst.vips {
         let ifindex = match &vip.dev {

@@ -756,3 +756,44 @@ fn delays_vrrp_core_refuses_are_located_errors_first() {
         assert_eq!(c.validate(), Ok(()), "{key}");
     }
 }
+
+#[test]
+fn vmac_settings_are_checked() {
+    // vmac_name / vmac_xmit_base without use_vmac change nothing: said so.
+    let text = edit("vrid = 101", "vrid = 101\nvmac_xmit_base = true");
+    assert_problem(
+        &text,
+        "vmac_xmit_base",
+        "true",
+        "instances.VI_1.vmac_xmit_base",
+        "without use_vmac",
+    );
+    // An interface name longer than the kernel takes.
+    let text = edit(
+        "vrid = 101",
+        "vrid = 101\nuse_vmac = true\nvmac_name = \"a-very-long-vmac-name\"",
+    );
+    assert_problem(
+        &text,
+        "vmac_name",
+        "\"a-very",
+        "instances.VI_1.vmac_name",
+        "cannot name an interface",
+    );
+    // Two instances on one VMAC interface.
+    let text = format!(
+        "{}\n[instances.VI_2]\ninterface = \"eth0\"\nvrid = 102\nuse_vmac = true\nvmac_name = \"v\"\n\
+         vips = [\"192.0.2.201/24\"]\n",
+        edit("vrid = 101", "vrid = 101\nuse_vmac = true\nvmac_name = \"v\"")
+    );
+    let d = diagnostics(&text);
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert!(
+        d[0].message.contains("uses the VMAC interface \"v\" too"),
+        "{}",
+        d[0]
+    );
+    // The default name is fine.
+    let text = edit("vrid = 101", "vrid = 101\nuse_vmac = true");
+    assert!(parse(&text, Path::new("t.toml")).is_ok());
+}

@@ -279,7 +279,6 @@ fn everything_not_translated_is_a_warning_with_its_line() {
             ),
             "\"root\"",
         ),
-        (main.clone(), line_of(&main, "use_vmac"), "use_vmac"),
         (
             main.clone(),
             line_of(&main, "auth_pass secret"),
@@ -584,4 +583,38 @@ fn nopreempt_of_the_address_owner_is_dropped_with_a_warning() {
     assert_eq!(imp.warnings.len(), 1, "{:#?}", imp.warnings);
     assert_eq!(imp.warnings[0].line, line_of(&path, "nopreempt"));
     assert!(imp.warnings[0].message.contains("always preempts"));
+}
+
+#[test]
+fn use_vmac_and_vmac_xmit_base_are_translated() {
+    let dir = TempDir::new("vmac");
+    let text = [
+        instance_text("DEFAULT", 1, "192.0.2.1", " use_vmac\n"),
+        instance_text(
+            "NAMED",
+            2,
+            "192.0.2.2",
+            " use_vmac vrrp-web\n vmac_xmit_base\n",
+        ),
+        instance_text("V6", 3, "2001:db8::3", " use_vmac\n"),
+        instance_text("PLAIN", 4, "192.0.2.4", ""),
+    ]
+    .concat();
+    let path = dir.write("keepalived.conf", &text);
+    let imp = import_file(&path).unwrap();
+    assert!(imp.warnings.is_empty(), "{:#?}", imp.warnings);
+    let i = |n: &str| &imp.config.instances[n];
+    assert!(i("DEFAULT").use_vmac && !i("DEFAULT").vmac_xmit_base);
+    assert_eq!(
+        i("DEFAULT").vmac().as_deref(),
+        Some("vrrp.1"),
+        "keepalived's name"
+    );
+    assert_eq!(i("NAMED").vmac().as_deref(), Some("vrrp-web"));
+    assert!(i("NAMED").vmac_xmit_base);
+    assert_eq!(i("V6").vmac().as_deref(), Some("vrrp6.3"));
+    assert_eq!(i("PLAIN").vmac(), None);
+    // The translation is a valid config and reads back the same.
+    let back = config::parse(&imp.to_toml().unwrap(), Path::new("t.toml")).unwrap();
+    assert_eq!(back, imp.config);
 }

@@ -110,6 +110,12 @@ pub struct Lan {
     pub transmits: u64,
     log: String,
     pub verbose: bool,
+    /// The partition side of the neighbours (the clients) whose ARP / ND caches are recorded.
+    pub neighbour_side: u8,
+    /// Which node the neighbours' ARP / ND caches point at, per virtual address: the last node
+    /// whose announcement (gratuitous ARP, unsolicited NA) reached them. Announcements are not
+    /// VRRP: a cut link (`cut_link`) passes them, a partition does not.
+    caches: HashMap<IpAddr, (usize, Duration)>,
 }
 
 impl Lan {
@@ -132,6 +138,8 @@ impl Lan {
             transmits: 0,
             log: String::new(),
             verbose: false,
+            neighbour_side: 0,
+            caches: HashMap::new(),
         }
     }
 
@@ -505,8 +513,23 @@ impl Lan {
                     let h = self.nodes[node].holding.insert(vrid, false);
                     assert_eq!(h, Some(true), "addresses removed but not held");
                 }
-                Output::Announce { .. } => {
+                Output::Announce { addresses, repeat } => {
                     assert_eq!(shadow, State::Master, "only a Master announces");
+                    assert!(repeat > 0);
+                    if self.group[node] == self.neighbour_side {
+                        let at = self.elapsed();
+                        for a in addresses {
+                            // The time is when it last moved, for recovery times.
+                            if self.caches.get(&a).is_none_or(|(n, _)| *n != node) {
+                                self.caches.insert(a, (node, at));
+                            }
+                        }
+                        self.note(format!(
+                            "{:>9.3}s {} VRID {vrid}: announces",
+                            self.secs(),
+                            self.nodes[node].name
+                        ));
+                    }
                 }
                 Output::WantsMaster(w) => {
                     let r = self.nodes[node].demux.get(id).unwrap();
@@ -728,6 +751,42 @@ impl Lan {
                 self.log
             );
         }
+    }
+
+    /// The node the neighbours' caches point at for `vip`, if any announced it.
+    pub fn neighbour_cache(&self, vip: IpAddr) -> Option<usize> {
+        self.caches.get(&vip).map(|(n, _)| *n)
+    }
+
+    /// When the neighbours' cache for `vip` last moved to another node.
+    pub fn neighbour_cache_moved_at(&self, vip: IpAddr) -> Option<Duration> {
+        self.caches.get(&vip).map(|(_, at)| *at)
+    }
+
+    /// Exactly one Master of `vrid` among the live nodes, and the neighbours' caches point
+    /// at it for each of its addresses: clients reach the Master. Returns the Master.
+    pub fn assert_neighbours_reach_master(&self, vrid: u8) -> usize {
+        let m = self.masters(vrid);
+        assert_eq!(
+            m.len(),
+            1,
+            "VRID {vrid}: masters {m:?} at {:?}\n{}",
+            self.elapsed(),
+            self.log
+        );
+        for vip in self.router(m[0], vrid).virtual_addresses() {
+            assert_eq!(
+                self.neighbour_cache(*vip),
+                Some(m[0]),
+                "VRID {vrid}: the neighbours' cache for {vip} points at {:?}, the Master is {} \
+                 at {:?}\n{}",
+                self.neighbour_cache(*vip),
+                m[0],
+                self.elapsed(),
+                self.log
+            );
+        }
+        m[0]
     }
 
     /// The first transition of `vrid` to Master at or after `since`.

@@ -127,6 +127,16 @@ const VRRP_COUNTERS: &[CounterDef] = &[
         "times a Master stepped down for its sync group",
         |c| c.step_downs,
     ),
+    (
+        "vrrp_heal_adverts",
+        "adverts a Master sent at its own priority as it stepped down for another Master (a healed partition)",
+        |c| c.heal_adverts,
+    ),
+    (
+        "vrrp_lower_prio_announcements",
+        "re-announcement bursts a Master sent because another Master spoke",
+        |c| c.lower_prio_announcements,
+    ),
 ];
 
 /// Renders the Prometheus text exposition of `status`.

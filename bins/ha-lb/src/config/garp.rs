@@ -29,8 +29,9 @@ pub struct Garp {
     /// ms; 0 = none. Default 5000.
     #[serde(default = "default_master_delay_ms")]
     pub lower_prio_delay_ms: u64,
-    /// Announcements sent at once when, as Master, an advert of lower priority is heard (at
-    /// most one burst per advert interval), 0..=255; 0 = none. Default 5.
+    /// Announcements sent at once when, as Master, an advert of another Master is heard (lower
+    /// or equal priority, or priority 0; at most one burst per advert interval, and one more
+    /// at its end if another came within it), 0..=255; 0 = none. Default 5.
     #[serde(default = "default_master_repeat")]
     pub lower_prio_repeat: u32,
     /// Minimum gap between two gratuitous ARPs on the interface, ms. Default 0.

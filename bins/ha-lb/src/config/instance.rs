@@ -94,12 +94,39 @@ pub struct Instance {
     /// Gratuitous ARP / unsolicited neighbour advertisement settings.
     #[serde(default, skip_serializing_if = "Garp::is_default")]
     pub garp: Garp,
+    /// Virtual MAC (RFC 5798 §7.3, keepalived's `use_vmac`): a macvlan interface with MAC
+    /// 00:00:5E:00:01:VRID (IPv6: 00:00:5E:00:02:VRID) on `interface` holds the VIPs (those
+    /// without a `dev` of their own) and sends the adverts, so the VIPs' MAC never changes.
+    /// Default false.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub use_vmac: bool,
+    /// The VMAC interface's name, at most 15 bytes. Default `vrrp.VRID` (`vrrp6.VRID` for
+    /// IPv6), keepalived's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vmac_name: Option<String>,
+    /// With `use_vmac`: send adverts from `interface` (its own MAC) instead of the VMAC
+    /// interface, keepalived's `vmac_xmit_base`. Default false.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub vmac_xmit_base: bool,
 }
 
 impl Instance {
     /// `true` when the VIPs are IPv6 (validation makes every VIP of one family).
     pub fn is_ipv6(&self) -> bool {
         self.vips.first().is_some_and(Vip::is_ipv6)
+    }
+
+    /// The VMAC interface's name when `use_vmac` is set.
+    pub fn vmac(&self) -> Option<String> {
+        if !self.use_vmac {
+            return None;
+        }
+        let vrid = u8::try_from(self.vrid).unwrap_or(0);
+        Some(
+            self.vmac_name
+                .clone()
+                .unwrap_or_else(|| crate::net::vmac::default_name(vrid, self.is_ipv6())),
+        )
     }
 
     /// `true` when adverts go to unicast peers rather than the VRRP multicast group.
@@ -132,6 +159,9 @@ impl Instance {
             track_interfaces: Vec::new(),
             notify: Notify::default(),
             garp: Garp::default(),
+            use_vmac: false,
+            vmac_name: None,
+            vmac_xmit_base: false,
         }
     }
 

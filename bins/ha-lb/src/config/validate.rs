@@ -41,6 +41,7 @@ pub fn validate(config: &Config) -> Vec<Problem> {
         v.instance(config, name, inst);
     }
     v.instance_conflicts(config);
+    v.vmacs(config);
     v.sync_groups(config);
     for (name, check) in &config.checks {
         v.check(config, name, check);
@@ -119,6 +120,65 @@ impl Validator {
                     "remove it to use the hostname, or name this node (e.g. \"lb1\")",
                 );
             }
+        }
+    }
+
+    /// `use_vmac` and its companions: a usable interface name, unique on the node, and not
+    /// for an address owner (its VIPs are its real addresses on `interface`).
+    fn vmacs(&mut self, config: &Config) {
+        let mut seen: Vec<(String, &str)> = Vec::new();
+        for (name, inst) in &config.instances {
+            let p = KeyPath::root().key("instances").key(name);
+            if !inst.use_vmac {
+                for (key, set) in [
+                    ("vmac_name", inst.vmac_name.is_some()),
+                    ("vmac_xmit_base", inst.vmac_xmit_base),
+                ] {
+                    if set {
+                        self.push(
+                            p.key(key),
+                            format!("{key} has no effect without use_vmac"),
+                            format!("set use_vmac = true, or remove {key}"),
+                        );
+                    }
+                }
+                continue;
+            }
+            if inst.address_owner {
+                self.push(
+                    p.key("use_vmac"),
+                    "an address owner's VIPs are its real addresses on its interface, not on a VMAC interface",
+                    "remove use_vmac, or address_owner",
+                );
+            }
+            let Some(vmac) = inst.vmac() else { continue };
+            let bad = vmac.is_empty()
+                || vmac.len() > 15
+                || vmac == "."
+                || vmac == ".."
+                || vmac.contains(|c: char| c == '/' || c == ':' || c.is_whitespace());
+            if bad {
+                self.push(
+                    p.key("vmac_name"),
+                    format!("{vmac:?} cannot name an interface"),
+                    "use at most 15 bytes without '/', ':' or spaces, e.g. \"vrrp.51\"",
+                );
+            }
+            if vmac == inst.interface {
+                self.push(
+                    p.key("vmac_name"),
+                    "the VMAC interface cannot be the instance's own interface",
+                    "remove vmac_name to use the default vrrp.VRID",
+                );
+            }
+            if let Some((_, other)) = seen.iter().find(|(n, _)| *n == vmac) {
+                self.push(
+                    p.key("vmac_name"),
+                    format!("instance {other:?} uses the VMAC interface {vmac:?} too"),
+                    "give each instance its own vmac_name",
+                );
+            }
+            seen.push((vmac, name.as_str()));
         }
     }
 

@@ -535,6 +535,9 @@ impl Translator {
             track_interfaces: Vec::new(),
             notify: Notify::default(),
             garp: Garp::default(),
+            use_vmac: false,
+            vmac_name: None,
+            vmac_xmit_base: false,
         };
         let mut version: Option<u32> = None;
         let mut password: Option<(String, Node)> = None;
@@ -598,6 +601,12 @@ impl Translator {
                 }
                 "accept" => inst.accept_mode = true,
                 "no_accept" => inst.accept_mode = false,
+                // `use_vmac [NAME]`: the VMAC interface, named as keepalived names it.
+                "use_vmac" => {
+                    inst.use_vmac = true;
+                    inst.vmac_name = child.arg().map(str::to_owned);
+                }
+                "vmac_xmit_base" => inst.vmac_xmit_base = true,
                 "v3_checksum_as_v2" => {
                     if let Some(on) = self.flag(child) {
                         v2_checksum = Some((on, child.clone()));

@@ -13,6 +13,7 @@ pub mod firewall;
 pub mod interface;
 pub mod links;
 pub mod rtnl;
+pub mod vmac;
 pub mod vrrp_socket;
 
 pub use addresses::{AddressEntry, Addresses, IfAddr, VipOptions, VIP_ADDRESS_PROTOCOL};

@@ -110,9 +110,10 @@ impl VrrpSocket {
                 socket
                     .set_multicast_loop_v4(false)
                     .map_err(NetError::io("IP_MULTICAST_LOOP"))?;
-                socket
-                    .set_multicast_if_v4(&src)
-                    .map_err(NetError::io("IP_MULTICAST_IF"))?;
+                // Sends name the interface in IP_PKTINFO anyway, so this is only a default.
+                // The kernel refuses it on an interface that does not hold the source address
+                // (a VMAC interface, which holds only VIPs): then the default stays unset.
+                let _ = socket.set_multicast_if_v4(&src);
                 // Only the groups this socket joined, not every group of the host.
                 socket
                     .set_multicast_all_v4(false)

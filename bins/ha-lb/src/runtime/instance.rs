@@ -227,6 +227,18 @@ pub fn start(
     };
     let iface = Interface::by_name(&inst.interface).map_err(err)?;
     let source = source_address(name, inst, &iface)?;
+    let vmac = match inst.vmac() {
+        Some(vmac_name) => Some(open_vmac(name, inst, &iface, &vmac_name, source)?),
+        None => None,
+    };
+    // Multicast adverts are sent and heard on the VMAC interface: a macvlan in private mode
+    // hands a frame whose source is its own MAC (a peer's advert from the same virtual MAC)
+    // to the macvlan alone, never to the parent. So such an instance has a port of its own,
+    // on its VMAC interface. Unicast adverts come to the parent's MAC: its port's.
+    let socket_iface = match &vmac {
+        Some(v) if !inst.vmac_xmit_base && !inst.is_unicast() => v.iface.clone(),
+        _ => iface.clone(),
+    };
     let config = router_config(name, inst, source, router_tracks(&tracked, &is_up))?;
     let mut router = Router::new(config).map_err(|source| RuntimeError::Router {
         instance: name.to_owned(),
@@ -240,9 +252,10 @@ pub fn start(
         arp: Duration::from_millis(inst.garp.interval_ms),
         na: Duration::from_millis(inst.garp.gna_interval_ms),
     };
+    let vip_iface = vmac.as_ref().map_or(&iface, |v| &v.iface);
     let vips = Vips::new(
         name,
-        &iface,
+        vip_iface,
         &inst.vips,
         na_source,
         spacing,
@@ -293,6 +306,7 @@ pub fn start(
         name: name.to_owned(),
         interface: inst.interface.clone(),
         notify: inst.notify.clone(),
+        vmac,
         vips,
         notifier: Notifier::start(name),
         shared: context.shared.clone(),
@@ -300,7 +314,7 @@ pub fn start(
     };
     let membership = context
         .ports
-        .join(&iface, inst.is_unicast(), router, driver)
+        .join(&socket_iface, inst.is_unicast(), router, driver)
         .map_err(err)?;
     Ok(InstanceHandle {
         name: name.to_owned(),
@@ -323,10 +337,89 @@ pub struct Driver {
     name: String,
     interface: String,
     notify: crate::config::Notify,
+    /// The VMAC interface (`use_vmac`), deleted when the instance stops.
+    vmac: Option<VmacIface>,
     vips: Vips,
     notifier: Notifier,
     shared: Arc<Shared>,
     reason: String,
+}
+
+/// An instance's VMAC interface (`use_vmac`).
+#[derive(Debug)]
+struct VmacIface {
+    name: String,
+    iface: Interface,
+    /// The socket unicast adverts leave from, on the VMAC interface (the instance's port, on
+    /// the parent, hears them); `None` for multicast (the port is on the VMAC interface) and
+    /// with `vmac_xmit_base`.
+    tx: Option<VrrpSocket>,
+}
+
+/// Makes the instance's VMAC interface on `parent` (replacing one a crashed run left), gives
+/// it the advert source for IPv6 (the parent's link-local address: RFC 5798 wants adverts from
+/// a link-local address, and the peers know this one), and for unicast peers opens the socket
+/// adverts leave from, unless `vmac_xmit_base`.
+fn open_vmac(
+    name: &str,
+    inst: &Instance,
+    parent: &Interface,
+    vmac_name: &str,
+    source: IpAddr,
+) -> Result<VmacIface, RuntimeError> {
+    let err = |source| RuntimeError::Instance {
+        instance: name.to_owned(),
+        source,
+    };
+    let vrid =
+        u8::try_from(inst.vrid).map_err(|_| setting(name, format!("vrid {} > 255", inst.vrid)))?;
+    let mac = crate::net::vmac::virtual_mac(vrid, inst.is_ipv6());
+    crate::net::vmac::create(parent.index(), parent.name(), vmac_name, mac).map_err(err)?;
+    let iface = Interface::by_name(vmac_name).map_err(err)?;
+    if let IpAddr::V6(ll) = source {
+        crate::net::Addresses::new()
+            .and_then(|mut a| a.add_vip(iface.index(), crate::net::IfAddr::new(IpAddr::V6(ll), 64)))
+            .map_err(err)?;
+    }
+    let tx = if inst.vmac_xmit_base || !inst.is_unicast() {
+        None
+    } else {
+        Some(
+            crate::net::VrrpSocket::open(
+                &iface,
+                &crate::net::VrrpSocketConfig {
+                    source,
+                    join_group: false,
+                },
+            )
+            .map_err(err)?,
+        )
+    };
+    tracing::info!(
+        instance = name,
+        vmac = vmac_name,
+        mac = %crate::net::vmac::mac_text(&mac),
+        parent = %parent.name(),
+        xmit_base = inst.vmac_xmit_base,
+        "VMAC interface made"
+    );
+    Ok(VmacIface {
+        name: vmac_name.to_owned(),
+        iface,
+        tx,
+    })
+}
+
+impl VmacIface {
+    /// Deletes the interface (its VIPs go with it).
+    fn delete(self, instance: &str) {
+        match crate::net::vmac::delete(&self.name) {
+            Ok(_) => tracing::info!(instance, vmac = %self.name, "VMAC interface removed"),
+            Err(e) => {
+                tracing::error!(instance, vmac = %self.name, error = %e, "cannot remove the VMAC interface");
+            }
+        }
+    }
 }
 
 pub(crate) fn now() -> std::time::Instant {
@@ -426,7 +519,13 @@ impl Driver {
     pub(crate) fn perform(&mut self, router: &Router, output: Output, socket: &VrrpSocket) {
         match output {
             Output::Transmit(t) => {
-                if let Err(e) = socket.send_from(&t.payload, t.src, t.dst) {
+                // From the VMAC interface when it has its own sending socket (its MAC is the
+                // source), else through the port.
+                let sent = match self.vmac.as_ref().and_then(|v| v.tx.as_ref()) {
+                    Some(tx) => tx.send_from(&t.payload, t.src, t.dst),
+                    None => socket.send_from(&t.payload, t.src, t.dst),
+                };
+                if let Err(e) = sent {
                     if e.is_link_gone() {
                         tracing::debug!(instance = %self.name, error = %e, "advert not sent: link down");
                     } else {
@@ -555,6 +654,9 @@ impl Driver {
     pub(crate) fn finish_stop(mut self, router: &Router, done: oneshot::Sender<()>) {
         // Whatever the state was, none of our VIPs stays behind.
         self.vips.remove_all();
+        if let Some(vmac) = self.vmac.take() {
+            vmac.delete(&self.name);
+        }
         crate::supervisor::report_held(&self.name, false);
         self.notifier.queue(commands_for(
             &self.notify,
@@ -575,6 +677,9 @@ impl Driver {
     /// Dropped without a graceful stop (its port closed, or it could not join): its VIPs go.
     pub(crate) fn abandon(mut self) {
         self.vips.remove_all();
+        if let Some(vmac) = self.vmac.take() {
+            vmac.delete(&self.name);
+        }
         crate::supervisor::report_held(&self.name, false);
         self.shared.remove_instance(&self.name);
     }

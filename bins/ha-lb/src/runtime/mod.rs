@@ -286,6 +286,18 @@ fn remove_stale(name: &str, inst: &config::Instance) -> Result<(), RuntimeError>
     for removed in vips::remove_stale(name, iface.index(), &configured)? {
         tracing::warn!(instance = name, vip = %removed, "removed a VIP left by an earlier run");
     }
+    // VMAC interfaces (with the VIPs on them) a crashed run left on this interface, whether
+    // this instance still uses one or not.
+    let names: Vec<String> = inst.vmac().into_iter().collect();
+    let removed = crate::net::vmac::remove_stale(iface.index(), &names).map_err(|source| {
+        RuntimeError::Instance {
+            instance: name.to_owned(),
+            source,
+        }
+    })?;
+    for vmac in removed {
+        tracing::warn!(instance = name, %vmac, "removed a VMAC interface left by an earlier run");
+    }
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 //! removed when it leaves Master, and announced (gratuitous ARP / unsolicited NA).
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +28,9 @@ pub struct Vips {
     /// Source of unsolicited NAs: the interface's link-local address.
     na_source: Option<std::net::Ipv6Addr>,
     spacing: AnnounceSpacing,
+    /// Bumped each time addresses are removed: a spaced burst still running in the background
+    /// stops, so a node that left Master never announces after its successor did.
+    removals: Arc<AtomicU64>,
 }
 
 /// The minimum gap between two announcements on the interface (keepalived's
@@ -86,6 +90,7 @@ impl Vips {
             announcer,
             na_source,
             spacing,
+            removals: Arc::default(),
         })
     }
 
@@ -117,8 +122,9 @@ impl Vips {
         }
     }
 
-    /// Removes these addresses.
+    /// Removes these addresses, and stops the spaced bursts still running.
     pub fn remove(&mut self, addrs: &[IpAddr]) {
+        self.removals.fetch_add(1, Ordering::SeqCst);
         for p in self
             .placed
             .iter()
@@ -150,6 +156,8 @@ impl Vips {
             spacing: self.spacing,
             addrs: addrs.to_vec(),
             repeat,
+            removals: self.removals.clone(),
+            epoch: self.removals.load(Ordering::SeqCst),
         };
         if self.spacing == AnnounceSpacing::default() {
             burst.send(false);
@@ -167,6 +175,9 @@ struct Burst {
     spacing: AnnounceSpacing,
     addrs: Vec<IpAddr>,
     repeat: u32,
+    removals: Arc<AtomicU64>,
+    /// `removals` when the burst was asked for: once it moves, the rest is not sent.
+    epoch: u64,
 }
 
 impl Burst {
@@ -181,6 +192,10 @@ impl Burst {
                     IpAddr::V6(_) => (Kind::Na, self.spacing.na),
                 };
                 let send = || -> Result<(), NetError> {
+                    // Checked again after the pacing's wait.
+                    if self.removals.load(Ordering::SeqCst) != self.epoch {
+                        return Ok(());
+                    }
                     match (addr, self.na_source) {
                         (IpAddr::V4(ip), _) => a.gratuitous_arp(*ip),
                         // RFC 5798 §6.4.1 / §6.4.2: a virtual router's NA has the
@@ -189,6 +204,10 @@ impl Burst {
                         (IpAddr::V6(_), None) => Ok(()),
                     }
                 };
+                if self.removals.load(Ordering::SeqCst) != self.epoch {
+                    tracing::debug!(instance = %self.instance, "announcements stopped: the addresses were removed");
+                    return;
+                }
                 let sent = if paced && !gap.is_zero() {
                     self.announcer.pacing.paced(kind, gap, send)
                 } else {
