@@ -170,6 +170,8 @@ fn run(t: &Topology) {
             | Fault::Hard(i, true)
             | Fault::Interface(i, true) => lan.base_priority(i, VRID) == 255,
             Fault::Partition(_) | Fault::Heal | Fault::Lossy => true,
+            // The address owner always preempts, `preempt = false` or not (RFC 5798 §6.4.2).
+            Fault::Priority(_, 255) => true,
             Fault::Priority(..) | Fault::Soft(..) => false,
         };
         // The bound within which the fault must give a new master, if it must.
