@@ -205,6 +205,9 @@ pub async fn supervise(options: Options) -> Result<i32, RuntimeError> {
     if !config.instances.is_empty() {
         runtime::capabilities::require_vrrp()?;
     }
+    if !config.anycast.is_empty() {
+        runtime::capabilities::require_net_admin()?;
+    }
     let mut term = signal(SignalKind::terminate()).map_err(RuntimeError::io("SIGTERM handler"))?;
     let mut int = signal(SignalKind::interrupt()).map_err(RuntimeError::io("SIGINT handler"))?;
     let mut hup = signal(SignalKind::hangup()).map_err(RuntimeError::io("SIGHUP handler"))?;
@@ -294,6 +297,8 @@ pub async fn supervise(options: Options) -> Result<i32, RuntimeError> {
             if !held.is_empty() {
                 release(&config, &held);
             }
+            // The worker withdrew them; a worker killed while stopping did not.
+            runtime::anycast::release(&config);
             return Ok(status.code().unwrap_or(1));
         }
         if status.code() == Some(EXIT_FATAL) {
@@ -301,6 +306,8 @@ pub async fn supervise(options: Options) -> Result<i32, RuntimeError> {
             return Ok(1);
         }
         tracing::error!(%status, held = ?held, "worker died: releasing its VIPs and restarting it");
+        // Anycast routes first: their listeners are gone with the worker.
+        runtime::anycast::release(&config);
         release(&config, &held);
         // Quick restarts, then slower ones if it keeps dying at once.
         if started.elapsed() > Duration::from_secs(30) {

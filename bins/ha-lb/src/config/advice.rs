@@ -14,6 +14,9 @@ pub fn advise(config: &Config) -> Vec<Problem> {
     for inst in config.instances.values() {
         used_checks.extend(inst.track_checks.iter().map(|t| t.check.as_str()));
     }
+    for a in config.anycast.values() {
+        used_checks.extend(a.track_checks.iter().map(String::as_str));
+    }
     for pool in config.pools.values() {
         used_checks.extend(pool.backends.iter().filter_map(|b| b.check.as_deref()));
     }
@@ -22,9 +25,9 @@ pub fn advise(config: &Config) -> Vec<Problem> {
             out.push(Problem {
                 path: KeyPath::root().key("checks").key(name),
                 message: format!(
-                    "check {name:?} is used by no instance and no backend; it will not run"
+                    "check {name:?} is used by no instance, no anycast group and no backend; it will not run"
                 ),
-                hint: "track it from an instance (track_checks) or a backend (check), or remove it"
+                hint: "track it from an instance or an anycast group (track_checks) or a backend (check), or remove it"
                     .into(),
             });
         }
@@ -65,6 +68,39 @@ pub fn advise(config: &Config) -> Vec<Problem> {
                     hint: "give the backends a `check` so a dead backend is noticed without client traffic".into(),
                 });
             }
+        }
+    }
+    for (aname, a) in &config.anycast {
+        if a.track_checks.is_empty() && a.track_pools.is_empty() {
+            out.push(Problem {
+                path: KeyPath::root().key("anycast").key(aname),
+                message: format!("anycast group {aname:?} tracks no check and no pool: it is announced as long as ha-lb runs, whether anything serves or not"),
+                hint: "add track_pools = [\"POOL\"] (the pool its listeners forward to) or track_checks".into(),
+            });
+        }
+        for (i, pool) in a.track_pools.iter().enumerate() {
+            if config
+                .pools
+                .get(pool)
+                .is_some_and(|p| p.backends.iter().all(|b| b.check.is_none()))
+            {
+                out.push(Problem {
+                    path: KeyPath::root().key("anycast").key(aname).key("track_pools").index(i),
+                    message: format!("pool {pool:?} has no backend with a check: it is only seen down through failed connects"),
+                    hint: "give the backends a `check` so a dead backend is noticed without client traffic".into(),
+                });
+            }
+        }
+        let served = config
+            .listeners
+            .values()
+            .any(|l| a.vips.iter().any(|v| v.address == l.listen.ip()));
+        if !served {
+            out.push(Problem {
+                path: KeyPath::root().key("anycast").key(aname).key("vips"),
+                message: format!("no listener serves on the VIPs of anycast group {aname:?}"),
+                hint: "add a [listeners.NAME] with listen = \"VIP:PORT\", unless another program serves on them".into(),
+            });
         }
     }
     if let Some(admin) = &config.admin {

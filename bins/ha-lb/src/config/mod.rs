@@ -1,6 +1,7 @@
 //! The ha-lb TOML configuration: schema, defaults and validation.
 //!
-//! One file describes the whole node: VRRP `instances` (and `sync_groups`), health `checks`,
+//! One file describes the whole node: VRRP `instances` (and `sync_groups`), `anycast` VIPs
+//! announced by a routing daemon, health `checks`,
 //! balancer `listeners` and `pools`, and the `admin` endpoint. Every key is documented with its
 //! default in docs/config.md. [`load`] reads and validates a file; every problem comes back as a
 //! [`Diagnostic`] with file, line, column and a hint. The types are plain data, independent of
@@ -8,6 +9,7 @@
 
 mod admin;
 mod advice;
+mod anycast;
 mod check;
 mod error;
 mod garp;
@@ -31,6 +33,9 @@ use serde::{Deserialize, Serialize};
 
 pub use admin::{Admin, DEFAULT_ADMIN_LISTEN};
 pub use advice::advise;
+pub use anycast::{
+    Anycast, DEFAULT_ANYCAST_INTERFACE, DEFAULT_WITHDRAW_WAIT_MS, MAX_WITHDRAW_WAIT_MS,
+};
 pub use check::{Check, CheckKind, Tls};
 pub use error::{ConfigError, Diagnostic, Location, Severity};
 pub use garp::Garp;
@@ -59,6 +64,9 @@ pub struct Config {
     /// VRRP instances by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub instances: BTreeMap<String, Instance>,
+    /// Anycast VIP groups by name: announced by a routing daemon (BGP), not VRRP.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub anycast: BTreeMap<String, Anycast>,
     /// Sync groups by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sync_groups: BTreeMap<String, SyncGroup>,

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use super::Config;
 
 impl Config {
-    /// One line per instance, sync group, check, pool and listener, and the admin endpoint.
+    /// One line per instance, anycast group, sync group, check, pool and listener, and the admin endpoint.
     pub fn summary(&self) -> String {
         let mut out = String::new();
         if let Some(id) = &self.global.router_id {
@@ -48,6 +48,28 @@ impl Config {
                 let _ = write!(out, "; tracks {}", tracks.join(", "));
             }
             out.push('\n');
+        }
+        for (name, a) in &self.anycast {
+            let vips: Vec<String> = a.vips.iter().map(|v| v.address.to_string()).collect();
+            let tracks: Vec<String> = a
+                .track_checks
+                .iter()
+                .map(|c| format!("check {c}"))
+                .chain(a.track_pools.iter().map(|p| format!("pool {p}")))
+                .chain(a.track_interfaces.iter().map(|i| format!("interface {i}")))
+                .collect();
+            let _ = writeln!(
+                out,
+                "anycast {name}: VIPs {} on {} while healthy ({}); withdraw wait {} ms",
+                vips.join(" "),
+                a.interface,
+                if tracks.is_empty() {
+                    "tracks nothing".to_owned()
+                } else {
+                    format!("tracks {}", tracks.join(", "))
+                },
+                a.withdraw_wait_ms
+            );
         }
         for (name, g) in &self.sync_groups {
             let _ = writeln!(out, "sync group {name}: {}", g.instances.join(", "));

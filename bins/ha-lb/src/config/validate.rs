@@ -50,6 +50,7 @@ pub fn validate(config: &Config) -> Vec<Problem> {
         v.pool(config, name, pool);
     }
     v.listeners(config);
+    v.anycast(config);
     if let Some(admin) = &config.admin {
         if admin.listen.port() == 0 {
             v.push(
@@ -94,16 +95,17 @@ impl Validator {
     }
 
     fn whole(&mut self, config: &Config) {
-        if config.instances.is_empty() && config.listeners.is_empty() {
+        if config.instances.is_empty() && config.listeners.is_empty() && config.anycast.is_empty() {
             self.push(
                 KeyPath::root(),
-                "nothing to run: no [instances.NAME] and no [listeners.NAME]",
-                "add a VRRP instance, a listener, or both (see examples/ and docs/config.md)",
+                "nothing to run: no [instances.NAME], no [anycast.NAME] and no [listeners.NAME]",
+                "add a VRRP instance or an anycast group, a listener, or both (see examples/ and docs/config.md)",
             );
         }
         for (section, names) in [
             ("instances", config.instances.keys().collect::<Vec<_>>()),
             ("sync_groups", config.sync_groups.keys().collect()),
+            ("anycast", config.anycast.keys().collect()),
             ("checks", config.checks.keys().collect()),
             ("pools", config.pools.keys().collect()),
             ("listeners", config.listeners.keys().collect()),
@@ -880,6 +882,158 @@ impl Validator {
                     p.key("listen"),
                     format!("{} is also the address of listener {other:?}", l.listen),
                     "each listener needs its own address and port",
+                );
+            }
+        }
+    }
+}
+
+impl Validator {
+    /// `[anycast.NAME]`: host addresses each in one place, a usable dummy interface name that
+    /// no VRRP instance uses, tracked things that exist.
+    fn anycast(&mut self, config: &Config) {
+        let mut owner: BTreeMap<IpAddr, &str> = BTreeMap::new();
+        for (name, a) in &config.anycast {
+            let p = KeyPath::root().key("anycast").key(name);
+            if a.vips.is_empty() {
+                self.push(
+                    p.key("vips"),
+                    "no VIPs",
+                    "list the addresses to announce, e.g. vips = [\"192.0.2.10\"]",
+                );
+            }
+            let mut own = BTreeSet::new();
+            for (i, vip) in a.vips.iter().enumerate() {
+                let vp = p.key("vips").index(i);
+                let host = if vip.is_ipv6() { 128 } else { 32 };
+                if vip.prefix != host {
+                    self.push(
+                        vp.clone(),
+                        format!("{vip} is not a host address: an anycast VIP is announced as a /{host}"),
+                        format!("write {} (or {}/{host}); the routing daemon announces exactly this address", vip.address, vip.address),
+                    );
+                }
+                if vip.dev.is_some() || vip.label.is_some() || vip.broadcast.is_some() {
+                    self.push(
+                        vp.clone(),
+                        "dev, label and broadcast do not apply to an anycast VIP: it goes on the group's dummy `interface`",
+                        "write the address alone, and set `interface` to choose the dummy interface",
+                    );
+                }
+                if !own.insert(vip.address) {
+                    self.push(
+                        vp.clone(),
+                        format!("{} is listed twice", vip.address),
+                        "remove the duplicate",
+                    );
+                    continue;
+                }
+                if let Some(other) = owner.insert(vip.address, name) {
+                    self.push(
+                        vp.clone(),
+                        format!("{} is also in [anycast.{other}]", vip.address),
+                        "each address belongs to one group",
+                    );
+                }
+                if let Some((iname, _)) = config
+                    .instances
+                    .iter()
+                    .find(|(_, i)| i.vips.iter().any(|v| v.address == vip.address))
+                {
+                    self.push(
+                        vp,
+                        format!("{} is also a VIP of instance {iname:?}: VRRP would move it while BGP announces it", vip.address),
+                        "announce each address one way: remove it from the instance or from this group",
+                    );
+                }
+            }
+            let iface = a.interface.as_str();
+            if iface.is_empty()
+                || iface.contains(['/', ':'])
+                || iface.chars().any(char::is_whitespace)
+                || iface == "."
+                || iface == ".."
+            {
+                self.push(
+                    p.key("interface"),
+                    format!("{iface:?} is not a usable interface name"),
+                    "use letters, digits, `-`, `_` or `.`, e.g. \"ha-lb0\" (the default)",
+                );
+            } else if iface.len() > 15 {
+                self.push(
+                    p.key("interface"),
+                    format!("interface name {iface:?} is longer than 15 bytes"),
+                    "Linux interface names have at most 15 bytes: use a shorter one, e.g. \"ha-lb0\"",
+                );
+            } else if iface == "lo" {
+                self.push(
+                    p.key("interface"),
+                    "lo cannot be the anycast interface: ha-lb makes and empties this dummy interface",
+                    "remove the key to use \"ha-lb0\", or name another dummy interface",
+                );
+            } else if let Some((iname, _)) = config.instances.iter().find(|(_, i)| {
+                i.interface == iface
+                    || i.vmac().as_deref() == Some(iface)
+                    || i.vips.iter().any(|v| v.dev.as_deref() == Some(iface))
+            }) {
+                self.push(
+                    p.key("interface"),
+                    format!("{iface} is the interface of instance {iname:?}: the anycast interface is a dummy one ha-lb makes"),
+                    "remove the key to use \"ha-lb0\", or name an interface nothing else uses",
+                );
+            }
+            for (i, c) in a.track_checks.iter().enumerate() {
+                match config.checks.get(c) {
+                    None => self.push(
+                        p.key("track_checks").index(i),
+                        format!("no check named {c:?}"),
+                        defined_hint("checks", &config.checks),
+                    ),
+                    Some(check)
+                        if check.address.is_none()
+                            && matches!(
+                                check.kind,
+                                CheckKind::Tcp | CheckKind::Http | CheckKind::Https
+                            ) =>
+                    {
+                        self.push(
+                            p.key("track_checks").index(i),
+                            format!("check {c:?} has no address: it probes each backend that uses it, so there is nothing to track"),
+                            "track the pool whose backends use it (track_pools), or give the check an address",
+                        );
+                    }
+                    Some(_) => {}
+                }
+            }
+            for (i, pool) in a.track_pools.iter().enumerate() {
+                if !config.pools.contains_key(pool) {
+                    self.push(
+                        p.key("track_pools").index(i),
+                        format!("no pool named {pool:?}"),
+                        defined_hint("pools", &config.pools),
+                    );
+                }
+            }
+            for (i, t) in a.track_interfaces.iter().enumerate() {
+                if t.trim().is_empty() {
+                    self.push(
+                        p.key("track_interfaces").index(i),
+                        "interface is empty",
+                        "name the interface, e.g. \"eth0\"",
+                    );
+                } else if *t == a.interface {
+                    self.push(
+                        p.key("track_interfaces").index(i),
+                        format!("{t} is the group's own dummy interface"),
+                        "track the uplinks the routes leave through, e.g. \"eth0\"",
+                    );
+                }
+            }
+            if a.withdraw_wait_ms > super::MAX_WITHDRAW_WAIT_MS {
+                self.push(
+                    p.key("withdraw_wait_ms"),
+                    format!("withdraw_wait_ms {} is out of range", a.withdraw_wait_ms),
+                    format!("use 0..={} (milliseconds)", super::MAX_WITHDRAW_WAIT_MS),
                 );
             }
         }

@@ -51,6 +51,23 @@ pub fn require_vrrp() -> Result<(), RuntimeError> {
     )))
 }
 
+/// Fails with a clear message when this process cannot change addresses and links
+/// (anycast groups: the dummy interface and its VIPs).
+///
+/// # Errors
+///
+/// [`RuntimeError::Privileges`].
+pub fn require_net_admin() -> Result<(), RuntimeError> {
+    if effective()? & (1 << CAP_NET_ADMIN) != 0 {
+        return Ok(());
+    }
+    Err(RuntimeError::Privileges(
+        "missing CAP_NET_ADMIN: anycast groups need it (the dummy interface and its VIPs); run as \
+         root, or grant it (systemd: AmbientCapabilities=CAP_NET_ADMIN CAP_NET_BIND_SERVICE)"
+            .to_owned(),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,6 +28,15 @@ pub enum RuntimeError {
         #[source]
         source: NetError,
     },
+    /// An anycast group's dummy interface or addresses could not be set up.
+    #[error("anycast {group}: {source}")]
+    Anycast {
+        /// The group name.
+        group: String,
+        /// What failed.
+        #[source]
+        source: NetError,
+    },
     /// The nftables rules of `accept_mode = false` could not be applied.
     #[error("accept_mode = false: {0}")]
     AcceptMode(#[source] NetError),

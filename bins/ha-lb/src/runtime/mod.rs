@@ -6,6 +6,8 @@
 //!   [`announcers`] shared per interface;
 //! - [`health`]: the health monitors; [`tracks`]: how checks, pools and interfaces move an
 //!   instance's priority (keepalived's weights); [`links`]: link state;
+//! - [`anycast`]: anycast VIPs on a dummy interface, announced by a routing daemon while
+//!   healthy;
 //! - [`balancer`]: lb-core listeners on the VIPs and their pools;
 //! - [`notify`]: notify commands, in order per instance;
 //! - [`status`]: what `/status` and `/metrics` show;
@@ -15,6 +17,7 @@
 //!   SIGHUP: reload).
 
 pub mod announcers;
+pub mod anycast;
 pub mod balancer;
 pub mod capabilities;
 pub mod error;
@@ -95,6 +98,8 @@ struct Node {
     groups: BTreeMap<String, (notify::Notifier, Option<&'static str>)>,
     /// The admin endpoint's task.
     admin: Option<tokio::task::JoinHandle<()>>,
+    /// The anycast groups.
+    anycast: anycast::Anycast,
 }
 
 fn router_id(config: &Config) -> String {
@@ -121,6 +126,9 @@ pub async fn run(options: Options, shared: Arc<Shared>) -> Result<(), RuntimeErr
     if !config.instances.is_empty() {
         capabilities::require_vrrp()?;
     }
+    if !config.anycast.is_empty() {
+        capabilities::require_net_admin()?;
+    }
 
     let (health_tx, mut health_rx) = mpsc::unbounded_channel::<HealthEvent>();
     let (link_tx, mut link_rx) = mpsc::unbounded_channel::<LinkEvent>();
@@ -141,6 +149,7 @@ pub async fn run(options: Options, shared: Arc<Shared>) -> Result<(), RuntimeErr
         state_tx,
         groups: BTreeMap::new(),
         admin: None,
+        anycast: anycast::Anycast::default(),
     };
     node.health.apply(&config)?;
     let retired = node.shared.balancer().apply(&config)?;
@@ -162,6 +171,9 @@ pub async fn run(options: Options, shared: Arc<Shared>) -> Result<(), RuntimeErr
     // Before any VIP can arrive: a Master without Accept_Mode must not answer on it.
     set_no_accept(&config, None)?;
     node.config = config.clone();
+    node.follow_anycast();
+    node.anycast.apply(&config)?;
+    node.update_anycast();
     node.regroup();
     node.shared.set_checks(node.health.statuses());
     let started = node.start_instances(&config);
@@ -210,6 +222,7 @@ pub async fn run(options: Options, shared: Arc<Shared>) -> Result<(), RuntimeErr
             Some(event) = state_rx.recv() => node.state_changed(event),
             _ = passive.tick() => {
                 node.push_tracks();
+                node.update_anycast();
                 node.rebind_instances().await;
                 node.publish_readiness();
             }
@@ -302,6 +315,25 @@ fn remove_stale(name: &str, inst: &config::Instance) -> Result<(), RuntimeError>
 }
 
 impl Node {
+    /// Follows the link state of the interfaces the anycast groups track.
+    fn follow_anycast(&mut self) {
+        for a in self.config.anycast.values() {
+            for i in &a.track_interfaces {
+                self.links.follow(i);
+            }
+        }
+    }
+
+    /// Announces the healthy anycast groups, withdraws the others.
+    fn update_anycast(&mut self) {
+        self.anycast.update(anycast::View {
+            config: &self.config,
+            health: &self.health,
+            links: &self.links,
+            shared: &self.shared,
+        });
+    }
+
     /// Whether `source`, tracked by `instance`, is up.
     fn track_up(&self, source: &TrackSource, instance: &str) -> bool {
         match source {
@@ -629,6 +661,7 @@ impl Node {
         tracing::info!(monitor = %event.key, state = %event.state, reason = %event.reason, "health changed");
         self.push_backend_states(Some(&event.key));
         self.push_tracks();
+        self.update_anycast();
         self.shared.set_checks(self.health.statuses());
     }
 
@@ -657,6 +690,7 @@ impl Node {
         }
         self.rebind_instances().await;
         self.push_tracks();
+        self.update_anycast();
     }
 
     /// SIGHUP: read the file again and apply what changed; on any error the old configuration
@@ -676,6 +710,12 @@ impl Node {
         }
         if !new.instances.is_empty() {
             if let Err(e) = capabilities::require_vrrp() {
+                tracing::error!("reload rejected, the running configuration stays: {e}");
+                return;
+            }
+        }
+        if !new.anycast.is_empty() {
+            if let Err(e) = capabilities::require_net_admin() {
                 tracing::error!("reload rejected, the running configuration stays: {e}");
                 return;
             }
@@ -751,14 +791,23 @@ impl Node {
         }
         self.push_backend_states(None);
         self.push_tracks();
+        self.follow_anycast();
+        if let Err(e) = self.anycast.apply(&new) {
+            tracing::error!(error = %e, "reload: an anycast group could not start");
+        }
+        self.update_anycast();
         self.shared.set_checks(self.health.statuses());
         self.shared.set_router_id(router_id(&new));
         tracing::info!("reload done");
     }
 
     /// Graceful stop: every instance sends priority 0 and removes its VIPs (at once, all
-    /// together), then the listeners drain up to the deadline.
+    /// together), the anycast routes are withdrawn (their VIPs stay local on `lo` while the
+    /// listeners keep accepting for `withdraw_wait_ms`), then the listeners drain up to the
+    /// deadline.
     async fn stop(&mut self) {
+        let withdrawn = tokio::time::Instant::now();
+        let wait = self.anycast.withdraw();
         let instances = std::mem::take(&mut self.instances);
         let stops: Vec<_> = instances
             .into_values()
@@ -770,8 +819,10 @@ impl Node {
         if let Err(e) = set_no_accept(&Config::default(), Some(&self.config)) {
             tracing::warn!(error = %e, "the nftables table inet ha_lb stays");
         }
+        tokio::time::sleep_until(withdrawn + wait).await;
         let listeners = self.shared.balancer().take_listeners();
         balancer::drain(listeners, self.options.drain_timeout).await;
+        self.anycast.finish();
         tracing::info!("stopped");
     }
 }

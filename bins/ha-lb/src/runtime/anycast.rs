@@ -1,0 +1,340 @@
+//! `[anycast.NAME]` at run time: the VIPs on the group's dummy interface while everything it
+//! tracks is healthy, gone otherwise. The node's routing daemon (BIRD, FRR) exports the
+//! interface's host routes, so adding an address announces the route and removing it withdraws
+//! it: ha-lb speaks no BGP. See docs/bgp.md.
+//!
+//! - start: the dummy interface is made (or kept), and addresses an earlier run left (on it,
+//!   and on `lo` from a stop cut short) go before anything is announced;
+//! - health: a group is announced only once every tracked check has passed (an unknown check
+//!   does not count: a node that just started must not attract traffic before its first
+//!   result) and every tracked pool has a backend that takes connections;
+//! - graceful stop ([`Anycast::withdraw`]): each VIP is first added to `lo`, then removed from
+//!   the dummy interface: the route is withdrawn while the address stays local, so the
+//!   connections the router still sends during the withdrawal are served; after
+//!   `withdraw_wait_ms` the listeners drain and [`Anycast::finish`] removes the `lo` copies;
+//! - worker death: the supervisor calls [`release`].
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use super::error::RuntimeError;
+use super::health::{backend_key, Health};
+use super::links::Links;
+use super::status::Shared;
+use crate::config::{self, Config};
+use crate::net::{Addresses, IfAddr, Interface, NetError};
+
+/// One group as it runs.
+#[derive(Debug)]
+struct Group {
+    config: config::Anycast,
+    /// The dummy interface's index.
+    ifindex: u32,
+    /// Whether the VIPs are on the dummy interface (the routes announced).
+    announced: bool,
+    /// The VIPs changed by a reload: the next update adds or removes them all again.
+    dirty: bool,
+    /// The VIPs were put on `lo` by [`Anycast::withdraw`].
+    on_lo: bool,
+}
+
+/// Every anycast group of the node.
+#[derive(Debug, Default)]
+pub struct Anycast {
+    groups: BTreeMap<String, Group>,
+}
+
+/// What the announcement of a group depends on, from the node's current view.
+#[derive(Clone, Copy)]
+pub struct View<'a> {
+    /// The configuration (pools and their backends).
+    pub config: &'a Config,
+    /// The health monitors.
+    pub health: &'a Health,
+    /// Link state of the followed interfaces.
+    pub links: &'a Links,
+    /// The balancer (passive health).
+    pub shared: &'a Shared,
+}
+
+impl View<'_> {
+    /// Why `group` must not be announced now, or `None` when it may.
+    pub fn down_reason(&self, group: &config::Anycast) -> Option<String> {
+        for c in &group.track_checks {
+            let state = self.health.state(&super::health::MonitorKey {
+                check: c.clone(),
+                target: None,
+            });
+            if state != Some(healthcheck::State::Up) {
+                let s = state.map_or_else(|| "not running".to_owned(), |s| s.to_string());
+                return Some(format!("check {c} is {s}"));
+            }
+        }
+        for p in &group.track_pools {
+            let ejected = self.shared.balancer().ejected(p);
+            let healthy = self.config.pools.get(p).is_some_and(|pool| {
+                pool.backends.iter().any(|b| {
+                    b.weight > 0
+                        && !ejected.contains(&b.address)
+                        && backend_key(self.config, b)
+                            .is_none_or(|k| self.health.state(&k) == Some(healthcheck::State::Up))
+                })
+            });
+            if !healthy {
+                return Some(format!("pool {p} has no healthy backend"));
+            }
+        }
+        for i in &group.track_interfaces {
+            if !self.links.is_up(i) {
+                return Some(format!("interface {i} is down"));
+            }
+        }
+        None
+    }
+}
+
+fn err(group: &str) -> impl Fn(NetError) -> RuntimeError + '_ {
+    move |source| RuntimeError::Anycast {
+        group: group.to_owned(),
+        source,
+    }
+}
+
+fn host(vip: &config::Vip) -> IfAddr {
+    IfAddr::new(vip.address, vip.prefix)
+}
+
+/// The index of `lo` (where VIPs wait out a graceful stop).
+fn lo_index() -> Result<u32, NetError> {
+    Interface::by_name("lo").map(|i| i.index())
+}
+
+impl Anycast {
+    /// Makes the groups those of `new`: a new group gets its dummy interface (and addresses an
+    /// earlier run left there and on `lo` removed), a removed one withdraws its VIPs, a changed
+    /// one withdraws the VIPs it no longer lists. What to announce is decided by
+    /// [`Anycast::update`]. The interfaces a group tracks must be followed by the caller.
+    ///
+    /// # Errors
+    ///
+    /// [`RuntimeError::Anycast`] when a dummy interface cannot be made (a link of that name
+    /// that is not a dummy one, no CAP_NET_ADMIN); the groups before it are applied.
+    pub fn apply(&mut self, new: &Config) -> Result<(), RuntimeError> {
+        let old = std::mem::take(&mut self.groups);
+        let mut addresses = Addresses::new().map_err(err("all"))?;
+        for (name, g) in &old {
+            let kept = new.anycast.get(name);
+            let gone: Vec<&config::Vip> = match kept {
+                Some(n) if n.interface == g.config.interface => g
+                    .config
+                    .vips
+                    .iter()
+                    .filter(|v| !n.vips.iter().any(|w| w.address == v.address))
+                    .collect(),
+                _ => g.config.vips.iter().collect(),
+            };
+            for vip in gone {
+                match addresses.remove(g.ifindex, host(vip)) {
+                    Ok(true) => {
+                        tracing::info!(anycast = %name, vip = %vip.address, "VIP withdrawn (reload)");
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::error!(anycast = %name, vip = %vip.address, error = %e, "cannot remove VIP");
+                    }
+                }
+            }
+        }
+        let mut old = old;
+        for (name, a) in &new.anycast {
+            let kept = old
+                .remove(name)
+                .filter(|g| g.config.interface == a.interface);
+            let group = match kept {
+                Some(mut g) => {
+                    // Added VIPs of an announced group go on at the next update.
+                    g.dirty = g.config.vips != a.vips;
+                    g.config = a.clone();
+                    g
+                }
+                None => Group {
+                    config: a.clone(),
+                    ifindex: start_group(name, a, &mut addresses)?,
+                    announced: false,
+                    dirty: false,
+                    on_lo: false,
+                },
+            };
+            self.groups.insert(name.clone(), group);
+        }
+        Ok(())
+    }
+
+    /// Announces the groups that are healthy in `view` and withdraws the others.
+    pub fn update(&mut self, view: View<'_>) {
+        let mut addresses = None;
+        for (name, g) in &mut self.groups {
+            let reason = view.down_reason(&g.config);
+            let want = reason.is_none();
+            if want == g.announced && !g.dirty {
+                continue;
+            }
+            g.dirty = false;
+            let a = match &mut addresses {
+                Some(a) => a,
+                None => match Addresses::new() {
+                    Ok(a) => addresses.insert(a),
+                    Err(e) => {
+                        tracing::error!(anycast = %name, error = %e, "netlink socket");
+                        return;
+                    }
+                },
+            };
+            if want {
+                let mut ok = true;
+                for vip in &g.config.vips {
+                    if let Err(e) = a.add_vip(g.ifindex, host(vip)) {
+                        ok = false;
+                        tracing::error!(anycast = %name, vip = %vip.address, error = %e, "cannot add VIP");
+                    }
+                }
+                g.announced = ok;
+                tracing::info!(anycast = %name, interface = %g.config.interface, vips = ?addresses_of(&g.config), "healthy: VIPs added, routes announced");
+            } else {
+                remove_all(a, name, g.ifindex, &g.config);
+                g.announced = false;
+                tracing::warn!(anycast = %name, reason = reason.as_deref().unwrap_or(""), "unhealthy: VIPs removed, routes withdrawn");
+            }
+        }
+    }
+
+    /// Whether group `name` is announced now.
+    pub fn is_announced(&self, name: &str) -> bool {
+        self.groups.get(name).is_some_and(|g| g.announced)
+    }
+
+    /// Graceful stop, first step: every announced VIP moves to `lo` (still local) and leaves
+    /// the dummy interface (the route is withdrawn). Returns how long the listeners should
+    /// keep accepting: the longest `withdraw_wait_ms` of an announced group (zero when none
+    /// was announced).
+    pub fn withdraw(&mut self) -> Duration {
+        let mut wait = Duration::ZERO;
+        let Ok(mut addresses) = Addresses::new() else {
+            return wait;
+        };
+        let lo = lo_index();
+        for (name, g) in &mut self.groups {
+            if g.announced {
+                wait = wait.max(Duration::from_millis(g.config.withdraw_wait_ms));
+                if let Ok(lo) = &lo {
+                    g.on_lo = true;
+                    for vip in &g.config.vips {
+                        if let Err(e) = addresses.add_vip(*lo, host(vip)) {
+                            tracing::warn!(anycast = %name, vip = %vip.address, error = %e, "cannot keep the VIP on lo while withdrawing");
+                        }
+                    }
+                }
+                g.announced = false;
+                tracing::info!(anycast = %name, wait_ms = g.config.withdraw_wait_ms, "stopping: routes withdrawn, still accepting meanwhile");
+            }
+            remove_all(&mut addresses, name, g.ifindex, &g.config);
+        }
+        wait
+    }
+
+    /// Graceful stop, last step (the listeners closed): the VIPs leave `lo` too.
+    pub fn finish(&mut self) {
+        let (Ok(mut addresses), Ok(lo)) = (Addresses::new(), lo_index()) else {
+            return;
+        };
+        for (name, g) in &mut self.groups {
+            if std::mem::take(&mut g.on_lo) {
+                remove_all(&mut addresses, name, lo, &g.config);
+            }
+        }
+    }
+}
+
+fn addresses_of(a: &config::Anycast) -> Vec<IpAddr> {
+    a.vips.iter().map(|v| v.address).collect()
+}
+
+fn remove_all(addresses: &mut Addresses, name: &str, ifindex: u32, a: &config::Anycast) {
+    for vip in &a.vips {
+        if let Err(e) = addresses.remove(ifindex, host(vip)) {
+            tracing::error!(anycast = %name, vip = %vip.address, error = %e, "cannot remove VIP");
+        }
+    }
+}
+
+/// Makes group `name`'s dummy interface and removes what an earlier run left: every ha-lb
+/// address on the dummy interface, and the group's VIPs on `lo` (tagged as ha-lb's only: an
+/// operator's own loopback address stays). Returns the interface's index.
+fn start_group(
+    name: &str,
+    a: &config::Anycast,
+    addresses: &mut Addresses,
+) -> Result<u32, RuntimeError> {
+    let ifindex = crate::net::dummy::ensure(&a.interface).map_err(err(name))?;
+    let configured = addresses_of(a);
+    for removed in addresses
+        .remove_stale(ifindex, &configured)
+        .map_err(err(name))?
+    {
+        tracing::warn!(anycast = name, vip = %removed.addr, "removed a VIP left by an earlier run");
+    }
+    let lo = lo_index().map_err(err(name))?;
+    for e in addresses.list(lo).map_err(err(name))? {
+        if e.is_vip && configured.contains(&e.addr.addr) {
+            addresses.remove(lo, e.addr).map_err(err(name))?;
+            tracing::warn!(anycast = name, vip = %e.addr.addr, "removed a VIP an interrupted stop left on lo");
+        }
+    }
+    tracing::info!(anycast = name, interface = %a.interface, ifindex, "anycast dummy interface ready");
+    Ok(ifindex)
+}
+
+/// Supervisor side: the worker died, so its listeners are gone: every anycast VIP of `config`
+/// leaves its dummy interface (the routes are withdrawn at once) and `lo`. The restarted
+/// worker announces them again once healthy. Returns how many addresses were removed.
+pub fn release(config: &Config) -> usize {
+    let Ok(mut addresses) = Addresses::new() else {
+        return 0;
+    };
+    let lo = lo_index().ok();
+    let mut removed = 0;
+    for (name, a) in &config.anycast {
+        let dummy = match crate::net::dummy::find_link(&a.interface) {
+            Ok(Some((index, true))) => Some(index),
+            _ => None,
+        };
+        let mut places: Vec<(u32, IfAddr)> = dummy
+            .map(|d| a.vips.iter().map(|v| (d, host(v))).collect())
+            .unwrap_or_default();
+        // On lo only the copies a stop put there (tagged as ha-lb's), not the operator's own.
+        if let Some(lo) = lo {
+            if let Ok(entries) = addresses.list(lo) {
+                places.extend(
+                    entries
+                        .into_iter()
+                        .filter(|e| e.is_vip && a.vips.iter().any(|v| v.address == e.addr.addr))
+                        .map(|e| (lo, e.addr)),
+                );
+            }
+        }
+        {
+            for (ifindex, addr) in places {
+                match addresses.remove(ifindex, addr) {
+                    Ok(true) => removed += 1,
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::error!(anycast = %name, vip = %addr.addr, error = %e, "cannot remove VIP for the dead worker");
+                    }
+                }
+            }
+        }
+        tracing::warn!(anycast = %name, "released for the dead worker: VIPs removed, routes withdrawn");
+    }
+    removed
+}
