@@ -323,18 +323,20 @@ pub fn release(config: &Config) -> usize {
                 );
             }
         }
-        {
-            for (ifindex, addr) in places {
-                match addresses.remove(ifindex, addr) {
-                    Ok(true) => removed += 1,
-                    Ok(false) => {}
-                    Err(e) => {
-                        tracing::error!(anycast = %name, vip = %addr.addr, error = %e, "cannot remove VIP for the dead worker");
-                    }
+        let mut here = 0;
+        for (ifindex, addr) in places {
+            match addresses.remove(ifindex, addr) {
+                Ok(true) => here += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(anycast = %name, vip = %addr.addr, error = %e, "cannot remove VIP for the dead worker");
                 }
             }
         }
-        tracing::warn!(anycast = %name, "released for the dead worker: VIPs removed, routes withdrawn");
+        if here > 0 {
+            tracing::warn!(anycast = %name, addresses = here, "released for the dead worker: VIPs removed, routes withdrawn");
+        }
+        removed += here;
     }
     removed
 }

@@ -1,0 +1,823 @@
+//! End to end: anycast VIPs announced over BGP by BIRD 2, active-active behind an ECMP router.
+//!
+//! Topology (TEST-NET addresses only, every namespace made here and torn down on drop):
+//! - backend LAN 192.0.2.0/24 (a bridge): lb1 `eth0` .1, lb2 `eth0` .2, backends b1..b3 .3..=.5
+//!   (port 8080; each answers `bN via <address of the lb that connected>`);
+//! - uplink LAN 198.51.100.0/25 (another bridge, the "switch"): router .1, lb1 .2, lb2 .3;
+//! - client link 198.51.100.128/30: router .129, client .130 (default route via the router).
+//!
+//! Each lb node runs `ha-lb run` with `[anycast.web]` (VIP 203.0.113.10 on `ha-lb0`, tracking
+//! its pool) and BIRD (`protocol direct` on ha-lb0 exported to BGP by a filter, BFD on the
+//! uplink). The router runs BIRD with both lbs as eBGP peers, BFD, and `merge paths` into the
+//! kernel: one route with two next hops; the L4 multipath hash spreads the client's
+//! connections over both nodes. The client starts a request every 5 ms.
+//!
+//! Outage is measured as: from the failure until the first request after which every request
+//! was answered. The tests run one at a time (a lock).
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+#[path = "support/netns.rs"]
+mod netns;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use netns::{tool_available, veth, wait_until, ChildGuard, Netns};
+use nix::sched::{setns, CloneFlags};
+use nix::sys::signal::Signal;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+const VIP: &str = "203.0.113.10";
+const TARGET: &str = "203.0.113.10:80";
+/// The lbs' addresses on the uplink LAN, and on the backend LAN (what backends see).
+const LB_UPLINK: [&str; 2] = ["198.51.100.2", "198.51.100.3"];
+const LB_BACKEND: [&str; 2] = ["192.0.2.1", "192.0.2.2"];
+const BACKENDS: [&str; 3] = ["192.0.2.3", "192.0.2.4", "192.0.2.5"];
+const PROBE_EVERY: Duration = Duration::from_millis(5);
+/// The backends' check: every 100 ms, down after 2 failures.
+const CHECK_INTERVAL_MS: u64 = 100;
+const FALL: u64 = 2;
+/// BFD: 50 ms intervals, down after 3 missed.
+const BFD_MS: u64 = 50;
+
+/// A TCP server answering each connection with its name and the peer's address.
+struct Backend {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Backend {
+    fn start(ns: &Netns, name: &str) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let name = name.to_owned();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = ns.spawn(move || {
+            let listener = TcpListener::bind("0.0.0.0:8080").unwrap();
+            listener.set_nonblocking(true).unwrap();
+            tx.send(()).unwrap();
+            while !flag.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((mut s, peer)) => {
+                        let _ = s.set_nonblocking(false);
+                        let _ = s.write_all(format!("{name} via {}\n", peer.ip()).as_bytes());
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(2)),
+                }
+            }
+        });
+        rx.recv().unwrap();
+        Backend {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// One request as the client saw it.
+#[derive(Debug, Clone)]
+struct Sample {
+    started: Instant,
+    answer: Option<String>,
+}
+
+impl Sample {
+    /// The lb that served it (its backend-LAN address), if answered.
+    fn via(&self) -> Option<&str> {
+        self.answer.as_deref()?.split(" via ").nth(1)
+    }
+}
+
+fn request(target: SocketAddr) -> Option<String> {
+    let mut s = TcpStream::connect_timeout(&target, Duration::from_millis(100)).ok()?;
+    s.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let text = text.trim().to_owned();
+    text.starts_with('b').then_some(text)
+}
+
+/// A client starting a request every 5 ms, each on a thread of its own (one caught in flight
+/// by a failure hangs until its timeout without delaying the others).
+struct Client {
+    stop: Arc<AtomicBool>,
+    samples: Arc<Mutex<Vec<Sample>>>,
+    scheduler: Option<JoinHandle<()>>,
+}
+
+impl Client {
+    fn start(ns: &Netns) -> Self {
+        let target: SocketAddr = TARGET.parse().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let (flag, out) = (stop.clone(), samples.clone());
+        let netns = Arc::new(File::open(format!("/run/netns/{}", ns.name())).unwrap());
+        let scheduler = thread::spawn(move || {
+            let mut probes = Vec::new();
+            let mut next = Instant::now();
+            while !flag.load(Ordering::Relaxed) {
+                let (netns, out) = (netns.clone(), out.clone());
+                probes.push(thread::spawn(move || {
+                    setns(&*netns, CloneFlags::CLONE_NEWNET).unwrap();
+                    let started = Instant::now();
+                    let answer = request(target);
+                    out.lock().unwrap().push(Sample { started, answer });
+                }));
+                probes.retain(|p| !p.is_finished());
+                next += PROBE_EVERY;
+                thread::sleep(next.saturating_duration_since(Instant::now()));
+            }
+            for p in probes {
+                let _ = p.join();
+            }
+        });
+        Client {
+            stop,
+            samples,
+            scheduler: Some(scheduler),
+        }
+    }
+
+    /// The samples so far, by start time.
+    fn samples(&self) -> Vec<Sample> {
+        let mut s = self.samples.lock().unwrap().clone();
+        s.sort_by_key(|s| s.started);
+        s
+    }
+
+    /// Waits until `n` requests started after `since` were answered.
+    fn wait_successes(&self, since: Instant, n: usize, timeout: Duration) -> bool {
+        wait_until(timeout, || {
+            self.samples()
+                .iter()
+                .filter(|s| s.started >= since && s.answer.is_some())
+                .count()
+                >= n
+        })
+    }
+
+    fn stop(&mut self) -> Vec<Sample> {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.scheduler.take() {
+            let _ = t.join();
+        }
+        self.samples()
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Answers per lb (backend-LAN address) among the requests started in `[from, to]`.
+fn per_node(samples: &[Sample], from: Instant, to: Instant) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for s in samples
+        .iter()
+        .filter(|s| s.started >= from && s.started <= to)
+    {
+        if let Some(via) = s.via() {
+            *out.entry(via.to_owned()).or_insert(0) += 1;
+        }
+    }
+    out
+}
+
+/// Failed requests among those started in `[from, to]`.
+fn failures(samples: &[Sample], from: Instant, to: Instant) -> usize {
+    samples
+        .iter()
+        .filter(|s| s.started >= from && s.started <= to && s.answer.is_none())
+        .count()
+}
+
+/// From `from` until the first request after which every request (up to `to`) was answered:
+/// how long clients were not all served. Zero when nothing failed.
+fn outage(samples: &[Sample], from: Instant, to: Instant) -> Duration {
+    samples
+        .iter()
+        .filter(|s| s.started >= from && s.started <= to && s.answer.is_none())
+        .map(|s| s.started)
+        .max()
+        .and_then(|last| {
+            samples
+                .iter()
+                .find(|s| s.started > last)
+                .map(|next| next.started - from)
+        })
+        .unwrap_or(Duration::ZERO)
+}
+
+fn ms(d: Duration) -> u128 {
+    d.as_millis()
+}
+
+/// BIRD on the router: both lbs as eBGP peers with BFD, their routes merged into one ECMP
+/// kernel route.
+fn router_bird() -> String {
+    format!(
+        r#"
+log stderr all;
+router id 198.51.100.1;
+protocol device {{ scan time 1; }}
+protocol kernel {{
+    ipv4 {{ import none; export all; }};
+    merge paths on;
+}}
+protocol bfd {{
+    interface "up0" {{ min rx interval {BFD_MS} ms; min tx interval {BFD_MS} ms; multiplier 3; }};
+}}
+template bgp lb {{
+    local 198.51.100.1 as 65000;
+    debug {{ states, events }};
+    bfd on;
+    hold time 3;
+    connect delay time 1;
+    connect retry time 1;
+    error wait time 1, 2;
+    ipv4 {{ import all; export none; }};
+}}
+protocol bgp lb1 from lb {{ neighbor {} as 65001; }}
+protocol bgp lb2 from lb {{ neighbor {} as 65001; }}
+"#,
+        LB_UPLINK[0], LB_UPLINK[1]
+    )
+}
+
+/// BIRD on an lb node: the routes of ha-lb0 (the anycast VIPs ha-lb holds while healthy)
+/// exported to the router, nothing imported.
+fn lb_bird(i: usize) -> String {
+    let me = LB_UPLINK[i];
+    format!(
+        r#"
+log stderr all;
+router id {me};
+protocol device {{ scan time 1; }}
+protocol direct anycast {{
+    ipv4;
+    interface "ha-lb0";
+}}
+filter anycast_out {{
+    if source = RTS_DEVICE && net ~ [ 203.0.113.0/24{{32,32}} ] then accept;
+    reject;
+}}
+protocol bfd {{
+    interface "up0" {{ min rx interval {BFD_MS} ms; min tx interval {BFD_MS} ms; multiplier 3; }};
+}}
+protocol bgp uplink {{
+    local {me} as 65001;
+    neighbor 198.51.100.1 as 65000;
+    bfd on;
+    hold time 3;
+    connect delay time 1;
+    connect retry time 1;
+    error wait time 1, 2;
+    ipv4 {{ import none; export filter anycast_out; }};
+}}
+"#
+    )
+}
+
+/// ha-lb on an lb node: the listener on the anycast VIP, the three backends, checked.
+fn lb_config(withdraw_wait_ms: u64) -> String {
+    format!(
+        r#"
+[anycast.web]
+vips = ["{VIP}"]
+track_pools = ["backends"]
+withdraw_wait_ms = {withdraw_wait_ms}
+
+[listeners.web]
+listen = "{TARGET}"
+pool = "backends"
+
+[pools.backends]
+backends = [
+    {{ address = "192.0.2.3:8080", check = "tcp" }},
+    {{ address = "192.0.2.4:8080", check = "tcp" }},
+    {{ address = "192.0.2.5:8080", check = "tcp" }},
+]
+
+[checks.tcp]
+kind = "tcp"
+interval_ms = {CHECK_INTERVAL_MS}
+timeout_ms = 100
+rise = 1
+fall = {FALL}
+"#
+    )
+}
+
+/// Everything, torn down on drop: processes by PID, then the namespaces.
+struct Topo {
+    dir: PathBuf,
+    /// ha-lb on lb1, lb2 (`None` once killed on purpose).
+    halb: [Option<ChildGuard>; 2],
+    /// BIRD on lb1, lb2, router.
+    birds: Vec<Option<ChildGuard>>,
+    _backends: Vec<Backend>,
+    client: Netns,
+    router: Netns,
+    lbs: [Netns; 2],
+    _backend_ns: Vec<Netns>,
+    /// The switches (bridges), dropped last.
+    _backend_lan: Netns,
+    uplink: Netns,
+}
+
+impl Topo {
+    fn new(tag: &str, withdraw_wait_ms: u64) -> Option<Self> {
+        if !Netns::available(tag) || !tool_available(tag, "bird", "bird2") {
+            return None;
+        }
+        let dir = std::env::temp_dir().join(format!("halb-e2e-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let backend_lan = Netns::new(&format!("{tag}-bsw")).unwrap();
+        let uplink = Netns::new(&format!("{tag}-usw")).unwrap();
+        for sw in [&backend_lan, &uplink] {
+            sw.ip(&["link", "add", "br0", "type", "bridge"]);
+            sw.ip(&["link", "set", "br0", "up"]);
+        }
+        let lbs = [
+            Netns::new(&format!("{tag}-lb1")).unwrap(),
+            Netns::new(&format!("{tag}-lb2")).unwrap(),
+        ];
+        let router = Netns::new(&format!("{tag}-r")).unwrap();
+        let client = Netns::new(&format!("{tag}-c")).unwrap();
+        let mut backend_ns = Vec::new();
+        // Backend LAN: lb1, lb2, b1..b3.
+        for i in 0..5u8 {
+            let ns = if i < 2 {
+                &lbs[usize::from(i)]
+            } else {
+                backend_ns.push(Netns::new(&format!("{tag}-b{}", i - 1)).unwrap());
+                backend_ns.last().unwrap()
+            };
+            let port = format!("b{i}");
+            veth(ns, "eth0", &backend_lan, &port, 10 + i);
+            backend_lan.ip(&["link", "set", &port, "master", "br0"]);
+            ns.ip(&[
+                "addr",
+                "add",
+                &format!("192.0.2.{}/24", i + 1),
+                "dev",
+                "eth0",
+            ]);
+        }
+        // Uplink LAN: router, lb1, lb2.
+        for (i, ns) in [&router, &lbs[0], &lbs[1]].into_iter().enumerate() {
+            let port = format!("u{i}");
+            veth(ns, "up0", &uplink, &port, 20 + u8::try_from(i).unwrap());
+            uplink.ip(&["link", "set", &port, "master", "br0"]);
+            ns.ip(&[
+                "addr",
+                "add",
+                &format!("198.51.100.{}/25", i + 1),
+                "dev",
+                "up0",
+            ]);
+        }
+        for lb in &lbs {
+            lb.ip(&["route", "add", "default", "via", "198.51.100.1"]);
+        }
+        // Client link.
+        veth(&router, "cl0", &client, "eth0", 30);
+        router.ip(&["addr", "add", "198.51.100.129/30", "dev", "cl0"]);
+        client.ip(&["addr", "add", "198.51.100.130/30", "dev", "eth0"]);
+        client.ip(&["route", "add", "default", "via", "198.51.100.129"]);
+        router.sysctl("net.ipv4.ip_forward", "1");
+        // Spread flows by ports too (L4 hash), not only by addresses: one client, many flows.
+        router.sysctl("net.ipv4.fib_multipath_hash_policy", "1");
+        let backends = backend_ns
+            .iter()
+            .enumerate()
+            .map(|(i, ns)| Backend::start(ns, &format!("b{}", i + 1)))
+            .collect();
+        let mut topo = Topo {
+            dir,
+            halb: [None, None],
+            birds: Vec::new(),
+            _backends: backends,
+            client,
+            router,
+            lbs,
+            _backend_ns: backend_ns,
+            _backend_lan: backend_lan,
+            uplink,
+        };
+        let router_conf = topo.write("router.conf", &router_bird());
+        let r = topo.bird(&topo.router, "router", &router_conf);
+        let lb1_conf = topo.write("lb1.conf", &lb_bird(0));
+        let lb2_conf = topo.write("lb2.conf", &lb_bird(1));
+        let b1 = topo.bird(&topo.lbs[0], "bird-lb1", &lb1_conf);
+        let b2 = topo.bird(&topo.lbs[1], "bird-lb2", &lb2_conf);
+        topo.birds = vec![Some(b1), Some(b2), Some(r)];
+        let config = topo.write("ha-lb.toml", &lb_config(withdraw_wait_ms));
+        topo.halb = [
+            Some(topo.halb_start(0, &config)),
+            Some(topo.halb_start(1, &config)),
+        ];
+        Some(topo)
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// BIRD in the foreground, its control socket in the test's directory, log to `NAME.log`.
+    fn bird(&self, ns: &Netns, name: &str, config: &Path) -> ChildGuard {
+        let log = File::create(self.dir.join(format!("{name}.log"))).unwrap();
+        let mut cmd = ns.command("bird");
+        cmd.arg("-f")
+            .arg("-c")
+            .arg(config)
+            .arg("-s")
+            .arg(self.dir.join(format!("{name}.ctl")))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        ChildGuard::spawn(&mut cmd, Duration::from_secs(5))
+    }
+
+    fn halb_start(&self, i: usize, config: &Path) -> ChildGuard {
+        let log = File::create(self.dir.join(format!("lb{}.log", i + 1))).unwrap();
+        let mut cmd = self.lbs[i].command(env!("CARGO_BIN_EXE_ha-lb"));
+        cmd.args(["run", "--config"])
+            .arg(config)
+            .args(["--drain-timeout-ms", "1000"])
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        ChildGuard::spawn(&mut cmd, Duration::from_secs(10))
+    }
+
+    /// The router's next hops for the VIP (empty: no route).
+    fn next_hops(&self) -> Vec<String> {
+        let out = self.router.ip(&["-4", "route", "show", VIP]);
+        let words: Vec<&str> = out.split_whitespace().collect();
+        words
+            .windows(2)
+            .filter(|w| w[0] == "via")
+            .map(|w| w[1].to_owned())
+            .collect()
+    }
+
+    fn wait_next_hops(&self, want: &[&str], timeout: Duration) -> bool {
+        wait_until(timeout, || {
+            let mut hops = self.next_hops();
+            hops.sort();
+            hops == want
+        })
+    }
+
+    /// Whether lb `i` holds the VIP on ha-lb0.
+    fn holds_vip(&self, i: usize) -> bool {
+        let out = std::process::Command::new("ip")
+            .args([
+                "-n",
+                self.lbs[i].name(),
+                "-o",
+                "addr",
+                "show",
+                "dev",
+                "ha-lb0",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).contains(&format!(" {VIP}/32"))
+    }
+
+    /// Waits until both nodes announce the VIP and the router has both next hops.
+    fn wait_ecmp(&self) {
+        assert!(
+            self.wait_next_hops(&LB_UPLINK, Duration::from_secs(20)),
+            "no ECMP route to {VIP} via both lbs: {:?}\n{}",
+            self.next_hops(),
+            self.dump()
+        );
+    }
+
+    /// A client that got 50 answers.
+    fn served_client(&self) -> Client {
+        let client = Client::start(&self.client);
+        assert!(
+            client.wait_successes(Instant::now(), 50, Duration::from_secs(10)),
+            "{}",
+            self.dump()
+        );
+        client
+    }
+
+    fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default()
+    }
+
+    fn dump(&self) -> String {
+        ["lb1", "lb2", "bird-lb1", "bird-lb2", "router"]
+            .iter()
+            .map(|n| format!("===== {n}.log =====\n{}", self.log(n)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The worker a supervisor runs (its only child).
+    fn worker_pid(&self, i: usize) -> i32 {
+        let supervisor = self.halb[i].as_ref().unwrap().pid();
+        let tasks = std::fs::read_dir(format!("/proc/{supervisor}/task")).unwrap();
+        for t in tasks.flatten() {
+            let children = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+            if let Some(pid) = children.split_whitespace().next() {
+                return pid.parse().unwrap();
+            }
+        }
+        panic!("no worker under {supervisor}");
+    }
+
+    /// Asserts that both nodes served a fair share of what the client sent in `[from, to]`.
+    fn assert_spread(&self, client: &Client, from: Instant, to: Instant) {
+        let counts = per_node(&client.samples(), from, to);
+        let total: usize = counts.values().sum();
+        eprintln!("flows per node: {counts:?} of {total}");
+        for lb in LB_BACKEND {
+            let n = counts.get(lb).copied().unwrap_or(0);
+            assert!(
+                n * 5 >= total,
+                "lb {lb} served {n} of {total}: flows are not spread over both nodes ({counts:?})\n{}",
+                self.dump()
+            );
+        }
+    }
+}
+
+impl Drop for Topo {
+    fn drop(&mut self) {
+        // Daemons first, by PID (ChildGuard); the namespaces then go with what is left.
+        self.halb = [None, None];
+        self.birds.clear();
+        if std::env::var_os("HALB_E2E_KEEP_LOGS").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Sets up, waits for ECMP, runs a client that must reach both nodes, and returns it.
+fn setup(tag: &str, withdraw_wait_ms: u64) -> Option<(Topo, Client)> {
+    let topo = Topo::new(tag, withdraw_wait_ms)?;
+    topo.wait_ecmp();
+    let client = topo.served_client();
+    let from = Instant::now();
+    thread::sleep(Duration::from_millis(500));
+    topo.assert_spread(&client, from, Instant::now());
+    assert_eq!(
+        failures(&client.samples(), from, Instant::now()),
+        0,
+        "{}",
+        topo.dump()
+    );
+    Some((topo, client))
+}
+
+#[test]
+fn bgp_both_nodes_serve_and_a_node_without_backends_is_withdrawn() {
+    let _serial = serial();
+    let Some((topo, mut client)) = setup("bgpfail", 1000) else {
+        return;
+    };
+    // lb1 loses its backends (unreachable from it: connects fail at once): its checks fail
+    // after FALL intervals, its VIP goes, BIRD withdraws, the router keeps only lb2.
+    let failed = Instant::now();
+    for b in BACKENDS {
+        topo.lbs[0].ip(&["route", "add", "prohibit", b]);
+    }
+    assert!(
+        topo.wait_next_hops(&[LB_UPLINK[1]], Duration::from_secs(5)),
+        "lb1's route not withdrawn: {:?}\n{}",
+        topo.next_hops(),
+        topo.dump()
+    );
+    let withdrawn = failed.elapsed();
+    assert!(!topo.holds_vip(0));
+    assert!(client.wait_successes(Instant::now(), 50, Duration::from_secs(5)));
+    // Every request finished, also those that hung until their timeout.
+    let samples = client.stop();
+    let end = samples.last().unwrap().started;
+    let out = outage(&samples, failed, end);
+    let bound = Duration::from_millis(CHECK_INTERVAL_MS * FALL + 300);
+    eprintln!(
+        "backends failed: route withdrawn after {} ms, clients all served again after {} ms \
+         (bound {} ms: fall time + 300 ms), {} failed requests",
+        ms(withdrawn),
+        ms(out),
+        ms(bound),
+        failures(&samples, failed, end)
+    );
+    assert!(out < bound, "outage {} ms\n{}", ms(out), topo.dump());
+    // Everything after the withdrawal went to lb2.
+    let after = per_node(&samples, failed + out, end);
+    assert!(
+        !after.contains_key(LB_BACKEND[0]),
+        "lb1 still served: {after:?}"
+    );
+    // The backends come back: lb1 announces again and serves its share.
+    for b in BACKENDS {
+        topo.lbs[0].ip(&["route", "del", "prohibit", b]);
+    }
+    topo.wait_ecmp();
+    let client = topo.served_client();
+    let back = Instant::now();
+    thread::sleep(Duration::from_millis(500));
+    topo.assert_spread(&client, back, Instant::now());
+}
+
+#[test]
+fn bgp_killed_worker_is_withdrawn_at_once_by_the_supervisor() {
+    let _serial = serial();
+    let Some((topo, mut client)) = setup("bgpkill", 1000) else {
+        return;
+    };
+    let worker = topo.worker_pid(0);
+    let killed = Instant::now();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(worker), Signal::SIGKILL).unwrap();
+    assert!(
+        topo.wait_next_hops(&[LB_UPLINK[1]], Duration::from_secs(5)),
+        "lb1's route not withdrawn: {:?}\n{}",
+        topo.next_hops(),
+        topo.dump()
+    );
+    let withdrawn = killed.elapsed();
+    assert!(client.wait_successes(Instant::now(), 50, Duration::from_secs(5)));
+    // Every request finished, also those that hung until their timeout.
+    let samples = client.stop();
+    let end = samples.last().unwrap().started;
+    let out = outage(&samples, killed, end);
+    eprintln!(
+        "worker SIGKILL: route withdrawn after {} ms, clients all served again after {} ms, \
+         {} failed requests",
+        ms(withdrawn),
+        ms(out),
+        failures(&samples, killed, end)
+    );
+    // No check has to fail: the supervisor removes the VIP as soon as the worker is gone.
+    // Without it, the route would stay until the restarted worker's checks passed again.
+    assert!(
+        withdrawn < Duration::from_millis(300),
+        "withdrawn after {} ms\n{}",
+        ms(withdrawn),
+        topo.dump()
+    );
+    assert!(
+        out < Duration::from_millis(400),
+        "outage {} ms\n{}",
+        ms(out),
+        topo.dump()
+    );
+    assert!(topo.log("lb1").contains("released for the dead worker"));
+    // The restarted worker announces again once its checks pass.
+    topo.wait_ecmp();
+}
+
+#[test]
+fn bgp_dead_node_is_detected_by_bfd() {
+    let _serial = serial();
+    let Some((mut topo, mut client)) = setup("bgpbfd", 1000) else {
+        return;
+    };
+    // lb1 dies whole: off the network at once (its switch port goes, the router's own port
+    // stays up, so only BFD can tell), then its processes are killed.
+    let died = Instant::now();
+    topo.uplink.ip(&["link", "del", "u1"]);
+    if let Some(h) = topo.halb[0].take() {
+        h.signal(Signal::SIGKILL);
+    }
+    if let Some(b) = topo.birds[0].take() {
+        b.signal(Signal::SIGKILL);
+    }
+    assert!(
+        topo.wait_next_hops(&[LB_UPLINK[1]], Duration::from_secs(5)),
+        "lb1's route not withdrawn: {:?}\n{}",
+        topo.next_hops(),
+        topo.dump()
+    );
+    let withdrawn = died.elapsed();
+    assert!(client.wait_successes(Instant::now(), 50, Duration::from_secs(5)));
+    // Every request finished, also those that hung until their timeout.
+    let samples = client.stop();
+    let end = samples.last().unwrap().started;
+    let out = outage(&samples, died, end);
+    eprintln!(
+        "whole node dead: BFD withdrew its route after {} ms (BFD {} ms x 3), clients all \
+         served again after {} ms, {} failed requests",
+        ms(withdrawn),
+        BFD_MS,
+        ms(out),
+        failures(&samples, died, end)
+    );
+    // The router learnt it from BFD, not from the BGP hold timer (3 s) nor a link event.
+    let birdc = std::process::Command::new("birdc")
+        .arg("-s")
+        .arg(topo.dir.join("router.ctl"))
+        .args(["show", "protocols", "lb1"])
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&birdc.stdout).into_owned();
+    eprintln!("{shown}");
+    assert!(
+        shown.contains("BFD session down"),
+        "{shown}\n{}",
+        topo.log("router")
+    );
+    assert!(
+        out < Duration::from_secs(1),
+        "outage {} ms\n{}",
+        ms(out),
+        topo.dump()
+    );
+}
+
+#[test]
+fn bgp_graceful_stop_withdraws_before_closing_no_request_fails() {
+    let _serial = serial();
+    let Some((mut topo, mut client)) = setup("bgpstop", 500) else {
+        return;
+    };
+    let stopping = Instant::now();
+    let mut lb1 = topo.halb[0].take().unwrap();
+    lb1.signal(Signal::SIGTERM);
+    assert!(
+        topo.wait_next_hops(&[LB_UPLINK[1]], Duration::from_secs(5)),
+        "lb1's route not withdrawn: {:?}\n{}",
+        topo.next_hops(),
+        topo.dump()
+    );
+    let withdrawn = stopping.elapsed();
+    // Withdrawn, yet still serving what the router sent before it knew: the VIP stays local
+    // (on lo) and the listener accepts until withdraw_wait_ms. A connection that reaches lb1
+    // now (here: made on lb1 itself) is served by lb1, not routed away.
+    let straggler = topo.lbs[0].run(|| request(TARGET.parse().unwrap()));
+    assert!(
+        straggler
+            .as_deref()
+            .is_some_and(|a| a.ends_with(&format!("via {}", LB_BACKEND[0]))),
+        "after the withdrawal lb1 no longer serves on the VIP: {straggler:?}\n{}",
+        topo.dump()
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || lb1.has_exited()),
+        "lb1 did not stop"
+    );
+    let exited = stopping.elapsed();
+    assert!(client.wait_successes(Instant::now(), 50, Duration::from_secs(5)));
+    // Every request finished, also those that hung until their timeout.
+    let samples = client.stop();
+    let end = samples.last().unwrap().started;
+    let failed = failures(&samples, stopping, end);
+    eprintln!(
+        "graceful stop: route withdrawn after {} ms, ha-lb exited after {} ms, {failed} failed \
+         requests",
+        ms(withdrawn),
+        ms(exited)
+    );
+    assert!(
+        withdrawn < Duration::from_millis(300),
+        "withdrawn after {} ms",
+        ms(withdrawn)
+    );
+    // The listener closed withdraw_wait_ms (500) after the withdrawal, not before.
+    assert!(
+        exited >= Duration::from_millis(500),
+        "exited after {} ms",
+        ms(exited)
+    );
+    assert_eq!(failed, 0, "{}", topo.dump());
+    assert!(!topo.holds_vip(0));
+    // The VIP left lo too.
+    let lo = topo.lbs[0].ip(&["-o", "addr", "show", "dev", "lo"]);
+    assert!(!lo.contains(VIP), "{lo}");
+}
