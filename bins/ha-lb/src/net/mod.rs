@@ -13,6 +13,7 @@ pub mod error;
 pub mod firewall;
 pub mod interface;
 pub mod links;
+pub mod local_route;
 pub mod rtnl;
 pub mod vmac;
 pub mod vrrp_socket;

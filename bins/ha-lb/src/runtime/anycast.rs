@@ -8,10 +8,13 @@
 //! - health: a group is announced only once every tracked check has passed (an unknown check
 //!   does not count: a node that just started must not attract traffic before its first
 //!   result) and every tracked pool has a backend that takes connections;
-//! - graceful stop ([`Anycast::withdraw`]): each VIP is first added to `lo`, then removed from
-//!   the dummy interface: the route is withdrawn while the address stays local, so the
+//! - graceful stop ([`Anycast::withdraw`]): each VIP first gets a local route without an
+//!   address (`ip route add local VIP dev lo table local`, which no routing daemon exports),
+//!   then leaves the dummy interface: the route is withdrawn while the VIP stays local, so the
 //!   connections the router still sends during the withdrawal are served; after
-//!   `withdraw_wait_ms` the listeners drain and [`Anycast::finish`] removes the `lo` copies;
+//!   `withdraw_wait_ms` the listeners drain and [`Anycast::finish`] removes the local routes.
+//!   (A second address on `lo` would not do: FRR's zebra keeps announcing the connected route
+//!   of the dummy interface when the same address is on another interface.)
 //! - worker death: the supervisor calls [`release`].
 
 use std::collections::BTreeMap;
@@ -35,8 +38,8 @@ struct Group {
     announced: bool,
     /// The VIPs changed by a reload: the next update adds or removes them all again.
     dirty: bool,
-    /// The VIPs were put on `lo` by [`Anycast::withdraw`].
-    on_lo: bool,
+    /// [`Anycast::withdraw`] gave the VIPs local routes.
+    local_routes: bool,
 }
 
 /// Every anycast group of the node.
@@ -163,7 +166,7 @@ impl Anycast {
                     ifindex: start_group(name, a, &mut addresses)?,
                     announced: false,
                     dirty: false,
-                    on_lo: false,
+                    local_routes: false,
                 },
             };
             self.groups.insert(name.clone(), group);
@@ -214,8 +217,8 @@ impl Anycast {
         self.groups.get(name).is_some_and(|g| g.announced)
     }
 
-    /// Graceful stop, first step: every announced VIP moves to `lo` (still local) and leaves
-    /// the dummy interface (the route is withdrawn). Returns how long the listeners should
+    /// Graceful stop, first step: every announced VIP gets a local route (it stays local) and
+    /// leaves the dummy interface (the route is withdrawn). Returns how long the listeners should
     /// keep accepting: the longest `withdraw_wait_ms` of an announced group (zero when none
     /// was announced).
     pub fn withdraw(&mut self) -> Duration {
@@ -228,10 +231,10 @@ impl Anycast {
             if g.announced {
                 wait = wait.max(Duration::from_millis(g.config.withdraw_wait_ms));
                 if let Ok(lo) = &lo {
-                    g.on_lo = true;
+                    g.local_routes = true;
                     for vip in &g.config.vips {
-                        if let Err(e) = addresses.add_vip(*lo, host(vip)) {
-                            tracing::warn!(anycast = %name, vip = %vip.address, error = %e, "cannot keep the VIP on lo while withdrawing");
+                        if let Err(e) = crate::net::local_route::add(vip.address, *lo) {
+                            tracing::warn!(anycast = %name, vip = %vip.address, error = %e, "cannot keep the VIP local while withdrawing");
                         }
                     }
                 }
@@ -243,14 +246,18 @@ impl Anycast {
         wait
     }
 
-    /// Graceful stop, last step (the listeners closed): the VIPs leave `lo` too.
+    /// Graceful stop, last step (the listeners closed): the VIPs' local routes go.
     pub fn finish(&mut self) {
-        let (Ok(mut addresses), Ok(lo)) = (Addresses::new(), lo_index()) else {
+        let Ok(lo) = lo_index() else {
             return;
         };
         for (name, g) in &mut self.groups {
-            if std::mem::take(&mut g.on_lo) {
-                remove_all(&mut addresses, name, lo, &g.config);
+            if std::mem::take(&mut g.local_routes) {
+                for vip in &g.config.vips {
+                    if let Err(e) = crate::net::local_route::remove(vip.address, lo) {
+                        tracing::error!(anycast = %name, vip = %vip.address, error = %e, "cannot remove the local route");
+                    }
+                }
             }
         }
     }
@@ -269,8 +276,8 @@ fn remove_all(addresses: &mut Addresses, name: &str, ifindex: u32, a: &config::A
 }
 
 /// Makes group `name`'s dummy interface and removes what an earlier run left: every ha-lb
-/// address on the dummy interface, and the group's VIPs on `lo` (tagged as ha-lb's only: an
-/// operator's own loopback address stays). Returns the interface's index.
+/// address on the dummy interface, and the local routes of the group's VIPs (tagged as
+/// ha-lb's). Returns the interface's index.
 fn start_group(
     name: &str,
     a: &config::Anycast,
@@ -285,10 +292,11 @@ fn start_group(
         tracing::warn!(anycast = name, vip = %removed.addr, "removed a VIP left by an earlier run");
     }
     let lo = lo_index().map_err(err(name))?;
-    for e in addresses.list(lo).map_err(err(name))? {
-        if e.is_vip && configured.contains(&e.addr.addr) {
-            addresses.remove(lo, e.addr).map_err(err(name))?;
-            tracing::warn!(anycast = name, vip = %e.addr.addr, "removed a VIP an interrupted stop left on lo");
+    for addr in crate::net::local_route::list().map_err(err(name))? {
+        if configured.contains(&addr)
+            && crate::net::local_route::remove(addr, lo).map_err(err(name))?
+        {
+            tracing::warn!(anycast = name, vip = %addr, "removed a local route an interrupted stop left");
         }
     }
     tracing::info!(anycast = name, interface = %a.interface, ifindex, "anycast dummy interface ready");
@@ -296,8 +304,9 @@ fn start_group(
 }
 
 /// Supervisor side: the worker died, so its listeners are gone: every anycast VIP of `config`
-/// leaves its dummy interface (the routes are withdrawn at once) and `lo`. The restarted
-/// worker announces them again once healthy. Returns how many addresses were removed.
+/// leaves its dummy interface (the routes are withdrawn at once), and loses the local route
+/// of a stop it was in. The restarted worker announces them again once healthy. Returns how
+/// many addresses and routes were removed.
 pub fn release(config: &Config) -> usize {
     let Ok(mut addresses) = Addresses::new() else {
         return 0;
@@ -309,21 +318,17 @@ pub fn release(config: &Config) -> usize {
             Ok(Some((index, true))) => Some(index),
             _ => None,
         };
-        let mut places: Vec<(u32, IfAddr)> = dummy
+        let places: Vec<(u32, IfAddr)> = dummy
             .map(|d| a.vips.iter().map(|v| (d, host(v))).collect())
             .unwrap_or_default();
-        // On lo only the copies a stop put there (tagged as ha-lb's), not the operator's own.
+        let mut here = 0;
         if let Some(lo) = lo {
-            if let Ok(entries) = addresses.list(lo) {
-                places.extend(
-                    entries
-                        .into_iter()
-                        .filter(|e| e.is_vip && a.vips.iter().any(|v| v.address == e.addr.addr))
-                        .map(|e| (lo, e.addr)),
-                );
+            for vip in &a.vips {
+                if crate::net::local_route::remove(vip.address, lo).unwrap_or(false) {
+                    here += 1;
+                }
             }
         }
-        let mut here = 0;
         for (ifindex, addr) in places {
             match addresses.remove(ifindex, addr) {
                 Ok(true) => here += 1,
