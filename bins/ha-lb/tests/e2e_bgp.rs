@@ -980,3 +980,212 @@ fn bird_graceful_stop_withdraws_before_closing_no_request_fails() {
 fn frr_graceful_stop_withdraws_before_closing_no_request_fails() {
     graceful_stop(Speaker::Frr, "frrstop");
 }
+
+/// One namespace, no routing daemon: what ha-lb does to the anycast interface itself.
+struct Single {
+    ns: Netns,
+    dir: PathBuf,
+    backend: Option<Backend>,
+}
+
+impl Single {
+    fn new(tag: &str) -> Option<Self> {
+        if !Netns::available(tag) {
+            return None;
+        }
+        let ns = Netns::new(tag).unwrap();
+        // An uplink to track: one end of a veth pair whose other end stays here too.
+        ns.ip(&["link", "add", "up0", "type", "veth", "peer", "name", "up1"]);
+        ns.ip(&["link", "set", "up1", "up"]);
+        ns.ip(&["addr", "add", "192.0.2.1/24", "dev", "up0"]);
+        ns.ip(&["link", "set", "up0", "up"]);
+        let backend = Backend::start(&ns, "b1");
+        let dir = std::env::temp_dir().join(format!("halb-e2e-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Some(Single {
+            ns,
+            dir,
+            backend: Some(backend),
+        })
+    }
+
+    fn config(&self, groups: &str) -> PathBuf {
+        let text = format!(
+            "{groups}\n[listeners.web]\nlisten = \"{TARGET}\"\npool = \"p\"\n\
+             [pools.p]\nbackends = [{{ address = \"192.0.2.1:8080\", check = \"tcp\" }}]\n\
+             [checks.tcp]\nkind = \"tcp\"\naddress = \"192.0.2.1:8080\"\ninterval_ms = 100\n\
+             rise = 1\nfall = 1\n"
+        );
+        let path = self.dir.join("ha-lb.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn start(&self, config: &Path) -> ChildGuard {
+        let log = File::create(self.dir.join("ha-lb.log")).unwrap();
+        let mut cmd = self.ns.command(env!("CARGO_BIN_EXE_ha-lb"));
+        cmd.args(["run", "--config"])
+            .arg(config)
+            .args(["--drain-timeout-ms", "200"])
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        ChildGuard::spawn(&mut cmd, Duration::from_secs(10))
+    }
+
+    /// The anycast addresses on ha-lb0, sorted.
+    fn held(&self) -> Vec<String> {
+        let out = std::process::Command::new("ip")
+            .args([
+                "-n",
+                self.ns.name(),
+                "-o",
+                "-4",
+                "addr",
+                "show",
+                "dev",
+                "ha-lb0",
+            ])
+            .output()
+            .unwrap();
+        let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .filter(|w| w.starts_with("203.0.113."))
+            .map(|w| w.trim_end_matches("/32").to_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn expect_held(&self, want: &[&str], what: &str) {
+        assert!(
+            wait_until(Duration::from_secs(5), || self.held() == want),
+            "{what}: ha-lb0 holds {:?}, want {want:?}\n{}",
+            self.held(),
+            std::fs::read_to_string(self.dir.join("ha-lb.log")).unwrap_or_default()
+        );
+    }
+
+    fn local_routes(&self) -> String {
+        self.ns
+            .ip(&["route", "show", "table", "local", "proto", "112"])
+    }
+}
+
+impl Drop for Single {
+    fn drop(&mut self) {
+        if std::env::var_os("HALB_E2E_KEEP_LOGS").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+#[test]
+fn anycast_tracks_start_clean_up_reload_and_stop() {
+    let _serial = serial();
+    let Some(mut t) = Single::new("anyc") else {
+        return;
+    };
+    // What a run killed with its supervisor left: a VIP on ha-lb0 and a stop's local route.
+    t.ns.ip(&["link", "add", "ha-lb0", "type", "ifb"]);
+    t.ns.ip(&["link", "set", "ha-lb0", "up"]);
+    t.ns.ip(&["addr", "add", "203.0.113.11/32", "dev", "ha-lb0"]);
+    t.ns.ip(&[
+        "route",
+        "append",
+        "local",
+        "203.0.113.11/32",
+        "dev",
+        "lo",
+        "table",
+        "local",
+        "proto",
+        "112",
+    ]);
+    // Group a tracks the pool and the uplink, which is down at start: nothing announced, and
+    // the leftovers go.
+    t.ns.ip(&["link", "set", "up1", "down"]);
+    let config = t.config(
+        "[anycast.a]\nvips = [\"203.0.113.10\", \"203.0.113.11\"]\ntrack_pools = [\"p\"]\n\
+         track_interfaces = [\"up0\"]\n\
+         [anycast.b]\nvips = [\"203.0.113.20\"]\ntrack_checks = [\"tcp\"]\n",
+    );
+    let mut halb = t.start(&config);
+    t.expect_held(&["203.0.113.20"], "uplink down at start");
+    assert!(t.local_routes().is_empty(), "{}", t.local_routes());
+    // The uplink comes: a is announced; its listener serves on the VIP.
+    t.ns.ip(&["link", "set", "up1", "up"]);
+    t.expect_held(
+        &["203.0.113.10", "203.0.113.11", "203.0.113.20"],
+        "uplink up",
+    );
+    let answer = t.ns.run(|| request(TARGET.parse().unwrap()));
+    assert!(answer.is_some_and(|a| a.starts_with("b1")));
+    // The backend stops (its port refuses, the check fails): both groups withdraw.
+    t.backend = None;
+    t.expect_held(&[], "backend down");
+    t.backend = Some(Backend::start(&t.ns, "b1"));
+    t.expect_held(
+        &["203.0.113.10", "203.0.113.11", "203.0.113.20"],
+        "backend back",
+    );
+    // Reload: a loses .11 and gains .12, b stays as it is (and keeps its VIP: the new group
+    // on its interface must not take it for a leftover), c comes on the same interface.
+    t.config(
+        "[anycast.a]\nvips = [\"203.0.113.10\", \"203.0.113.12\"]\ntrack_pools = [\"p\"]\n\
+         [anycast.b]\nvips = [\"203.0.113.20\"]\ntrack_checks = [\"tcp\"]\n\
+         [anycast.c]\nvips = [\"203.0.113.30\"]\ntrack_pools = [\"p\"]\n",
+    );
+    halb.signal(Signal::SIGHUP);
+    t.expect_held(
+        &[
+            "203.0.113.10",
+            "203.0.113.12",
+            "203.0.113.20",
+            "203.0.113.30",
+        ],
+        "reload",
+    );
+    // Then b goes.
+    t.config(
+        "[anycast.a]\nvips = [\"203.0.113.10\", \"203.0.113.12\"]\ntrack_pools = [\"p\"]\n\
+         [anycast.c]\nvips = [\"203.0.113.30\"]\ntrack_pools = [\"p\"]\n",
+    );
+    halb.signal(Signal::SIGHUP);
+    t.expect_held(
+        &["203.0.113.10", "203.0.113.12", "203.0.113.30"],
+        "b removed",
+    );
+    // Stop: everything goes, local routes included.
+    assert!(halb.stop(), "ha-lb did not stop");
+    t.expect_held(&[], "stopped");
+    assert!(t.local_routes().is_empty(), "{}", t.local_routes());
+}
+
+#[test]
+fn anycast_refuses_an_interface_that_is_not_a_dummy() {
+    let _serial = serial();
+    let Some(t) = Single::new("anybad") else {
+        return;
+    };
+    t.ns.ip(&[
+        "link", "add", "ha-lb0", "type", "veth", "peer", "name", "other",
+    ]);
+    let config = t.config("[anycast.a]\nvips = [\"203.0.113.10\"]\ntrack_pools = [\"p\"]\n");
+    let mut halb = t.start(&config);
+    assert!(
+        wait_until(Duration::from_secs(10), || halb.has_exited()),
+        "ha-lb kept running"
+    );
+    let log = std::fs::read_to_string(t.dir.join("ha-lb.log")).unwrap();
+    assert!(
+        log.contains("ha-lb0 exists and is neither a dummy nor an ifb interface"),
+        "{log}"
+    );
+    // Left as it was.
+    assert!(t
+        .ns
+        .ip(&["-o", "link", "show", "ha-lb0"])
+        .contains("ha-lb0@other"));
+}

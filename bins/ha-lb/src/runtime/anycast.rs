@@ -149,6 +149,13 @@ impl Anycast {
                 }
             }
         }
+        // What the groups that stay hold: a new group sharing their interface must not take
+        // them for what a crashed run left.
+        let keep: Vec<IpAddr> = old
+            .iter()
+            .filter(|(name, _)| new.anycast.contains_key(*name))
+            .flat_map(|(_, g)| addresses_of(&g.config))
+            .collect();
         let mut old = old;
         for (name, a) in &new.anycast {
             let kept = old
@@ -163,7 +170,7 @@ impl Anycast {
                 }
                 None => Group {
                     config: a.clone(),
-                    ifindex: start_group(name, a, &mut addresses)?,
+                    ifindex: start_group(name, a, &mut addresses, &keep)?,
                     announced: false,
                     dirty: false,
                     local_routes: false,
@@ -276,20 +283,21 @@ fn remove_all(addresses: &mut Addresses, name: &str, ifindex: u32, a: &config::A
 }
 
 /// Makes group `name`'s dummy interface and removes what an earlier run left: every ha-lb
-/// address on the dummy interface, and the local routes of the group's VIPs (tagged as
-/// ha-lb's). Returns the interface's index.
+/// address on the dummy interface but those of `keep` (held by running groups), and the
+/// local routes of the group's VIPs (tagged as ha-lb's). Returns the interface's index.
 fn start_group(
     name: &str,
     a: &config::Anycast,
     addresses: &mut Addresses,
+    keep: &[IpAddr],
 ) -> Result<u32, RuntimeError> {
     let ifindex = crate::net::dummy::ensure(&a.interface).map_err(err(name))?;
     let configured = addresses_of(a);
-    for removed in addresses
-        .remove_stale(ifindex, &configured)
-        .map_err(err(name))?
-    {
-        tracing::warn!(anycast = name, vip = %removed.addr, "removed a VIP left by an earlier run");
+    for e in addresses.list(ifindex).map_err(err(name))? {
+        let stale = (e.is_vip || configured.contains(&e.addr.addr)) && !keep.contains(&e.addr.addr);
+        if stale && addresses.remove(ifindex, e.addr).map_err(err(name))? {
+            tracing::warn!(anycast = name, vip = %e.addr.addr, "removed a VIP left by an earlier run");
+        }
     }
     let lo = lo_index().map_err(err(name))?;
     for addr in crate::net::local_route::list().map_err(err(name))? {
