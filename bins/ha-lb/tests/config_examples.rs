@@ -28,6 +28,7 @@ fn every_example_validates() {
         "active-active-lb2.toml",
         "active-standby-lb1.toml",
         "active-standby-lb2.toml",
+        "anycast-bgp.toml",
         "kube-apiserver.toml",
         "vrrp-only-nginx.toml",
     ] {

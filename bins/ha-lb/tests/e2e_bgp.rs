@@ -1189,3 +1189,42 @@ fn anycast_refuses_an_interface_that_is_not_a_dummy() {
         .ip(&["-o", "link", "show", "ha-lb0"])
         .contains("ha-lb0@other"));
 }
+
+/// The routing daemon examples in examples/ are what BIRD and FRR accept (their own checks:
+/// `bird -p`, `vtysh -C`), and ha-lb's side validates (config_examples covers every .toml).
+#[test]
+fn examples_bird_and_frr_configs_are_valid() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let test = "examples_bird_and_frr_configs_are_valid";
+    if tool_available(test, "bird", "bird2") {
+        for file in ["bird-anycast.conf", "bird-router.conf"] {
+            let out = std::process::Command::new("bird")
+                .arg("-p")
+                .arg("-c")
+                .arg(examples.join(file))
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{file}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    if tool_available(test, "vtysh", "frr") {
+        let out = std::process::Command::new("vtysh")
+            .arg("-C")
+            .arg("-f")
+            .arg(examples.join("frr-anycast.conf"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "frr-anycast.conf: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let text = std::fs::read_to_string(examples.join("anycast-bgp.toml")).unwrap();
+    assert!(text.contains("[anycast.api]"));
+}
