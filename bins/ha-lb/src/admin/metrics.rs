@@ -205,6 +205,16 @@ pub fn render(status: &NodeStatus) -> Result<String, std::fmt::Error> {
     }
     gauge(
         &mut registry,
+        "anycast_announced",
+        "1 while the anycast group's VIPs are on its interface (its routes announced)",
+        status
+            .anycast
+            .iter()
+            .map(|a| (labels(&[("anycast", &a.name)]), i64::from(a.announced)))
+            .collect(),
+    );
+    gauge(
+        &mut registry,
         "check_up",
         "health check state: 1 up, 0 down, -1 unknown",
         status
@@ -307,7 +317,7 @@ pub fn render(status: &NodeStatus) -> Result<String, std::fmt::Error> {
 mod tests {
     use super::*;
     use crate::runtime::health::CheckStatus;
-    use crate::runtime::status::{BackendStatus, InstanceStatus, PoolStatus};
+    use crate::runtime::status::{AnycastStatus, BackendStatus, InstanceStatus, PoolStatus};
 
     #[test]
     fn renders_states_priorities_counters_and_backends() {
@@ -350,6 +360,13 @@ mod tests {
                 }],
             }],
             listeners: vec![],
+            anycast: vec![AnycastStatus {
+                name: "api".into(),
+                interface: "ha-lb0".into(),
+                vips: vec!["203.0.113.10".into()],
+                announced: false,
+                reason: "pool web has no healthy backend".into(),
+            }],
         };
         let text = render(&status).unwrap();
         for line in [
@@ -362,6 +379,7 @@ mod tests {
             "ha_lb_vrrp_step_downs_total{instance=\"VI_1\"} 1",
             "ha_lb_vrrp_sync_held{instance=\"VI_1\"} 1",
             "ha_lb_check_up{check=\"tcp\",target=\"192.0.2.3:8080\"} 0",
+            "ha_lb_anycast_announced{anycast=\"api\"} 0",
             "ha_lb_backend_up{pool=\"web\",backend=\"192.0.2.3:8080\"} 0",
             "ha_lb_backend_connections_total{pool=\"web\",backend=\"192.0.2.3:8080\"} 7",
         ] {
@@ -370,5 +388,9 @@ mod tests {
         assert!(text.ends_with("# EOF\n"));
         let table = super::super::table::render(&status);
         assert!(table.contains("VI_1") && table.contains("90/150") && table.contains("startup"));
+        assert!(
+            table.contains("withdrawn") && table.contains("pool web has no healthy backend"),
+            "{table}"
+        );
     }
 }

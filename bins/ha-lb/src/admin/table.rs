@@ -79,6 +79,26 @@ pub fn render(s: &NodeStatus) -> String {
             i.reason
         ));
     }
+    if !s.anycast.is_empty() {
+        out.push_str(&format!(
+            "\n{:<16} {:<10} {:<10} {:<24} {}\n",
+            "ANYCAST", "INTERFACE", "STATE", "VIPS", "REASON"
+        ));
+        for a in &s.anycast {
+            out.push_str(&format!(
+                "{:<16} {:<10} {:<10} {:<24} {}\n",
+                a.name,
+                a.interface,
+                if a.announced {
+                    "announced"
+                } else {
+                    "withdrawn"
+                },
+                a.vips.join(","),
+                a.reason
+            ));
+        }
+    }
     out.push_str(&format!("\n{:<16} {:<28} {}\n", "CHECK", "TARGET", "STATE"));
     for c in &s.checks {
         let target = c

@@ -40,6 +40,8 @@ struct Group {
     dirty: bool,
     /// [`Anycast::withdraw`] gave the VIPs local routes.
     local_routes: bool,
+    /// Why it is not announced, as last seen.
+    reason: Option<String>,
 }
 
 /// Every anycast group of the node.
@@ -174,6 +176,7 @@ impl Anycast {
                     announced: false,
                     dirty: false,
                     local_routes: false,
+                    reason: Some("starting".to_owned()),
                 },
             };
             self.groups.insert(name.clone(), group);
@@ -187,6 +190,7 @@ impl Anycast {
         for (name, g) in &mut self.groups {
             let reason = view.down_reason(&g.config);
             let want = reason.is_none();
+            g.reason.clone_from(&reason);
             if want == g.announced && !g.dirty {
                 continue;
             }
@@ -217,6 +221,29 @@ impl Anycast {
                 tracing::warn!(anycast = %name, reason = reason.as_deref().unwrap_or(""), "unhealthy: VIPs removed, routes withdrawn");
             }
         }
+    }
+
+    /// Every group's state, for `/status` and `/metrics`.
+    pub fn statuses(&self) -> Vec<super::status::AnycastStatus> {
+        self.groups
+            .iter()
+            .map(|(name, g)| super::status::AnycastStatus {
+                name: name.clone(),
+                interface: g.config.interface.clone(),
+                vips: addresses_of(&g.config)
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
+                announced: g.announced,
+                reason: if g.announced {
+                    String::new()
+                } else {
+                    g.reason
+                        .clone()
+                        .unwrap_or_else(|| "cannot add the VIPs (see the log)".to_owned())
+                },
+            })
+            .collect()
     }
 
     /// Whether group `name` is announced now.

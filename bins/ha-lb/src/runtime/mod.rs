@@ -332,6 +332,7 @@ impl Node {
             links: &self.links,
             shared: &self.shared,
         });
+        self.shared.set_anycast(self.anycast.statuses());
     }
 
     /// Whether `source`, tracked by `instance`, is up.

@@ -115,6 +115,21 @@ pub struct ListenerStatus {
     pub bytes_to_clients: u64,
 }
 
+/// One anycast group now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnycastStatus {
+    /// The group name.
+    pub name: String,
+    /// Its dummy interface.
+    pub interface: String,
+    /// Its VIPs.
+    pub vips: Vec<String>,
+    /// Whether the VIPs are on the interface (the routes announced).
+    pub announced: bool,
+    /// Why it is not announced (empty when it is).
+    pub reason: String,
+}
+
 /// The whole node: the `/status` document.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NodeStatus {
@@ -128,6 +143,9 @@ pub struct NodeStatus {
     pub pools: Vec<PoolStatus>,
     /// Listeners.
     pub listeners: Vec<ListenerStatus>,
+    /// Anycast groups (absent from the documents of older versions).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub anycast: Vec<AnycastStatus>,
 }
 
 /// The live state the runtime updates and the admin endpoint reads.
@@ -136,6 +154,7 @@ pub struct Shared {
     router_id: Mutex<String>,
     instances: Mutex<BTreeMap<String, InstanceStatus>>,
     checks: Mutex<Vec<CheckStatus>>,
+    anycast: Mutex<Vec<AnycastStatus>>,
     balancer: Mutex<Balancer>,
     /// What `/readyz` reports; `None` until the node has started.
     readiness: Mutex<Option<Readiness>>,
@@ -210,6 +229,11 @@ impl Shared {
         *lock(&self.checks) = checks;
     }
 
+    /// Replaces the anycast groups' states.
+    pub fn set_anycast(&self, anycast: Vec<AnycastStatus>) {
+        *lock(&self.anycast) = anycast;
+    }
+
     /// The balancer, locked (never across an await).
     pub fn balancer(&self) -> MutexGuard<'_, Balancer> {
         lock(&self.balancer)
@@ -260,6 +284,7 @@ impl Shared {
             router_id: lock(&self.router_id).clone(),
             instances: lock(&self.instances).values().cloned().collect(),
             checks: lock(&self.checks).clone(),
+            anycast: lock(&self.anycast).clone(),
             pools: stats
                 .pools
                 .iter()
