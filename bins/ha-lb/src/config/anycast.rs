@@ -76,7 +76,7 @@ fn default_withdraw_wait_ms() -> u64 {
 mod tests {
     use std::path::Path;
 
-    use crate::config::{parse, ConfigError};
+    use crate::config::{parse, parse_with_warnings, ConfigError};
 
     fn errors(text: &str) -> Vec<String> {
         match parse(text, Path::new("t.toml")) {
@@ -157,6 +157,29 @@ mod tests {
         assert!(all.contains("listed twice"), "{all}");
         assert!(all.contains("also in [anycast.a]"), "{all}");
         assert!(all.contains("the interface of instance \"v\""), "{all}");
+    }
+
+    #[test]
+    fn warns_about_a_group_that_tracks_nothing_or_serves_nothing() {
+        let text = "[anycast.a]\nvips = [\"192.0.2.10\"]\n\
+             [checks.c]\nkind = \"tcp\"\naddress = \"198.51.100.1:80\"\n\
+             [anycast.b]\nvips = [\"192.0.2.11\"]\ntrack_checks = [\"c\"]\n\
+             [listeners.l]\nlisten = \"192.0.2.11:80\"\npool = \"p\"\n\
+             [pools.p]\nbackends = [{ address = \"198.51.100.1:80\" }]\n";
+        let (_, warnings) = parse_with_warnings(text, Path::new("t.toml")).unwrap();
+        let all: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+        let all = all.join("\n");
+        assert!(
+            all.contains("t.toml:1:") && all.contains("tracks no check and no pool"),
+            "{all}"
+        );
+        assert!(
+            all.contains("t.toml:2:") && all.contains("no listener serves"),
+            "{all}"
+        );
+        // b tracks a check and has a listener; c is used (by b).
+        assert!(!all.contains("\"b\""), "{all}");
+        assert!(!all.contains("used by no instance"), "{all}");
     }
 
     #[test]
