@@ -1069,9 +1069,19 @@ impl Single {
         );
     }
 
+    /// ha-lb's local routes (`proto 112`), both families.
     fn local_routes(&self) -> String {
         self.ns
             .ip(&["route", "show", "table", "local", "proto", "112"])
+            + &self
+                .ns
+                .ip(&["-6", "route", "show", "table", "local", "proto", "112"])
+    }
+
+    fn holds_v6(&self, vip: &str) -> bool {
+        self.ns
+            .ip(&["-o", "-6", "addr", "show", "dev", "ha-lb0"])
+            .contains(&format!(" {vip}/128"))
     }
 }
 
@@ -1144,7 +1154,7 @@ fn anycast_tracks_start_clean_up_reload_and_stop() {
     t.config(
         "[anycast.a]\nvips = [\"203.0.113.10\", \"203.0.113.12\"]\ntrack_pools = [\"p\"]\n\
          [anycast.b]\nvips = [\"203.0.113.20\"]\ntrack_checks = [\"tcp\"]\n\
-         [anycast.c]\nvips = [\"203.0.113.30\"]\ntrack_pools = [\"p\"]\n",
+         [anycast.c]\nvips = [\"203.0.113.30\", \"2001:db8::30\"]\ntrack_pools = [\"p\"]\n",
     );
     halb.signal(Signal::SIGHUP);
     t.expect_held(
@@ -1159,15 +1169,31 @@ fn anycast_tracks_start_clean_up_reload_and_stop() {
     // Then b goes.
     t.config(
         "[anycast.a]\nvips = [\"203.0.113.10\", \"203.0.113.12\"]\ntrack_pools = [\"p\"]\n\
-         [anycast.c]\nvips = [\"203.0.113.30\"]\ntrack_pools = [\"p\"]\n",
+         [anycast.c]\nvips = [\"203.0.113.30\", \"2001:db8::30\"]\ntrack_pools = [\"p\"]\n",
     );
     halb.signal(Signal::SIGHUP);
     t.expect_held(
         &["203.0.113.10", "203.0.113.12", "203.0.113.30"],
         "b removed",
     );
-    // Stop: everything goes, local routes included.
-    assert!(halb.stop(), "ha-lb did not stop");
+    assert!(t.holds_v6("2001:db8::30"));
+    // Graceful stop: the addresses go at once (the routes are withdrawn), the VIPs stay local
+    // through local routes while the listener keeps accepting (withdraw_wait_ms, 1 s), then
+    // everything goes.
+    halb.signal(Signal::SIGTERM);
+    t.expect_held(&[], "stopping");
+    assert!(!t.holds_v6("2001:db8::30"));
+    let routes = t.local_routes();
+    assert!(
+        routes.contains("203.0.113.10") && routes.contains("2001:db8::30"),
+        "{routes}"
+    );
+    let answer = t.ns.run(|| request(TARGET.parse().unwrap()));
+    assert!(answer.is_some_and(|a| a.starts_with("b1")));
+    assert!(
+        wait_until(Duration::from_secs(10), || halb.has_exited()),
+        "ha-lb did not stop"
+    );
     t.expect_held(&[], "stopped");
     assert!(t.local_routes().is_empty(), "{}", t.local_routes());
 }
