@@ -1141,6 +1141,12 @@ fn anycast_tracks_start_clean_up_reload_and_stop() {
     );
     let answer = t.ns.run(|| request(TARGET.parse().unwrap()));
     assert!(answer.is_some_and(|a| a.starts_with("b1")));
+    // Someone deletes ha-lb0: ha-lb makes it again and puts the VIPs back.
+    t.ns.ip(&["link", "del", "ha-lb0"]);
+    t.expect_held(
+        &["203.0.113.10", "203.0.113.11", "203.0.113.20"],
+        "ha-lb0 deleted",
+    );
     // The backend stops (its port refuses, the check fails): both groups withdraw.
     t.backend = None;
     t.expect_held(&[], "backend down");

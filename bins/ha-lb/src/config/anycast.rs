@@ -183,6 +183,18 @@ mod tests {
     }
 
     #[test]
+    fn a_listener_on_an_anycast_vip_binds_before_it_is_there() {
+        let text = "[anycast.a]\nvips = [\"192.0.2.10\"]\n\
+             [listeners.l]\nlisten = \"192.0.2.10:80\"\npool = \"p\"\nnon_local_bind = false\n\
+             [pools.p]\nbackends = [{ address = \"198.51.100.1:80\" }]\n";
+        let all = errors(text).join("\n");
+        assert!(
+            all.contains("t.toml:6:") && all.contains("without non_local_bind"),
+            "{all}"
+        );
+    }
+
+    #[test]
     fn needs_vips() {
         let all = errors("[anycast.a]\nvips = []\n").join("\n");
         assert!(

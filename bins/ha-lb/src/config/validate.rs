@@ -877,6 +877,23 @@ impl Validator {
                     format!("set accept_mode = true in [instances.{iname}] (the default) to serve on the VIP"),
                 );
             }
+            // An anycast VIP is on this node only while the group is healthy: the listener must
+            // be bound before (and stay bound after) it is there.
+            let anycast = config
+                .anycast
+                .iter()
+                .find(|(_, a)| a.vips.iter().any(|v| v.address == l.listen.ip()));
+            if let (Some((aname, _)), false) = (anycast, l.non_local_bind) {
+                self.push(
+                    p.key("non_local_bind"),
+                    format!(
+                        "{} is a VIP of [anycast.{aname}], on this node only while it is healthy: \
+                         without non_local_bind the listener cannot start before it",
+                        l.listen.ip()
+                    ),
+                    "remove non_local_bind = false (the default, true, binds with IP_FREEBIND)",
+                );
+            }
             if let Some(other) = seen.insert(l.listen, name) {
                 self.push(
                     p.key("listen"),

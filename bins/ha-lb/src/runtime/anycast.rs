@@ -213,14 +213,38 @@ impl Anycast {
                         tracing::error!(anycast = %name, vip = %vip.address, error = %e, "cannot add VIP");
                     }
                 }
+                // One that failed is tried again at the next update (a few times a second).
                 g.announced = ok;
-                tracing::info!(anycast = %name, interface = %g.config.interface, vips = ?addresses_of(&g.config), "healthy: VIPs added, routes announced");
+                if ok {
+                    tracing::info!(anycast = %name, interface = %g.config.interface, vips = ?addresses_of(&g.config), "healthy: VIPs added, routes announced");
+                }
             } else {
                 remove_all(a, name, g.ifindex, &g.config);
                 g.announced = false;
                 tracing::warn!(anycast = %name, reason = reason.as_deref().unwrap_or(""), "unhealthy: VIPs removed, routes withdrawn");
             }
         }
+    }
+
+    /// Interface `ifindex` was deleted: the groups whose dummy interface it was make it again
+    /// (their VIPs went with it) and are announced again at the next update. Returns whether
+    /// any group was on it.
+    pub fn link_removed(&mut self, ifindex: u32) -> bool {
+        let mut any = false;
+        for (name, g) in self.groups.iter_mut().filter(|(_, g)| g.ifindex == ifindex) {
+            any = true;
+            g.announced = false;
+            match crate::net::dummy::ensure(&g.config.interface) {
+                Ok(index) => {
+                    tracing::warn!(anycast = %name, interface = %g.config.interface, index, "the anycast interface was deleted: made again");
+                    g.ifindex = index;
+                }
+                Err(e) => {
+                    tracing::error!(anycast = %name, interface = %g.config.interface, error = %e, "the anycast interface was deleted and cannot be made again");
+                }
+            }
+        }
+        any
     }
 
     /// Every group's state, for `/status` and `/metrics`.

@@ -675,6 +675,9 @@ impl Node {
         for h in self.instances.values().filter(|h| h.ifindex == ifindex) {
             h.send(Command::InterfaceUp(up));
         }
+        if matches!(event, LinkEvent::Removed { .. }) && self.anycast.link_removed(ifindex) {
+            self.update_anycast();
+        }
         let changes = self.links.apply(event);
         if changes.is_empty() {
             return;
