@@ -391,6 +391,8 @@ struct Topo {
     halb: [Option<ChildGuard>; 2],
     /// The routing daemons of lb1, lb2 and the router.
     speakers: Vec<Vec<ChildGuard>>,
+    /// The directories FRR's daemons make in /var/tmp/frr (removed at a clean exit only).
+    frr_tmp: Vec<PathBuf>,
     _backends: Vec<Backend>,
     client: Netns,
     router: Netns,
@@ -476,6 +478,7 @@ impl Topo {
             dir,
             halb: [None, None],
             speakers: Vec::new(),
+            frr_tmp: Vec::new(),
             _backends: backends,
             client,
             router,
@@ -493,7 +496,14 @@ impl Topo {
                     let conf = topo.write(&format!("lb{}.conf", i + 1), &lb_bird(i));
                     vec![topo.bird(&topo.lbs[i], &format!("bird-lb{}", i + 1), &conf)]
                 }
-                Speaker::Frr => topo.frr(i),
+                Speaker::Frr => {
+                    let daemons = topo.frr(i);
+                    for (d, name) in daemons.iter().zip(["zebra", "bfdd", "bgpd"]) {
+                        topo.frr_tmp
+                            .push(PathBuf::from(format!("/var/tmp/frr/{name}.{}", d.pid())));
+                    }
+                    daemons
+                }
             });
         }
         speakers.push(vec![r]);
@@ -696,6 +706,9 @@ impl Drop for Topo {
         // Daemons first, by PID (ChildGuard); the namespaces then go with what is left.
         self.halb = [None, None];
         self.speakers.clear();
+        for dir in &self.frr_tmp {
+            let _ = std::fs::remove_dir_all(dir);
+        }
         if std::env::var_os("HALB_E2E_KEEP_LOGS").is_none() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
