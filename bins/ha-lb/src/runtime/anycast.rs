@@ -270,11 +270,6 @@ impl Anycast {
             .collect()
     }
 
-    /// Whether group `name` is announced now.
-    pub fn is_announced(&self, name: &str) -> bool {
-        self.groups.get(name).is_some_and(|g| g.announced)
-    }
-
     /// Graceful stop, first step: every announced VIP gets a local route (it stays local) and
     /// leaves the dummy interface (the route is withdrawn). Returns how long the listeners should
     /// keep accepting: the longest `withdraw_wait_ms` of an announced group (zero when none
