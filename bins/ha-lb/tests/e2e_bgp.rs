@@ -7,8 +7,9 @@
 //! - client link 198.51.100.128/30: router .129, client .130 (default route via the router).
 //!
 //! Each lb node runs `ha-lb run` with `[anycast.web]` (VIP 203.0.113.10 on `ha-lb0`, tracking
-//! its pool) and BIRD (`protocol direct` on ha-lb0 exported to BGP by a filter, BFD on the
-//! uplink). The router runs BIRD with both lbs as eBGP peers, BFD, and `merge paths` into the
+//! its pool) and BIRD (examples/bird-anycast.conf: `protocol direct` on ha-lb0 exported to BGP
+//! by a filter, BFD on the uplink) or FRR (`redistribute connected` through a route map, as in
+//! examples/frr-anycast.conf). The router runs BIRD with both lbs as eBGP peers, BFD, and `merge paths` into the
 //! kernel: one route with two next hops; the L4 multipath hash spreads the client's
 //! connections over both nodes. The client starts a request every 5 ms.
 //!
@@ -269,38 +270,32 @@ protocol bgp lb2 from lb {{ neighbor {} as 65001; }}
     )
 }
 
-/// BIRD on an lb node: the routes of ha-lb0 (the anycast VIPs ha-lb holds while healthy)
-/// exported to the router, nothing imported.
+/// BIRD on an lb node: examples/bird-anycast.conf itself (the routes of ha-lb0 exported to
+/// the router through its filter, nothing imported), with this test's addresses, interface
+/// and faster timers.
 fn lb_bird(i: usize) -> String {
-    let me = LB_UPLINK[i];
-    format!(
-        r#"
-log stderr all;
-router id {me};
-protocol device {{ scan time 1; }}
-protocol direct anycast {{
-    ipv4;
-    interface "ha-lb0";
-}}
-filter anycast_out {{
-    if source = RTS_DEVICE && net ~ [ 203.0.113.0/24{{32,32}} ] then accept;
-    reject;
-}}
-protocol bfd {{
-    interface "up0" {{ min rx interval {BFD_MS} ms; min tx interval {BFD_MS} ms; multiplier 3; }};
-}}
-protocol bgp uplink {{
-    local {me} as 65001;
-    neighbor 198.51.100.1 as 65000;
-    bfd on;
-    hold time 3;
-    connect delay time 1;
-    connect retry time 1;
-    error wait time 1, 2;
-    ipv4 {{ import none; export filter anycast_out; }};
-}}
-"#
-    )
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/bird-anycast.conf");
+    let mut text = std::fs::read_to_string(path).unwrap();
+    for (from, to) in [
+        ("log syslog all;", "log stderr all;".to_owned()),
+        ("198.51.100.2", LB_UPLINK[i].to_owned()),
+        ("scan time 10;", "scan time 1;".to_owned()),
+        ("interface \"eth0\"", "interface \"up0\"".to_owned()),
+        ("100 ms", format!("{BFD_MS} ms")),
+        (
+            "hold time 9;",
+            "hold time 3;\n    connect delay time 1;\n    connect retry time 1;\n    \
+             error wait time 1, 2;"
+                .to_owned(),
+        ),
+    ] {
+        assert!(
+            text.contains(from),
+            "examples/bird-anycast.conf has no {from:?}"
+        );
+        text = text.replace(from, &to);
+    }
+    text
 }
 
 /// The routing daemon on the lb nodes (the router always runs BIRD).
