@@ -238,36 +238,36 @@ fn ms(d: Duration) -> u128 {
     d.as_millis()
 }
 
-/// BIRD on the router: both lbs as eBGP peers with BFD, their routes merged into one ECMP
-/// kernel route.
+/// BIRD on the router: examples/bird-router.conf itself (both lbs as eBGP peers with BFD,
+/// their routes merged into one ECMP kernel route), with this test's interface, two nodes and
+/// faster timers.
 fn router_bird() -> String {
-    format!(
-        r#"
-log stderr all;
-router id 198.51.100.1;
-protocol device {{ scan time 1; }}
-protocol kernel {{
-    ipv4 {{ import none; export all; }};
-    merge paths on;
-}}
-protocol bfd {{
-    interface "up0" {{ min rx interval {BFD_MS} ms; min tx interval {BFD_MS} ms; multiplier 3; }};
-}}
-template bgp lb {{
-    local 198.51.100.1 as 65000;
-    debug {{ states, events }};
-    bfd on;
-    hold time 3;
-    connect delay time 1;
-    connect retry time 1;
-    error wait time 1, 2;
-    ipv4 {{ import all; export none; }};
-}}
-protocol bgp lb1 from lb {{ neighbor {} as 65001; }}
-protocol bgp lb2 from lb {{ neighbor {} as 65001; }}
-"#,
-        LB_UPLINK[0], LB_UPLINK[1]
-    )
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/bird-router.conf");
+    let mut text = std::fs::read_to_string(path).unwrap();
+    for (from, to) in [
+        ("log syslog all;", "log stderr all;".to_owned()),
+        ("scan time 10;", "scan time 1;".to_owned()),
+        ("interface \"eth0\"", "interface \"up0\"".to_owned()),
+        ("100 ms", format!("{BFD_MS} ms")),
+        (
+            "hold time 9;",
+            "debug { states, events };\n    hold time 3;\n    connect delay time 1;\n    \
+             connect retry time 1;\n    error wait time 1, 2;"
+                .to_owned(),
+        ),
+        (
+            "protocol bgp lb3 from anycast_node { neighbor 198.51.100.4 as 65001; }",
+            String::new(),
+        ),
+    ] {
+        assert!(
+            text.contains(from),
+            "examples/bird-router.conf has no {from:?}"
+        );
+        text = text.replace(from, &to);
+    }
+    assert!(text.contains(LB_UPLINK[0]) && text.contains(LB_UPLINK[1]));
+    text
 }
 
 /// BIRD on an lb node: examples/bird-anycast.conf itself (the routes of ha-lb0 exported to
