@@ -305,47 +305,44 @@ enum Speaker {
     Frr,
 }
 
-/// FRR on an lb node, one file per daemon: zebra (interfaces, connected routes), bgpd
-/// (`redistribute connected` through a route map that keeps the /32s of ha-lb0 only), bfdd.
+/// FRR on an lb node: examples/frr-anycast.conf split into one file per daemon (its `bfd`
+/// block for bfdd, the rest for bgpd: `redistribute connected` through the route map that
+/// keeps the /32s of ha-lb0 only), with this test's addresses and faster timers.
 fn lb_frr(i: usize) -> [(&'static str, String); 3] {
-    let me = LB_UPLINK[i];
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/frr-anycast.conf");
+    let mut text = std::fs::read_to_string(path).unwrap();
     let name = format!("lb{}", i + 1);
+    for (from, to) in [
+        ("log syslog informational\n", String::new()),
+        ("hostname lb1", format!("hostname {name}")),
+        ("198.51.100.2", LB_UPLINK[i].to_owned()),
+        ("receive-interval 100", format!("receive-interval {BFD_MS}")),
+        (
+            "transmit-interval 100",
+            format!("transmit-interval {BFD_MS}"),
+        ),
+        (
+            " neighbor 198.51.100.1 bfd profile fast\n",
+            " neighbor 198.51.100.1 bfd profile fast\n neighbor 198.51.100.1 timers 1 3\n \
+             neighbor 198.51.100.1 timers connect 1\n"
+                .to_owned(),
+        ),
+    ] {
+        assert!(
+            text.contains(from),
+            "examples/frr-anycast.conf has no {from:?}"
+        );
+        text = text.replace(from, &to);
+    }
+    // The `bfd` block: from its line to the `exit` at the start of a line that closes it.
+    let begin = text.find("\nbfd\n").expect("a bfd block") + 1;
+    let close = begin + text[begin..].find("\nexit\n").expect("its exit") + "\nexit\n".len();
+    let bfd = format!("hostname {name}\n{}", &text[begin..close]);
+    let bgp = format!("{}{}", &text[..begin], &text[close..]);
     [
         ("zebra", format!("hostname {name}\n")),
-        (
-            "bfdd",
-            format!(
-                "hostname {name}\nbfd\n profile fast\n  receive-interval {BFD_MS}\n  \
-                 transmit-interval {BFD_MS}\n  detect-multiplier 3\n exit\nexit\n"
-            ),
-        ),
-        (
-            "bgpd",
-            format!(
-                r#"frr defaults datacenter
-hostname {name}
-ip prefix-list ANYCAST seq 5 permit 203.0.113.0/24 ge 32
-route-map ANYCAST permit 10
- match interface ha-lb0
- match ip address prefix-list ANYCAST
-exit
-route-map NONE deny 10
-exit
-router bgp 65001
- bgp router-id {me}
- neighbor 198.51.100.1 remote-as 65000
- neighbor 198.51.100.1 bfd profile fast
- neighbor 198.51.100.1 timers 1 3
- neighbor 198.51.100.1 timers connect 1
- address-family ipv4 unicast
-  redistribute connected route-map ANYCAST
-  neighbor 198.51.100.1 route-map NONE in
-  neighbor 198.51.100.1 route-map ANYCAST out
- exit-address-family
-exit
-"#
-            ),
-        ),
+        ("bfdd", bfd),
+        ("bgpd", bgp),
     ]
 }
 
