@@ -1177,15 +1177,25 @@ fn anycast_tracks_start_clean_up_reload_and_stop() {
         ],
         "reload",
     );
-    // Then b goes.
+    // Then b goes, and a0 comes on an interface that is taken (not a dummy): a0 cannot
+    // start, the others (c sorts after it) stay managed.
+    t.ns.ip(&[
+        "link", "add", "bad0", "type", "veth", "peer", "name", "bad1",
+    ]);
     t.config(
         "[anycast.a]\nvips = [\"203.0.113.10\", \"203.0.113.12\"]\ntrack_pools = [\"p\"]\n\
+         [anycast.a0]\nvips = [\"203.0.113.40\"]\ninterface = \"bad0\"\ntrack_pools = [\"p\"]\n\
          [anycast.c]\nvips = [\"203.0.113.30\", \"2001:db8::30\"]\ntrack_pools = [\"p\"]\n",
     );
     halb.signal(Signal::SIGHUP);
+    assert!(wait_until(Duration::from_secs(5), || {
+        std::fs::read_to_string(t.dir.join("ha-lb.log"))
+            .unwrap_or_default()
+            .contains("bad0 exists and is neither a dummy nor an ifb interface")
+    }));
     t.expect_held(
         &["203.0.113.10", "203.0.113.12", "203.0.113.30"],
-        "b removed",
+        "b removed, a0 refused",
     );
     assert!(t.holds_v6("2001:db8::30"));
     // Graceful stop: the addresses go at once (the routes are withdrawn), the VIPs stay local

@@ -110,21 +110,23 @@ fn host(vip: &config::Vip) -> IfAddr {
     IfAddr::new(vip.address, vip.prefix)
 }
 
-/// The index of `lo` (where VIPs wait out a graceful stop).
+/// The index of `lo`, the device of the local routes that keep VIPs local during a stop.
 fn lo_index() -> Result<u32, NetError> {
     Interface::by_name("lo").map(|i| i.index())
 }
 
 impl Anycast {
-    /// Makes the groups those of `new`: a new group gets its dummy interface (and addresses an
-    /// earlier run left there and on `lo` removed), a removed one withdraws its VIPs, a changed
-    /// one withdraws the VIPs it no longer lists. What to announce is decided by
-    /// [`Anycast::update`]. The interfaces a group tracks must be followed by the caller.
+    /// Makes the groups those of `new`: a new group gets its dummy interface (and what an
+    /// earlier run left there, and its VIPs' local routes, removed), a removed one withdraws
+    /// its VIPs, a changed one withdraws the VIPs it no longer lists. What to announce is
+    /// decided by [`Anycast::update`]. The interfaces a group tracks must be followed by the
+    /// caller.
     ///
     /// # Errors
     ///
     /// [`RuntimeError::Anycast`] when a dummy interface cannot be made (a link of that name
-    /// that is not a dummy one, no CAP_NET_ADMIN); the groups before it are applied.
+    /// that is not a dummy one, no CAP_NET_ADMIN): the first such error, after every other
+    /// group was applied (the failed ones are left out).
     pub fn apply(&mut self, new: &Config) -> Result<(), RuntimeError> {
         let old = std::mem::take(&mut self.groups);
         let mut addresses = Addresses::new().map_err(err("all"))?;
@@ -159,6 +161,7 @@ impl Anycast {
             .flat_map(|(_, g)| addresses_of(&g.config))
             .collect();
         let mut old = old;
+        let mut first_error = None;
         for (name, a) in &new.anycast {
             let kept = old
                 .remove(name)
@@ -170,18 +173,25 @@ impl Anycast {
                     g.config = a.clone();
                     g
                 }
-                None => Group {
-                    config: a.clone(),
-                    ifindex: start_group(name, a, &mut addresses, &keep)?,
-                    announced: false,
-                    dirty: false,
-                    local_routes: false,
-                    reason: Some("starting".to_owned()),
+                None => match start_group(name, a, &mut addresses, &keep) {
+                    Ok(ifindex) => Group {
+                        config: a.clone(),
+                        ifindex,
+                        announced: false,
+                        dirty: false,
+                        local_routes: false,
+                        reason: Some("starting".to_owned()),
+                    },
+                    Err(e) => {
+                        tracing::error!(anycast = %name, error = %e, "cannot start the group");
+                        first_error.get_or_insert(e);
+                        continue;
+                    }
                 },
             };
             self.groups.insert(name.clone(), group);
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Announces the groups that are healthy in `view` and withdraws the others.
