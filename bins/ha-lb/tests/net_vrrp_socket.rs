@@ -221,3 +221,48 @@ fn without_the_group_only_unicast_arrives() {
         assert_eq!(r.dst, group);
     }
 }
+
+/// A datagram longer than the longest legal advert is reported as truncated (never passed on as
+/// whole), and every datagram carries the kernel's arrival time. Over loopback, whose MTU
+/// carries it unfragmented.
+#[test]
+fn an_oversized_datagram_is_reported_truncated_and_arrivals_are_stamped() {
+    if !Netns::available("an_oversized_datagram_is_reported_truncated") {
+        return;
+    }
+    let ns = Netns::new("trunc").unwrap();
+    let got = ns.run(|| {
+        let lo = Interface::by_name("lo").unwrap();
+        let me = ip("127.0.0.1");
+        let s = VrrpSocket::open(
+            &lo,
+            &VrrpSocketConfig {
+                source: me,
+                join_group: false,
+            },
+        )
+        .unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let tx = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(112))).unwrap();
+        let to = socket2::SockAddr::from(std::net::SocketAddr::new(me, 0));
+        let mut big = vec![0u8; ha_lb::net::RECV_BUFFER_LEN + 100];
+        big[0] = 0x31;
+        big[1] = 7;
+        tx.send_to(&big, &to).unwrap();
+        tx.send_to(&[0x31, 7, 100, 1, 0, 100, 0, 0], &to).unwrap();
+        let mut buf = vec![0u8; ha_lb::net::RECV_BUFFER_LEN];
+        let first = s.recv(&mut buf).unwrap();
+        let second = s.recv(&mut buf).unwrap();
+        (first, second)
+    });
+    let (first, second) = got;
+    assert!(first.truncated, "{first:?}");
+    assert_eq!(first.payload.end, ha_lb::net::RECV_BUFFER_LEN);
+    assert!(!second.truncated, "{second:?}");
+    assert_eq!(second.payload.len(), 8);
+    for r in [&first, &second] {
+        let at = r.at.expect("SO_TIMESTAMPNS");
+        let age = std::time::SystemTime::now().duration_since(at).unwrap();
+        assert!(age < Duration::from_secs(5), "{age:?}");
+    }
+}
