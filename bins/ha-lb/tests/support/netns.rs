@@ -348,3 +348,11 @@ impl Drop for ChildGuard {
         }
     }
 }
+
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Held by every test of the e2e binary: they share one machine's CPU and time their
+/// failovers, so they run one at a time (a test that failed does not block the others).
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -3,8 +3,7 @@
 //! need, multicast and unicast, IPv4 and IPv6.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may unwrap (docs/developing.md)
 
-#[path = "support/netns.rs"]
-mod netns;
+use crate::netns;
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -93,6 +92,7 @@ fn check_decodes(r: &Received, payload: &[u8], priority: u8) {
 
 #[test]
 fn ipv4_adverts_cross_with_ttl_255_multicast_and_unicast() {
+    let _serial = crate::netns::serial();
     if !Netns::available("ipv4_adverts_cross_with_ttl_255_multicast_and_unicast") {
         return;
     }
@@ -134,6 +134,7 @@ fn ipv4_adverts_cross_with_ttl_255_multicast_and_unicast() {
 
 #[test]
 fn the_received_ttl_is_the_one_on_the_wire() {
+    let _serial = crate::netns::serial();
     if !Netns::available("the_received_ttl_is_the_one_on_the_wire") {
         return;
     }
@@ -156,6 +157,7 @@ fn the_received_ttl_is_the_one_on_the_wire() {
 
 #[test]
 fn ipv6_adverts_cross_with_hop_limit_255_multicast_and_unicast() {
+    let _serial = crate::netns::serial();
     if !Netns::available("ipv6_adverts_cross_with_hop_limit_255_multicast_and_unicast") {
         return;
     }
@@ -186,6 +188,7 @@ fn ipv6_adverts_cross_with_hop_limit_255_multicast_and_unicast() {
 
 #[test]
 fn without_the_group_only_unicast_arrives() {
+    let _serial = crate::netns::serial();
     if !Netns::available("without_the_group_only_unicast_arrives") {
         return;
     }
@@ -227,6 +230,7 @@ fn without_the_group_only_unicast_arrives() {
 /// carries it unfragmented.
 #[test]
 fn an_oversized_datagram_is_reported_truncated_and_arrivals_are_stamped() {
+    let _serial = crate::netns::serial();
     if !Netns::available("an_oversized_datagram_is_reported_truncated") {
         return;
     }
