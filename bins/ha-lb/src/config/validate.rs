@@ -57,6 +57,24 @@ pub fn validate(config: &Config) -> Vec<Problem> {
                 "give the port to serve /metrics and /status on, e.g. \"127.0.0.1:9555\"",
             );
         }
+        if admin.control && !admin.listen.ip().is_loopback() && admin.token_file.is_none() {
+            v.push(
+                KeyPath::root().key("admin").key("control"),
+                format!(
+                    "control = true on {}, not a loopback address, without a token",
+                    admin.listen
+                ),
+                "set token_file = \"/etc/ha-lb/admin.token\" (a file readable only by root), \
+                 or listen on 127.0.0.1",
+            );
+        }
+        if admin.token_file.is_some() && !admin.control {
+            v.push(
+                KeyPath::root().key("admin").key("token_file"),
+                "token_file without control = true: nothing would use it",
+                "set control = true to accept ha-lb ctl, or remove token_file",
+            );
+        }
     }
     v.problems
 }
@@ -729,6 +747,13 @@ impl Validator {
             "connect timeout",
         );
 
+        if pool.slow_start_ms > MAX_DURATION_MS {
+            self.push(
+                p.key("slow_start_ms"),
+                format!("slow_start_ms {} is out of range", pool.slow_start_ms),
+                "use 0..=3600000 (0 = full weight at once)",
+            );
+        }
         if pool.max_fails > 0 {
             self.duration(
                 p.key("fail_timeout_ms"),

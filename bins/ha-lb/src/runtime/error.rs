@@ -57,6 +57,9 @@ pub enum RuntimeError {
         #[source]
         source: healthcheck::ConfigError,
     },
+    /// The admin endpoint's settings cannot be used (its token file).
+    #[error("{0}")]
+    Admin(String),
     /// The balancer refused a pool or listener.
     #[error("balancer: {0}")]
     Balancer(#[from] lb_core::Error),

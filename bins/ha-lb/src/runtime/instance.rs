@@ -44,6 +44,10 @@ pub enum Command {
     /// A reload changed only what applies in place (see [`in_place`]): the new priority and
     /// notify commands.
     Reconfigure(u8, crate::config::Notify),
+    /// An operator's maintenance (`ha-lb ctl instance NAME maintenance on|off`): on, a Master
+    /// hands over at once (priority 0, as a graceful stop) and the instance stays Backup until
+    /// off.
+    Maintenance(bool),
     /// Stop: priority 0 if Master, remove the VIPs, run the stop command; answer when done.
     Shutdown(oneshot::Sender<()>),
 }
@@ -268,6 +272,8 @@ pub fn start(
         router.set_master_hold(now(), true);
     }
     let driver = Driver {
+        group_hold: !group_tracks.is_empty(),
+        maintenance: false,
         link_up,
         events,
         group_tracks,
@@ -307,6 +313,10 @@ enum Event {
 }
 
 struct Driver {
+    /// Held back from Master by its sync group.
+    group_hold: bool,
+    /// Held back from Master by an operator.
+    maintenance: bool,
     /// The interface's last known state (the kernel repeats link messages).
     link_up: bool,
     events: mpsc::UnboundedSender<StateEvent>,
@@ -391,8 +401,10 @@ impl Driver {
                     self.router.set_interface_up(now(), up);
                 }
                 Event::Command(Some(Command::Hold(hold))) => {
-                    self.router.set_master_hold(now(), hold);
+                    self.group_hold = hold;
+                    self.router.set_master_hold(now(), hold || self.maintenance);
                 }
+                Event::Command(Some(Command::Maintenance(on))) => self.set_maintenance(on),
                 Event::Command(Some(Command::StepDown(why))) => {
                     self.reason = why;
                     self.router.handle_step_down(now());
@@ -436,6 +448,22 @@ impl Driver {
             "reload: priority changed in place"
         );
         self.reason = format!("reload: priority {before} to {priority}");
+    }
+
+    /// Maintenance on: held from Master, and a Master steps down now (one priority-0 advert,
+    /// VIPs removed); off: the sync group's hold alone, so it becomes Master again if no
+    /// other node is.
+    fn set_maintenance(&mut self, on: bool) {
+        if self.maintenance == on {
+            return;
+        }
+        self.maintenance = on;
+        tracing::info!(instance = %self.name, on, state = %self.router.state(), "maintenance");
+        self.reason = format!("maintenance {}", if on { "on" } else { "off" });
+        self.router.set_master_hold(now(), on || self.group_hold);
+        if on {
+            self.router.handle_step_down(now());
+        }
     }
 
     fn track(&mut self, id: TrackId, up: bool, why: &str) {
@@ -543,7 +571,8 @@ impl Driver {
                         state: self.router.state(),
                         own_fault: false,
                         priority: self.router.effective_priority(),
-                        wants_master: wants,
+                        // In maintenance it wants nothing its group should act on.
+                        wants_master: wants && !self.maintenance,
                         change: None,
                     });
                 }
@@ -584,7 +613,7 @@ impl Driver {
             state: to,
             own_fault,
             priority: self.router.effective_priority(),
-            wants_master: self.router.wants_master(),
+            wants_master: self.router.wants_master() && !self.maintenance,
             change: Some((from, reason)),
         });
         crate::supervisor::report_held(&self.name, to == State::Master);
@@ -615,8 +644,9 @@ impl Driver {
                 .iter()
                 .map(ToString::to_string)
                 .collect(),
-            sync_held: self.router.is_master_held(),
+            sync_held: self.group_hold && self.router.is_master_held(),
             wants_master: self.router.wants_master(),
+            maintenance: self.maintenance,
             counters: self.router.stats().clone(),
         });
     }
