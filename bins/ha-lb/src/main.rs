@@ -73,6 +73,17 @@ enum Command {
         #[command(subcommand)]
         what: CtlCommand,
     },
+    /// Internal: run a command with no capabilities (and as `--run-as`): how exec checks and
+    /// notify commands run.
+    #[command(hide = true)]
+    Sandbox {
+        /// `user[:group]` to run as.
+        #[arg(long)]
+        run_as: Option<String>,
+        /// The program and its arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        argv: Vec<String>,
+    },
     /// Show failover on this machine (root): two nodes, three backends and a client in
     /// throwaway network namespaces; crash the master and print what the client saw.
     Demo,
@@ -180,6 +191,11 @@ fn main() -> ExitCode {
             config,
             json,
         } => status(admin, config.as_deref(), json),
+        Command::Sandbox { run_as, argv } => {
+            let e = ha_lb::runtime::scripts::exec_sandboxed(run_as.as_deref(), &argv);
+            eprintln!("ha-lb sandbox: {e}");
+            ExitCode::from(127)
+        }
         Command::Demo => match demo::run() {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -615,3 +615,167 @@ fn maintenance_hands_over_and_stays_backup_until_off() {
     drop(lb1);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// ---- scripts and privileges ----
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// `ha-lb sandbox` (how exec checks and notify commands run) leaves the command no
+/// capability: in a namespace where root adds an address, the same command through the
+/// sandbox cannot; `--run-as` changes the user and group.
+#[test]
+fn sandboxed_commands_cannot_add_an_address_when_ha_lb_can() {
+    let _serial = serial();
+    if !Netns::available("sandbox") {
+        return;
+    }
+    let ns = Netns::new("sandbox").unwrap();
+    let run = |sandbox: bool, args: &[&str]| {
+        let mut cmd = ns.command(env!("CARGO_BIN_EXE_ha-lb"));
+        if !sandbox {
+            cmd = ns.command(args[0]);
+            cmd.args(&args[1..]);
+        } else {
+            cmd.args(["sandbox", "--"]).args(args);
+        }
+        cmd.output().unwrap()
+    };
+    let out = run(true, &["ip", "addr", "add", "198.51.100.9/32", "dev", "lo"]);
+    assert!(
+        !out.status.success(),
+        "the sandboxed command added an address"
+    );
+    assert!(!ns
+        .ip(&["addr", "show", "dev", "lo"])
+        .contains("198.51.100.9"));
+    let out = run(
+        false,
+        &["ip", "addr", "add", "198.51.100.9/32", "dev", "lo"],
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert!(ns
+        .ip(&["addr", "show", "dev", "lo"])
+        .contains("198.51.100.9"));
+    // Every set empty, and the bounding set too (nothing to regain from a setuid program).
+    let out = run(true, &["grep", "^Cap", "/proc/self/status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(set) && l.ends_with("0000000000000000")),
+            "{set} not empty:\n{text}"
+        );
+    }
+    let out = ns
+        .command(env!("CARGO_BIN_EXE_ha-lb"))
+        .args(["sandbox", "--run-as", "nobody", "--", "id"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("uid=65534"), "{text}");
+    assert!(
+        !text.contains("(root)"),
+        "supplementary groups left: {text}"
+    );
+}
+
+/// `ha-lb run`: a notify command cannot add an address while ha-lb adds the VIP; an exec
+/// check with `run_as` runs as that user, without capabilities.
+#[test]
+fn notify_and_check_commands_run_without_capabilities() {
+    let _serial = serial();
+    if !Netns::available("scriptcaps") {
+        return;
+    }
+    let lan = Lan::new("scriptcaps", 1, true);
+    let ns = &lan.nodes[0];
+    let dir = std::env::temp_dir().join(format!("halb-day2-scripts-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // The check (as nobody) writes here.
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let notify_out = dir.join("notify.out");
+    let check_out = dir.join("check.out");
+    let config = format!(
+        "[admin]\nlisten = \"{ADMIN}\"\n\n\
+         [checks.caps]\nkind = \"exec\"\ninterval_ms = 100\nrun_as = \"nobody\"\n\
+         command = [\"/bin/sh\", \"-c\", \"(id -u; grep ^CapEff /proc/self/status) > {check}\"]\n\n\
+         [instances.VI_1]\ninterface = \"eth0\"\nvrid = 51\npriority = 150\n\
+         advert_interval_ms = 100\nvips = [\"{VIP}/24\"]\n\
+         track_checks = [{{ check = \"caps\", weight = -10 }}]\n\
+         notify.master = [\"/bin/sh\", \"-c\", \"ip addr add 198.51.100.7/32 dev eth0; echo $? > {notify}\"]\n",
+        check = check_out.display(),
+        notify = notify_out.display(),
+    );
+    let file = dir.join("lb.toml");
+    std::fs::write(&file, config).unwrap();
+    let log = std::fs::File::create(dir.join("lb.log")).unwrap();
+    let mut cmd = ns.command(env!("CARGO_BIN_EXE_ha-lb"));
+    cmd.args(["run", "--config"])
+        .arg(&file)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log);
+    let _lb = ChildGuard::spawn(&mut cmd, Duration::from_secs(10));
+    let log = || std::fs::read_to_string(dir.join("lb.log")).unwrap_or_default();
+    assert!(
+        wait_until(Duration::from_secs(15), || has_vip(ns)
+            && std::fs::read_to_string(&notify_out)
+                .is_ok_and(|t| !t.trim().is_empty())
+            && std::fs::read_to_string(&check_out)
+                .is_ok_and(|t| t.contains("CapEff"))),
+        "{}",
+        log()
+    );
+    let status = std::fs::read_to_string(&notify_out).unwrap();
+    assert_ne!(status.trim(), "0", "the notify command added an address");
+    assert!(!ns
+        .ip(&["addr", "show", "dev", "eth0"])
+        .contains("198.51.100.7"));
+    let check = std::fs::read_to_string(&check_out).unwrap();
+    assert!(check.starts_with("65534\n"), "{check}");
+    assert!(check.trim_end().ends_with("0000000000000000"), "{check}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// As root, a program another user can change is refused, with the file named.
+#[test]
+fn script_writable_by_another_user_is_refused() {
+    let _serial = serial();
+    if !is_root() {
+        eprintln!("script_writable_by_another_user_is_refused: needs root; skipped");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("halb-day2-insecure-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("check.sh");
+    std::fs::write(&script, "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::os::unix::fs::chown(&script, Some(65534), None).unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let config = |script: &Path| {
+        format!(
+            "[checks.c]\nkind = \"exec\"\ncommand = [\"{}\"]\n\n\
+             [listeners.web]\nlisten = \"{listen}\"\npool = \"web\"\nnon_local_bind = false\n\n\
+             [pools.web]\n[[pools.web.backends]]\naddress = \"127.0.0.1:9\"\ncheck = \"c\"\n",
+            script.display()
+        )
+    };
+    let file = dir.join("lb.toml");
+    std::fs::write(&file, config(&script)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ha-lb"))
+        .args(["run", "--no-supervisor", "--config"])
+        .arg(&file)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("refusing to run") && err.contains(&script.display().to_string()),
+        "{err}"
+    );
+    assert!(err.contains("owned by uid 65534"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -584,7 +584,7 @@ impl Validator {
         let kind = c.kind;
         let net = matches!(kind, CheckKind::Tcp | CheckKind::Http | CheckKind::Https);
         let http = matches!(kind, CheckKind::Http | CheckKind::Https);
-        let allowed: [(&str, bool, bool); 11] = [
+        let allowed: [(&str, bool, bool); 12] = [
             ("address", c.address.is_some(), net),
             ("path", c.path.is_some(), http),
             ("host", c.host.is_some(), http),
@@ -594,6 +594,7 @@ impl Validator {
             ("expect_body", c.expect_body.is_some(), http),
             ("tls", c.tls.is_some(), kind == CheckKind::Https),
             ("command", c.command.is_some(), kind == CheckKind::Exec),
+            ("run_as", c.run_as.is_some(), kind == CheckKind::Exec),
             ("process", c.process.is_some(), kind == CheckKind::Process),
             ("pidfile", c.pidfile.is_some(), kind == CheckKind::Process),
         ];
@@ -855,7 +856,7 @@ fn kind_keys(key: &str) -> &'static str {
     match key {
         "address" => "`address` is for tcp, http and https",
         "tls" => "`tls` is for https",
-        "command" => "`command` is for exec",
+        "command" | "run_as" => "`command` and `run_as` are for exec",
         "process" | "pidfile" => "`process` and `pidfile` are for process",
         _ => "this key is for http and https",
     }

@@ -24,6 +24,7 @@ pub mod instance;
 pub mod links;
 pub mod notify;
 pub mod readiness;
+pub mod scripts;
 pub mod status;
 pub mod tracks;
 pub mod vips;
@@ -123,6 +124,8 @@ pub async fn run(options: Options, shared: Arc<Shared>) -> Result<(), RuntimeErr
     if !config.instances.is_empty() {
         capabilities::require_vrrp()?;
     }
+    scripts::verify(&config).map_err(RuntimeError::Scripts)?;
+    scripts::set_global_run_as(config.global.run_as.clone());
 
     let (health_tx, mut health_rx) = mpsc::unbounded_channel::<HealthEvent>();
     let (link_tx, mut link_rx) = mpsc::unbounded_channel::<LinkEvent>();
@@ -663,6 +666,11 @@ impl Node {
                 return;
             }
         }
+        if let Err(e) = scripts::verify(&new) {
+            tracing::error!("reload rejected, the running configuration stays: {e}");
+            self.shared.count_reload(false);
+            return;
+        }
         if let Err(e) = set_no_accept(&new, Some(&self.config)) {
             tracing::error!(error = %e, "reload rejected, the running configuration stays");
             self.shared.count_reload(false);
@@ -677,6 +685,7 @@ impl Node {
             }
         };
         self.shared.count_reload(true);
+        scripts::set_global_run_as(new.global.run_as.clone());
         self.maintenance
             .retain(|name| new.instances.contains_key(name));
         if let Err(e) = self.health.apply(&new) {
