@@ -42,7 +42,6 @@ mod error;
 mod listener;
 mod pool;
 pub mod proxy_protocol;
-mod rng;
 pub mod select;
 mod splice;
 mod stats;
