@@ -442,7 +442,10 @@ fn build_snapshot(
     slow_start: Duration,
 ) -> Snapshot {
     // `settle_ramp` on every backend: finished ramps end here.
-    let ramping = all.iter().fold(false, |any, b| b.settle_ramp() || any);
+    let mut ramping = false;
+    for b in &all {
+        ramping |= b.settle_ramp();
+    }
     let refresh_at = if ramping {
         clock::now_ms() + ramp_step_ms(slow_start)
     } else {
