@@ -779,3 +779,153 @@ fn script_writable_by_another_user_is_refused() {
     assert!(err.contains("owned by uid 65534"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// ---- accept_mode = false over netlink ----
+
+/// `nft list table inet ha_lb` in `ns`, handles and blank lines left out.
+fn nft_table(ns: &Netns) -> String {
+    let out = ns
+        .command("nft")
+        .args(["list", "table", "inet", "ha_lb"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_owned)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The table ha-lb makes over netlink is, as `nft` lists it, the very table its `nft` script
+/// makes; replacing it (other addresses, one family only) and removing it work the same.
+#[test]
+fn nf_tables_over_netlink_matches_the_nft_script() {
+    let _serial = serial();
+    if !netns::tool_available(
+        "nf_tables_over_netlink_matches_the_nft_script",
+        "nft",
+        "nftables",
+    ) || !Netns::available("nftnl")
+    {
+        return;
+    }
+    let (ours, theirs) = (
+        Netns::new("nftnl-a").unwrap(),
+        Netns::new("nftnl-b").unwrap(),
+    );
+    let sets: [Vec<std::net::IpAddr>; 4] = [
+        vec![
+            "192.0.2.100".parse().unwrap(),
+            "2001:db8::100".parse().unwrap(),
+            "192.0.2.101".parse().unwrap(),
+        ],
+        vec!["2001:db8::7".parse().unwrap()],
+        vec!["198.51.100.1".parse().unwrap()],
+        vec![],
+    ];
+    for addresses in sets {
+        let a = addresses.clone();
+        ours.run(move || ha_lb::net::firewall::apply(&a)).unwrap();
+        let script = ha_lb::net::firewall::ruleset(&addresses);
+        let mut nft = theirs
+            .command("nft")
+            .args(["-f", "-"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        nft.stdin
+            .take()
+            .unwrap()
+            .write_all(script.as_bytes())
+            .unwrap();
+        assert!(nft.wait().unwrap().success(), "{script}");
+        let (got, want) = (nft_table(&ours), nft_table(&theirs));
+        assert_eq!(got, want, "for {addresses:?}");
+        for a in &addresses {
+            assert!(got.contains(&a.to_string()), "{got}");
+        }
+        assert_eq!(got.is_empty(), addresses.is_empty(), "{got}");
+    }
+}
+
+/// `ha-lb run` with `accept_mode = false` and no `nft` anywhere on its PATH: the VIP is held
+/// and traffic to it dropped, the host address still answers; a stop removes the table.
+#[test]
+fn accept_mode_off_needs_no_nft_program() {
+    let _serial = serial();
+    if !netns::tool_available("accept_mode_off_needs_no_nft_program", "nft", "nftables")
+        || !Netns::available("amnl")
+    {
+        return;
+    }
+    let lan = Lan::new("amnl", 2, true);
+    let (lb, client) = (&lan.nodes[0], &lan.nodes[1]);
+    let dir = std::env::temp_dir().join(format!("halb-day2-amnl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A server on the node, on every address.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let server = lb.spawn(move || {
+        let l = TcpListener::bind("0.0.0.0:8080").unwrap();
+        l.set_nonblocking(true).unwrap();
+        tx.send(()).unwrap();
+        while !flag.load(Ordering::Relaxed) {
+            match l.accept() {
+                Ok((mut s, _)) => {
+                    let _ = s.write_all(b"here\n");
+                }
+                Err(_) => thread::sleep(Duration::from_millis(2)),
+            }
+        }
+    });
+    rx.recv().unwrap();
+    let file = dir.join("lb.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[admin]\nlisten = \"{ADMIN}\"\n\n[instances.VI_1]\ninterface = \"eth0\"\nvrid = 51\n\
+             priority = 150\nadvert_interval_ms = 100\naccept_mode = false\n\
+             vips = [\"{VIP}/24\"]\n"
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.join("lb.log")).unwrap();
+    let mut cmd = lb.command("/usr/bin/env");
+    cmd.args([
+        "PATH=/nonexistent",
+        env!("CARGO_BIN_EXE_ha-lb"),
+        "run",
+        "--config",
+    ])
+    .arg(&file)
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(log);
+    let mut node = ChildGuard::spawn(&mut cmd, Duration::from_secs(10));
+    let logs = || std::fs::read_to_string(dir.join("lb.log")).unwrap_or_default();
+    assert!(
+        wait_until(Duration::from_secs(15), || has_vip(lb)),
+        "{}",
+        logs()
+    );
+    let ask = |to: &str| {
+        let to: SocketAddr = to.parse().unwrap();
+        client.run(move || {
+            let mut s = TcpStream::connect_timeout(&to, Duration::from_millis(300)).ok()?;
+            s.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
+            let mut t = String::new();
+            s.read_to_string(&mut t).ok()?;
+            Some(t)
+        })
+    };
+    assert_eq!(ask("192.0.2.1:8080").as_deref(), Some("here\n"));
+    assert_eq!(ask(&format!("{VIP}:8080")), None, "{}", logs());
+    assert!(nft_table(lb).contains(VIP), "{}", nft_table(lb));
+    assert!(node.stop(), "{}", logs());
+    assert!(nft_table(lb).is_empty(), "table left: {}", nft_table(lb));
+    stop.store(true, Ordering::Relaxed);
+    let _ = server.join();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -225,9 +225,9 @@ fn no_accept_addresses(config: &Config) -> Vec<IpAddr> {
 }
 
 /// Makes the nftables rules drop traffic to the no-accept VIPs of `new`, when they differ
-/// from those of `old` (`None`: at start). Without any, `nft` only runs once at start, if it
-/// is installed, to remove a table that a killed earlier run left (its file may have changed
-/// since); hosts that do not use `accept_mode = false` need no nftables.
+/// from those of `old` (`None`: at start). Without any, the table is only removed once at
+/// start, in case a killed earlier run left it (its file may have changed since); a kernel
+/// without nf_tables is then no error.
 fn set_no_accept(new: &Config, old: Option<&Config>) -> Result<(), RuntimeError> {
     let addresses = no_accept_addresses(new);
     let before = old.map(no_accept_addresses).unwrap_or_default();
