@@ -485,6 +485,24 @@ mod tests {
         toml::from_str(&t).unwrap()
     }
 
+    #[test]
+    fn pool_options_reach_lb_core() {
+        let mut c = config("127.0.0.1:1", &["127.0.0.1:2"], "roundrobin");
+        let p = c.pools.get_mut("web").unwrap();
+        assert!(!pool_config("web", p).close_on_down);
+        assert_eq!(pool_config("web", p).slow_start, Duration::ZERO);
+        p.on_backend_down = config::OnBackendDown::Close;
+        p.slow_start_ms = 1500;
+        let pc = pool_config("web", p);
+        assert!(pc.close_on_down);
+        assert_eq!(pc.slow_start, Duration::from_millis(1500));
+        // A change of either makes a new pool (not an in-place backend update).
+        let before = c.pools["web"].clone();
+        let mut after = before.clone();
+        after.slow_start_ms = 10;
+        assert!(!same_settings(&before, &after));
+    }
+
     #[tokio::test]
     async fn reload_updates_pools_in_place_and_replaces_changed_listeners() {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
