@@ -492,8 +492,9 @@ impl Translator {
             self.warn(
                 node,
                 format!(
-                    "`{}`: the user/group {:?} is not translated: the command runs as ha-lb's user (quote a \
-                     command that has arguments)",
+                    "`{}`: the user/group {:?} is not translated: ha-lb runs all the notify commands of \
+                     an instance as one user (its `notify.run_as`, else `global.run_as`, else ha-lb's own); \
+                     set that if they share one (and quote a command that has arguments)",
                     node.keyword,
                     node.args[1..].join(" ")
                 ),
