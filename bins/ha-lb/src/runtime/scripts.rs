@@ -253,6 +253,21 @@ pub fn verify(config: &Config) -> Result<(), String> {
     for (key, u) in users {
         resolve(u).map_err(|e| format!("{key}: {e}"))?;
     }
+    // An exec check's program given by path must be there and executable (as healthcheck
+    // checked before the sandbox stood in front of it): a typo is an error at load, not a
+    // check that fails for ever.
+    for (key, program) in programs(config) {
+        if !key.starts_with("checks.") || !program.contains('/') {
+            continue;
+        }
+        let runnable =
+            std::fs::metadata(&program).is_ok_and(|m| m.is_file() && m.mode() & 0o111 != 0);
+        if !runnable {
+            return Err(format!(
+                "{key}: {program} is not an executable file (missing, or chmod +x?)"
+            ));
+        }
+    }
     if !rustix::process::geteuid().is_root() {
         return Ok(());
     }
@@ -293,6 +308,27 @@ mod tests {
             ]
         );
         assert_eq!(sandboxed(None, &argv)[2], "--");
+    }
+
+    #[test]
+    fn verify_names_a_missing_check_program_and_an_unknown_user() {
+        let config = |command: &str, run_as: &str| -> Config {
+            toml::from_str(&format!(
+                "[checks.c]\nkind = \"exec\"\ncommand = [\"{command}\"]\nrun_as = \"{run_as}\"\n"
+            ))
+            .unwrap()
+        };
+        assert!(verify(&config("/bin/true", "root")).is_ok());
+        let e = verify(&config("/nonexistent/check.sh", "root")).unwrap_err();
+        assert!(
+            e.contains("checks.c.command") && e.contains("/nonexistent/check.sh"),
+            "{e}"
+        );
+        let e = verify(&config("/bin/true", "no-such-user-halb")).unwrap_err();
+        assert!(
+            e.contains("checks.c.run_as") && e.contains("no user"),
+            "{e}"
+        );
     }
 
     #[test]
