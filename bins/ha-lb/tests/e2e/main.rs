@@ -5,6 +5,7 @@
 //!
 //! - failover, heal, privileges, balancer_only, examples, demo: `ha-lb run` on two nodes;
 //! - systemd, kube: the deployment paths (sd_notify, `ha-lb kube configs`);
+//! - day2: runtime control (`ha-lb ctl`), connection logs, sandboxed scripts, nf_tables;
 //! - interop_*: against Debian's keepalived and tshark;
 //! - net_*: the Linux driver's pieces (sockets, addresses, announcements, links).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may unwrap (docs/developing.md)
@@ -13,6 +14,7 @@
 mod netns;
 
 mod balancer_only;
+mod day2;
 mod demo;
 mod examples;
 mod failover;
