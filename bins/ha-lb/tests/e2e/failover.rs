@@ -267,7 +267,7 @@ impl Topo {
             .append(true)
             .open(self.dir.join(format!("{name}.log")))
             .unwrap();
-        let mut cmd = self.ns(i).command(env!("CARGO_BIN_EXE_ha-lb"));
+        let mut cmd = self.ns(i).command(&netns::halb_binary());
         cmd.args(["run", "--config"])
             .arg(config)
             .args(["--drain-timeout-ms", "1000"])
@@ -556,7 +556,7 @@ fn active_standby_worker_crash_preempt_and_graceful_stop() {
     );
     let table = topo
         .ns(LB2)
-        .command(env!("CARGO_BIN_EXE_ha-lb"))
+        .command(&netns::halb_binary())
         .args(["status", "--admin", ADMIN])
         .output()
         .unwrap();

@@ -416,7 +416,6 @@ fn cut_and_heal(tag: &str, extra: &str, vmac: bool) {
 
 #[test]
 fn clients_reach_the_master_after_each_of_ten_heals() {
-    let _serial = crate::netns::serial();
     cut_and_heal("heal", "", false);
 }
 
@@ -424,7 +423,6 @@ fn clients_reach_the_master_after_each_of_ten_heals() {
 /// the winner's port again after the heal (from its adverts and announcements).
 #[test]
 fn clients_reach_the_master_after_each_of_ten_heals_with_vmac() {
-    let _serial = crate::netns::serial();
     cut_and_heal("healv", "use_vmac = true\n", true);
 }
 
