@@ -14,7 +14,9 @@
 # connections, default 50),
 # LB_MODES (lb-core transfer modes to run, default "auto splice userspace"),
 # CARGO_TARGET_DIR (where tcp-proxy is built), SKIP_BUILD=1 to use an existing build,
-# SYSCALLS=1 to count system calls per keep-alive request of each proxy afterwards (strace).
+# SYSCALLS=1 to count system calls per keep-alive request of each proxy afterwards (strace),
+# HALB_LOG=1 to add two `ha-lb run` nodes (release build), one with the connection log off and
+# one with `log = true` on its listeners (its log to a file), for the cost of the log.
 # Needs: haproxy, nginx + libnginx-mod-stream, wrk, iperf3, python3. Every process it starts is
 # killed by PID on exit.
 set -euo pipefail
@@ -37,6 +39,10 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
     CARGO_TARGET_DIR="$TARGET" cargo build --release -q -p lb-core --example tcp-proxy
 fi
 PROXY_BIN="$TARGET/release/examples/tcp-proxy"
+if [ "${HALB_LOG:-0}" = 1 ] && [ "${SKIP_BUILD:-0}" != 1 ]; then
+    CARGO_TARGET_DIR="$TARGET" cargo build --release -q -p ha-lb
+fi
+HALB_BIN="$TARGET/release/ha-lb"
 
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 WORK=$(mktemp -d /tmp/lb-h2h.XXXXXX)
@@ -150,6 +156,39 @@ for mode in $LB_MODES; do
     HTTP_PORT[lb-core-$mode]=$hp; IPERF_PORT[lb-core-$mode]=$ip
     NAMES+=("lb-core-$mode")
 done
+
+# ha-lb itself (2 worker threads, as `ha-lb run` has), without and with the connection log.
+if [ "${HALB_LOG:-0}" = 1 ]; then
+    j=0
+    for log in false true; do
+        hp=$((BASE + 400 + 10 * j)); ip=$((BASE + 401 + 10 * j)); j=$((j + 1))
+        name=ha-lb; [ "$log" = true ] && name=ha-lb+log
+        cat > "$WORK/$name.toml" <<CONF
+[listeners.http]
+listen = "127.0.0.1:$hp"
+pool = "http"
+non_local_bind = false
+log = $log
+
+[listeners.iperf]
+listen = "127.0.0.1:$ip"
+pool = "iperf"
+non_local_bind = false
+log = $log
+
+[pools.http]
+backends = [{ address = "127.0.0.1:$B1" }, { address = "127.0.0.1:$B2" }, { address = "127.0.0.1:$B3" }]
+
+[pools.iperf]
+backends = [{ address = "127.0.0.1:$IPERF" }]
+CONF
+        "$HALB_BIN" run --no-supervisor --config "$WORK/$name.toml" 2>"$WORK/$name.log" &
+        PIDS+=($!); CPU_HTTP[$name]=$!; CPU_IPERF[$name]=$!
+        wait_port "$hp"; wait_port "$ip"
+        HTTP_PORT[$name]=$hp; IPERF_PORT[$name]=$ip
+        NAMES+=("$name")
+    done
+fi
 
 # CPU ticks (user + system) used so far by the given PIDs.
 cpu_ticks() {

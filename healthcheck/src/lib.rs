@@ -59,7 +59,6 @@ mod failure;
 mod http;
 mod monitor;
 mod process;
-mod rng;
 mod state;
 mod status;
 mod tcp;

@@ -12,7 +12,6 @@ use crate::check::{run_with_timeout, Check};
 use crate::config::MonitorConfig;
 use crate::error::ConfigError;
 use crate::failure::Outcome;
-use crate::rng::random_seed;
 use crate::state::{State, Transition};
 use crate::tracker::{Snapshot, Tracker};
 
@@ -115,7 +114,7 @@ impl Monitor {
             name.into(),
             check,
             config,
-            random_seed(),
+            fastrand::u64(..),
         )
     }
 
@@ -128,7 +127,7 @@ impl Monitor {
         check: C,
         config: &MonitorConfig,
     ) -> Result<Monitor, ConfigError> {
-        Monitor::start(handle, name.into(), check, config, random_seed())
+        Monitor::start(handle, name.into(), check, config, fastrand::u64(..))
     }
 
     /// Like [`Monitor::spawn`] with a fixed seed for the jitter, for reproducible tests.

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use crate::config::MonitorConfig;
 use crate::error::ConfigError;
 use crate::failure::Outcome;
-use crate::rng::SplitMix64;
 use crate::state::{Reason, Source, State, Transition};
+use fastrand::Rng;
 
 /// A point-in-time view of a tracker, for status pages and metrics.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,7 +40,7 @@ pub struct Tracker {
     failures: u32,
     /// When the next check is due; `None` while one runs.
     next_due: Option<Instant>,
-    rng: SplitMix64,
+    rng: Rng,
     seq: u64,
     transitions: VecDeque<Transition>,
     last: Option<Outcome>,
@@ -53,8 +53,8 @@ impl Tracker {
     /// `jitter`×`interval` of `now`; `seed` drives the jitter.
     pub fn new(config: &MonitorConfig, now: Instant, seed: u64) -> Result<Tracker, ConfigError> {
         config.validate()?;
-        let mut rng = SplitMix64::new(seed);
-        let first = config.interval.mul_f64(config.jitter * rng.next_f64());
+        let mut rng = Rng::with_seed(seed);
+        let first = config.interval.mul_f64(config.jitter * rng.f64());
         Ok(Tracker {
             config: config.clone(),
             state: config.initial,
@@ -186,7 +186,7 @@ impl Tracker {
         } else {
             self.config.interval
         };
-        let spread = self.config.jitter * (2.0 * self.rng.next_f64() - 1.0);
+        let spread = self.config.jitter * (2.0 * self.rng.f64() - 1.0);
         base.mul_f64(1.0 + spread)
     }
 }

@@ -5,7 +5,10 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::time::Duration;
 
+use tokio::sync::watch;
+
 use crate::clock;
+use crate::conn_log::End;
 
 /// Administrative or health state of a backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -111,8 +114,10 @@ impl BackendConfig {
 pub struct BackendStats {
     /// The backend's address.
     pub addr: SocketAddr,
-    /// Its weight now.
+    /// Its weight now (less than configured while slow start ramps it up).
     pub weight: u32,
+    /// Whether slow start is ramping its weight up.
+    pub ramping: bool,
     /// Whether it is a backup.
     pub backup: bool,
     /// Its state now.
@@ -154,6 +159,13 @@ pub struct Backend {
     consecutive_fails: AtomicU32,
     /// Milliseconds on [`clock::now_ms`] until which passive health keeps it out (0 = not).
     ejected_until: AtomicU64,
+    /// Slow start: how long the weight takes to ramp up after the backend comes up (0 = off).
+    slow_start_ms: AtomicU64,
+    /// Slow start: when the current ramp began on [`clock::now_ms`] (0 = not ramping).
+    ramp_from: AtomicU64,
+    /// Bumped to close every connection open to it; the cause is in `close_cause`.
+    close: watch::Sender<u64>,
+    close_cause: AtomicU8,
 }
 
 impl Backend {
@@ -173,6 +185,10 @@ impl Backend {
             ejections: AtomicU64::new(0),
             consecutive_fails: AtomicU32::new(0),
             ejected_until: AtomicU64::new(0),
+            slow_start_ms: AtomicU64::new(0),
+            ramp_from: AtomicU64::new(0),
+            close: watch::Sender::new(0),
+            close_cause: AtomicU8::new(0),
         }
     }
 
@@ -186,9 +202,74 @@ impl Backend {
         self.addr
     }
 
-    /// Its weight now.
+    /// Its weight now: the configured one, or less while slow start ramps it up.
     pub fn weight(&self) -> u32 {
+        let w = self.weight.load(Ordering::Relaxed);
+        let from = self.ramp_from.load(Ordering::Relaxed);
+        if from == 0 || w == 0 {
+            return w;
+        }
+        let span = self.slow_start_ms.load(Ordering::Relaxed);
+        let elapsed = clock::now_ms().saturating_sub(from);
+        if span == 0 || elapsed >= span {
+            return w;
+        }
+        // In proportion to the time since it came up, at least 1 so that it gets a first few.
+        let ramped = (u64::from(w) * elapsed).div_ceil(span).max(1);
+        u32::try_from(ramped).unwrap_or(w).min(w)
+    }
+
+    /// Its configured weight (what slow start ramps up to).
+    pub fn configured_weight(&self) -> u32 {
         self.weight.load(Ordering::Relaxed)
+    }
+
+    /// Whether slow start is ramping its weight up now.
+    pub fn is_ramping(&self) -> bool {
+        let from = self.ramp_from.load(Ordering::Relaxed);
+        from != 0
+            && clock::now_ms().saturating_sub(from) < self.slow_start_ms.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_slow_start(&self, span: Duration) {
+        self.slow_start_ms
+            .store(span.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Starts a slow-start ramp now (if the pool has one).
+    pub(crate) fn start_ramp(&self) {
+        if self.slow_start_ms.load(Ordering::Relaxed) > 0 {
+            self.ramp_from.store(clock::now_ms(), Ordering::Relaxed);
+        }
+    }
+
+    /// Ends a finished ramp; true if one is still going.
+    pub(crate) fn settle_ramp(&self) -> bool {
+        if self.ramp_from.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
+        if self.is_ramping() {
+            return true;
+        }
+        self.ramp_from.store(0, Ordering::Relaxed);
+        false
+    }
+
+    /// Closes every connection open to it now (`cause`: [`End::BackendDown`] or
+    /// [`End::Disabled`]); new ones are not affected.
+    pub(crate) fn close_connections(&self, cause: End) {
+        self.close_cause.store(cause.to_u8(), Ordering::Relaxed);
+        self.close.send_modify(|g| *g += 1);
+    }
+
+    /// Resolves when [`Backend::close_connections`] is called after `rx` was made.
+    pub(crate) fn close_watch(&self) -> watch::Receiver<u64> {
+        self.close.subscribe()
+    }
+
+    /// Why connections were last closed.
+    pub(crate) fn close_cause(&self) -> End {
+        End::from_close_cause(self.close_cause.load(Ordering::Relaxed))
     }
 
     /// Whether it is a backup.
@@ -302,6 +383,7 @@ impl Backend {
         BackendStats {
             addr: self.addr,
             weight: self.weight(),
+            ramping: self.is_ramping(),
             backup: self.backup,
             state: self.state(),
             ejected: self.is_ejected(),

@@ -9,6 +9,8 @@
 //!   is picked, connected with a timeout and retried on another backend on failure; passive
 //!   health takes failing backends out for a while; bytes move both ways with half-close, an
 //!   idle timeout, and splice(2) or a userspace copy; PROXY protocol v1/v2 per pool.
+//! - [`ConnectionLog`]: an optional record of every connection (client, backend, bytes, how it
+//!   ended) through a bounded queue that never holds up the data path.
 //! - [`Balancer`]: pools and listeners from one [`BalancerConfig`], stats, graceful stop.
 //!
 //! ```no_run
@@ -33,13 +35,13 @@
 mod backend;
 mod balancer;
 mod clock;
+mod conn_log;
 mod connection;
 mod copy;
 mod error;
 mod listener;
 mod pool;
 pub mod proxy_protocol;
-mod rng;
 pub mod select;
 mod splice;
 mod stats;
@@ -47,6 +49,7 @@ mod transfer;
 
 pub use backend::{Backend, BackendConfig, BackendState, BackendStats};
 pub use balancer::{Balancer, BalancerConfig, BalancerStats};
+pub use conn_log::{ConnectionLog, ConnectionRecord, End};
 pub use error::Error;
 pub use listener::{Listener, ListenerConfig, ListenerHandle, ShutdownReport};
 pub use pool::{Pool, PoolConfig, PoolStats, Snapshot};

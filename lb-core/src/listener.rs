@@ -12,6 +12,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
+use crate::conn_log::ConnectionLog;
 use crate::connection::serve;
 use crate::pool::Pool;
 use crate::stats::{inc, ListenerCounters, ListenerStats};
@@ -49,6 +50,8 @@ pub struct ListenerConfig {
     pub transfer: TransferMode,
     /// Userspace copy buffer per direction, in bytes.
     pub buffer_size: usize,
+    /// Where a record of each connection goes when it ends; `None` (the default) = no log.
+    pub log: Option<ConnectionLog>,
 }
 
 impl ListenerConfig {
@@ -68,6 +71,7 @@ impl ListenerConfig {
             keepalive: None,
             transfer: TransferMode::Auto,
             buffer_size: 64 * 1024,
+            log: None,
         }
     }
 }
@@ -86,6 +90,7 @@ pub(crate) struct ListenerShared {
     pub(crate) pool: Pool,
     pub(crate) counters: ListenerCounters,
     pub(crate) options: ConnOptions,
+    pub(crate) log: Option<ConnectionLog>,
 }
 
 /// A bound listener, not yet accepting. Binding first lets a caller fail fast on every
@@ -157,6 +162,7 @@ impl Listener {
                         idle_timeout: config.idle_timeout,
                     },
                 },
+                log: config.log.clone(),
             }),
         })
     }

@@ -9,6 +9,8 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 
 use crate::backend::{Backend, BackendConfig, BackendState, BackendStats};
+use crate::clock;
+use crate::conn_log::End;
 use crate::proxy_protocol::ProxyProtocol;
 use crate::select::{Algorithm, PickContext, Picker, Selector};
 use crate::Error;
@@ -33,6 +35,13 @@ pub struct PoolConfig {
     pub fail_timeout: Duration,
     /// PROXY protocol header sent to backends before any client byte.
     pub proxy_protocol: ProxyProtocol,
+    /// Close the open connections of a backend whose state is set to
+    /// [`BackendState::Down`] (haproxy's `on-marked-down shutdown-sessions`), instead of
+    /// letting them go on.
+    pub close_on_down: bool,
+    /// Ramp a backend's weight up over this long after its state is set back to
+    /// [`BackendState::Up`] (haproxy's `slowstart`, nginx's `slow_start`); zero = at once.
+    pub slow_start: Duration,
 }
 
 impl PoolConfig {
@@ -48,6 +57,8 @@ impl PoolConfig {
             max_fails: 1,
             fail_timeout: Duration::from_secs(10),
             proxy_protocol: ProxyProtocol::None,
+            close_on_down: false,
+            slow_start: Duration::ZERO,
         }
     }
 }
@@ -68,6 +79,8 @@ impl Tier {
 /// An immutable view of the pool, swapped atomically on every change.
 pub struct Snapshot {
     generation: u64,
+    /// When slow start wants the weights read again ([`clock::now_ms`]; 0 = never).
+    refresh_at: u64,
     all: Vec<Arc<Backend>>,
     primary: Tier,
     backup: Tier,
@@ -146,6 +159,8 @@ struct PoolInner {
     max_fails: u32,
     fail_timeout: Duration,
     proxy_protocol: ProxyProtocol,
+    close_on_down: bool,
+    slow_start: Duration,
     snapshot: ArcSwap<Snapshot>,
     /// Serialises writers; readers never take it.
     write: Mutex<()>,
@@ -179,12 +194,9 @@ impl Pool {
             if all.iter().any(|x| x.addr() == b.addr) {
                 return Err(Error::DuplicateBackend(b.addr));
             }
-            all.push(Arc::new(Backend::new(
-                NEXT_BACKEND_ID.fetch_add(1, Ordering::Relaxed),
-                b,
-            )));
+            all.push(new_backend(b, config.slow_start));
         }
-        let snapshot = build_snapshot(selector.as_ref(), 0, all);
+        let snapshot = build_snapshot(selector.as_ref(), 0, all, config.slow_start);
         Ok(Pool {
             inner: Arc::new(PoolInner {
                 name: config.name,
@@ -194,6 +206,8 @@ impl Pool {
                 max_fails: config.max_fails,
                 fail_timeout: config.fail_timeout,
                 proxy_protocol: config.proxy_protocol,
+                close_on_down: config.close_on_down,
+                slow_start: config.slow_start,
                 snapshot: ArcSwap::from_pointee(snapshot),
                 write: Mutex::new(()),
             }),
@@ -212,6 +226,35 @@ impl Pool {
 
     pub(crate) fn load(&self) -> arc_swap::Guard<Arc<Snapshot>> {
         self.inner.snapshot.load()
+    }
+
+    /// The snapshot for a new connection: during a slow-start ramp, one rebuilt with the
+    /// weights of now when a step is due (a single branch otherwise).
+    pub(crate) fn load_for_pick(&self) -> arc_swap::Guard<Arc<Snapshot>> {
+        let s = self.inner.snapshot.load();
+        if s.refresh_at == 0 || clock::now_ms() < s.refresh_at {
+            return s;
+        }
+        drop(s);
+        let _ = self.update_if(|_| {
+            // Another connection may have rebuilt it meanwhile.
+            let due = {
+                let cur = self.inner.snapshot.load();
+                cur.refresh_at != 0 && clock::now_ms() >= cur.refresh_at
+            };
+            Ok(((), due))
+        });
+        self.inner.snapshot.load()
+    }
+
+    /// Closes every connection open to backend `addr` now (an operator's `disable` after its
+    /// grace): `cause` is what the connection log says.
+    pub fn close_connections(&self, addr: SocketAddr, cause: End) -> Result<(), Error> {
+        let s = self.load();
+        let b = Self::find(&s.all, addr)?;
+        tracing::info!(pool = %self.inner.name, backend = %addr, active = b.active(), %cause, "closing the backend's connections");
+        b.close_connections(cause);
+        Ok(())
     }
 
     pub(crate) fn connect_timeout(&self) -> Duration {
@@ -257,7 +300,12 @@ impl Pool {
         let mut all = current.all.clone();
         let (out, changed) = f(&mut all)?;
         if changed {
-            let next = build_snapshot(self.inner.selector.as_ref(), current.generation + 1, all);
+            let next = build_snapshot(
+                self.inner.selector.as_ref(),
+                current.generation + 1,
+                all,
+                self.inner.slow_start,
+            );
             self.inner.snapshot.store(Arc::new(next));
         }
         Ok(out)
@@ -275,10 +323,7 @@ impl Pool {
             if all.iter().any(|b| b.addr() == config.addr) {
                 return Err(Error::DuplicateBackend(config.addr));
             }
-            all.push(Arc::new(Backend::new(
-                NEXT_BACKEND_ID.fetch_add(1, Ordering::Relaxed),
-                &config,
-            )));
+            all.push(new_backend(&config, self.inner.slow_start));
             Ok(())
         })
     }
@@ -300,26 +345,37 @@ impl Pool {
     pub fn set_weight(&self, addr: SocketAddr, weight: u32) -> Result<(), Error> {
         self.update_if(|all| {
             let b = Self::find(all, addr)?;
-            let changed = b.weight() != weight;
+            let changed = b.configured_weight() != weight;
             b.set_weight(weight);
             Ok(((), changed))
         })
     }
 
     /// Changes a backend's state: this is how health-check results and operator actions
-    /// arrive. Setting it up also ends a passive-health cool-down. Publishes a new snapshot
-    /// (and new pickers) only if the state changed.
+    /// arrive. Setting it up also ends a passive-health cool-down, and starts the slow-start
+    /// ramp of a backend that was not up; setting it down closes its connections with
+    /// `close_on_down`. Publishes a new snapshot (and new pickers) only if the state changed.
     pub fn set_state(&self, addr: SocketAddr, state: BackendState) -> Result<(), Error> {
-        self.update_if(|all| {
+        let close = self.update_if(|all| {
             let b = Self::find(all, addr)?;
             let changed = b.state() != state;
             if changed {
                 tracing::info!(pool = %self.inner.name, backend = %addr, %state, "backend state");
+                if state == BackendState::Up {
+                    b.start_ramp();
+                }
             }
             // Even unchanged, "up" ends a passive-health cool-down (not part of the snapshot).
             b.set_state(state);
-            Ok(((), changed))
-        })
+            let close = (changed && state == BackendState::Down && self.inner.close_on_down)
+                .then(|| Arc::clone(b));
+            Ok((close, changed))
+        })?;
+        if let Some(b) = close {
+            tracing::info!(pool = %self.inner.name, backend = %addr, active = b.active(), "backend down: closing its connections");
+            b.close_connections(End::BackendDown);
+        }
+        Ok(())
     }
 
     /// Changes a backend's connection limit (0 = unlimited).
@@ -349,10 +405,7 @@ impl Pool {
                         b.set_max_connections(c.max_connections);
                         next.push(Arc::clone(b));
                     }
-                    _ => next.push(Arc::new(Backend::new(
-                        NEXT_BACKEND_ID.fetch_add(1, Ordering::Relaxed),
-                        c,
-                    ))),
+                    _ => next.push(new_backend(c, self.inner.slow_start)),
                 }
             }
             *all = next;
@@ -370,7 +423,34 @@ impl Pool {
     }
 }
 
-fn build_snapshot(selector: &dyn Selector, generation: u64, all: Vec<Arc<Backend>>) -> Snapshot {
+fn new_backend(config: &BackendConfig, slow_start: Duration) -> Arc<Backend> {
+    let b = Backend::new(NEXT_BACKEND_ID.fetch_add(1, Ordering::Relaxed), config);
+    b.set_slow_start(slow_start);
+    Arc::new(b)
+}
+
+/// How often the weights are read again during a slow-start ramp: ten steps, none shorter
+/// than 50 ms.
+fn ramp_step_ms(slow_start: Duration) -> u64 {
+    (slow_start.as_millis() as u64 / 10).max(50)
+}
+
+fn build_snapshot(
+    selector: &dyn Selector,
+    generation: u64,
+    all: Vec<Arc<Backend>>,
+    slow_start: Duration,
+) -> Snapshot {
+    // `settle_ramp` on every backend: finished ramps end here.
+    let mut ramping = false;
+    for b in &all {
+        ramping |= b.settle_ramp();
+    }
+    let refresh_at = if ramping {
+        clock::now_ms() + ramp_step_ms(slow_start)
+    } else {
+        0
+    };
     let eligible = |backup: bool| -> Vec<Arc<Backend>> {
         all.iter()
             .filter(|b| b.is_backup() == backup && b.state() == BackendState::Up && b.weight() > 0)
@@ -381,6 +461,7 @@ fn build_snapshot(selector: &dyn Selector, generation: u64, all: Vec<Arc<Backend
     let backup = Tier::new(selector, eligible(true));
     Snapshot {
         generation,
+        refresh_at,
         all,
         primary,
         backup,

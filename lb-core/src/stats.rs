@@ -29,6 +29,8 @@ pub struct ListenerStats {
     pub idle_timeouts: u64,
     /// Connections ended by an I/O error (reset, broken pipe) rather than a clean close.
     pub errors: u64,
+    /// Connections closed because their backend went down (`close_on_down`) or was disabled.
+    pub closed_by_backend_state: u64,
 }
 
 /// The live atomics behind [`ListenerStats`].
@@ -43,6 +45,7 @@ pub(crate) struct ListenerCounters {
     pub(crate) no_backend: AtomicU64,
     pub(crate) idle_timeouts: AtomicU64,
     pub(crate) errors: AtomicU64,
+    pub(crate) closed_by_backend_state: AtomicU64,
 }
 
 /// Adds one to a counter.
@@ -65,6 +68,7 @@ impl ListenerCounters {
             no_backend: l(&self.no_backend),
             idle_timeouts: l(&self.idle_timeouts),
             errors: l(&self.errors),
+            closed_by_backend_state: l(&self.closed_by_backend_state),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Both directions of a proxied connection, with half-close and an idle timeout.
 
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::time::Duration;
 
 use tokio::net::TcpStream;
@@ -28,8 +28,11 @@ pub enum TransferMode {
 /// How a transfer ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Outcome {
-    /// Both sides closed their sending direction.
-    Closed,
+    /// Both sides closed their sending direction; `client_first`: the client did first.
+    Closed {
+        /// The client's direction ended first.
+        client_first: bool,
+    },
     /// Nothing moved either way for the idle timeout.
     Idle,
     /// A read or write failed (reset, broken pipe).
@@ -122,18 +125,34 @@ pub(crate) async fn run(
     down: &(dyn Fn(usize) + Sync),
 ) -> Outcome {
     let ended = AtomicBool::new(false);
+    // Which direction ended first: 1 the client's, 2 the backend's.
+    let first = AtomicU8::new(0);
+    let mark = |who: u8| {
+        let _ = first.compare_exchange(0, who, Ordering::Relaxed, Ordering::Relaxed);
+    };
+    let closed = || Outcome::Closed {
+        client_first: first.load(Ordering::Relaxed) != 2,
+    };
     let mut e_up = Engine::new(opts);
     let mut e_down = Engine::new(opts);
     let outcome = match opts.idle_timeout {
         None => {
             let both = async {
                 tokio::try_join!(
-                    e_up.run(client, backend, &ended, up),
-                    e_down.run(backend, client, &ended, down)
+                    async {
+                        let r = e_up.run(client, backend, &ended, up).await;
+                        mark(1);
+                        r
+                    },
+                    async {
+                        let r = e_down.run(backend, client, &ended, down).await;
+                        mark(2);
+                        r
+                    }
                 )
             };
             match both.await {
-                Ok(_) => Outcome::Closed,
+                Ok(_) => closed(),
                 Err(_) => Outcome::Error,
             }
         }
@@ -149,13 +168,21 @@ pub(crate) async fn run(
             };
             let both = async {
                 tokio::try_join!(
-                    e_up.run(client, backend, &ended, &up_t),
-                    e_down.run(backend, client, &ended, &down_t)
+                    async {
+                        let r = e_up.run(client, backend, &ended, &up_t).await;
+                        mark(1);
+                        r
+                    },
+                    async {
+                        let r = e_down.run(backend, client, &ended, &down_t).await;
+                        mark(2);
+                        r
+                    }
                 )
             };
             tokio::select! {
                 r = both => match r {
-                    Ok(_) => Outcome::Closed,
+                    Ok(_) => closed(),
                     Err(_) => Outcome::Error,
                 },
                 _ = idle_expired(&activity, idle) => Outcome::Idle,

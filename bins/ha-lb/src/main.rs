@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use ha_lb::kube::configs::{Cluster, NodeSpec, Topology};
 
 mod demo;
@@ -52,6 +52,38 @@ enum Command {
         /// Internal: this process is the worker of a supervisor.
         #[arg(long, hide = true)]
         worker: bool,
+        /// Log lines as plain text (no colours unless stderr is a terminal: journald-friendly)
+        /// or as one JSON object per line.
+        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
+    },
+    /// Change a running node through its admin endpoint (`[admin] control = true`): drain,
+    /// disable, enable or re-weight a backend, put a VRRP instance in maintenance. Kept
+    /// across SIGHUP until the file changes that backend (or removes that instance); shown
+    /// by `ha-lb status`.
+    Ctl {
+        /// The admin endpoint; default: the `[admin]` of `--config`, else 127.0.0.1:9555.
+        #[arg(short, long)]
+        admin: Option<SocketAddr>,
+        /// Read the admin address (and token file) from this configuration file.
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        /// A file holding the bearer token; default: `[admin] token_file` of `--config`.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        #[command(subcommand)]
+        what: CtlCommand,
+    },
+    /// Internal: run a command with no capabilities (and as `--run-as`): how exec checks and
+    /// notify commands run.
+    #[command(hide = true)]
+    Sandbox {
+        /// `user[:group]` to run as.
+        #[arg(long)]
+        run_as: Option<String>,
+        /// The program and its arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        argv: Vec<String>,
     },
     /// Show failover on this machine (root): two nodes, three backends and a client in
     /// throwaway network namespaces; crash the master and print what the client saw.
@@ -146,6 +178,73 @@ enum KubeCommand {
     },
 }
 
+/// The log line format of `ha-lb run`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    /// Plain text.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum CtlCommand {
+    /// A backend of a pool: `ha-lb ctl backend POOL ADDRESS drain|disable|enable|weight N`.
+    Backend {
+        /// The pool's name.
+        pool: String,
+        /// The backend's address (IP:port) as in the file.
+        address: SocketAddr,
+        #[command(subcommand)]
+        action: BackendCommand,
+    },
+    /// A VRRP instance: `ha-lb ctl instance NAME maintenance on|off`.
+    Instance {
+        /// The instance's name.
+        name: String,
+        #[command(subcommand)]
+        action: InstanceCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BackendCommand {
+    /// No new connections; open ones go on.
+    Drain,
+    /// No new connections; open ones are closed after a grace.
+    Disable {
+        /// How long open connections may go on; default: the node's --drain-timeout-ms.
+        #[arg(long)]
+        grace_ms: Option<u64>,
+    },
+    /// Undo drain and disable: the backend follows its check again.
+    Enable,
+    /// Set the weight (0..=1000); the file's weight ends the change.
+    Weight {
+        /// The new weight.
+        weight: u32,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OnOff {
+    /// On.
+    On,
+    /// Off.
+    Off,
+}
+
+#[derive(Debug, Subcommand)]
+enum InstanceCommand {
+    /// On: a Master hands its VIPs over now (priority 0, as a graceful stop) and the
+    /// instance stays Backup; off: it takes part in elections again.
+    Maintenance {
+        /// on or off.
+        #[arg(value_enum)]
+        state: OnOff,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -156,7 +255,14 @@ fn main() -> ExitCode {
             drain_timeout_ms,
             no_supervisor,
             worker,
-        } => run(config, drain_timeout_ms, no_supervisor, worker),
+            log_format,
+        } => run(config, drain_timeout_ms, no_supervisor, worker, log_format),
+        Command::Ctl {
+            admin,
+            config,
+            token_file,
+            what,
+        } => ctl(admin, config.as_deref(), token_file.as_deref(), &what),
         Command::Status {
             admin,
             config,
@@ -168,6 +274,11 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Man { dir } => man(&dir),
+        Command::Sandbox { run_as, argv } => {
+            let e = ha_lb::runtime::scripts::exec_sandboxed(run_as.as_deref(), &argv);
+            eprintln!("ha-lb sandbox: {e}");
+            ExitCode::from(127)
+        }
         Command::Demo => match demo::run() {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -178,18 +289,27 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logs() {
+fn init_logs(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
 }
 
-fn run(config: PathBuf, drain_timeout_ms: u64, no_supervisor: bool, worker: bool) -> ExitCode {
-    init_logs();
+fn run(
+    config: PathBuf,
+    drain_timeout_ms: u64,
+    no_supervisor: bool,
+    worker: bool,
+    log_format: LogFormat,
+) -> ExitCode {
+    init_logs(log_format);
     if worker || no_supervisor {
         if worker {
             ha_lb::supervisor::become_worker();
@@ -235,6 +355,11 @@ fn run(config: PathBuf, drain_timeout_ms: u64, no_supervisor: bool, worker: bool
             config.to_string_lossy().into_owned(),
             "--drain-timeout-ms".into(),
             drain_timeout_ms.to_string(),
+            "--log-format".into(),
+            match log_format {
+                LogFormat::Text => "text".into(),
+                LogFormat::Json => "json".into(),
+            },
             "--worker".into(),
         ],
     };
@@ -289,6 +414,68 @@ fn status(admin: Option<SocketAddr>, config: Option<&Path>, json: bool) -> ExitC
         }
         Err(e) => {
             eprintln!("ha-lb status: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn ctl(
+    admin: Option<SocketAddr>,
+    config: Option<&Path>,
+    token_file: Option<&Path>,
+    what: &CtlCommand,
+) -> ExitCode {
+    let loaded = match config.map(ha_lb::config::load).transpose() {
+        Ok(c) => c.and_then(|c| c.admin),
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let addr = admin
+        .or(loaded.as_ref().map(|a| a.listen))
+        .unwrap_or(ha_lb::config::DEFAULT_ADMIN_LISTEN);
+    let token_file = token_file
+        .map(Path::to_path_buf)
+        .or_else(|| loaded.and_then(|a| a.token_file));
+    let token = match token_file
+        .as_deref()
+        .map(ha_lb::admin::control::read_token)
+        .transpose()
+    {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("ha-lb ctl: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    use ha_lb::admin::ctl::{backend_path, maintenance_path, post, CtlAction};
+    let path = match what {
+        CtlCommand::Backend {
+            pool,
+            address,
+            action,
+        } => {
+            let action = match action {
+                BackendCommand::Drain => CtlAction::Drain,
+                BackendCommand::Disable { grace_ms } => CtlAction::Disable(*grace_ms),
+                BackendCommand::Enable => CtlAction::Enable,
+                BackendCommand::Weight { weight } => CtlAction::Weight(*weight),
+            };
+            backend_path(pool, *address, &action)
+        }
+        CtlCommand::Instance {
+            name,
+            action: InstanceCommand::Maintenance { state },
+        } => maintenance_path(name, *state == OnOff::On),
+    };
+    match post(addr, &path, token.as_deref()) {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ha-lb ctl: {e}");
             ExitCode::FAILURE
         }
     }

@@ -20,7 +20,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::signal::unix::{signal, SignalKind};
-use vrrp_core::{Output, Router};
+use vrrp_core::packet::{AddressList, Advertisement, IpContext};
 
 use crate::config::Config;
 use crate::net::{Addresses, IfAddr, Interface, VrrpSocket, VrrpSocketConfig};
@@ -147,18 +147,28 @@ fn release_one(name: &str, inst: &crate::config::Instance) -> Result<usize, Runt
     };
     let iface = Interface::by_name(&inst.interface).map_err(err)?;
     let source = instance::source_address(name, inst, &iface)?;
-    let mut config = instance::router_config(name, inst, source, Vec::new())?;
-    // An address owner is Master from startup, which gives the very advert a stopping master
-    // sends (priority 0, our VRID, interval and VIPs) without waiting for any timer.
-    config.priority = vrrp_core::PRIORITY_OWNER;
-    let mut router = Router::new(config).map_err(|source| RuntimeError::Router {
+    // The advert a stopping master sends: priority 0, with the instance's VRID, interval,
+    // authentication and VIPs, to the group or each unicast peer.
+    let config = instance::router_config(name, inst, source, Vec::new())?;
+    let setting = |e: vrrp_core::packet::PacketError| RuntimeError::InstanceSetting {
         instance: name.to_owned(),
-        source,
-    })?;
-    let now = std::time::Instant::now();
-    router.handle_startup(now);
-    while router.poll_output().is_some() {}
-    router.handle_shutdown(now);
+        message: e.to_string(),
+    };
+    let vips = AddressList::encode(config.family(), &config.virtual_addresses).map_err(setting)?;
+    let advert = Advertisement {
+        version: config.version,
+        vrid: config.vrid,
+        priority: vrrp_core::PRIORITY_STOP,
+        interval_cs: config.advert_interval_cs,
+        auth: config.auth,
+        addresses: vips.as_list(),
+    };
+    let group = [config.family().multicast_group()];
+    let destinations = if config.unicast_peers.is_empty() {
+        &group[..]
+    } else {
+        &config.unicast_peers[..]
+    };
     let socket = VrrpSocket::open(
         &iface,
         &VrrpSocketConfig {
@@ -168,11 +178,16 @@ fn release_one(name: &str, inst: &crate::config::Instance) -> Result<usize, Runt
     )
     .map_err(err)?;
     let mut sent = 0;
-    while let Some(out) = router.poll_output() {
-        if let Output::Transmit(t) = out {
-            if t.priority == vrrp_core::PRIORITY_STOP && socket.send_to(&t.payload, t.dst).is_ok() {
-                sent += 1;
-            }
+    let mut buf = vec![0u8; advert.buffer_len()];
+    for &dst in destinations {
+        let ctx = IpContext {
+            src: source,
+            dst,
+            checksum: config.checksum,
+        };
+        let len = advert.emit(&mut buf, &ctx).map_err(setting)?;
+        if socket.send_to(&buf[..len], dst).is_ok() {
+            sent += 1;
         }
     }
     // The VMAC interface goes with the VIPs on it; the restarted worker makes it again.

@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use super::{PickContext, Picker, Selector};
 use crate::backend::Backend;
-use crate::rng;
 
 /// Picks the backend with the fewest active connections relative to its weight
 /// (`active / weight`); among equals, one is drawn at random in proportion to weight, so idle
@@ -61,7 +60,7 @@ impl Picker for LeastConnPicker {
                     } else {
                         // Weighted reservoir sampling over the tied set.
                         tied_weight += w;
-                        if rng::below(tied_weight) < w {
+                        if fastrand::u64(..tied_weight) < w {
                             best = Some((i, active, w));
                         }
                     }

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use super::weights::CumulativeWeights;
 use super::{PickContext, Picker, Selector};
 use crate::backend::Backend;
-use crate::rng;
 
 /// Draws two backends in proportion to weight and takes the one with fewer active connections
 /// relative to its weight: near least-connections quality at O(1) cost.
@@ -44,7 +43,7 @@ impl Picker for PowerOfTwoPicker {
         let members = ctx.members();
         let Some(a) = self.draw(ctx) else {
             let n = members.len() as u64;
-            return ctx.first_available_from(rng::below(n.max(1)) as usize);
+            return ctx.first_available_from(fastrand::u64(..n.max(1)) as usize);
         };
         let Some(b) = self.draw(ctx) else {
             return Some(a);

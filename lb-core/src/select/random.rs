@@ -5,7 +5,6 @@ use std::sync::Arc;
 use super::weights::CumulativeWeights;
 use super::{PickContext, Picker, Selector};
 use crate::backend::Backend;
-use crate::rng;
 
 /// Draws a backend at random in proportion to its weight.
 #[derive(Debug, Default, Clone, Copy)]
@@ -39,6 +38,6 @@ impl Picker for RandomPicker {
             }
         }
         let n = ctx.members().len() as u64;
-        ctx.first_available_from(rng::below(n.max(1)) as usize)
+        ctx.first_available_from(fastrand::u64(..n.max(1)) as usize)
     }
 }

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use crate::backend::Backend;
-use crate::rng;
 
 /// Cumulative weights, for a draw in O(log n).
 pub(crate) struct CumulativeWeights {
@@ -29,7 +28,7 @@ impl CumulativeWeights {
         if total == 0 {
             return None;
         }
-        let x = rng::below(total);
+        let x = fastrand::u64(..total);
         Some(self.cumulative.partition_point(|&c| c <= x))
     }
 }

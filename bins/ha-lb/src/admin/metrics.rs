@@ -308,6 +308,94 @@ pub fn render(status: &NodeStatus) -> Result<String, std::fmt::Error> {
             .map(|(lb, l)| (lb, l.bytes_to_clients))
             .collect(),
     );
+    gauge(
+        &mut registry,
+        "backend_weight",
+        "the backend's weight now (an operator's, or less while slow start ramps it up)",
+        status
+            .pools
+            .iter()
+            .flat_map(|p| {
+                p.backends.iter().map(|b| {
+                    (
+                        labels(&[("pool", &p.name), ("backend", &b.address)]),
+                        i64::from(b.weight),
+                    )
+                })
+            })
+            .collect(),
+    );
+    gauge(
+        &mut registry,
+        "backend_admin_override",
+        "1 while an operator's drain, disable or weight applies to the backend",
+        status
+            .pools
+            .iter()
+            .flat_map(|p| {
+                p.backends.iter().map(|b| {
+                    (
+                        labels(&[("pool", &p.name), ("backend", &b.address)]),
+                        i64::from(b.admin.is_some()),
+                    )
+                })
+            })
+            .collect(),
+    );
+    gauge(
+        &mut registry,
+        "vrrp_maintenance",
+        "1 while an operator keeps the instance in maintenance (Backup)",
+        status
+            .instances
+            .iter()
+            .map(|i| (labels(&[("instance", &i.name)]), i64::from(i.maintenance)))
+            .collect(),
+    );
+    let dropped = Counter::<u64>::default();
+    dropped.inc_by(status.connection_log_dropped);
+    registry.register(
+        "connection_log_dropped",
+        "connection log lines dropped because the log could not keep up",
+        dropped,
+    );
+    gauge(
+        &mut registry,
+        "build_info",
+        "1, labelled with the version of ha-lb and its build",
+        vec![(
+            labels(&[
+                ("version", env!("CARGO_PKG_VERSION")),
+                ("rustc", env!("HA_LB_RUSTC")),
+                (
+                    "profile",
+                    if cfg!(debug_assertions) {
+                        "debug"
+                    } else {
+                        "release"
+                    },
+                ),
+            ]),
+            1,
+        )],
+    );
+    counter(
+        &mut registry,
+        "config_reload",
+        "configuration loads, at start and on SIGHUP, by result (success: applied; failure: \
+         rejected, the running configuration stayed)",
+        vec![
+            (labels(&[("result", "success")]), status.reloads.success),
+            (labels(&[("result", "failure")]), status.reloads.failure),
+        ],
+    );
+    let last = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+    last.set(status.reloads.last_success_unix);
+    registry.register(
+        "config_last_reload_success_timestamp_seconds",
+        "when the configuration was last applied, in seconds since the Unix epoch",
+        last,
+    );
     let mut out = String::new();
     encode(&mut out, &registry)?;
     Ok(out)
@@ -335,6 +423,7 @@ mod tests {
                 vips: vec!["192.0.2.100".into()],
                 sync_held: true,
                 wants_master: false,
+                maintenance: true,
                 counters: {
                     let mut c = Stats::default();
                     c.master_transitions = 3;
@@ -353,6 +442,8 @@ mod tests {
                 backends: vec![BackendStatus {
                     address: "192.0.2.3:8080".into(),
                     state: "down".into(),
+                    weight: 3,
+                    admin: Some("weight 3".into()),
                     ejected: false,
                     active: 0,
                     connections: 7,
@@ -367,6 +458,12 @@ mod tests {
                 announced: false,
                 reason: "pool web has no healthy backend".into(),
             }],
+            connection_log_dropped: 4,
+            reloads: crate::runtime::status::Reloads {
+                success: 2,
+                failure: 1,
+                last_success_unix: 1_700_000_000.5,
+            },
         };
         let text = render(&status).unwrap();
         for line in [
@@ -382,6 +479,18 @@ mod tests {
             "ha_lb_anycast_announced{anycast=\"api\"} 0",
             "ha_lb_backend_up{pool=\"web\",backend=\"192.0.2.3:8080\"} 0",
             "ha_lb_backend_connections_total{pool=\"web\",backend=\"192.0.2.3:8080\"} 7",
+            "ha_lb_backend_weight{pool=\"web\",backend=\"192.0.2.3:8080\"} 3",
+            "ha_lb_backend_admin_override{pool=\"web\",backend=\"192.0.2.3:8080\"} 1",
+            "ha_lb_vrrp_maintenance{instance=\"VI_1\"} 1",
+            "ha_lb_connection_log_dropped_total 4",
+            "ha_lb_config_reload_total{result=\"success\"} 2",
+            "ha_lb_config_reload_total{result=\"failure\"} 1",
+            "ha_lb_config_last_reload_success_timestamp_seconds 1700000000.5",
+            concat!(
+                "ha_lb_build_info{version=\"",
+                env!("CARGO_PKG_VERSION"),
+                "\""
+            ),
         ] {
             assert!(text.contains(line), "no {line} in\n{text}");
         }
@@ -392,5 +501,7 @@ mod tests {
             table.contains("withdrawn") && table.contains("pool web has no healthy backend"),
             "{table}"
         );
+        assert!(table.contains("Backup (maintenance)"), "{table}");
+        assert!(table.contains("weight 3"), "{table}");
     }
 }

@@ -1,8 +1,10 @@
 //! The admin endpoint (off unless `[admin]` is configured; loopback by default): `/metrics`
 //! in the Prometheus text format, `/status` as JSON, and the probes `/healthz` (the event loop
-//! answers) and `/readyz` (everything configured runs), served with hyper; and the client side
-//! of `ha-lb status`.
+//! answers) and `/readyz` (everything configured runs), served with hyper; the write requests
+//! of [`control`] when `control = true`; and the client side of `ha-lb status` and `ha-lb ctl`.
 
+pub mod control;
+pub mod ctl;
 pub mod metrics;
 pub mod table;
 
@@ -19,6 +21,8 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
+use crate::config::Admin;
+use crate::runtime::control::{ask, ControlSender};
 use crate::runtime::status::{Readiness, Shared};
 use crate::runtime::RuntimeError;
 
@@ -120,29 +124,92 @@ pub async fn respond(shared: &Shared, path: &str) -> Response<Full<Bytes>> {
     }
 }
 
-/// Binds `listen` and serves the endpoint in a background task (aborting the handle stops it).
+/// Answers a write request: refused unless control is on and the token (if any) matches.
+pub async fn handle_write(
+    admin: &Admin,
+    control: &ControlSender,
+    req: &Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let text = |status, body: String| answer(status, "text/plain", body + "\n");
+    if !admin.control {
+        return text(
+            StatusCode::FORBIDDEN,
+            "ha-lb admin: control is off (set control = true in [admin])".into(),
+        );
+    }
+    if let Some(file) = &admin.token_file {
+        // Read on each request, so that a new token takes effect without a reload.
+        let token = match control::read_token(file) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(error = %e, "admin write refused: no token");
+                return text(StatusCode::INTERNAL_SERVER_ERROR, e);
+            }
+        };
+        let header = req
+            .headers()
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        if !control::authorized(header, &token) {
+            tracing::warn!(path = %req.uri().path(), "admin write refused: bad or missing bearer token");
+            return text(
+                StatusCode::UNAUTHORIZED,
+                "ha-lb admin: a valid `Authorization: Bearer TOKEN` is required".into(),
+            );
+        }
+    }
+    let request = match control::parse(req.uri().path(), req.uri().query()) {
+        Ok(r) => r,
+        Err(e) => return text(StatusCode::NOT_FOUND, e),
+    };
+    match ask(control, request).await {
+        Ok(done) => text(StatusCode::OK, done),
+        Err(e) => text(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+/// Binds the `[admin]` address and serves the endpoint in a background task (aborting the
+/// handle stops it); write requests go to `control`.
 ///
 /// # Errors
 ///
-/// [`RuntimeError::Io`] when the address cannot be bound.
+/// [`RuntimeError::Io`] when the address cannot be bound, [`RuntimeError::Admin`] when the
+/// token file cannot be read.
 pub async fn serve(
-    listen: SocketAddr,
+    admin: &Admin,
     shared: Arc<Shared>,
+    control: ControlSender,
 ) -> Result<tokio::task::JoinHandle<()>, RuntimeError> {
+    if let Some(file) = &admin.token_file {
+        control::read_token(file).map_err(RuntimeError::Admin)?;
+    }
+    let listen: SocketAddr = admin.listen;
     let listener = TcpListener::bind(listen)
         .await
         .map_err(RuntimeError::io("bind the admin endpoint"))?;
-    tracing::info!(%listen, "admin endpoint: /metrics, /status, /healthz, /readyz");
+    tracing::info!(%listen, control = admin.control, token = admin.token_file.is_some(), "admin endpoint: /metrics, /status, /healthz, /readyz");
+    let admin = Arc::new(admin.clone());
     Ok(tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
             let shared = shared.clone();
+            let admin = admin.clone();
+            let control = control.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |req: Request<Incoming>| {
                     let shared = shared.clone();
-                    async move { Ok::<_, Infallible>(respond(&shared, req.uri().path()).await) }
+                    let admin = admin.clone();
+                    let control = control.clone();
+                    async move {
+                        let r = if req.method() == hyper::Method::POST {
+                            handle_write(&admin, &control, &req).await
+                        } else {
+                            respond(&shared, req.uri().path()).await
+                        };
+                        Ok::<_, Infallible>(r)
+                    }
                 });
                 let _ = http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service)

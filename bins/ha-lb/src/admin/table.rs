@@ -57,18 +57,21 @@ pub fn fetch(addr: SocketAddr) -> Result<NodeStatus, StatusError> {
 pub fn render(s: &NodeStatus) -> String {
     let mut out = format!("node {}\n\n", s.router_id);
     out.push_str(&format!(
-        "{:<16} {:<10} {:>4} {:<10} {:>8} {:>12} {:<24} {}\n",
+        "{:<16} {:<10} {:>4} {:<22} {:>8} {:>12} {:<24} {}\n",
         "INSTANCE", "INTERFACE", "VRID", "STATE", "PRIORITY", "TRANSITIONS", "VIPS", "REASON"
     ));
     for i in &s.instances {
         // A member its sync group holds back shows it: "Backup*".
-        let state = if i.sync_held && i.wants_master {
+        let mut state = if i.sync_held && i.wants_master {
             format!("{}*", i.state)
         } else {
             i.state.clone()
         };
+        if i.maintenance {
+            state.push_str(" (maintenance)");
+        }
         out.push_str(&format!(
-            "{:<16} {:<10} {:>4} {:<10} {:>8} {:>12} {:<24} {}\n",
+            "{:<16} {:<10} {:>4} {:<22} {:>8} {:>12} {:<24} {}\n",
             i.name,
             i.interface,
             i.vrid,
@@ -108,8 +111,8 @@ pub fn render(s: &NodeStatus) -> String {
         out.push_str(&format!("{:<16} {:<28} {}\n", c.check, target, c.state));
     }
     out.push_str(&format!(
-        "\n{:<16} {:<28} {:<12} {:>7} {:>12} {:>10}\n",
-        "POOL", "BACKEND", "STATE", "ACTIVE", "CONNECTIONS", "ERRORS"
+        "\n{:<16} {:<28} {:<12} {:>6} {:>7} {:>12} {:>10} {}\n",
+        "POOL", "BACKEND", "STATE", "WEIGHT", "ACTIVE", "CONNECTIONS", "ERRORS", "ADMIN"
     ));
     for p in &s.pools {
         for b in &p.backends {
@@ -119,8 +122,15 @@ pub fn render(s: &NodeStatus) -> String {
                 b.state.clone()
             };
             out.push_str(&format!(
-                "{:<16} {:<28} {:<12} {:>7} {:>12} {:>10}\n",
-                p.name, b.address, state, b.active, b.connections, b.connect_errors
+                "{:<16} {:<28} {:<12} {:>6} {:>7} {:>12} {:>10} {}\n",
+                p.name,
+                b.address,
+                state,
+                b.weight,
+                b.active,
+                b.connections,
+                b.connect_errors,
+                b.admin.as_deref().unwrap_or("-")
             ));
         }
     }

@@ -1,6 +1,7 @@
 //! `[admin]`: the HTTP endpoint for `/metrics` and `/status`. Off unless the table is present.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -14,12 +15,22 @@ pub struct Admin {
     /// Address and port to serve on. Default `127.0.0.1:9555`.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// Accept the write requests of `ha-lb ctl` (drain, disable, enable, weight, maintenance).
+    /// Default false: the endpoint is read-only.
+    #[serde(default)]
+    pub control: bool,
+    /// A file whose content (trimmed) is the bearer token write requests must carry. Required
+    /// with `control = true` when `listen` is not a loopback address. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
 }
 
 impl Default for Admin {
     fn default() -> Self {
         Admin {
             listen: DEFAULT_ADMIN_LISTEN,
+            control: false,
+            token_file: None,
         }
     }
 }

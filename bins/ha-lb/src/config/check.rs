@@ -91,6 +91,10 @@ pub struct Check {
     /// exec: the command as an argument vector (no shell). Required for exec.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<Vec<String>>,
+    /// exec: run the command as this `user[:group]` instead of `global.run_as`. Default: the
+    /// global one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_as: Option<String>,
     /// process: the process name as in /proc/PID/comm (at most 15 bytes). A process check
     /// needs this or `pidfile`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

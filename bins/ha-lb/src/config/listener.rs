@@ -29,6 +29,10 @@ pub struct Listener {
     /// 1..=604800000 (7 days). Default 3600000 (1 hour).
     #[serde(default = "default_idle_timeout_ms")]
     pub idle_timeout_ms: u64,
+    /// Log one line per connection (client, backend, bytes, duration, how it ended) at info
+    /// level, target `ha_lb::connection`. Default false.
+    #[serde(default)]
+    pub log: bool,
 }
 
 fn default_idle_timeout_ms() -> u64 {

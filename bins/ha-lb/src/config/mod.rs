@@ -45,7 +45,7 @@ pub use key_path::{KeyPath, Segment};
 pub use listener::Listener;
 pub use load::{load, load_with_warnings, parse, parse_with_warnings};
 pub use notify::Notify;
-pub use pool::{Algorithm, Backend, Pool, ProxyProtocol};
+pub use pool::{Algorithm, Backend, OnBackendDown, Pool, ProxyProtocol};
 pub use sync_group::SyncGroup;
 pub use track::{TrackCheck, TrackInterface, TrackPool};
 pub use validate::{validate, Problem, MAX_DURATION_MS, MAX_IDLE_TIMEOUT_MS};

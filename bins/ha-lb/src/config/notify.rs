@@ -25,6 +25,10 @@ pub struct Notify {
     /// plain `notify`. Default none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub any: Option<Vec<String>>,
+    /// Run these commands as this `user[:group]` instead of `global.run_as`. Default: the
+    /// global one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_as: Option<String>,
 }
 
 impl Notify {

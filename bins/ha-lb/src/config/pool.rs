@@ -56,6 +56,18 @@ pub enum ProxyProtocol {
     V2,
 }
 
+/// What happens to the open connections of a backend whose check goes down.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnBackendDown {
+    /// They go on (nginx, and haproxy's default).
+    #[default]
+    Keep,
+    /// They are closed at once (haproxy's `on-marked-down shutdown-sessions`), so that long
+    /// streams such as Kubernetes watches move to a healthy backend.
+    Close,
+}
+
 /// One pool.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -78,6 +90,14 @@ pub struct Pool {
     /// Window for `max_fails` and time the backend then stays out, ms. Default 10000.
     #[serde(default = "default_fail_timeout_ms")]
     pub fail_timeout_ms: u64,
+    /// What happens to the open connections of a backend whose check goes down: `keep` or
+    /// `close`. Default `keep`.
+    #[serde(default)]
+    pub on_backend_down: OnBackendDown,
+    /// Ramp a backend's weight up over this long after its check comes back up (haproxy's
+    /// `slowstart`), ms, 0..=3600000; 0 = at once. Default 0.
+    #[serde(default)]
+    pub slow_start_ms: u64,
     /// The backends. Required, at least one.
     pub backends: Vec<Backend>,
 }

@@ -59,6 +59,24 @@ pub fn validate(config: &Config) -> Vec<Problem> {
                 "give the port to serve /metrics and /status on, e.g. \"127.0.0.1:9555\"",
             );
         }
+        if admin.control && !admin.listen.ip().is_loopback() && admin.token_file.is_none() {
+            v.push(
+                KeyPath::root().key("admin").key("control"),
+                format!(
+                    "control = true on {}, not a loopback address, without a token",
+                    admin.listen
+                ),
+                "set token_file = \"/etc/ha-lb/admin.token\" (a file readable only by root), \
+                 or listen on 127.0.0.1",
+            );
+        }
+        if admin.token_file.is_some() && !admin.control {
+            v.push(
+                KeyPath::root().key("admin").key("token_file"),
+                "token_file without control = true: nothing would use it",
+                "set control = true to accept ha-lb ctl, or remove token_file",
+            );
+        }
     }
     v.problems
 }
@@ -628,7 +646,7 @@ impl Validator {
         let kind = c.kind;
         let net = matches!(kind, CheckKind::Tcp | CheckKind::Http | CheckKind::Https);
         let http = matches!(kind, CheckKind::Http | CheckKind::Https);
-        let allowed: [(&str, bool, bool); 11] = [
+        let allowed: [(&str, bool, bool); 12] = [
             ("address", c.address.is_some(), net),
             ("path", c.path.is_some(), http),
             ("host", c.host.is_some(), http),
@@ -638,6 +656,7 @@ impl Validator {
             ("expect_body", c.expect_body.is_some(), http),
             ("tls", c.tls.is_some(), kind == CheckKind::Https),
             ("command", c.command.is_some(), kind == CheckKind::Exec),
+            ("run_as", c.run_as.is_some(), kind == CheckKind::Exec),
             ("process", c.process.is_some(), kind == CheckKind::Process),
             ("pidfile", c.pidfile.is_some(), kind == CheckKind::Process),
         ];
@@ -791,6 +810,13 @@ impl Validator {
             "connect timeout",
         );
 
+        if pool.slow_start_ms > MAX_DURATION_MS {
+            self.push(
+                p.key("slow_start_ms"),
+                format!("slow_start_ms {} is out of range", pool.slow_start_ms),
+                "use 0..=3600000 (0 = full weight at once)",
+            );
+        }
         if pool.max_fails > 0 {
             self.duration(
                 p.key("fail_timeout_ms"),
@@ -1061,7 +1087,7 @@ fn kind_keys(key: &str) -> &'static str {
     match key {
         "address" => "`address` is for tcp, http and https",
         "tls" => "`tls` is for https",
-        "command" => "`command` is for exec",
+        "command" | "run_as" => "`command` and `run_as` are for exec",
         "process" | "pidfile" => "`process` and `pidfile` are for process",
         _ => "this key is for http and https",
     }

@@ -279,6 +279,13 @@ impl Translator {
                 "notification_email" | "notification_email_from" | "smtp_server" | "smtp_connect_timeout" => {
                     self.warn(child, format!("`{key}` is not translated: ha-lb sends no mail; use notify commands"));
                 }
+                "script_user" => match user_group(&child.args) {
+                    Some(u) => self.config.global.run_as = Some(u),
+                    None => self.warn(child, "`script_user` without a name; ignored"),
+                },
+                // ha-lb always refuses, when it runs as root, programs that another user could
+                // change: keepalived's script security is on without asking.
+                "enable_script_security" => {}
                 "vrrp_strict" => self.warn(
                     child,
                     "`vrrp_strict` is not translated: set accept_mode = false and leave out password per instance instead",
@@ -318,10 +325,10 @@ impl Translator {
                 "weight" => {
                     weight = self.weight_args(child, &child.args);
                 }
-                "user" => self.warn(
-                    child,
-                    "`user` is not translated: the check runs as ha-lb's user",
-                ),
+                "user" => match user_group(&child.args) {
+                    Some(u) => check.run_as = Some(u),
+                    None => self.warn(child, "`user` without a name; ignored"),
+                },
                 _ => self.not_translated(child, "vrrp_script"),
             }
         }
@@ -485,8 +492,9 @@ impl Translator {
             self.warn(
                 node,
                 format!(
-                    "`{}`: the user/group {:?} is not translated: the command runs as ha-lb's user (quote a \
-                     command that has arguments)",
+                    "`{}`: the user/group {:?} is not translated: ha-lb runs all the notify commands of \
+                     an instance as one user (its `notify.run_as`, else `global.run_as`, else ha-lb's own); \
+                     set that if they share one (and quote a command that has arguments)",
                     node.keyword,
                     node.args[1..].join(" ")
                 ),
@@ -950,7 +958,17 @@ fn keepalived_check(kind: CheckKind, interval_ms: u64) -> Check {
         expect_body: None,
         tls: None,
         command: None,
+        run_as: None,
         process: None,
         pidfile: None,
+    }
+}
+
+/// keepalived's `USER [GROUP]` as ha-lb's `user[:group]`.
+fn user_group(args: &[String]) -> Option<String> {
+    match args {
+        [user] => Some(user.clone()),
+        [user, group, ..] => Some(format!("{user}:{group}")),
+        [] => None,
     }
 }

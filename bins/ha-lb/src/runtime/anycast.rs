@@ -77,10 +77,11 @@ impl View<'_> {
             }
         }
         for p in &group.track_pools {
-            let ejected = self.shared.balancer().ejected(p);
+            let balancer = self.shared.balancer();
+            let ejected = balancer.ejected(p);
             let healthy = self.config.pools.get(p).is_some_and(|pool| {
                 pool.backends.iter().any(|b| {
-                    b.weight > 0
+                    balancer.operator_allows(p, b)
                         && !ejected.contains(&b.address)
                         && backend_key(self.config, b)
                             .is_none_or(|k| self.health.state(&k) == Some(healthcheck::State::Up))

@@ -6,13 +6,15 @@
 //! reload can open a changed listener before closing the old one: listeners keep accepting.
 //! A pool whose backends changed is updated in place (open connections and counters stay).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use lb_core::{
-    Algorithm, BackendConfig, BackendState, BalancerStats, Listener, ListenerConfig,
-    ListenerHandle, Pool, PoolConfig, ProxyProtocol,
+    Algorithm, BackendConfig, BackendState, BalancerStats, ConnectionLog, End, Listener,
+    ListenerConfig, ListenerHandle, Pool, PoolConfig, ProxyProtocol,
 };
+use serde::{Deserialize, Serialize};
 
 use super::error::RuntimeError;
 use crate::config::{self, Config};
@@ -20,11 +22,64 @@ use crate::config::{self, Config};
 /// Maglev lookup table size (a prime well above any pool size).
 const MAGLEV_TABLE_SIZE: usize = 65_537;
 
+/// An operator's state for a backend (`ha-lb ctl backend ...`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AdminState {
+    /// No new connections; open ones go on.
+    Drain,
+    /// No new connections; open ones are closed after a grace.
+    Disable,
+}
+
+/// What an operator asks of a backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendAction {
+    /// Take no new connections; open ones go on.
+    Drain,
+    /// Take no new connections; close the open ones after the grace.
+    Disable,
+    /// Undo drain and disable: the backend's state is its check's again.
+    Enable,
+    /// Set its weight (0..=1000); the configured weight is the file's again.
+    Weight(u32),
+}
+
+/// An operator's change to one backend, kept across reloads while the file leaves that
+/// backend as it was when the change was made (`basis`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Override {
+    state: Option<AdminState>,
+    weight: Option<u32>,
+    basis: config::Backend,
+}
+
+impl Override {
+    fn describe(&self) -> Option<String> {
+        let mut parts = Vec::new();
+        match self.state {
+            Some(AdminState::Drain) => parts.push("drain".to_owned()),
+            Some(AdminState::Disable) => parts.push("disable".to_owned()),
+            None => {}
+        }
+        if let Some(w) = self.weight {
+            parts.push(format!("weight {w}"));
+        }
+        (!parts.is_empty()).then(|| parts.join(", "))
+    }
+}
+
 /// The running pools and listeners.
 #[derive(Debug, Default)]
 pub struct Balancer {
     pools: BTreeMap<String, (config::Pool, Pool)>,
     listeners: BTreeMap<String, (config::Listener, ListenerHandle)>,
+    /// Operators' changes, by pool and backend.
+    overrides: BTreeMap<(String, SocketAddr), Override>,
+    /// Backends whose check says down (the others are up).
+    checks_down: BTreeSet<(String, SocketAddr)>,
+    /// Where listeners with `log = true` send their records.
+    log: Option<ConnectionLog>,
 }
 
 fn algorithm(a: config::Algorithm) -> Algorithm {
@@ -52,6 +107,13 @@ fn backends(pool: &config::Pool) -> Vec<BackendConfig> {
 }
 
 fn pool_config(name: &str, pool: &config::Pool) -> PoolConfig {
+    let mut pc = pool_config_base(name, pool);
+    pc.close_on_down = pool.on_backend_down == config::OnBackendDown::Close;
+    pc.slow_start = Duration::from_millis(pool.slow_start_ms);
+    pc
+}
+
+fn pool_config_base(name: &str, pool: &config::Pool) -> PoolConfig {
     let mut pc = PoolConfig::new(name, backends(pool));
     pc.algorithm = algorithm(pool.algorithm);
     pc.connect_timeout = Duration::from_millis(pool.connect_timeout_ms);
@@ -66,8 +128,13 @@ fn pool_config(name: &str, pool: &config::Pool) -> PoolConfig {
     pc
 }
 
-fn listener_config(l: &config::Listener) -> ListenerConfig {
+fn listener_config(
+    name: &str,
+    l: &config::Listener,
+    log: Option<&ConnectionLog>,
+) -> ListenerConfig {
     let mut lc = ListenerConfig::new(l.listen, l.pool.clone());
+    lc.log = log.filter(|_| l.log).map(|log| log.with_label(name));
     lc.freebind = l.non_local_bind;
     lc.reuseport = true;
     lc.max_connections = l.max_connections;
@@ -83,6 +150,8 @@ fn same_settings(a: &config::Pool, b: &config::Pool) -> bool {
         && a.proxy_protocol == b.proxy_protocol
         && a.max_fails == b.max_fails
         && a.fail_timeout_ms == b.fail_timeout_ms
+        && a.on_backend_down == b.on_backend_down
+        && a.slow_start_ms == b.slow_start_ms
 }
 
 impl Balancer {
@@ -128,7 +197,7 @@ impl Balancer {
             bound.push((
                 name.clone(),
                 l.clone(),
-                Listener::bind(&listener_config(l), pool)?,
+                Listener::bind(&listener_config(name, l, self.log.as_ref()), pool)?,
             ));
         }
         // Commit: update pools in place, swap listeners.
@@ -150,6 +219,7 @@ impl Balancer {
             }
         }
         self.pools.retain(|name, _| config.pools.contains_key(name));
+        self.keep_overrides(config);
         let mut retired = Vec::new();
         for (name, l, listener) in bound {
             tracing::info!(listener = %name, listen = %l.listen, pool = %l.pool, "listener started");
@@ -172,26 +242,189 @@ impl Balancer {
         Ok(retired)
     }
 
+    /// Sets where listeners with `log = true` send their records (before the first
+    /// [`Balancer::apply`]).
+    pub fn set_connection_log(&mut self, log: ConnectionLog) {
+        self.log = Some(log);
+    }
+
+    /// Connection log records dropped because its queue was full.
+    pub fn connection_log_dropped(&self) -> u64 {
+        self.log.as_ref().map_or(0, ConnectionLog::dropped)
+    }
+
+    /// Keeps the operators' changes to backends that `config` leaves as they were, and
+    /// applies them to the (possibly new) pools; forgets the others.
+    fn keep_overrides(&mut self, config: &Config) {
+        let pools = &self.pools;
+        self.overrides.retain(|(pool, addr), o| {
+            let same = config
+                .pools
+                .get(pool)
+                .and_then(|p| p.backends.iter().find(|b| b.address == *addr))
+                .is_some_and(|b| *b == o.basis);
+            if !same {
+                tracing::info!(pool = %pool, backend = %addr, "the file changed the backend: the operator's change to it ends");
+            }
+            same && pools.contains_key(pool)
+        });
+        self.checks_down.retain(|(pool, addr)| {
+            config
+                .pools
+                .get(pool)
+                .is_some_and(|p| p.backends.iter().any(|b| b.address == *addr))
+        });
+        // Every backend: those whose change just ended go back to the file's settings too.
+        for (name, (conf, _)) in &self.pools {
+            for b in &conf.backends {
+                if let Err(e) = self.push_backend(name, b.address, false) {
+                    tracing::warn!(pool = %name, backend = %b.address, error = %e, "operator's change not applied");
+                }
+            }
+        }
+    }
+
+    /// Sets backend `addr` of `pool` in lb-core from its check and its operator's change: a
+    /// check down wins (no new connections, and `on_backend_down` applies), then drain or
+    /// disable, then up; the weight is the operator's, else the file's. Unless `from_check`,
+    /// an unchanged state is not set again (setting "up" ends a passive-health cool-down,
+    /// which only a check may do).
+    fn push_backend(
+        &self,
+        pool: &str,
+        addr: SocketAddr,
+        from_check: bool,
+    ) -> Result<(), lb_core::Error> {
+        let Some((conf, p)) = self.pools.get(pool) else {
+            return Ok(());
+        };
+        let key = (pool.to_owned(), addr);
+        let o = self.overrides.get(&key);
+        let state = if self.checks_down.contains(&key) {
+            BackendState::Down
+        } else {
+            match o.and_then(|o| o.state) {
+                Some(AdminState::Drain) => BackendState::Drain,
+                Some(AdminState::Disable) => BackendState::Maintenance,
+                None => BackendState::Up,
+            }
+        };
+        let configured = conf
+            .backends
+            .iter()
+            .find(|b| b.address == addr)
+            .map_or(1, |b| b.weight);
+        p.set_weight(addr, o.and_then(|o| o.weight).unwrap_or(configured))?;
+        let current = p
+            .snapshot()
+            .backends()
+            .iter()
+            .find(|b| b.addr() == addr)
+            .map(|b| b.state());
+        if from_check || current != Some(state) {
+            p.set_state(addr, state)?;
+        }
+        Ok(())
+    }
+
     /// Sets the health of backend `addr` of `pool` (from its check).
     ///
     /// # Errors
     ///
     /// lb-core's, when the pool has no such backend.
     pub fn set_backend_state(
-        &self,
+        &mut self,
         pool: &str,
-        addr: std::net::SocketAddr,
+        addr: SocketAddr,
         up: bool,
     ) -> Result<(), lb_core::Error> {
-        let Some((_, p)) = self.pools.get(pool) else {
+        if !self.pools.contains_key(pool) {
             return Ok(());
-        };
-        let state = if up {
-            BackendState::Up
+        }
+        let key = (pool.to_owned(), addr);
+        if up {
+            self.checks_down.remove(&key);
         } else {
-            BackendState::Down
+            self.checks_down.insert(key);
+        }
+        self.push_backend(pool, addr, true)
+    }
+
+    /// An operator's change to backend `addr` of `pool`; what to say back.
+    ///
+    /// # Errors
+    ///
+    /// A message naming what is unknown or out of range.
+    pub fn control(
+        &mut self,
+        pool: &str,
+        addr: SocketAddr,
+        action: BackendAction,
+    ) -> Result<String, String> {
+        let Some((conf, _)) = self.pools.get(pool) else {
+            let known: Vec<&String> = self.pools.keys().collect();
+            return Err(format!("no pool {pool:?} (pools: {known:?})"));
         };
-        p.set_state(addr, state)
+        let Some(basis) = conf.backends.iter().find(|b| b.address == addr).cloned() else {
+            return Err(format!("pool {pool:?} has no backend {addr}"));
+        };
+        if let BackendAction::Weight(w) = action {
+            if w > 1000 {
+                return Err(format!("weight {w} is out of range 0..=1000"));
+            }
+        }
+        let key = (pool.to_owned(), addr);
+        let mut o = self.overrides.remove(&key).unwrap_or(Override {
+            state: None,
+            weight: None,
+            basis: basis.clone(),
+        });
+        o.basis = basis.clone();
+        match action {
+            BackendAction::Drain => o.state = Some(AdminState::Drain),
+            BackendAction::Disable => o.state = Some(AdminState::Disable),
+            BackendAction::Enable => o.state = None,
+            // The file's weight is no change to keep.
+            BackendAction::Weight(w) => o.weight = (w != basis.weight).then_some(w),
+        }
+        let said = o.describe().unwrap_or_else(|| "as configured".to_owned());
+        if o.state.is_some() || o.weight.is_some() {
+            self.overrides.insert(key, o);
+        }
+        self.push_backend(pool, addr, false)
+            .map_err(|e| e.to_string())?;
+        tracing::info!(pool = %pool, backend = %addr, now = %said, "operator changed a backend");
+        Ok(format!("pool {pool} backend {addr}: {said}"))
+    }
+
+    /// Closes the open connections of backend `addr` of `pool` if it is still disabled (the
+    /// end of `disable`'s grace).
+    pub fn close_if_disabled(&self, pool: &str, addr: SocketAddr) {
+        let disabled = self
+            .overrides
+            .get(&(pool.to_owned(), addr))
+            .is_some_and(|o| o.state == Some(AdminState::Disable));
+        if let (true, Some((_, p))) = (disabled, self.pools.get(pool)) {
+            if let Err(e) = p.close_connections(addr, End::Disabled) {
+                tracing::warn!(pool = %pool, backend = %addr, error = %e, "cannot close connections");
+            }
+        }
+    }
+
+    /// The operator's change to a backend, in words (`drain`, `weight 5`, ...), if any.
+    pub fn admin_note(&self, pool: &str, addr: SocketAddr) -> Option<String> {
+        self.overrides
+            .get(&(pool.to_owned(), addr))
+            .and_then(Override::describe)
+    }
+
+    /// Whether backend `b` of `pool` takes new connections as far as the file and the
+    /// operator say (weight above 0, not drained or disabled).
+    pub fn operator_allows(&self, pool: &str, b: &config::Backend) -> bool {
+        match self.overrides.get(&(pool.to_owned(), b.address)) {
+            Some(o) => o.state.is_none() && o.weight.unwrap_or(b.weight) > 0,
+            None => b.weight > 0,
+        }
     }
 
     /// The backends of `pool` that passive health (failed connects, nginx's `max_fails`) has
@@ -255,6 +488,24 @@ mod tests {
             t += &format!("[[pools.web.backends]]\naddress = \"{b}\"\n");
         }
         toml::from_str(&t).unwrap()
+    }
+
+    #[test]
+    fn pool_options_reach_lb_core() {
+        let mut c = config("127.0.0.1:1", &["127.0.0.1:2"], "roundrobin");
+        let p = c.pools.get_mut("web").unwrap();
+        assert!(!pool_config("web", p).close_on_down);
+        assert_eq!(pool_config("web", p).slow_start, Duration::ZERO);
+        p.on_backend_down = config::OnBackendDown::Close;
+        p.slow_start_ms = 1500;
+        let pc = pool_config("web", p);
+        assert!(pc.close_on_down);
+        assert_eq!(pc.slow_start, Duration::from_millis(1500));
+        // A change of either makes a new pool (not an in-place backend update).
+        let before = c.pools["web"].clone();
+        let mut after = before.clone();
+        after.slow_start_ms = 10;
+        assert!(!same_settings(&before, &after));
     }
 
     #[tokio::test]

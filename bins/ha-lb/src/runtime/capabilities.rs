@@ -9,15 +9,14 @@ const CAP_NET_ADMIN: u32 = 12;
 /// Bit of CAP_NET_RAW.
 const CAP_NET_RAW: u32 = 13;
 
-/// The effective capability set of this process, from /proc/self/status.
+/// The effective capability set of this process (capget(2), through rustix: no crate of its
+/// own needed).
 fn effective() -> Result<u64, RuntimeError> {
-    let status = std::fs::read_to_string("/proc/self/status")
-        .map_err(RuntimeError::io("read /proc/self/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-        .ok_or_else(|| RuntimeError::Privileges("cannot read CapEff from /proc/self/status".into()))
+    rustix::thread::capabilities(None)
+        .map(|c| c.effective.bits())
+        .map_err(|e| {
+            RuntimeError::Privileges(format!("cannot read this process's capabilities: {e}"))
+        })
 }
 
 /// The names of the capabilities VRRP needs that `caps` lacks.

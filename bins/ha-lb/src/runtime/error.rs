@@ -66,6 +66,13 @@ pub enum RuntimeError {
         #[source]
         source: healthcheck::ConfigError,
     },
+    /// A program the configuration runs is unsafe to run as root, or a `run_as` user does not
+    /// exist.
+    #[error("{0}")]
+    Scripts(String),
+    /// The admin endpoint's settings cannot be used (its token file).
+    #[error("{0}")]
+    Admin(String),
     /// The balancer refused a pool or listener.
     #[error("balancer: {0}")]
     Balancer(#[from] lb_core::Error),

@@ -101,6 +101,15 @@ pub fn backend_key(config: &Config, backend: &config::Backend) -> Option<Monitor
     })
 }
 
+/// `check` with the global `run_as` when it has none (so that changing it restarts the check).
+fn with_run_as(config: &Config, check: &config::Check) -> config::Check {
+    let mut c = check.clone();
+    if c.kind == CheckKind::Exec && c.run_as.is_none() {
+        c.run_as.clone_from(&config.global.run_as);
+    }
+    c
+}
+
 /// Every monitor a configuration needs, with its check.
 fn wanted(config: &Config) -> BTreeMap<MonitorKey, config::Check> {
     let mut out = BTreeMap::new();
@@ -111,7 +120,7 @@ fn wanted(config: &Config) -> BTreeMap<MonitorKey, config::Check> {
                     check: name.clone(),
                     target: None,
                 },
-                check.clone(),
+                with_run_as(config, check),
             );
         }
     }
@@ -119,7 +128,7 @@ fn wanted(config: &Config) -> BTreeMap<MonitorKey, config::Check> {
         for b in &pool.backends {
             if let Some(key) = backend_key(config, b) {
                 if let Some(check) = config.checks.get(&key.check) {
-                    out.insert(key, check.clone());
+                    out.insert(key, with_run_as(config, check));
                 }
             }
         }
@@ -165,7 +174,11 @@ pub fn check_config(check: &config::Check, target: Option<SocketAddr>) -> CheckC
             CheckConfig::Http(http)
         }
         CheckKind::Exec => {
-            let command = check.command.clone().unwrap_or_default();
+            // Through the sandbox: no capabilities, and the user of `run_as`.
+            let command = super::scripts::sandboxed(
+                check.run_as.as_deref(),
+                &check.command.clone().unwrap_or_default(),
+            );
             let mut args = command.into_iter();
             let program = args.next().unwrap_or_default();
             CheckConfig::Exec(ExecConfig::new(program, args))
@@ -369,7 +382,10 @@ mod tests {
     fn exec_and_process_checks() {
         let c = check("kind = \"exec\"\ncommand = [\"/bin/true\", \"-x\"]");
         match check_config(&c, None) {
-            CheckConfig::Exec(e) => assert_eq!(e.command, vec!["/bin/true", "-x"]),
+            CheckConfig::Exec(e) => assert_eq!(
+                e.command,
+                vec!["/proc/self/exe", "sandbox", "--", "/bin/true", "-x"]
+            ),
             other => panic!("{other:?}"),
         }
         let c = check("kind = \"process\"\nprocess = \"nginx\"");

@@ -40,6 +40,10 @@ pub enum Command {
     /// A reload changed only what applies in place (see [`in_place`]): the new priority and
     /// notify commands.
     Reconfigure(u8, crate::config::Notify),
+    /// An operator's maintenance (`ha-lb ctl instance NAME maintenance on|off`): on, a Master
+    /// hands over at once (priority 0, as a graceful stop) and the instance stays Backup until
+    /// off.
+    Maintenance(bool),
     /// Stop: priority 0 if Master, remove the VIPs, run the stop command; answer when done.
     Shutdown(oneshot::Sender<()>),
 }
@@ -300,6 +304,8 @@ pub fn start(
         "instance starting"
     );
     let driver = Driver {
+        group_hold: !group_tracks.is_empty(),
+        maintenance: false,
         link_up,
         events: context.events.clone(),
         group_tracks,
@@ -330,6 +336,10 @@ pub fn start(
 /// itself sits in the port's demultiplexer.
 #[derive(Debug)]
 pub struct Driver {
+    /// Held back from Master by its sync group.
+    group_hold: bool,
+    /// Held back from Master by an operator.
+    maintenance: bool,
     /// The interface's last known state (the kernel repeats link messages).
     link_up: bool,
     events: mpsc::UnboundedSender<StateEvent>,
@@ -459,7 +469,11 @@ impl Driver {
                 );
                 router.set_interface_up(now(), up);
             }
-            Command::Hold(hold) => router.set_master_hold(now(), hold),
+            Command::Hold(hold) => {
+                self.group_hold = hold;
+                router.set_master_hold(now(), hold || self.maintenance);
+            }
+            Command::Maintenance(on) => self.set_maintenance(router, on),
             Command::StepDown(why) => {
                 self.reason = why;
                 router.handle_step_down(now());
@@ -494,6 +508,22 @@ impl Driver {
             "reload: priority changed in place"
         );
         self.reason = format!("reload: priority {before} to {priority}");
+    }
+
+    /// Maintenance on: held from Master, and a Master steps down now (one priority-0 advert,
+    /// VIPs removed); off: the sync group's hold alone, so it becomes Master again if no
+    /// other node is.
+    fn set_maintenance(&mut self, router: &mut Router, on: bool) {
+        if self.maintenance == on {
+            return;
+        }
+        self.maintenance = on;
+        tracing::info!(instance = %self.name, on, state = %router.state(), "maintenance");
+        self.reason = format!("maintenance {}", if on { "on" } else { "off" });
+        router.set_master_hold(now(), on || self.group_hold);
+        if on {
+            router.handle_step_down(now());
+        }
     }
 
     fn track(&mut self, router: &mut Router, id: TrackId, up: bool, why: &str) {
@@ -555,7 +585,8 @@ impl Driver {
                     state: router.state(),
                     own_fault: false,
                     priority: router.effective_priority(),
-                    wants_master: wants,
+                    // In maintenance it wants nothing its group should act on.
+                    wants_master: wants && !self.maintenance,
                     change: None,
                     why: self.reason.clone(),
                 });
@@ -604,7 +635,7 @@ impl Driver {
             state: to,
             own_fault,
             priority: router.effective_priority(),
-            wants_master: router.wants_master(),
+            wants_master: router.wants_master() && !self.maintenance,
             change: Some((from, reason)),
             why: self.reason.clone(),
         });
@@ -636,8 +667,9 @@ impl Driver {
                 .iter()
                 .map(ToString::to_string)
                 .collect(),
-            sync_held: router.is_master_held(),
+            sync_held: self.group_hold && router.is_master_held(),
             wants_master: router.wants_master(),
+            maintenance: self.maintenance,
             counters: router.stats().clone(),
         });
     }

@@ -20,6 +20,8 @@ pub mod announcers;
 pub mod anycast;
 pub mod balancer;
 pub mod capabilities;
+pub mod conn_log;
+pub mod control;
 pub mod error;
 pub mod health;
 pub mod instance;
@@ -27,6 +29,7 @@ pub mod links;
 pub mod notify;
 pub mod ports;
 pub mod readiness;
+pub mod scripts;
 pub mod status;
 pub mod tracks;
 pub mod vips;
@@ -100,6 +103,10 @@ struct Node {
     admin: Option<tokio::task::JoinHandle<()>>,
     /// The anycast groups.
     anycast: anycast::Anycast,
+    /// Where the admin endpoint sends operators' requests.
+    control_tx: control::ControlSender,
+    /// Instances an operator put in maintenance (kept across reloads while they exist).
+    maintenance: BTreeSet<String>,
 }
 
 fn router_id(config: &Config) -> String {
@@ -129,12 +136,16 @@ pub async fn run(options: Options, shared: Arc<Shared>) -> Result<(), RuntimeErr
     if !config.anycast.is_empty() {
         capabilities::require_net_admin()?;
     }
+    scripts::verify(&config).map_err(RuntimeError::Scripts)?;
+    scripts::set_global_run_as(config.global.run_as.clone());
 
     let (health_tx, mut health_rx) = mpsc::unbounded_channel::<HealthEvent>();
     let (link_tx, mut link_rx) = mpsc::unbounded_channel::<LinkEvent>();
     let (state_tx, mut state_rx) = mpsc::unbounded_channel::<StateEvent>();
     let mut heartbeat = shared.heartbeat_channel();
+    let (control_tx, mut control_rx) = mpsc::unbounded_channel::<control::ControlRequest>();
     shared.set_router_id(router_id(&config));
+    shared.balancer().set_connection_log(conn_log::start());
     let mut node = Node {
         options,
         config: Config::default(),
@@ -150,13 +161,17 @@ pub async fn run(options: Options, shared: Arc<Shared>) -> Result<(), RuntimeErr
         groups: BTreeMap::new(),
         admin: None,
         anycast: anycast::Anycast::default(),
+        control_tx,
+        maintenance: BTreeSet::new(),
     };
     node.health.apply(&config)?;
     let retired = node.shared.balancer().apply(&config)?;
     drop(retired);
     if let Some(admin) = &config.admin {
-        node.admin = Some(crate::admin::serve(admin.listen, shared.clone()).await?);
+        node.admin =
+            Some(crate::admin::serve(admin, shared.clone(), node.control_tx.clone()).await?);
     }
+    node.shared.count_reload(true);
     // Always watched, so that a reload adding instances has link state too.
     if let Err(e) = links::watch(link_tx) {
         if !config.instances.is_empty() {
@@ -220,6 +235,7 @@ pub async fn run(options: Options, shared: Arc<Shared>) -> Result<(), RuntimeErr
             Some(event) = health_rx.recv() => node.health_changed(&event),
             Some(event) = link_rx.recv() => node.link_changed(&event).await,
             Some(event) = state_rx.recv() => node.state_changed(event),
+            Some(request) = control_rx.recv() => node.control(request),
             _ = passive.tick() => {
                 node.push_tracks();
                 node.update_anycast();
@@ -256,9 +272,9 @@ fn no_accept_addresses(config: &Config) -> Vec<IpAddr> {
 }
 
 /// Makes the nftables rules drop traffic to the no-accept VIPs of `new`, when they differ
-/// from those of `old` (`None`: at start). Without any, `nft` only runs once at start, if it
-/// is installed, to remove a table that a killed earlier run left (its file may have changed
-/// since); hosts that do not use `accept_mode = false` need no nftables.
+/// from those of `old` (`None`: at start). Without any, the table is only removed once at
+/// start, in case a killed earlier run left it (its file may have changed since); a kernel
+/// without nf_tables is then no error.
 fn set_no_accept(new: &Config, old: Option<&Config>) -> Result<(), RuntimeError> {
     let addresses = no_accept_addresses(new);
     let before = old.map(no_accept_addresses).unwrap_or_default();
@@ -335,6 +351,51 @@ impl Node {
         self.shared.set_anycast(self.anycast.statuses());
     }
 
+    /// An operator's request from the admin endpoint.
+    fn control(&mut self, request: control::ControlRequest) {
+        let answer = match request.request {
+            control::Request::Backend {
+                pool,
+                backend,
+                action,
+                grace,
+            } => {
+                let r = self.shared.balancer().control(&pool, backend, action);
+                if r.is_ok() && action == balancer::BackendAction::Disable {
+                    let grace = grace.unwrap_or(self.options.drain_timeout);
+                    let shared = self.shared.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(grace).await;
+                        shared.balancer().close_if_disabled(&pool, backend);
+                    });
+                }
+                self.push_tracks();
+                r
+            }
+            control::Request::Maintenance { instance, on } => {
+                if self.config.instances.contains_key(&instance) {
+                    if on {
+                        self.maintenance.insert(instance.clone());
+                    } else {
+                        self.maintenance.remove(&instance);
+                    }
+                    if let Some(h) = self.instances.get(&instance) {
+                        h.send(Command::Maintenance(on));
+                    }
+                    tracing::info!(instance = %instance, on, "operator: maintenance");
+                    Ok(format!(
+                        "instance {instance}: maintenance {}",
+                        if on { "on" } else { "off" }
+                    ))
+                } else {
+                    let known: Vec<&String> = self.config.instances.keys().collect();
+                    Err(format!("no instance {instance:?} (instances: {known:?})"))
+                }
+            }
+        };
+        let _ = request.reply.send(answer);
+    }
+
     /// Whether `source`, tracked by `instance`, is up.
     fn track_up(&self, source: &TrackSource, instance: &str) -> bool {
         match source {
@@ -342,10 +403,11 @@ impl Node {
             TrackSource::Pool(p) => {
                 // Healthy: its check (if any) is not down, passive health has not taken it out,
                 // and it takes new connections (weight > 0).
-                let ejected = self.shared.balancer().ejected(p);
+                let balancer = self.shared.balancer();
+                let ejected = balancer.ejected(p);
                 self.config.pools.get(p).is_some_and(|pool| {
                     pool.backends.iter().any(|b| {
-                        b.weight > 0
+                        balancer.operator_allows(p, b)
                             && self.health.backend_up(&self.config, b)
                             && !ejected.contains(&b.address)
                     })
@@ -531,6 +593,9 @@ impl Node {
             }
             Err(e) => return Err(e),
         };
+        if self.maintenance.contains(name) {
+            handle.send(Command::Maintenance(true));
+        }
         self.instances.insert(name.to_owned(), handle);
         // A member starts held (see instance::start); the group lets it go.
         if let Some(group) = group {
@@ -641,7 +706,7 @@ impl Node {
     /// all. (Setting a backend up also ends its passive-health cool-down, so it is done only
     /// when its own check says so.)
     fn push_backend_states(&self, only: Option<&health::MonitorKey>) {
-        let balancer = self.shared.balancer();
+        let mut balancer = self.shared.balancer();
         for (pool_name, pool) in &self.config.pools {
             for b in &pool.backends {
                 let key = backend_key(&self.config, b);
@@ -705,46 +770,64 @@ impl Node {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!("reload rejected, the running configuration stays:\n{e}");
+                self.shared.count_reload(false);
                 return;
             }
         };
         if new == self.config {
             tracing::info!("reload: configuration unchanged");
+            self.shared.count_reload(true);
             return;
         }
         if !new.instances.is_empty() {
             if let Err(e) = capabilities::require_vrrp() {
                 tracing::error!("reload rejected, the running configuration stays: {e}");
+                self.shared.count_reload(false);
                 return;
             }
         }
         if !new.anycast.is_empty() {
             if let Err(e) = capabilities::require_net_admin() {
                 tracing::error!("reload rejected, the running configuration stays: {e}");
+                self.shared.count_reload(false);
                 return;
             }
         }
+        if let Err(e) = scripts::verify(&new) {
+            tracing::error!("reload rejected, the running configuration stays: {e}");
+            self.shared.count_reload(false);
+            return;
+        }
         if let Err(e) = set_no_accept(&new, Some(&self.config)) {
             tracing::error!(error = %e, "reload rejected, the running configuration stays");
+            self.shared.count_reload(false);
             return;
         }
         let retired = match self.shared.balancer().apply(&new) {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "reload rejected (balancer), the running configuration stays");
+                self.shared.count_reload(false);
                 return;
             }
         };
+        self.shared.count_reload(true);
+        scripts::set_global_run_as(new.global.run_as.clone());
+        self.maintenance
+            .retain(|name| new.instances.contains_key(name));
         if let Err(e) = self.health.apply(&new) {
             tracing::error!(error = %e, "reload: health checks not changed");
         }
         let old = std::mem::replace(&mut self.config, new.clone());
         if old.admin != new.admin {
             if let Some(task) = self.admin.take() {
+                // Gone before the new one binds the same port.
                 task.abort();
+                let _ = task.await;
             }
             if let Some(admin) = &new.admin {
-                match crate::admin::serve(admin.listen, self.shared.clone()).await {
+                match crate::admin::serve(admin, self.shared.clone(), self.control_tx.clone()).await
+                {
                     Ok(task) => self.admin = Some(task),
                     Err(e) => tracing::error!(error = %e, "reload: admin endpoint not started"),
                 }

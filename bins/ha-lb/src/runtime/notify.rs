@@ -48,9 +48,11 @@ pub fn commands_for(
         ]);
         argv
     });
+    let run_as = notify.run_as.clone().or_else(super::scripts::global_run_as);
     own.into_iter()
         .chain(any)
         .filter(|a| !a.is_empty())
+        .map(|argv| super::scripts::sandboxed(run_as.as_deref(), &argv))
         .collect()
 }
 
@@ -141,10 +143,19 @@ mod tests {
             ..Notify::default()
         };
         let c = commands_for(&notify, "INSTANCE", "VI_1", "MASTER", 150);
-        assert_eq!(c[0], vec!["/bin/m"]);
+        assert_eq!(c[0], vec!["/proc/self/exe", "sandbox", "--", "/bin/m"]);
         assert_eq!(
-            c[1],
-            vec!["/bin/any", "x", "INSTANCE", "VI_1", "MASTER", "150"]
+            c[1][3..],
+            ["/bin/any", "x", "INSTANCE", "VI_1", "MASTER", "150"]
+        );
+        let as_nobody = Notify {
+            run_as: Some("nobody".into()),
+            ..notify.clone()
+        };
+        let c = commands_for(&as_nobody, "INSTANCE", "VI_1", "MASTER", 150);
+        assert_eq!(
+            c[0][..4],
+            ["/proc/self/exe", "sandbox", "--run-as", "nobody"]
         );
         assert_eq!(
             commands_for(&notify, "INSTANCE", "VI_1", "BACKUP", 150).len(),

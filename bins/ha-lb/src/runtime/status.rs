@@ -36,9 +36,12 @@ pub struct InstanceStatus {
     /// Held back from Master by its sync group.
     #[serde(default)]
     pub sync_held: bool,
-    /// Would be Master but for its sync group.
+    /// Would be Master but for its sync group (or maintenance).
     #[serde(default)]
     pub wants_master: bool,
+    /// In maintenance (`ha-lb ctl instance NAME maintenance on`): stays Backup.
+    #[serde(default)]
+    pub maintenance: bool,
     /// vrrp-core's counters (RFC 6527 names).
     pub counters: vrrp_core::Stats,
 }
@@ -63,6 +66,7 @@ impl InstanceStatus {
             vips: inst.vips.iter().map(|v| v.address.to_string()).collect(),
             sync_held: false,
             wants_master: false,
+            maintenance: false,
             counters: vrrp_core::Stats::default(),
         }
     }
@@ -75,6 +79,13 @@ pub struct BackendStatus {
     pub address: String,
     /// `up`, `down`, `drain` or `maintenance`.
     pub state: String,
+    /// Its weight now (the operator's or the file's; less while slow start ramps it up).
+    #[serde(default)]
+    pub weight: u32,
+    /// An operator's change kept until the file changes the backend: `drain`, `disable`,
+    /// `weight N`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<String>,
     /// Taken out by passive health.
     pub ejected: bool,
     /// Open connections.
@@ -146,6 +157,23 @@ pub struct NodeStatus {
     /// Anycast groups (absent from the documents of older versions).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub anycast: Vec<AnycastStatus>,
+    /// Connection log lines dropped because the log could not keep up.
+    #[serde(default)]
+    pub connection_log_dropped: u64,
+    /// Configuration loads (at start and on SIGHUP).
+    #[serde(default)]
+    pub reloads: Reloads,
+}
+
+/// Configuration loads and their outcome, for `ha_lb_config_reload_total`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Reloads {
+    /// Loads applied (the one at start included).
+    pub success: u64,
+    /// Loads rejected (the running configuration stayed).
+    pub failure: u64,
+    /// When the last applied one was, in seconds since the Unix epoch (0: never).
+    pub last_success_unix: f64,
 }
 
 /// The live state the runtime updates and the admin endpoint reads.
@@ -160,6 +188,8 @@ pub struct Shared {
     readiness: Mutex<Option<Readiness>>,
     /// The event loop's end of `/healthz` pings.
     heartbeat: Mutex<Option<mpsc::Sender<oneshot::Sender<()>>>>,
+    /// Configuration loads, for the reload metrics.
+    reloads: Mutex<Reloads>,
 }
 
 /// Whether the node is ready to serve (`/readyz`).
@@ -277,9 +307,24 @@ impl Shared {
         }
     }
 
+    /// Counts a configuration load: applied (`true`) or rejected.
+    pub fn count_reload(&self, applied: bool) {
+        let mut r = lock(&self.reloads);
+        if applied {
+            r.success += 1;
+            r.last_success_unix = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+        } else {
+            r.failure += 1;
+        }
+    }
+
     /// The whole status now.
     pub fn snapshot(&self) -> NodeStatus {
-        let stats = self.balancer().stats();
+        let balancer = self.balancer();
+        let stats = balancer.stats();
+        let log_dropped = balancer.connection_log_dropped();
         NodeStatus {
             router_id: lock(&self.router_id).clone(),
             instances: lock(&self.instances).values().cloned().collect(),
@@ -296,6 +341,8 @@ impl Shared {
                         .map(|b| BackendStatus {
                             address: b.addr.to_string(),
                             state: b.state.to_string(),
+                            weight: b.weight,
+                            admin: balancer.admin_note(&p.name, b.addr),
                             ejected: b.ejected,
                             active: b.active,
                             connections: b.connections,
@@ -318,6 +365,8 @@ impl Shared {
                     bytes_to_clients: l.bytes_to_clients,
                 })
                 .collect(),
+            connection_log_dropped: log_dropped,
+            reloads: *lock(&self.reloads),
         }
     }
 }

@@ -348,3 +348,17 @@ impl Drop for ChildGuard {
         }
     }
 }
+
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Held by every test of the e2e binary: they share one machine's CPU and time their
+/// failovers, so they run one at a time (a test that failed does not block the others).
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The `ha-lb` binary the e2e tests run: the one cargo built, or `$HALB_BINARY` (CI runs the
+/// failover tests again with the binary taken out of the container image).
+pub fn halb_binary() -> String {
+    std::env::var("HALB_BINARY").unwrap_or_else(|_| env!("CARGO_BIN_EXE_ha-lb").to_owned())
+}

@@ -9,8 +9,7 @@
 //! cp3 takes cp3 out, and that a crash of the node holding the VIP moves it.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-#[path = "support/netns.rs"]
-mod netns;
+use crate::netns;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -265,6 +264,7 @@ fn has_vip(ns: &Netns) -> bool {
 
 #[test]
 fn kubeadm_stacked_layout_serves_checks_and_fails_over() {
+    let _serial = crate::netns::serial();
     if !Netns::available("kubeadm_stacked_layout_serves_checks_and_fails_over") {
         return;
     }

@@ -8,8 +8,7 @@
 //! namespaces, the test skips with a reason, except under `CI=true` where it fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may unwrap (docs/developing.md)
 
-#[path = "support/netns.rs"]
-mod netns;
+use crate::netns;
 
 use std::net::IpAddr;
 use std::process::Stdio;
@@ -37,6 +36,7 @@ fn has_vip(ns: &Netns) -> bool {
 
 #[test]
 fn keepalived_old_unicast_checksum_interoperates_with_v3_multicast_pseudo_header() {
+    let _serial = crate::netns::serial();
     let test = "keepalived_old_unicast_checksum";
     if !Netns::available(test) || !netns::tool_available(test, "keepalived", "keepalived") {
         return;

@@ -11,8 +11,7 @@
 //! they fail.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may unwrap (docs/developing.md)
 
-#[path = "support/netns.rs"]
-mod netns;
+use crate::netns;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -355,6 +354,7 @@ const PASS: &[u8] = b"123456";
 
 #[test]
 fn tshark_accepts_vrrpv2_with_pass() {
+    let _serial = crate::netns::serial();
     let test = "tsv2";
     if !available(test) {
         return;
@@ -376,6 +376,7 @@ fn tshark_accepts_vrrpv2_with_pass() {
 
 #[test]
 fn tshark_accepts_vrrpv3_ipv4_in_both_checksum_modes() {
+    let _serial = crate::netns::serial();
     let test = "tsv3v4";
     if !available(test) {
         return;
@@ -413,6 +414,7 @@ fn tshark_accepts_vrrpv3_ipv4_in_both_checksum_modes() {
 
 #[test]
 fn tshark_accepts_vrrpv3_ipv6() {
+    let _serial = crate::netns::serial();
     let test = "tsv3v6";
     if !available(test) {
         return;

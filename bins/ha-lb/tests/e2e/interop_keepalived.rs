@@ -22,8 +22,7 @@
 //! namespaces, the tests skip with a reason, except under `CI=true` where they fail.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may unwrap (docs/developing.md)
 
-#[path = "support/netns.rs"]
-mod netns;
+use crate::netns;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -427,6 +426,7 @@ fn elections(tag: &str, kind: Kind) {
 
 #[test]
 fn keepalived_v2_pass_multicast() {
+    let _serial = crate::netns::serial();
     elections(
         "ikv2m",
         Kind {
@@ -440,6 +440,7 @@ fn keepalived_v2_pass_multicast() {
 
 #[test]
 fn keepalived_v2_pass_unicast() {
+    let _serial = crate::netns::serial();
     elections(
         "ikv2u",
         Kind {
@@ -453,6 +454,7 @@ fn keepalived_v2_pass_unicast() {
 
 #[test]
 fn keepalived_v3_ipv4_multicast() {
+    let _serial = crate::netns::serial();
     elections(
         "ikv34m",
         Kind {
@@ -466,6 +468,7 @@ fn keepalived_v3_ipv4_multicast() {
 
 #[test]
 fn keepalived_v3_ipv4_unicast() {
+    let _serial = crate::netns::serial();
     elections(
         "ikv34u",
         Kind {
@@ -479,6 +482,7 @@ fn keepalived_v3_ipv4_unicast() {
 
 #[test]
 fn keepalived_v3_ipv4_unicast_old_unicast_checksum() {
+    let _serial = crate::netns::serial();
     // keepalived's `old_unicast_checksum` and ha-lb's: the pseudo-header names 224.0.0.18.
     elections(
         "ikv34o",
@@ -493,6 +497,7 @@ fn keepalived_v3_ipv4_unicast_old_unicast_checksum() {
 
 #[test]
 fn keepalived_v3_ipv6_multicast() {
+    let _serial = crate::netns::serial();
     elections(
         "ikv36m",
         Kind {
@@ -506,6 +511,7 @@ fn keepalived_v3_ipv6_multicast() {
 
 #[test]
 fn keepalived_v3_ipv6_unicast() {
+    let _serial = crate::netns::serial();
     elections(
         "ikv36u",
         Kind {
@@ -575,6 +581,7 @@ fn import(conf: &Path) -> PathBuf {
 
 #[test]
 fn a_node_migrated_with_import_keepalived_joins_the_seeds_keepalived() {
+    let _serial = crate::netns::serial();
     let tag = "ikseed";
     if !Netns::available(tag) || !netns::tool_available(tag, "keepalived", "keepalived") {
         return;
@@ -662,6 +669,7 @@ fn a_node_migrated_with_import_keepalived_joins_the_seeds_keepalived() {
 /// returns: it takes .200 back and .201 stays; ha-lb stops: keepalived takes .201 the same way.
 #[test]
 fn a_migrated_active_active_node_shares_the_seeds_vips_with_keepalived() {
+    let _serial = crate::netns::serial();
     let tag = "ikaa";
     if !Netns::available(tag) || !netns::tool_available(tag, "keepalived", "keepalived") {
         return;

@@ -50,11 +50,13 @@ fn assert_refused(extra: &[&str]) {
 
 #[test]
 fn run_refuses_without_capabilities() {
+    let _serial = crate::netns::serial();
     assert_refused(&[]);
 }
 
 #[test]
 fn worker_refuses_without_capabilities() {
+    let _serial = crate::netns::serial();
     assert_refused(&["--no-supervisor"]);
 }
 
@@ -64,6 +66,7 @@ fn worker_refuses_without_capabilities() {
 /// waits in Fault, see e2e_failover's `missing_interface_at_start_is_waited_for`.)
 #[test]
 fn run_stops_when_a_listener_cannot_bind() {
+    let _serial = crate::netns::serial();
     let dir = std::env::temp_dir().join(format!("halb-nobind-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("x.toml");

@@ -1,13 +1,13 @@
 //! `ha-lb demo` builds its topology, shows both failovers, and leaves nothing behind.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-#[path = "support/netns.rs"]
-mod netns;
+use crate::netns;
 
 use std::process::Command;
 
 #[test]
 fn demo_shows_failover_and_cleans_up() {
+    let _serial = crate::netns::serial();
     if !netns::Netns::available("demo_shows_failover_and_cleans_up") {
         return;
     }

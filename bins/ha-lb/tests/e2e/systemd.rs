@@ -4,25 +4,19 @@
 //! namespace), with `WATCHDOG_USEC` set as systemd sets it for `WatchdogSec=`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-#[path = "support/netns.rs"]
-mod netns;
+use crate::netns;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use netns::{wait_until, ChildGuard, Netns};
 use nix::sys::signal::Signal;
 
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
+use crate::netns::serial;
 
 const ADMIN: &str = "127.0.0.1:9555";
 

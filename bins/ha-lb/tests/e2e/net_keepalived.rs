@@ -6,8 +6,7 @@
 //! `CI=true` where it fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may unwrap (docs/developing.md)
 
-#[path = "support/netns.rs"]
-mod netns;
+use crate::netns;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -219,6 +218,7 @@ fn run_case(c: &Case) {
 
 #[test]
 fn keepalived_v3_ipv4_interoperates() {
+    let _serial = crate::netns::serial();
     let name = "keepalived_v3_ipv4_interoperates";
     if !Netns::available(name) || !netns::tool_available(name, "keepalived", "keepalived") {
         return;
@@ -239,6 +239,7 @@ fn keepalived_v3_ipv4_interoperates() {
 
 #[test]
 fn keepalived_v3_ipv6_interoperates() {
+    let _serial = crate::netns::serial();
     let name = "keepalived_v3_ipv6_interoperates";
     if !Netns::available(name) || !netns::tool_available(name, "keepalived", "keepalived") {
         return;
@@ -259,6 +260,7 @@ fn keepalived_v3_ipv6_interoperates() {
 
 #[test]
 fn keepalived_v2_with_the_seeds_password_interoperates() {
+    let _serial = crate::netns::serial();
     let name = "keepalived_v2_with_the_seeds_password_interoperates";
     if !Netns::available(name) || !netns::tool_available(name, "keepalived", "keepalived") {
         return;
@@ -279,6 +281,7 @@ fn keepalived_v2_with_the_seeds_password_interoperates() {
 
 #[test]
 fn keepalived_seed_active_standby_unicast_interoperates() {
+    let _serial = crate::netns::serial();
     // The seed's lb1: VRRPv2, PASS 123456, advert 1 s, unicast to the peer.
     let name = "keepalived_seed_active_standby_unicast_interoperates";
     if !Netns::available(name) || !netns::tool_available(name, "keepalived", "keepalived") {

@@ -10,8 +10,7 @@
 //! The tests run one at a time (a lock), so their timings do not compete for the CPU.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-#[path = "support/netns.rs"]
-mod netns;
+use crate::netns;
 
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -20,7 +19,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -29,11 +28,7 @@ use netns::{wait_until, ChildGuard, Lan, Netns};
 use nix::sched::{setns, CloneFlags};
 use nix::sys::signal::Signal;
 
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
+use crate::netns::serial;
 
 const LB1: usize = 0;
 const LB2: usize = 1;
@@ -272,7 +267,7 @@ impl Topo {
             .append(true)
             .open(self.dir.join(format!("{name}.log")))
             .unwrap();
-        let mut cmd = self.ns(i).command(env!("CARGO_BIN_EXE_ha-lb"));
+        let mut cmd = self.ns(i).command(&netns::halb_binary());
         cmd.args(["run", "--config"])
             .arg(config)
             .args(["--drain-timeout-ms", "1000"])
@@ -561,7 +556,7 @@ fn active_standby_worker_crash_preempt_and_graceful_stop() {
     );
     let table = topo
         .ns(LB2)
-        .command(env!("CARGO_BIN_EXE_ha-lb"))
+        .command(&netns::halb_binary())
         .args(["status", "--admin", ADMIN])
         .output()
         .unwrap();

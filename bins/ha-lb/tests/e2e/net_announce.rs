@@ -3,8 +3,7 @@
 //! neighbour entry for the VIP to the announcing MAC (the point of announcing).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may unwrap (docs/developing.md)
 
-#[path = "support/netns.rs"]
-mod netns;
+use crate::netns;
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
@@ -72,6 +71,7 @@ fn neigh_mac(ns: &Netns, addr: &str) -> Option<String> {
 
 #[test]
 fn gratuitous_arp_reaches_the_peer_and_moves_its_arp_entry() {
+    let _serial = crate::netns::serial();
     if !Netns::available("gratuitous_arp_reaches_the_peer_and_moves_its_arp_entry") {
         return;
     }
@@ -139,6 +139,7 @@ fn icmpv6_checksum_ok(src: &[u8], dst: &[u8], msg: &[u8]) -> bool {
 
 #[test]
 fn unsolicited_na_reaches_the_peer_and_overrides_its_neighbour_entry() {
+    let _serial = crate::netns::serial();
     if !Netns::available("unsolicited_na_reaches_the_peer_and_overrides_its_neighbour_entry") {
         return;
     }
@@ -210,6 +211,7 @@ fn unsolicited_na_reaches_the_peer_and_overrides_its_neighbour_entry() {
 /// `garp.interval_ms`: the announcements of one burst leave that far apart, the first at once.
 #[test]
 fn a_burst_is_spaced_by_the_configured_interval() {
+    let _serial = crate::netns::serial();
     if !Netns::available("a_burst_is_spaced_by_the_configured_interval") {
         return;
     }
@@ -259,6 +261,7 @@ fn a_burst_is_spaced_by_the_configured_interval() {
 /// the interface's spacing, so the wire sees one announcement per interval, not two.
 #[test]
 fn two_instances_on_one_interface_share_the_spacing() {
+    let _serial = crate::netns::serial();
     if !Netns::available("two_instances_on_one_interface_share_the_spacing") {
         return;
     }

@@ -66,6 +66,7 @@ fn seen(listen: SocketAddr, n: usize) -> BTreeSet<String> {
 
 #[test]
 fn balancer_only_serves_follows_checks_reloads_and_stops() {
+    let _serial = crate::netns::serial();
     let (a, _alive_a) = backend("a");
     let (b, alive_b) = backend("b");
     let (c, _alive_c) = backend("c");

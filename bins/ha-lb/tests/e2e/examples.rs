@@ -4,8 +4,7 @@
 //! the three backends; when lb1's worker is killed, lb2 serves within its Skew_Time + margin.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-#[path = "support/netns.rs"]
-mod netns;
+use crate::netns;
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
@@ -52,6 +51,7 @@ fn worker_pid(supervisor: u32) -> Option<i32> {
 
 #[test]
 fn seed_active_standby_examples_fail_over() {
+    let _serial = crate::netns::serial();
     if !Netns::available("seed_active_standby_examples_fail_over") {
         return;
     }

@@ -14,11 +14,10 @@
 //! connections over both nodes. The client starts a request every 5 ms.
 //!
 //! Outage is measured as: from the failure until the first request after which every request
-//! was answered. The tests run one at a time (a lock).
+//! was answered. The tests run one at a time ([`netns::serial`]).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-#[path = "support/netns.rs"]
-mod netns;
+use crate::netns;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -27,19 +26,13 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use netns::{tool_available, veth, wait_until, ChildGuard, Netns};
+use netns::{serial, tool_available, veth, wait_until, ChildGuard, Netns};
 use nix::sched::{setns, CloneFlags};
 use nix::sys::signal::Signal;
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 const VIP: &str = "203.0.113.10";
 const TARGET: &str = "203.0.113.10:80";
@@ -575,7 +568,7 @@ impl Topo {
 
     fn halb_start(&self, i: usize, config: &Path) -> ChildGuard {
         let log = File::create(self.dir.join(format!("lb{}.log", i + 1))).unwrap();
-        let mut cmd = self.lbs[i].command(env!("CARGO_BIN_EXE_ha-lb"));
+        let mut cmd = self.lbs[i].command(&netns::halb_binary());
         cmd.args(["run", "--config"])
             .arg(config)
             .args(["--drain-timeout-ms", "1000"])
@@ -1030,7 +1023,7 @@ impl Single {
 
     fn start(&self, config: &Path) -> ChildGuard {
         let log = File::create(self.dir.join("ha-lb.log")).unwrap();
-        let mut cmd = self.ns.command(env!("CARGO_BIN_EXE_ha-lb"));
+        let mut cmd = self.ns.command(&netns::halb_binary());
         cmd.args(["run", "--config"])
             .arg(config)
             .args(["--drain-timeout-ms", "200"])

@@ -797,3 +797,53 @@ fn vmac_settings_are_checked() {
     let text = edit("vrid = 101", "vrid = 101\nuse_vmac = true");
     assert!(parse(&text, Path::new("t.toml")).is_ok());
 }
+
+#[test]
+fn admin_control_off_loopback_needs_a_token() {
+    let text = format!("[admin]\nlisten = \"192.0.2.1:9555\"\ncontrol = true\n\n{BASE}");
+    assert_problem(&text, "[admin]", "true", "admin.control", "without a token");
+    // On loopback, or with a token file, it is fine.
+    let ok = format!("[admin]\ncontrol = true\n\n{BASE}");
+    parse(&ok, Path::new("t.toml")).unwrap();
+    let ok = format!(
+        "[admin]\nlisten = \"192.0.2.1:9555\"\ncontrol = true\ntoken_file = \"/etc/ha-lb/token\"\n\n{BASE}"
+    );
+    parse(&ok, Path::new("t.toml")).unwrap();
+    // A token without control is a mistake.
+    let text = format!("[admin]\ntoken_file = \"/etc/ha-lb/token\"\n\n{BASE}");
+    assert_problem(
+        &text,
+        "[admin]",
+        "\"/etc/ha-lb/token\"",
+        "admin.token_file",
+        "without control",
+    );
+}
+
+#[test]
+fn pool_day2_options() {
+    let text = edit(
+        "[pools.web]\n",
+        "[pools.web]\non_backend_down = \"close\"\nslow_start_ms = 3600001\n",
+    );
+    assert_problem(
+        &text,
+        "[pools.web]",
+        "3600001",
+        "pools.web.slow_start_ms",
+        "out of range",
+    );
+    let d = diagnostics(&edit(
+        "[pools.web]\n",
+        "[pools.web]\non_backend_down = \"kill\"\n",
+    ));
+    assert!(d[0].message.contains("kill"), "{d:#?}");
+    // run_as is for exec checks only.
+    assert_problem(
+        &edit("kind = \"tcp\"\n", "kind = \"tcp\"\nrun_as = \"nobody\"\n"),
+        "[checks.web]",
+        "\"nobody\"",
+        "checks.web.run_as",
+        "does not apply",
+    );
+}

@@ -2,8 +2,7 @@
 //! `ip addr`, removed, and the ones a crashed run left behind found and removed.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may unwrap (docs/developing.md)
 
-#[path = "support/netns.rs"]
-mod netns;
+use crate::netns;
 
 use std::net::IpAddr;
 
@@ -24,6 +23,7 @@ fn ip_addr_line(ns: &Netns, cidr: &str) -> Option<String> {
 
 #[test]
 fn a_vip_carries_its_label_and_broadcast() {
+    let _serial = crate::netns::serial();
     if !Netns::available("a_vip_carries_its_label_and_broadcast") {
         return;
     }
@@ -49,6 +49,7 @@ fn a_vip_carries_its_label_and_broadcast() {
 
 #[test]
 fn vips_are_added_and_removed() {
+    let _serial = crate::netns::serial();
     if !Netns::available("vips_are_added_and_removed") {
         return;
     }
@@ -115,6 +116,7 @@ fn vips_are_added_and_removed() {
 
 #[test]
 fn stale_vips_of_a_crashed_run_are_removed() {
+    let _serial = crate::netns::serial();
     if !Netns::available("stale_vips_of_a_crashed_run_are_removed") {
         return;
     }
@@ -164,6 +166,7 @@ fn stale_vips_of_a_crashed_run_are_removed() {
 
 #[test]
 fn changes_need_the_interface_to_exist() {
+    let _serial = crate::netns::serial();
     if !Netns::available("changes_need_the_interface_to_exist") {
         return;
     }
@@ -180,6 +183,7 @@ fn changes_need_the_interface_to_exist() {
 
 #[test]
 fn unknown_interfaces_are_named_in_the_error() {
+    let _serial = crate::netns::serial();
     if !Netns::available("unknown_interfaces_are_named_in_the_error") {
         return;
     }
@@ -191,6 +195,7 @@ fn unknown_interfaces_are_named_in_the_error() {
 
 #[test]
 fn a_new_vip_answers_at_once() {
+    let _serial = crate::netns::serial();
     if !Netns::available("a_new_vip_answers_at_once") {
         return;
     }

@@ -3,8 +3,7 @@
 //! need, multicast and unicast, IPv4 and IPv6.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may unwrap (docs/developing.md)
 
-#[path = "support/netns.rs"]
-mod netns;
+use crate::netns;
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -93,6 +92,7 @@ fn check_decodes(r: &Received, payload: &[u8], priority: u8) {
 
 #[test]
 fn ipv4_adverts_cross_with_ttl_255_multicast_and_unicast() {
+    let _serial = crate::netns::serial();
     if !Netns::available("ipv4_adverts_cross_with_ttl_255_multicast_and_unicast") {
         return;
     }
@@ -134,6 +134,7 @@ fn ipv4_adverts_cross_with_ttl_255_multicast_and_unicast() {
 
 #[test]
 fn the_received_ttl_is_the_one_on_the_wire() {
+    let _serial = crate::netns::serial();
     if !Netns::available("the_received_ttl_is_the_one_on_the_wire") {
         return;
     }
@@ -156,6 +157,7 @@ fn the_received_ttl_is_the_one_on_the_wire() {
 
 #[test]
 fn ipv6_adverts_cross_with_hop_limit_255_multicast_and_unicast() {
+    let _serial = crate::netns::serial();
     if !Netns::available("ipv6_adverts_cross_with_hop_limit_255_multicast_and_unicast") {
         return;
     }
@@ -186,6 +188,7 @@ fn ipv6_adverts_cross_with_hop_limit_255_multicast_and_unicast() {
 
 #[test]
 fn without_the_group_only_unicast_arrives() {
+    let _serial = crate::netns::serial();
     if !Netns::available("without_the_group_only_unicast_arrives") {
         return;
     }
@@ -219,5 +222,51 @@ fn without_the_group_only_unicast_arrives() {
         // While the multicast one did reach B's joined socket.
         let (r, _) = recv_from(&joined, a.source());
         assert_eq!(r.dst, group);
+    }
+}
+
+/// A datagram longer than the longest legal advert is reported as truncated (never passed on as
+/// whole), and every datagram carries the kernel's arrival time. Over loopback, whose MTU
+/// carries it unfragmented.
+#[test]
+fn an_oversized_datagram_is_reported_truncated_and_arrivals_are_stamped() {
+    let _serial = crate::netns::serial();
+    if !Netns::available("an_oversized_datagram_is_reported_truncated") {
+        return;
+    }
+    let ns = Netns::new("trunc").unwrap();
+    let got = ns.run(|| {
+        let lo = Interface::by_name("lo").unwrap();
+        let me = ip("127.0.0.1");
+        let s = VrrpSocket::open(
+            &lo,
+            &VrrpSocketConfig {
+                source: me,
+                join_group: false,
+            },
+        )
+        .unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let tx = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(112))).unwrap();
+        let to = socket2::SockAddr::from(std::net::SocketAddr::new(me, 0));
+        let mut big = vec![0u8; ha_lb::net::RECV_BUFFER_LEN + 100];
+        big[0] = 0x31;
+        big[1] = 7;
+        tx.send_to(&big, &to).unwrap();
+        tx.send_to(&[0x31, 7, 100, 1, 0, 100, 0, 0], &to).unwrap();
+        let mut buf = vec![0u8; ha_lb::net::RECV_BUFFER_LEN];
+        let first = s.recv(&mut buf).unwrap();
+        let second = s.recv(&mut buf).unwrap();
+        (first, second)
+    });
+    let (first, second) = got;
+    assert!(first.truncated, "{first:?}");
+    assert_eq!(first.payload.end, ha_lb::net::RECV_BUFFER_LEN);
+    assert!(!second.truncated, "{second:?}");
+    assert_eq!(second.payload.len(), 8);
+    for r in [&first, &second] {
+        let at = r.at.expect("SO_TIMESTAMPNS");
+        let age = std::time::SystemTime::now().duration_since(at).unwrap();
+        assert!(age < Duration::from_secs(5), "{age:?}");
     }
 }

@@ -12,8 +12,7 @@
 //! The tests run one at a time (a lock), so their timings do not compete for the CPU.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-#[path = "support/netns.rs"]
-mod netns;
+use crate::netns;
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -21,7 +20,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -29,11 +28,7 @@ use ha_lb::runtime::status::NodeStatus;
 use netns::{wait_until, ChildGuard, Lan, Netns};
 use nix::sched::{setns, CloneFlags};
 
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
+use crate::netns::serial;
 
 const LB1: usize = 0;
 const LB2: usize = 1;

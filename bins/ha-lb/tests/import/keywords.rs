@@ -92,6 +92,13 @@ fn vrrp_script_to_exec_check() {
         (c.interval_ms, c.timeout_ms, c.rise, c.fall),
         (1500, Some(3000), 2, 4)
     );
+    // `user nobody` in the vrrp_script: the check runs as nobody; `script_user` in
+    // global_defs: every other script runs as that.
+    assert_eq!(c.run_as.as_deref(), Some("nobody"));
+    assert_eq!(
+        imp.config.global.run_as.as_deref(),
+        Some("keepalived_script:nogroup")
+    );
     // Defined in an included file, after nothing: still found by instances.
     let dns = &imp.config.checks["chk_dns"];
     assert_eq!(
@@ -248,11 +255,6 @@ fn everything_not_translated_is_a_warning_with_its_line() {
     let expect: Vec<(PathBuf, usize, &str)> = vec![
         (
             main.clone(),
-            line_of(&main, "enable_script_security"),
-            "enable_script_security",
-        ),
-        (
-            main.clone(),
             line_of(&main, "notification_email {"),
             "notification_email",
         ),
@@ -261,7 +263,6 @@ fn everything_not_translated_is_a_warning_with_its_line() {
             line_of(&inc, "static_ipaddress"),
             "static_ipaddress",
         ),
-        (main.clone(), line_of(&main, "user nobody"), "`user`"),
         (main.clone(), line_of(&main, "state BACKUP"), "state BACKUP"),
         (main.clone(), line_of(&main, "max_ttl 255"), "max_ttl 255"),
         (

@@ -2,8 +2,7 @@
 //! loss of carrier when the peer's end goes down, and the return.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may unwrap (docs/developing.md)
 
-#[path = "support/netns.rs"]
-mod netns;
+use crate::netns;
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -50,6 +49,7 @@ fn expect(rx: &mpsc::Receiver<LinkState>, what: &str, pred: impl Fn(&LinkState) 
 
 #[test]
 fn link_down_and_carrier_loss_are_noticed() {
+    let _serial = crate::netns::serial();
     if !Netns::available("link_down_and_carrier_loss_are_noticed") {
         return;
     }

@@ -1,0 +1,34 @@
+//! The end-to-end tests, in one binary (one link step instead of one per file), a module per
+//! theme. Most make their own hosts in network namespaces (the harness: `support/netns.rs`);
+//! every test holds [`netns::serial`], so they run one at a time and their timings are not
+//! disturbed by each other.
+//!
+//! - failover, heal, privileges, balancer_only, examples, demo: `ha-lb run` on two nodes;
+//! - bgp: anycast VIPs announced over BGP by BIRD / FRR to an ECMP router (docs/bgp.md);
+//! - systemd, kube: the deployment paths (sd_notify, `ha-lb kube configs`);
+//! - day2: runtime control (`ha-lb ctl`), connection logs, sandboxed scripts, nf_tables;
+//! - interop_*: against Debian's keepalived and tshark;
+//! - net_*: the Linux driver's pieces (sockets, addresses, announcements, links).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may unwrap (docs/developing.md)
+
+#[path = "../support/netns.rs"]
+mod netns;
+
+mod balancer_only;
+mod bgp;
+mod day2;
+mod demo;
+mod examples;
+mod failover;
+mod heal;
+mod interop_checksum;
+mod interop_keepalived;
+mod interop_tshark;
+mod kube;
+mod net_addresses;
+mod net_announce;
+mod net_keepalived;
+mod net_links;
+mod net_vrrp_socket;
+mod privileges;
+mod systemd;
