@@ -205,6 +205,24 @@ enum CtlCommand {
         #[command(subcommand)]
         action: InstanceCommand,
     },
+    /// An anycast group: `ha-lb ctl anycast NAME maintenance on|off`.
+    Anycast {
+        /// The group's name.
+        name: String,
+        #[command(subcommand)]
+        action: AnycastCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AnycastCommand {
+    /// On: the group's routes are withdrawn now (the VIPs stay local, so what the router
+    /// still sends is served) and stay withdrawn; off: announced again while healthy.
+    Maintenance {
+        /// on or off.
+        #[arg(value_enum)]
+        state: OnOff,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -449,7 +467,9 @@ fn ctl(
             return ExitCode::FAILURE;
         }
     };
-    use ha_lb::admin::ctl::{backend_path, maintenance_path, post, CtlAction};
+    use ha_lb::admin::ctl::{
+        anycast_maintenance_path, backend_path, maintenance_path, post, CtlAction,
+    };
     let path = match what {
         CtlCommand::Backend {
             pool,
@@ -468,6 +488,10 @@ fn ctl(
             name,
             action: InstanceCommand::Maintenance { state },
         } => maintenance_path(name, *state == OnOff::On),
+        CtlCommand::Anycast {
+            name,
+            action: AnycastCommand::Maintenance { state },
+        } => anycast_maintenance_path(name, *state == OnOff::On),
     };
     match post(addr, &path, token.as_deref()) {
         Ok(text) => {

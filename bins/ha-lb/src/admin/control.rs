@@ -8,6 +8,7 @@
 //! | `POST /backends/POOL/ADDRESS/enable` | undoes drain and disable |
 //! | `POST /backends/POOL/ADDRESS/weight/N` | sets the weight (0..=1000) |
 //! | `POST /instances/NAME/maintenance/on` (`off`) | hands the VIPs over and stays Backup (until off) |
+//! | `POST /anycast/NAME/maintenance/on` (`off`) | withdraws the group's routes, still serving what comes (until off) |
 //!
 //! `ADDRESS` is percent-encoded (`%5B2001%3Adb8%3A%3A1%5D%3A80` for `[2001:db8::1]:80`).
 
@@ -103,9 +104,13 @@ pub fn parse(path: &str, query: Option<&str>) -> Result<Request, String> {
             instance: decode(name)?,
             on: *on == "on",
         }),
+        ["anycast", name, "maintenance", on @ ("on" | "off")] => Ok(Request::AnycastMaintenance {
+            group: decode(name)?,
+            on: *on == "on",
+        }),
         _ => Err(
             "write requests: /backends/POOL/ADDRESS/{drain,disable,enable,weight/N}, \
-             /instances/NAME/maintenance/{on,off}"
+             /instances/NAME/maintenance/{on,off}, /anycast/NAME/maintenance/{on,off}"
                 .into(),
         ),
     }
@@ -168,6 +173,13 @@ mod tests {
         assert!(parse("/backends/web/nonsense/drain", None).is_err());
         assert!(parse("/backends/web/192.0.2.1:80/weight/x", None).is_err());
         assert!(parse("/instances/VI_1/maintenance/maybe", None).is_err());
+        assert_eq!(
+            parse("/anycast/api/maintenance/off", None).unwrap(),
+            Request::AnycastMaintenance {
+                group: "api".into(),
+                on: false
+            }
+        );
         assert!(parse("/backends/web/%zz/drain", None).is_err());
     }
 

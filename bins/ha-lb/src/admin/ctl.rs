@@ -44,6 +44,15 @@ pub fn maintenance_path(instance: &str, on: bool) -> String {
     )
 }
 
+/// The path of an anycast group's maintenance request.
+pub fn anycast_maintenance_path(group: &str, on: bool) -> String {
+    format!(
+        "/anycast/{}/maintenance/{}",
+        percent_encode(group),
+        if on { "on" } else { "off" }
+    )
+}
+
 /// POSTs `path` to the admin endpoint at `addr` (HTTP/1.0, one request) with the bearer
 /// `token` if any; returns the answer's text when it is 200.
 ///

@@ -42,6 +42,9 @@ struct Group {
     local_routes: bool,
     /// Why it is not announced, as last seen.
     reason: Option<String>,
+    /// An operator's maintenance (`ha-lb ctl anycast NAME maintenance on`): withdrawn, the
+    /// VIPs kept local by local routes, until off. Kept across reloads.
+    maintenance: bool,
 }
 
 /// Every anycast group of the node.
@@ -182,6 +185,7 @@ impl Anycast {
                         dirty: false,
                         local_routes: false,
                         reason: Some("starting".to_owned()),
+                        maintenance: false,
                     },
                     Err(e) => {
                         tracing::error!(anycast = %name, error = %e, "cannot start the group");
@@ -195,10 +199,57 @@ impl Anycast {
         first_error.map_or(Ok(()), Err)
     }
 
-    /// Announces the groups that are healthy in `view` and withdraws the others.
+    /// Puts group `name` in maintenance or out of it (applied by the next
+    /// [`Anycast::update`]). Returns `false` when there is no such group.
+    pub fn set_maintenance(&mut self, name: &str, on: bool) -> bool {
+        let Some(g) = self.groups.get_mut(name) else {
+            return false;
+        };
+        if g.maintenance != on {
+            g.maintenance = on;
+            g.dirty = true;
+        }
+        true
+    }
+
+    /// Announces the groups that are healthy in `view` and withdraws the others. A group in
+    /// maintenance is withdrawn as on a graceful stop: its VIPs stay local through local
+    /// routes, so the connections the router still sends, and those open, are served.
     pub fn update(&mut self, view: View<'_>) {
         let mut addresses = None;
+        let lo = lo_index().ok();
         for (name, g) in &mut self.groups {
+            if g.maintenance {
+                g.reason = Some("maintenance (ha-lb ctl)".to_owned());
+                if g.dirty {
+                    g.dirty = false;
+                    if let Some(lo) = lo {
+                        g.local_routes = true;
+                        for vip in &g.config.vips {
+                            if let Err(e) = crate::net::local_route::add(vip.address, lo) {
+                                tracing::warn!(anycast = %name, vip = %vip.address, error = %e, "cannot keep the VIP local");
+                            }
+                        }
+                    }
+                    if let Ok(mut a) = Addresses::new() {
+                        remove_all(&mut a, name, g.ifindex, &g.config);
+                    }
+                    g.announced = false;
+                    tracing::warn!(anycast = %name, "maintenance: routes withdrawn, the VIPs stay local");
+                }
+                continue;
+            }
+            if std::mem::take(&mut g.local_routes) {
+                // Out of maintenance: the addresses come back below if healthy; the local
+                // routes go first, so that a withdrawn group does not keep answering.
+                if let Some(lo) = lo {
+                    for vip in &g.config.vips {
+                        if let Err(e) = crate::net::local_route::remove(vip.address, lo) {
+                            tracing::error!(anycast = %name, vip = %vip.address, error = %e, "cannot remove the local route");
+                        }
+                    }
+                }
+            }
             let reason = view.down_reason(&g.config);
             let want = reason.is_none();
             g.reason.clone_from(&reason);

@@ -30,6 +30,13 @@ pub enum Request {
         /// On or off.
         on: bool,
     },
+    /// Maintenance of an anycast group on or off: its routes withdrawn while on.
+    AnycastMaintenance {
+        /// The group.
+        group: String,
+        /// On or off.
+        on: bool,
+    },
 }
 
 /// A request and where its answer goes: what was done, or why not.

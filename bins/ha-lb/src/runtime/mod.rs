@@ -392,6 +392,19 @@ impl Node {
                     Err(format!("no instance {instance:?} (instances: {known:?})"))
                 }
             }
+            control::Request::AnycastMaintenance { group, on } => {
+                if self.anycast.set_maintenance(&group, on) {
+                    tracing::info!(anycast = %group, on, "operator: maintenance");
+                    self.update_anycast();
+                    Ok(format!(
+                        "anycast {group}: maintenance {}",
+                        if on { "on" } else { "off" }
+                    ))
+                } else {
+                    let known: Vec<&String> = self.config.anycast.keys().collect();
+                    Err(format!("no anycast group {group:?} (groups: {known:?})"))
+                }
+            }
         };
         let _ = request.reply.send(answer);
     }

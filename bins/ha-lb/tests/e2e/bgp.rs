@@ -1011,7 +1011,7 @@ impl Single {
 
     fn config(&self, groups: &str) -> PathBuf {
         let text = format!(
-            "{groups}\n[admin]\nlisten = \"127.0.0.1:9555\"\n[listeners.web]\nlisten = \"{TARGET}\"\npool = \"p\"\n\
+            "{groups}\n[admin]\nlisten = \"127.0.0.1:9555\"\ncontrol = true\n[listeners.web]\nlisten = \"{TARGET}\"\npool = \"p\"\n\
              [pools.p]\nbackends = [{{ address = \"192.0.2.1:8080\", check = \"tcp\" }}]\n\
              [checks.tcp]\nkind = \"tcp\"\naddress = \"192.0.2.1:8080\"\ninterval_ms = 100\n\
              rise = 1\nfall = 1\n"
@@ -1032,6 +1032,27 @@ impl Single {
             .stdout(Stdio::null())
             .stderr(log);
         ChildGuard::spawn(&mut cmd, Duration::from_secs(10))
+    }
+
+    /// `ha-lb ctl --config FILE ARGS` in the namespace: (success, stdout + stderr).
+    fn ctl(&self, args: &[&str]) -> (bool, String) {
+        let out = self
+            .ns
+            .command(&netns::halb_binary())
+            .arg("ctl")
+            .arg("--config")
+            .arg(self.dir.join("ha-lb.toml"))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
     }
 
     /// The anycast addresses on ha-lb0, sorted.
@@ -1145,6 +1166,35 @@ fn anycast_tracks_start_clean_up_reload_and_stop() {
         &["203.0.113.10", "203.0.113.11", "203.0.113.20"],
         "ha-lb0 deleted",
     );
+    // Maintenance of a (ha-lb ctl): its routes go, its VIPs stay local (what the router still
+    // sends is served), b is untouched; off: announced again.
+    let (ok, out) = t.ctl(&["anycast", "a", "maintenance", "on"]);
+    assert!(ok && out.contains("anycast a: maintenance on"), "{out}");
+    t.expect_held(&["203.0.113.20"], "a in maintenance");
+    assert!(
+        t.local_routes().contains("203.0.113.10"),
+        "{}",
+        t.local_routes()
+    );
+    let answer = t.ns.run(|| request(TARGET.parse().unwrap()));
+    assert!(answer.is_some_and(|a| a.starts_with("b1")));
+    let status =
+        t.ns.run(|| ha_lb::admin::table::fetch("127.0.0.1:9555".parse().unwrap()).ok())
+            .expect("status");
+    let a = status.anycast.iter().find(|g| g.name == "a").unwrap();
+    assert!(
+        !a.announced && a.reason == "maintenance (ha-lb ctl)",
+        "{a:?}"
+    );
+    let (ok, out) = t.ctl(&["anycast", "nope", "maintenance", "on"]);
+    assert!(!ok && out.contains("no anycast group \"nope\""), "{out}");
+    let (ok, out) = t.ctl(&["anycast", "a", "maintenance", "off"]);
+    assert!(ok, "{out}");
+    t.expect_held(
+        &["203.0.113.10", "203.0.113.11", "203.0.113.20"],
+        "a out of maintenance",
+    );
+    assert!(t.local_routes().is_empty(), "{}", t.local_routes());
     // The backend stops (its port refuses, the check fails): both groups withdraw.
     t.backend = None;
     t.expect_held(&[], "backend down");
