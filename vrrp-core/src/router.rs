@@ -649,7 +649,8 @@ impl Router {
     /// A Backup's priority changed from `before` while its Master_Down_Timer runs: the
     /// deadline moves by the change in Skew_Time, as keepalived does, so that after a master
     /// crash the Backups still expire in priority order (one that was lowered must not win
-    /// with the head start of its old priority). Never before `now`.
+    /// with the head start of its old priority). A deadline that moves to now or before has
+    /// run out: it fires at once, so no deadline is ever left at or before `now`.
     fn shift_master_down(&mut self, now: Instant, before: u8) {
         let Some(deadline) = self.timers.master_down else {
             return;
@@ -662,6 +663,9 @@ impl Router {
             deadline.checked_sub(old - new).unwrap_or(now)
         };
         self.timers.master_down = Some(shifted.max(now));
+        while let Some((timer, due)) = self.timers.take_due(now) {
+            self.on_timer(now, timer, due);
+        }
     }
 
     fn announce(&mut self, repeat: u32) {
