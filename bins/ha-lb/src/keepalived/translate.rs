@@ -521,32 +521,9 @@ impl Translator {
             self.warn(node, "`vrrp_instance` without a name is not translated");
             return;
         };
-        let mut inst = Instance {
-            interface: String::new(),
-            vrid: 0,
-            priority: 100,
-            address_owner: false,
-            version: KEEPALIVED_DEFAULT_VERSION,
-            advert_interval_ms: 1000,
-            preempt: true,
-            preempt_delay_ms: 0,
-            accept_mode: true,
-            v3_checksum_as_v2: false,
-            old_unicast_checksum: false,
-            unicast_src: None,
-            unicast_peers: Vec::new(),
-            unicast_min_ttl: vrrp_core::packet::TTL,
-            password: None,
-            vips: Vec::new(),
-            track_checks: Vec::new(),
-            track_pools: Vec::new(),
-            track_interfaces: Vec::new(),
-            notify: Notify::default(),
-            garp: Garp::default(),
-            use_vmac: false,
-            vmac_name: None,
-            vmac_xmit_base: false,
-        };
+        // ha-lb's defaults, but keepalived's own default version until the block says.
+        let mut inst = Instance::new("", 0);
+        inst.version = KEEPALIVED_DEFAULT_VERSION;
         let mut version: Option<u32> = None;
         let mut password: Option<(String, Node)> = None;
         let mut garp = GarpOverrides::default();
