@@ -40,7 +40,7 @@ use crate::config::{Config, Instance, Vip};
 use crate::runtime::announcers::Announcers;
 use crate::runtime::instance::{self, Command, Context, InstanceHandle, StateEvent};
 use crate::runtime::ports::Ports;
-use crate::runtime::status::Shared;
+use crate::runtime::shared::Shared;
 use crate::runtime::tracks::{TrackSource, Tracked};
 use crate::runtime::{capabilities, vips, RuntimeError};
 

@@ -24,7 +24,7 @@ use vrrp_core::packet::{AddressList, Advertisement, IpContext};
 
 use crate::config::Config;
 use crate::net::{Addresses, IfAddr, Interface, VrrpSocket, VrrpSocketConfig};
-use crate::runtime::{self, instance, RuntimeError};
+use crate::runtime::{self, RuntimeError};
 use crate::sd_notify;
 
 /// Exit status of a worker that cannot start (bad configuration, missing privileges): the
@@ -146,10 +146,10 @@ fn release_one(name: &str, inst: &crate::config::Instance) -> Result<usize, Runt
         source,
     };
     let iface = Interface::by_name(&inst.interface).map_err(err)?;
-    let source = instance::source_address(name, inst, &iface)?;
+    let source = runtime::router_config::source_address(name, inst, &iface)?;
     // The advert a stopping master sends: priority 0, with the instance's VRID, interval,
     // authentication and VIPs, to the group or each unicast peer.
-    let config = instance::router_config(name, inst, source, Vec::new())?;
+    let config = runtime::router_config::router_config(name, inst, source, Vec::new())?;
     let setting = |e: vrrp_core::packet::PacketError| RuntimeError::InstanceSetting {
         instance: name.to_owned(),
         message: e.to_string(),

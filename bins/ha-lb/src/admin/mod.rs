@@ -6,7 +6,6 @@
 pub mod control;
 pub mod ctl;
 pub mod metrics;
-pub mod table;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -23,7 +22,7 @@ use tokio::net::TcpListener;
 
 use crate::config::Admin;
 use crate::runtime::control::{ask, ControlSender};
-use crate::runtime::status::{Readiness, Shared};
+use crate::runtime::shared::{Readiness, Shared};
 use crate::runtime::RuntimeError;
 
 fn answer(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {

@@ -29,8 +29,9 @@ pub mod links;
 pub mod notify;
 pub mod ports;
 pub mod readiness;
+pub mod router_config;
 pub mod scripts;
-pub mod status;
+pub mod shared;
 pub mod tracks;
 pub mod vips;
 
@@ -47,7 +48,7 @@ pub use error::RuntimeError;
 use health::{backend_key, Health, HealthEvent};
 use instance::{Command, InstanceHandle, StateEvent};
 use links::Links;
-use status::Shared;
+use shared::Shared;
 use tracks::{tracked, TrackSource};
 
 use vrrp_core::{Decision, Leave, State, StateReport, SyncGroup};
@@ -244,7 +245,7 @@ pub async fn run(options: Options, shared: Arc<Shared>) -> Result<(), RuntimeErr
             }
         }
     }
-    node.shared.set_readiness(status::Readiness::Stopping);
+    node.shared.set_readiness(shared::Readiness::Stopping);
     crate::sd_notify::notify("STOPPING=1");
     node.stop().await;
     Ok(())
@@ -596,11 +597,8 @@ impl Node {
                 if self.rebind.insert(name.to_owned()) {
                     tracing::warn!(instance = name, interface = %inst.interface, error = %e, "waiting in Fault for the interface");
                 }
-                self.shared.set_instance(status::InstanceStatus::waiting(
-                    name,
-                    inst,
-                    &e.to_string(),
-                ));
+                self.shared
+                    .set_instance(shared::waiting(name, inst, &e.to_string()));
                 self.leave_group(name, Leave::Fault);
                 return Ok(false);
             }
@@ -642,7 +640,7 @@ impl Node {
                     instance: name.clone(),
                     source,
                 })
-                .and_then(|i| instance::source_address(&name, &inst, &i).map(|_| i.index()));
+                .and_then(|i| router_config::source_address(&name, &inst, &i).map(|_| i.index()));
             let ifindex = match ready {
                 Ok(i) => i,
                 Err(e) => {
@@ -693,12 +691,12 @@ impl Node {
             }
         }
         self.shared.set_readiness(if missing.is_empty() {
-            status::Readiness::Ready {
+            shared::Readiness::Ready {
                 instances: self.instances.len(),
                 listeners: listening.len(),
             }
         } else {
-            status::Readiness::Missing(missing)
+            shared::Readiness::Missing(missing)
         });
     }
 
@@ -857,10 +855,9 @@ impl Node {
                 Some(n) if *n == h.config && !regrouped => {}
                 Some(n) if instance::in_place(&h.config, n) && !regrouped => {
                     tracing::info!(instance = %name, "reload: priority / notify changed, applied in place");
-                    h.send(Command::Reconfigure(
-                        u8::try_from(n.priority).unwrap_or(u8::MAX),
-                        n.notify.clone(),
-                    ));
+                    // in_place excludes address owners; check-config bounds the priority.
+                    let priority = router_config::priority(name, n).unwrap_or(u8::MAX);
+                    h.send(Command::Reconfigure(priority, n.notify.clone()));
                     h.config = n.clone();
                 }
                 _ => changed.push(name.clone()),

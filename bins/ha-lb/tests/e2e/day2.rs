@@ -219,8 +219,8 @@ impl Lb {
         );
     }
 
-    fn backend_status(&self, addr: SocketAddr) -> ha_lb::runtime::status::BackendStatus {
-        let s = ha_lb::admin::table::fetch(self.admin).unwrap();
+    fn backend_status(&self, addr: SocketAddr) -> ha_lb::status::BackendStatus {
+        let s = ha_lb::status::fetch(self.admin).unwrap();
         s.pools[0]
             .backends
             .iter()
@@ -480,8 +480,8 @@ fn vrrp_config(priority: u32) -> String {
     )
 }
 
-fn instance(ns: &Netns) -> Option<ha_lb::runtime::status::InstanceStatus> {
-    ns.run(|| ha_lb::admin::table::fetch(ADMIN.parse().unwrap()).ok())?
+fn instance(ns: &Netns) -> Option<ha_lb::status::InstanceStatus> {
+    ns.run(|| ha_lb::status::fetch(ADMIN.parse().unwrap()).ok())?
         .instances
         .into_iter()
         .find(|i| i.name == "VI_1")

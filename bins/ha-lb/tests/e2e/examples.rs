@@ -22,7 +22,7 @@ type Sample = (Instant, Option<String>);
 
 fn state(ns: &Netns) -> Option<String> {
     ns.run(|| {
-        ha_lb::admin::table::fetch("127.0.0.1:9555".parse().unwrap())
+        ha_lb::status::fetch("127.0.0.1:9555".parse().unwrap())
             .ok()
             .and_then(|s| s.instances.first().map(|i| i.state.clone()))
     })

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use ha_lb::runtime::status::NodeStatus;
+use ha_lb::status::NodeStatus;
 use netns::{wait_until, ChildGuard, Lan, Netns};
 use nix::sched::{setns, CloneFlags};
 
@@ -251,7 +251,7 @@ impl Topo {
 
     fn status(&self, i: usize) -> Option<NodeStatus> {
         self.ns(i)
-            .run(|| ha_lb::admin::table::fetch(ADMIN.parse().unwrap()).ok())
+            .run(|| ha_lb::status::fetch(ADMIN.parse().unwrap()).ok())
     }
 
     fn state(&self, i: usize) -> Option<String> {
