@@ -15,6 +15,7 @@ pub mod status;
 
 pub(crate) mod admin;
 pub(crate) mod kube;
+pub(crate) mod reporting;
 pub(crate) mod runtime;
 pub(crate) mod sd_notify;
 pub(crate) mod supervisor;

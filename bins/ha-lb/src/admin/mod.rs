@@ -167,6 +167,17 @@ pub async fn handle_write(
     }
 }
 
+/// [`serve`] as the runtime takes it ([`crate::runtime::AdminServer`]).
+pub fn start(
+    admin: Admin,
+    shared: Arc<Shared>,
+    control: ControlSender,
+) -> std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<tokio::task::JoinHandle<()>, RuntimeError>> + Send>,
+> {
+    Box::pin(async move { serve(&admin, shared, control).await })
+}
+
 /// Binds the `[admin]` address and serves the endpoint in a background task (aborting the
 /// handle stops it); write requests go to `control`.
 ///

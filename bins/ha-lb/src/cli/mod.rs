@@ -332,7 +332,7 @@ fn run(
     init_logs(log_format);
     if worker || no_supervisor {
         if worker {
-            crate::supervisor::become_worker();
+            crate::reporting::become_worker();
         }
         let rt = match tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -348,6 +348,7 @@ fn run(
         let options = crate::runtime::Options {
             config_path: config,
             drain_timeout: Duration::from_millis(drain_timeout_ms),
+            admin: crate::admin::start,
         };
         let shared = Arc::new(crate::runtime::shared::Shared::default());
         return match rt.block_on(crate::runtime::run(options, shared)) {
@@ -355,7 +356,7 @@ fn run(
             Err(e) => {
                 eprintln!("ha-lb run: {e}");
                 // A worker that cannot start is not restarted by its supervisor.
-                ExitCode::from(u8::try_from(crate::supervisor::EXIT_FATAL).unwrap_or(1))
+                ExitCode::from(u8::try_from(crate::reporting::EXIT_FATAL).unwrap_or(1))
             }
         };
     }

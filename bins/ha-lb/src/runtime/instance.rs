@@ -553,7 +553,7 @@ impl Driver {
             change: Some((from, reason)),
             why: self.reason.clone(),
         });
-        crate::supervisor::report_held(&self.name, to == State::Master);
+        crate::reporting::report_held(&self.name, to == State::Master);
         if let Some(word) = state_word(to) {
             self.notifier.queue(commands_for(
                 &self.notify,
@@ -603,7 +603,7 @@ impl Driver {
         if let Some(vmac) = self.vmac.take() {
             vmac.delete(&self.name);
         }
-        crate::supervisor::report_held(&self.name, false);
+        crate::reporting::report_held(&self.name, false);
         self.notifier.queue(commands_for(
             &self.notify,
             "INSTANCE",
@@ -626,7 +626,7 @@ impl Driver {
         if let Some(vmac) = self.vmac.take() {
             vmac.delete(&self.name);
         }
-        crate::supervisor::report_held(&self.name, false);
+        crate::reporting::report_held(&self.name, false);
         self.shared.remove_instance(&self.name);
     }
 }

@@ -36,13 +36,16 @@ pub mod tracks;
 pub mod vips;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 pub use error::RuntimeError;
 use health::{backend_key, Health, HealthEvent};
@@ -60,6 +63,16 @@ use crate::net::LinkEvent;
 /// connects), which lb-core does not announce.
 const PASSIVE_POLL: Duration = Duration::from_millis(200);
 
+/// Starts the admin endpoint of `[admin]`: binds it and serves the node's state in a task
+/// (aborting the handle stops it), sending operators' requests to the control channel. The
+/// command line passes the admin module's; the runtime calls it at start and when a reload
+/// changes `[admin]`, so it does not depend on the endpoint that reads it.
+pub type AdminServer = fn(
+    config::Admin,
+    Arc<Shared>,
+    control::ControlSender,
+) -> Pin<Box<dyn Future<Output = Result<JoinHandle<()>, RuntimeError>> + Send>>;
+
 /// How `run` behaves.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -67,6 +80,8 @@ pub struct Options {
     pub config_path: PathBuf,
     /// How long open connections may last after a stop signal before they are cut.
     pub drain_timeout: Duration,
+    /// Serves `[admin]`.
+    pub admin: AdminServer,
 }
 
 /// Reads and validates the configuration file.
@@ -170,7 +185,7 @@ pub async fn run(options: Options, shared: Arc<Shared>) -> Result<(), RuntimeErr
     drop(retired);
     if let Some(admin) = &config.admin {
         node.admin =
-            Some(crate::admin::serve(admin, shared.clone(), node.control_tx.clone()).await?);
+            Some((node.options.admin)(admin.clone(), shared.clone(), node.control_tx.clone()).await?);
     }
     node.shared.count_reload(true);
     // Always watched, so that a reload adding instances has link state too.
@@ -199,7 +214,7 @@ pub async fn run(options: Options, shared: Arc<Shared>) -> Result<(), RuntimeErr
     }
     // Passive health (failed connects) has no events: look at it a few times a second.
     // systemd's watchdog is fed from this loop, so a hung loop gets the service restarted.
-    let mut watchdog = crate::supervisor::watchdog_interval().map(|every| {
+    let mut watchdog = crate::reporting::watchdog_interval().map(|every| {
         let mut i = tokio::time::interval(every);
         i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         i
@@ -212,7 +227,7 @@ pub async fn run(options: Options, shared: Arc<Shared>) -> Result<(), RuntimeErr
         "ha-lb running"
     );
     node.publish_readiness();
-    crate::supervisor::report_ready();
+    crate::reporting::report_ready();
 
     loop {
         tokio::select! {
@@ -225,12 +240,12 @@ pub async fn run(options: Options, shared: Arc<Shared>) -> Result<(), RuntimeErr
                 break;
             }
             _ = hup.recv() => {
-                crate::supervisor::report_reloading();
+                crate::reporting::report_reloading();
                 node.reload().await;
                 node.publish_readiness();
-                crate::supervisor::report_ready();
+                crate::reporting::report_ready();
             }
-            () = tick(&mut watchdog) => crate::supervisor::report_alive(),
+            () = tick(&mut watchdog) => crate::reporting::report_alive(),
             // /healthz: this loop is alive when it answers.
             Some(reply) = heartbeat.recv() => { let _ = reply.send(()); }
             Some(event) = health_rx.recv() => node.health_changed(&event),
@@ -837,7 +852,8 @@ impl Node {
                 let _ = task.await;
             }
             if let Some(admin) = &new.admin {
-                match crate::admin::serve(admin, self.shared.clone(), self.control_tx.clone()).await
+                let serve = self.options.admin;
+                match serve(admin.clone(), self.shared.clone(), self.control_tx.clone()).await
                 {
                     Ok(task) => self.admin = Some(task),
                     Err(e) => tracing::error!(error = %e, "reload: admin endpoint not started"),
