@@ -282,11 +282,14 @@ impl FailoverBuilder {
         // State changes, with their reasons.
         tasks.push(tokio::spawn(async move {
             while let Some(event) = events.recv().await {
-                if event.change.is_some() {
+                if let StateEvent::Changed {
+                    to, why, priority, ..
+                } = event
+                {
                     let _ = state_tx.send(FailoverState {
-                        state: event.state,
-                        reason: event.why,
-                        priority: event.priority,
+                        state: to,
+                        reason: why,
+                        priority,
                     });
                 }
             }
@@ -299,7 +302,11 @@ impl FailoverBuilder {
             tasks.push(tokio::spawn(async move {
                 while rx.changed().await.is_ok() {
                     let up = *rx.borrow_and_update();
-                    commands.send(Command::Track(id, up, format!("track {what}")));
+                    commands.send(Command::Track {
+                        id,
+                        up,
+                        what: format!("track {what}"),
+                    });
                 }
             }));
         }

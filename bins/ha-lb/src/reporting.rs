@@ -97,4 +97,3 @@ pub fn to_systemd(line: &str) -> Option<String> {
         _ => None,
     }
 }
-

@@ -23,8 +23,8 @@ use vrrp_core::packet::{AddressList, Advertisement, IpContext};
 
 use crate::config::Config;
 use crate::net::{Addresses, IfAddr, Interface, VrrpSocket, VrrpSocketConfig};
-use crate::runtime::{self, RuntimeError};
 use crate::reporting::{to_systemd, EXIT_FATAL};
+use crate::runtime::{self, RuntimeError};
 use crate::sd_notify;
 
 /// How the supervisor runs its worker.

@@ -30,8 +30,15 @@ const NOTIFY_DRAIN: Duration = Duration::from_secs(5);
 /// What the runtime tells an instance.
 #[derive(Debug)]
 pub enum Command {
-    /// A tracked object changed (or may have): its new state and why.
-    Track(TrackId, bool, String),
+    /// A tracked object changed (or may have).
+    Track {
+        /// Which.
+        id: TrackId,
+        /// Its state now.
+        up: bool,
+        /// What it is, for the log (`pool web`, `check api`).
+        what: String,
+    },
     /// The instance's interface went down or came back.
     InterfaceUp(bool),
     /// Its sync group holds it back from Master (`true`) or lets it go (`false`).
@@ -49,24 +56,46 @@ pub enum Command {
     Shutdown(oneshot::Sender<()>),
 }
 
-/// A state change, as an instance reports it to the runtime (for sync groups).
+/// What an instance reports to the runtime (its sync group follows; the embedding API's
+/// state comes from it).
 #[derive(Debug, Clone)]
-pub struct StateEvent {
-    /// The instance.
-    pub name: String,
-    /// Its new state.
-    pub state: State,
-    /// In Fault for a cause of its own (not because its sync group is).
-    pub own_fault: bool,
-    /// Its effective priority.
-    pub priority: u8,
-    /// Held by its sync group, it would otherwise be Master.
-    pub wants_master: bool,
-    /// The state left and why; `None` when only `wants_master` changed (then `state` and
-    /// `own_fault` are not news).
-    pub change: Option<(State, vrrp_core::Reason)>,
-    /// Why, as the log and `ha-lb status` say it.
-    pub why: String,
+pub enum StateEvent {
+    /// It changed state.
+    Changed {
+        /// The instance.
+        name: String,
+        /// The state it left.
+        from: State,
+        /// Its new state.
+        to: State,
+        /// Why, as vrrp-core says it.
+        reason: vrrp_core::Reason,
+        /// In Fault for a cause of its own (not because its sync group is).
+        own_fault: bool,
+        /// Its effective priority.
+        priority: u8,
+        /// Held by its sync group, it would otherwise be Master.
+        wants_master: bool,
+        /// Why, as the log and `ha-lb status` say it.
+        why: String,
+    },
+    /// Only its want of Master changed (held by its sync group, it would otherwise be
+    /// Master; or no longer).
+    WantsMaster {
+        /// The instance.
+        name: String,
+        /// Whether it wants Master now.
+        wants_master: bool,
+    },
+}
+
+impl StateEvent {
+    /// The instance it is about.
+    pub fn name(&self) -> &str {
+        match self {
+            StateEvent::Changed { name, .. } | StateEvent::WantsMaster { name, .. } => name,
+        }
+    }
 }
 
 /// What every instance of the node shares: where it reports, and the per-interface announcers
@@ -371,7 +400,7 @@ impl Driver {
     /// A command from the runtime, given to the instance's router (Shutdown is the port's).
     pub(crate) fn command(&mut self, router: &mut Router, command: Command) {
         match command {
-            Command::Track(id, up, why) => self.track(router, id, up, &why),
+            Command::Track { id, up, what } => self.track(router, id, up, &what),
             Command::InterfaceUp(up) if up == self.link_up => {}
             Command::InterfaceUp(up) => {
                 self.link_up = up;
@@ -492,17 +521,10 @@ impl Driver {
                 } else {
                     tracing::info!(instance = %self.name, "no longer wants Master: heard a master");
                 }
-                // Only the want changed: the state and its cause are reported with it
-                // as they are, and the runtime reads only `wants_master`.
-                let _ = self.events.send(StateEvent {
+                let _ = self.events.send(StateEvent::WantsMaster {
                     name: self.name.clone(),
-                    state: router.state(),
-                    own_fault: false,
-                    priority: router.effective_priority(),
                     // In maintenance it wants nothing its group should act on.
                     wants_master: wants && !self.maintenance,
-                    change: None,
-                    why: self.reason.clone(),
                 });
             }
             other => {
@@ -544,13 +566,14 @@ impl Driver {
             vrrp_core::Reason::Fault(_) => true,
             _ => false,
         };
-        let _ = self.events.send(StateEvent {
+        let _ = self.events.send(StateEvent::Changed {
             name: self.name.clone(),
-            state: to,
+            from,
+            to,
+            reason,
             own_fault,
             priority: router.effective_priority(),
             wants_master: router.wants_master() && !self.maintenance,
-            change: Some((from, reason)),
             why: self.reason.clone(),
         });
         crate::reporting::report_held(&self.name, to == State::Master);
