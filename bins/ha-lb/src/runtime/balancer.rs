@@ -475,6 +475,11 @@ impl Balancer {
         })
     }
 
+    /// The NAT listeners and their backends' shares, for the status.
+    pub fn nat_views(&self) -> Vec<super::nat::NatView> {
+        self.nat.views(&self.pools)
+    }
+
     /// The names of the listeners that are bound, and of the NAT listeners once programmed.
     pub fn listening(&self) -> Vec<String> {
         self.listeners

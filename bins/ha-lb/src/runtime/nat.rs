@@ -7,10 +7,13 @@
 //! bound, the kernel rewrites and forwards every packet.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 
 use lb_core::{BackendState, Pool};
 
+use super::status::{NatBackendStatus, NatListenerStatus};
 use crate::config::{self, Algorithm, ListenerMode, NatSource};
+use crate::net::conntrack;
 use crate::net::nat::{self, NatListener, Pick, Snat};
 use crate::net::NetError;
 
@@ -134,8 +137,8 @@ impl NatTable {
             return Ok(());
         }
         let families: Vec<bool> = desired.iter().map(|l| l.listen.is_ipv4()).collect();
-        forwarding(families.contains(&true), families.contains(&false));
         nat::apply(&desired)?;
+        sysctls(families.contains(&true), families.contains(&false));
         for l in &desired {
             tracing::info!(
                 listen = %l.listen,
@@ -173,12 +176,14 @@ fn distinct(slots: &[std::net::SocketAddr]) -> Vec<std::net::SocketAddr> {
 
 /// A NAT balancer forwards: turns on IPv4 (`net.ipv4.ip_forward`) and IPv6
 /// (`net.ipv6.conf.all.forwarding`) forwarding in this network namespace for the families
-/// that have NAT listeners, saying so when it was off. Left on at stop (other things may rely
-/// on it by then).
-fn forwarding(v4: bool, v6: bool) {
+/// that have NAT listeners, and conntrack's byte accounting (`net.netfilter.nf_conntrack_acct`,
+/// for the bytes per backend in the status), saying so when they were off. Left on at stop
+/// (other things may rely on them by then).
+fn sysctls(v4: bool, v6: bool) {
     let keys = [
         (v4, "/proc/sys/net/ipv4/ip_forward"),
         (v6, "/proc/sys/net/ipv6/conf/all/forwarding"),
+        (true, "/proc/sys/net/netfilter/nf_conntrack_acct"),
     ];
     for (wanted, path) in keys {
         if !wanted {
@@ -197,4 +202,86 @@ fn forwarding(v4: bool, v6: bool) {
             }
         }
     }
+}
+
+/// A NAT listener as the status shows it, before its flows are read.
+#[derive(Debug, Clone)]
+pub struct NatView {
+    name: String,
+    listener: config::Listener,
+    /// Every backend of the pool and its slots in the map.
+    backends: Vec<(SocketAddr, u32)>,
+}
+
+impl NatTable {
+    /// The NAT listeners with their backends' slots now.
+    pub fn views(&self, pools: &BTreeMap<String, (config::Pool, Pool)>) -> Vec<NatView> {
+        self.listeners
+            .iter()
+            .map(|(name, l)| {
+                let backends = pools.get(&l.pool).map_or_else(Vec::new, |(c, p)| {
+                    let taken = slots(p);
+                    c.backends
+                        .iter()
+                        .map(|b| {
+                            let n = taken.iter().filter(|s| **s == b.address).count();
+                            (b.address, u32::try_from(n).unwrap_or(u32::MAX))
+                        })
+                        .collect()
+                });
+                NatView {
+                    name: name.clone(),
+                    listener: l.clone(),
+                    backends,
+                }
+            })
+            .collect()
+    }
+}
+
+/// The status of NAT listeners: their backends' shares, and their flows from the conntrack
+/// table (one dump for all).
+pub fn status(views: Vec<NatView>) -> Vec<NatListenerStatus> {
+    if views.is_empty() {
+        return Vec::new();
+    }
+    let listens: Vec<SocketAddr> = views.iter().map(|v| v.listener.listen).collect();
+    let flows = conntrack::tcp_flows(|dst| listens.contains(&dst));
+    views
+        .into_iter()
+        .map(|v| {
+            let listen = v.listener.listen;
+            let backends = v
+                .backends
+                .iter()
+                .map(|(addr, slots)| {
+                    let mut b = NatBackendStatus {
+                        address: addr.to_string(),
+                        slots: *slots,
+                        flows: 0,
+                        established: 0,
+                        bytes_from_clients: 0,
+                        bytes_to_clients: 0,
+                    };
+                    for f in flows.iter().flatten() {
+                        if f.original_dst == listen && f.reply_src == *addr {
+                            b.flows += 1;
+                            b.established += u64::from(f.established);
+                            b.bytes_from_clients += f.bytes_original;
+                            b.bytes_to_clients += f.bytes_reply;
+                        }
+                    }
+                    b
+                })
+                .collect();
+            NatListenerStatus {
+                name: v.name,
+                listen: listen.to_string(),
+                pool: v.listener.pool.clone(),
+                nat_source: v.listener.effective_nat_source().as_str().to_owned(),
+                backends,
+                error: flows.as_ref().err().map(ToString::to_string),
+            }
+        })
+        .collect()
 }

@@ -428,6 +428,30 @@ fn nat_reload_and_health_changes_keep_open_flows() {
     sorted.sort();
     assert_eq!(sorted, ["b1", "b2"], "{owners:?}");
     let keep = owners.iter().position(|o| o == "b1").unwrap();
+    // The status counts them from conntrack, per backend, with their bytes.
+    let status = topo.status(LB1).unwrap();
+    let echo = status.nat.iter().find(|l| l.name == "echo").unwrap();
+    assert_eq!(echo.nat_source, "masquerade");
+    for b in &echo.backends {
+        assert_eq!((b.slots, b.flows, b.established), (1, 1, 1), "{echo:?}");
+        assert!(
+            b.bytes_from_clients > 0 && b.bytes_to_clients > 0,
+            "{echo:?}"
+        );
+    }
+    let metrics = topo.ns(LB1).run(|| {
+        let mut s = TcpStream::connect("127.0.0.1:9555").unwrap();
+        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut s, &mut text).unwrap();
+        text
+    });
+    assert!(
+        metrics.contains(
+            "ha_lb_nat_backend_established_flows{listen=\"192.0.2.100:90\",pool=\"echo\",backend=\"192.0.2.3:9090\"} 1"
+        ),
+        "{metrics}"
+    );
 
     // Reload: echo pool now b1 and b3 (b2 removed).
     let text = config(150, "masquerade", WEB).replace("192.0.2.4:9090", "192.0.2.5:9090");
