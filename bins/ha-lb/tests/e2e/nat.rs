@@ -380,6 +380,21 @@ fn nat_balances_by_weight_and_follows_checks() {
     assert!(client.wait_successes(after, 50, Duration::from_secs(10)));
     assert_eq!(counts(&client, after).keys().collect::<Vec<_>>(), ["b3"]);
 
+    // All three down: no rule, and the SYN reaches the node itself, which answers with a reset.
+    topo.ns(4).ip(&["link", "set", "eth0", "down"]);
+    assert!(wait_until(Duration::from_secs(3), || !nft_table(lb)
+        .contains("backends_1")));
+    let refused = topo.ns(CLIENT).run(|| {
+        TcpStream::connect_timeout(
+            &format!("{VIP}:80").parse().unwrap(),
+            Duration::from_secs(2),
+        )
+        .map(|_| ())
+        .map_err(|e| e.kind())
+    });
+    assert_eq!(refused, Err(std::io::ErrorKind::ConnectionRefused));
+    topo.ns(4).ip(&["link", "set", "eth0", "up"]);
+
     // b1 back: the backup is out again.
     topo.ns(2).ip(&["link", "set", "eth0", "up"]);
     assert!(wait_until(Duration::from_secs(3), || {
