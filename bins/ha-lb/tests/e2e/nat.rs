@@ -354,6 +354,25 @@ fn nat_balances_by_weight_and_follows_checks() {
     let ratio = b1 as f64 / b2 as f64;
     assert!((1.8..=2.2).contains(&ratio), "b1:b2 = {ratio}, {n:?}");
 
+    // A client on the balancer itself is balanced too (the output hook).
+    let local: Vec<String> = (0..3)
+        .map(|_| {
+            lb.run(|| {
+                let mut s = TcpStream::connect_timeout(
+                    &format!("{VIP}:80").parse().unwrap(),
+                    Duration::from_secs(2),
+                )
+                .unwrap();
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut s, &mut text).unwrap();
+                text.trim().to_owned()
+            })
+        })
+        .collect();
+    let mut seen = local.clone();
+    seen.sort();
+    assert_eq!(seen, ["b1", "b1", "b2"], "{local:?}");
+
     // b1's check fails (its link goes down): out of the map within one interval (200 ms) plus
     // the check's timeout (100 ms) and room for a loaded machine.
     let down = Instant::now();
@@ -486,6 +505,8 @@ fn nat_reload_and_health_changes_keep_open_flows() {
         topo.dump(&["lb1"])
     );
     assert_eq!(flows[keep].ask("after-reload").unwrap(), "b1 after-reload");
+    // The flow to the removed backend goes on too (it still serves): no conntrack flush.
+    assert_eq!(flows[1 - keep].ask("removed").unwrap(), "b2 removed");
     // A new flow goes to what the file says now.
     let mut fresh: Vec<String> = (0..4)
         .map(|_| {
@@ -514,8 +535,9 @@ fn nat_reload_and_health_changes_keep_open_flows() {
     }
 }
 
-/// Two balancers with the NAT listener (source NAT to the VIP): the client is served through
-/// lb1, then through lb2 after lb1 stops, within the handover bound.
+/// Two balancers with the NAT listener (source NAT to the VIP, source hash): the client is
+/// served through lb1, then through lb2 after lb1 stops, within the handover bound, and by the
+/// same backend all along.
 #[test]
 fn nat_listener_follows_the_vip() {
     let _serial = serial();
@@ -525,10 +547,13 @@ fn nat_listener_follows_the_vip() {
     let Some(topo) = Topo::new("natvip") else {
         return;
     };
-    let c1 = topo.write("lb1.toml", &config(150, "vip", WEB));
-    let c2 = topo.write("lb2.toml", &config(100, "vip", WEB));
+    let web = format!("algorithm = \"sourcehash\"\n{WEB}");
+    let c1 = topo.write("lb1.toml", &config(150, "vip", &web));
+    let c2 = topo.write("lb2.toml", &config(100, "vip", &web));
     let (mut lb1, _lb2) = topo.start_pair(&c1, &c2);
-    assert!(nft_table(topo.ns(LB1)).contains("snat ip to 192.0.2.100"));
+    let table = nft_table(topo.ns(LB1));
+    assert!(table.contains("snat ip to 192.0.2.100"), "{table}");
+    assert!(table.contains("jhash ip saddr mod 3"), "{table}");
     assert!(wait_until(Duration::from_secs(5), || nft_table(
         topo.ns(LB2)
     )
@@ -544,6 +569,11 @@ fn nat_listener_follows_the_vip() {
         "NAT, lb1 stopped",
         Duration::from_millis(61 + 500),
     );
+    // Source hash with the same seed on both nodes: the one client had one backend through
+    // lb1, and keeps it through lb2.
+    let all = counts(&client, Instant::now() - Duration::from_secs(3600));
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert!(all.values().sum::<usize>() >= 40, "{all:?}");
     // lb1's rules are gone with it.
     assert_eq!(nft_table(topo.ns(LB1)), "");
 }
