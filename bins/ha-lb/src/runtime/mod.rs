@@ -8,7 +8,8 @@
 //!   instance's priority (keepalived's weights); [`links`]: link state;
 //! - [`anycast`]: anycast VIPs on a dummy interface, announced by a routing daemon while
 //!   healthy;
-//! - [`balancer`]: lb-core listeners on the VIPs and their pools;
+//! - [`balancer`]: lb-core listeners on the VIPs and their pools; [`nat`]: listeners in NAT
+//!   mode (nftables);
 //! - [`notify`]: notify commands, in order per instance;
 //! - [`groups`]: sync groups (vrrp-core's `SyncGroup` decides: hold, let go, step down);
 //! - [`router_config`]: the one adapter from the configuration to vrrp-core;
@@ -28,6 +29,7 @@ pub mod groups;
 pub mod health;
 pub mod instance;
 pub mod links;
+pub mod nat;
 pub mod node;
 pub mod notify;
 pub mod ports;

@@ -440,6 +440,9 @@ impl Node {
         if let Err(e) = set_no_accept(&Config::default(), Some(&self.config)) {
             tracing::warn!(error = %e, "the nftables table inet ha_lb stays");
         }
+        if let Err(e) = self.shared.balancer().clear_nat() {
+            tracing::warn!(error = %e, "the NAT listeners' rules stay");
+        }
         tokio::time::sleep_until(withdrawn + wait).await;
         let listeners = self.shared.balancer().take_listeners();
         balancer::drain(listeners, self.options.drain_timeout).await;

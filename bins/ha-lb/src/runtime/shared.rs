@@ -163,7 +163,8 @@ impl Shared {
         let balancer = self.balancer();
         let stats = balancer.stats();
         let log_dropped = balancer.connection_log_dropped();
-        NodeStatus {
+        let nat = balancer.nat_views();
+        let mut status = NodeStatus {
             router_id: lock(&self.router_id).clone(),
             instances: lock(&self.instances).values().cloned().collect(),
             checks: lock(&self.checks).clone(),
@@ -203,9 +204,14 @@ impl Shared {
                     bytes_to_clients: l.bytes_to_clients,
                 })
                 .collect(),
+            nat: Vec::new(),
             connection_log_dropped: log_dropped,
             reloads: *lock(&self.reloads),
-        }
+        };
+        drop(balancer);
+        // The conntrack table is read without the balancer locked.
+        status.nat = super::nat::status(nat);
+        status
     }
 }
 
