@@ -500,7 +500,7 @@ fn nat_reload_and_health_changes_keep_open_flows() {
         topo.dump(&["lb1"])
     );
     assert!(
-        topo.log("lb1").contains("reload done"),
+        wait_until(Duration::from_secs(5), || topo.log("lb1").contains("reload done")),
         "{}",
         topo.dump(&["lb1"])
     );
