@@ -1,5 +1,6 @@
 //! The end-to-end tests, in one binary (one link step instead of one per file), a module per
-//! theme. Most make their own hosts in network namespaces (the harness: `support/netns.rs`);
+//! theme. Most make their own hosts in network namespaces (the harness: `support/netns.rs`; the
+//! two-node topology, its backends and measuring client: `support/{topo,backend,client}.rs`);
 //! every test holds [`netns::serial`], so they run one at a time and their timings are not
 //! disturbed by each other.
 //!
@@ -11,8 +12,14 @@
 //! - net_*: the Linux driver's pieces (sockets, addresses, announcements, links).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may unwrap (docs/developing.md)
 
+#[path = "../support/backend.rs"]
+mod backend;
+#[path = "../support/client.rs"]
+mod client;
 #[path = "../support/netns.rs"]
 mod netns;
+#[path = "../support/topo.rs"]
+mod topo;
 
 mod balancer_only;
 mod bgp;
