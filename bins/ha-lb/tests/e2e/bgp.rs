@@ -26,9 +26,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 use crate::backend::{Answer, Backend};
-use crate::client::{
-    failures_started, last_started, ms, outage, per_balancer, request, Client,
-};
+use crate::client::{failures_started, last_started, ms, outage, per_balancer, request, Client};
 use crate::netns::{self, serial, tool_available, veth, wait_until, ChildGuard, Netns};
 use crate::topo::worker_pid;
 
@@ -271,7 +269,14 @@ impl Topo {
         let backends = backend_ns
             .iter()
             .enumerate()
-            .map(|(i, ns)| Backend::serve(Some(ns), "0.0.0.0:8080", &format!("b{}", i + 1), Answer::NameAndPeer))
+            .map(|(i, ns)| {
+                Backend::serve(
+                    Some(ns),
+                    "0.0.0.0:8080",
+                    &format!("b{}", i + 1),
+                    Answer::NameAndPeer,
+                )
+            })
             .collect();
         let mut topo = Topo {
             dir,

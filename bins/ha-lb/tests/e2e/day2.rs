@@ -21,40 +21,15 @@ use std::time::{Duration, Instant};
 use netns::{wait_until, ChildGuard, Lan, Netns};
 use nix::sys::signal::Signal;
 
+use crate::backend::{free_port, Answer, Backend};
 use crate::netns::serial;
+use crate::topo::{self, ADMIN, VIP};
 
-/// A backend that writes its name and a newline, then keeps the connection until the client
-/// closes it.
-fn backend(name: &'static str) -> (SocketAddr, Arc<AtomicBool>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let addr = listener.local_addr().unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    thread::spawn(move || {
-        while !flag.load(Ordering::Relaxed) {
-            match listener.accept() {
-                Ok((mut s, _)) => {
-                    thread::spawn(move || {
-                        let _ = s.set_nonblocking(false);
-                        let _ = s.write_all(format!("{name}\n").as_bytes());
-                        let mut sink = [0u8; 64];
-                        while matches!(s.read(&mut sink), Ok(n) if n > 0) {}
-                    });
-                }
-                Err(_) => thread::sleep(Duration::from_millis(2)),
-            }
-        }
-    });
-    (addr, stop)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A backend on loopback that writes its name and a newline, then keeps the connection until
+/// the client closes it.
+fn backend(name: &str) -> (SocketAddr, Backend) {
+    let b = Backend::local(name, Answer::NameAndHold);
+    (b.addr(), b)
 }
 
 /// Opens a connection through the balancer and reads the backend's name; the stream stays
@@ -468,9 +443,6 @@ fn control_off_refuses_writes() {
 
 // ---- maintenance: two nodes in namespaces ----
 
-const VIP: &str = "192.0.2.100";
-const ADMIN: &str = "127.0.0.1:9555";
-
 fn vrrp_config(priority: u32) -> String {
     format!(
         "[admin]\nlisten = \"{ADMIN}\"\ncontrol = true\n\n\
@@ -481,14 +453,11 @@ fn vrrp_config(priority: u32) -> String {
 }
 
 fn instance(ns: &Netns) -> Option<ha_lb::runtime::status::InstanceStatus> {
-    ns.run(|| ha_lb::admin::table::fetch(ADMIN.parse().unwrap()).ok())?
-        .instances
-        .into_iter()
-        .find(|i| i.name == "VI_1")
+    topo::instance(ns, "VI_1")
 }
 
 fn state(ns: &Netns) -> Option<String> {
-    instance(ns).map(|i| i.state)
+    topo::state(ns, "VI_1")
 }
 
 fn has_vip(ns: &Netns) -> bool {

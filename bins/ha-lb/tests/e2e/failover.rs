@@ -707,11 +707,7 @@ fn forged_adverts_never_move_the_vip() {
             topo.dump()
         );
         assert!(topo.has_address(LB1, VIP), "{}", topo.dump());
-        assert!(
-            !topo.has_address(LB2, VIP),
-            "{}",
-            topo.dump()
-        );
+        assert!(!topo.has_address(LB2, VIP), "{}", topo.dump());
         checks += 1;
         thread::sleep(Duration::from_millis(20));
     }
@@ -777,11 +773,7 @@ fn stalled_backup_worker_does_not_take_over() {
     }
     assert_eq!(transitions(LB2), 0, "{}", topo.dump());
     assert!(!topo.has_address(LB2, VIP));
-    assert!(
-        !topo.log("lb2").contains("to=Master"),
-        "{}",
-        topo.dump()
-    );
+    assert!(!topo.log("lb2").contains("to=Master"), "{}", topo.dump());
     assert_eq!(transitions(LB1), lb1_before);
     topo.expect_state(LB1, "VI_1", "Master", Duration::from_secs(1));
     drop(lb1);
@@ -1476,7 +1468,12 @@ fn embedded_custom_proxy_fails_over() {
     let _backends: Vec<_> = (0..3)
         .map(|i| {
             let name = format!("b{}", i + 1);
-            Backend::serve(Some(topo.ns(2 + i)), "0.0.0.0:8081", &name, Answer::HttpAware)
+            Backend::serve(
+                Some(topo.ns(2 + i)),
+                "0.0.0.0:8081",
+                &name,
+                Answer::HttpAware,
+            )
         })
         .collect();
     // Examples are built by `cargo test` next to the test binaries' directory.

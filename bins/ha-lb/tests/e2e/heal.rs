@@ -211,7 +211,8 @@ fn vmac_failover_keeps_the_clients_arp_entry() {
     let t = Instant::now();
     kill(worker, Signal::SIGKILL);
     topo.expect_state(LB2, "VI_1", "Master", Duration::from_secs(5));
-    topo.assert_served_again(&client,
+    topo.assert_served_again(
+        &client,
         t,
         "vmac: worker SIGKILL",
         Duration::from_millis(61 + 250),
@@ -231,7 +232,8 @@ fn vmac_failover_keeps_the_clients_arp_entry() {
     );
     let t = Instant::now();
     thread::sleep(Duration::from_millis(500));
-    topo.assert_served_again(&client,
+    topo.assert_served_again(
+        &client,
         t,
         "vmac: preempted back",
         Duration::from_millis(250),
@@ -247,7 +249,8 @@ fn vmac_failover_keeps_the_clients_arp_entry() {
         std::fs::read_to_string(format!("/proc/{worker}/stat")).map_or(true, |s| s.contains(") Z "))
     }));
     topo.expect_state(LB2, "VI_1", "Master", Duration::from_secs(5));
-    topo.assert_served_again(&client,
+    topo.assert_served_again(
+        &client,
         t,
         "vmac: node SIGKILL",
         Duration::from_millis(361 + 300),
@@ -275,7 +278,8 @@ fn vmac_failover_keeps_the_clients_arp_entry() {
     );
     let t = Instant::now();
     thread::sleep(Duration::from_millis(500));
-    topo.assert_served_again(&client,
+    topo.assert_served_again(
+        &client,
         t,
         "vmac: back after the crash",
         Duration::from_millis(250),
@@ -423,7 +427,8 @@ fn vmac_with_unicast_ipv6_no_accept_and_a_sync_group() {
         "{}",
         topo.dump()
     );
-    topo.assert_served_again(&client,
+    topo.assert_served_again(
+        &client,
         t,
         "vmac + unicast: worker SIGKILL",
         Duration::from_millis(61 + 250),

@@ -116,7 +116,13 @@ impl Topo {
 
     /// Waits until `client` got 20 more answers, then checks that the longest time it went
     /// without one since `since` stays under `bound` (and prints it, for the record).
-    pub fn assert_served_again(&self, client: &Client, since: Instant, what: &str, bound: Duration) {
+    pub fn assert_served_again(
+        &self,
+        client: &Client,
+        since: Instant,
+        what: &str,
+        bound: Duration,
+    ) {
         assert!(
             client.wait_successes(Instant::now(), 20, Duration::from_secs(10)),
             "{what}: not served again\n{}",
