@@ -28,7 +28,7 @@ use nix::sys::signal::Signal;
 use crate::backend::{Answer, Backend};
 use crate::client::{failures_started, last_started, ms, outage, per_balancer, request, Client};
 use crate::netns::{self, serial, tool_available, veth, wait_until, ChildGuard, Netns};
-use crate::topo::worker_pid;
+use crate::topo::{halb_run, worker_pid};
 
 const VIP: &str = "203.0.113.10";
 const TARGET: &str = "203.0.113.10:80";
@@ -387,15 +387,8 @@ impl Topo {
 
     fn halb_start(&self, i: usize, config: &Path) -> ChildGuard {
         let log = File::create(self.dir.join(format!("lb{}.log", i + 1))).unwrap();
-        let mut cmd = self.lbs[i].command(&netns::halb_binary());
-        cmd.args(["run", "--config"])
-            .arg(config)
-            .args(["--drain-timeout-ms", "1000"])
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log);
-        ChildGuard::spawn(&mut cmd, Duration::from_secs(10))
+        let mut cmd = halb_run(&self.lbs[i], config, Duration::from_secs(1));
+        ChildGuard::spawn(cmd.stderr(log), Duration::from_secs(10))
     }
 
     /// The router's next hops for the VIP (empty: no route).

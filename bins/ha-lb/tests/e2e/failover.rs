@@ -469,26 +469,12 @@ fn partition_then_heal_leaves_one_master() {
     let logs = || topo.dump();
 
     // Bridge port isolation: the two nodes' ports stop talking to each other (and only that).
-    let isolate = |on: &str| {
-        for port in ["p0", "p1"] {
-            topo.lan.switch.ip(&[
-                "link",
-                "set",
-                "dev",
-                port,
-                "type",
-                "bridge_slave",
-                "isolated",
-                on,
-            ]);
-        }
-    };
-    isolate("on");
+    topo.isolate(true);
     topo.expect_state(LB2, "VI_1", "Master", Duration::from_secs(10));
     assert_eq!(topo.state(LB1, "VI_1").as_deref(), Some("Master"));
     assert!(topo.has_address(LB1, VIP) && topo.has_address(LB2, VIP));
 
-    isolate("off");
+    topo.isolate(false);
     topo.expect_state(LB2, "VI_1", "Backup", Duration::from_secs(10));
     thread::sleep(Duration::from_millis(500));
     assert_eq!(

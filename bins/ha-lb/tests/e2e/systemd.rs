@@ -15,7 +15,7 @@ use netns::{wait_until, ChildGuard, Netns};
 use nix::sys::signal::Signal;
 
 use crate::netns::serial;
-use crate::topo::{admin_get, kill, worker_pid};
+use crate::topo::{admin_get, halb_run, kill, worker_pid};
 
 /// A temporary directory, removed on drop.
 struct TempDir(PathBuf);
@@ -87,14 +87,8 @@ fn start(
     notify: Option<&Path>,
     watchdog: Option<Duration>,
 ) -> ChildGuard {
-    let mut cmd = ns.command(&netns::halb_binary());
-    cmd.args(["run", "--config"])
-        .arg(config)
-        .args(["--drain-timeout-ms", "200"])
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .env_remove("NOTIFY_SOCKET")
+    let mut cmd = halb_run(ns, config, Duration::from_millis(200));
+    cmd.env_remove("NOTIFY_SOCKET")
         .env_remove("WATCHDOG_USEC")
         .env_remove("WATCHDOG_PID");
     if let Some(p) = notify {

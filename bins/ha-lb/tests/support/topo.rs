@@ -13,7 +13,7 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -83,15 +83,8 @@ impl Topo {
             .append(true)
             .open(self.dir.join(format!("{name}.log")))
             .unwrap();
-        let mut cmd = self.ns(i).command(&netns::halb_binary());
-        cmd.args(["run", "--config"])
-            .arg(config)
-            .args(["--drain-timeout-ms", "1000"])
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log);
-        ChildGuard::spawn(&mut cmd, Duration::from_secs(10))
+        let mut cmd = halb_run(self.ns(i), config, Duration::from_secs(1));
+        ChildGuard::spawn(cmd.stderr(log), Duration::from_secs(10))
     }
 
     /// Starts lb1 and lb2 and waits until lb1 is Master of VI_1 and lb2 its Backup.
@@ -244,6 +237,19 @@ impl Drop for Topo {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// `ha-lb run --config CONFIG` in `ns` (`$HALB_BINARY` or the one cargo built), draining for
+/// `drain` on stop, logging at info to what the caller sets as stderr.
+pub fn halb_run(ns: &Netns, config: &Path, drain: Duration) -> Command {
+    let mut cmd = ns.command(&netns::halb_binary());
+    cmd.args(["run", "--config"])
+        .arg(config)
+        .args(["--drain-timeout-ms", &drain.as_millis().to_string()])
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    cmd
 }
 
 /// The `/status` of the node whose admin endpoint is [`ADMIN`] in `ns`, or `None` while it
