@@ -8,7 +8,7 @@
 //! namespaces, the test skips with a reason, except under `CI=true` where it fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may unwrap (docs/developing.md)
 
-use crate::netns;
+use crate::{keepalived, netns};
 
 use std::net::IpAddr;
 use std::process::Stdio;
@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ha_lb::net::{Interface, VrrpSocket, VrrpSocketConfig};
-use netns::{wait_until, ChildGuard, Lan, Netns};
+use netns::{wait_until, Lan, Netns};
 use vrrp_core::packet::{
     AddressList, Advertisement, Auth, ChecksumMode, IpContext, PacketError, Version,
 };
@@ -63,25 +63,7 @@ fn keepalived_old_unicast_checksum_interoperates_with_v3_multicast_pseudo_header
     std::fs::create_dir_all(&dir).unwrap();
     let conf = dir.join("keepalived.conf");
     std::fs::write(&conf, CONF).unwrap();
-    let p = |n: &str| dir.join(n).to_string_lossy().into_owned();
-    let _keepalived = ChildGuard::spawn(
-        ka_ns
-            .command("keepalived")
-            .args(["-n", "-l", "-P", "-f"])
-            .arg(&conf)
-            .args([
-                "-p",
-                &p("keepalived.pid"),
-                "-r",
-                &p("vrrp.pid"),
-                "-c",
-                &p("checkers.pid"),
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-        Duration::from_secs(5),
-    );
+    let _keepalived = keepalived::start(ka_ns, &conf, &dir, Stdio::null());
 
     // 1. keepalived's adverts: bad by RFC 5798, good with the group in the pseudo-header.
     let deadline = Instant::now() + Duration::from_secs(20);

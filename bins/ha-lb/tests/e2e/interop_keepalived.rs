@@ -30,6 +30,8 @@ use std::time::{Duration, Instant};
 
 use netns::{wait_until, ChildGuard, Lan, Netns};
 
+use crate::keepalived;
+
 const HALB: &str = env!("CARGO_BIN_EXE_ha-lb");
 /// Convergence from a cold start: Master_Down_Interval (3.6 s) plus generous slack.
 const CONVERGE: Duration = Duration::from_secs(20);
@@ -184,24 +186,11 @@ impl World {
         let file = base.join("keepalived.conf");
         std::fs::write(&file, conf).unwrap();
         let log = base.join("keepalived.log");
-        let p = |n: &str| base.join(n).to_string_lossy().into_owned();
-        let process = ChildGuard::spawn(
-            self.ns(node)
-                .command("keepalived")
-                .args(["-n", "-l", "-D", "-P", "-f"])
-                .arg(&file)
-                .args([
-                    "-p",
-                    &p("keepalived.pid"),
-                    "-r",
-                    &p("vrrp.pid"),
-                    "-c",
-                    &p("checkers.pid"),
-                ])
-                .stdin(Stdio::null())
-                .stdout(std::fs::File::create(&log).unwrap())
-                .stderr(Stdio::null()),
-            Duration::from_secs(5),
+        let process = keepalived::start(
+            self.ns(node),
+            &file,
+            &base,
+            std::fs::File::create(&log).unwrap(),
         );
         Running {
             process,
@@ -426,7 +415,7 @@ fn elections(tag: &str, kind: Kind) {
 
 #[test]
 fn keepalived_v2_pass_multicast() {
-    let _serial = crate::netns::serial();
+    let _shared = crate::netns::shared();
     elections(
         "ikv2m",
         Kind {
@@ -440,7 +429,7 @@ fn keepalived_v2_pass_multicast() {
 
 #[test]
 fn keepalived_v2_pass_unicast() {
-    let _serial = crate::netns::serial();
+    let _shared = crate::netns::shared();
     elections(
         "ikv2u",
         Kind {
@@ -454,7 +443,7 @@ fn keepalived_v2_pass_unicast() {
 
 #[test]
 fn keepalived_v3_ipv4_multicast() {
-    let _serial = crate::netns::serial();
+    let _shared = crate::netns::shared();
     elections(
         "ikv34m",
         Kind {
@@ -468,7 +457,7 @@ fn keepalived_v3_ipv4_multicast() {
 
 #[test]
 fn keepalived_v3_ipv4_unicast() {
-    let _serial = crate::netns::serial();
+    let _shared = crate::netns::shared();
     elections(
         "ikv34u",
         Kind {
@@ -482,7 +471,7 @@ fn keepalived_v3_ipv4_unicast() {
 
 #[test]
 fn keepalived_v3_ipv4_unicast_old_unicast_checksum() {
-    let _serial = crate::netns::serial();
+    let _shared = crate::netns::shared();
     // keepalived's `old_unicast_checksum` and ha-lb's: the pseudo-header names 224.0.0.18.
     elections(
         "ikv34o",
@@ -497,7 +486,7 @@ fn keepalived_v3_ipv4_unicast_old_unicast_checksum() {
 
 #[test]
 fn keepalived_v3_ipv6_multicast() {
-    let _serial = crate::netns::serial();
+    let _shared = crate::netns::shared();
     elections(
         "ikv36m",
         Kind {
@@ -511,7 +500,7 @@ fn keepalived_v3_ipv6_multicast() {
 
 #[test]
 fn keepalived_v3_ipv6_unicast() {
-    let _serial = crate::netns::serial();
+    let _shared = crate::netns::shared();
     elections(
         "ikv36u",
         Kind {
@@ -581,7 +570,7 @@ fn import(conf: &Path) -> PathBuf {
 
 #[test]
 fn a_node_migrated_with_import_keepalived_joins_the_seeds_keepalived() {
-    let _serial = crate::netns::serial();
+    let _shared = crate::netns::shared();
     let tag = "ikseed";
     if !Netns::available(tag) || !netns::tool_available(tag, "keepalived", "keepalived") {
         return;
@@ -669,7 +658,7 @@ fn a_node_migrated_with_import_keepalived_joins_the_seeds_keepalived() {
 /// returns: it takes .200 back and .201 stays; ha-lb stops: keepalived takes .201 the same way.
 #[test]
 fn a_migrated_active_active_node_shares_the_seeds_vips_with_keepalived() {
-    let _serial = crate::netns::serial();
+    let _shared = crate::netns::shared();
     let tag = "ikaa";
     if !Netns::available(tag) || !netns::tool_available(tag, "keepalived", "keepalived") {
         return;

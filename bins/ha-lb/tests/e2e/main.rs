@@ -1,8 +1,9 @@
 //! The end-to-end tests, in one binary (one link step instead of one per file), a module per
 //! theme. Most make their own hosts in network namespaces (the harness: `support/netns.rs`; the
 //! two-node topology, its backends and measuring client: `support/{topo,backend,client}.rs`);
-//! every test holds [`netns::serial`], so they run one at a time and their timings are not
-//! disturbed by each other.
+//! every test that times failovers in milliseconds holds [`netns::serial`], so it runs alone
+//! and its timings are not disturbed by other tests; the keepalived interop tests (bounds in
+//! seconds, 1 s adverts) hold [`netns::shared`] instead and run alongside each other.
 //!
 //! - failover, heal, privileges, balancer_only, examples, demo: `ha-lb run` on two nodes;
 //! - bgp: anycast VIPs announced over BGP by BIRD / FRR to an ECMP router (docs/bgp.md);
@@ -16,6 +17,8 @@
 mod backend;
 #[path = "../support/client.rs"]
 mod client;
+#[path = "../support/keepalived.rs"]
+mod keepalived;
 #[path = "../support/netns.rs"]
 mod netns;
 #[path = "../support/topo.rs"]

@@ -6,7 +6,7 @@
 //! `CI=true` where it fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may unwrap (docs/developing.md)
 
-use crate::netns;
+use crate::{keepalived, netns};
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -33,23 +33,7 @@ impl Keepalived {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("keepalived.conf");
         std::fs::write(&file, conf).unwrap();
-        let p = |n: &str| dir.join(n).to_string_lossy().into_owned();
-        let process = ChildGuard::spawn(
-            ns.command("keepalived")
-                .args(["-n", "-P", "-l", "-f"])
-                .arg(&file)
-                .args([
-                    "-p",
-                    &p("ka.pid"),
-                    "-r",
-                    &p("vrrp.pid"),
-                    "-c",
-                    &p("chk.pid"),
-                ])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null()),
-            Duration::from_secs(5),
-        );
+        let process = keepalived::start(ns, &file, &dir, Stdio::null());
         Keepalived {
             _process: process,
             dir,

@@ -349,12 +349,21 @@ impl Drop for ChildGuard {
     }
 }
 
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+static SERIAL: std::sync::RwLock<()> = std::sync::RwLock::new(());
 
-/// Held by every test of the e2e binary: they share one machine's CPU and time their
-/// failovers, so they run one at a time (a test that failed does not block the others).
-pub fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+/// Held by every test of the e2e binary that times what it sees in milliseconds (failover
+/// bounds): they share one machine's CPU, so such a test runs alone, with no other test of
+/// the binary (a test that failed does not block the others).
+pub fn serial() -> std::sync::RwLockWriteGuard<'static, ()> {
+    SERIAL.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Held instead of [`serial`] by a test whose bounds are seconds (keepalived interop at 1 s
+/// adverts) and whose own load is small: such tests run alongside each other (as many as
+/// the test harness runs threads), never alongside one that holds [`serial`]. A test waiting
+/// for [`serial`] keeps new ones from starting (the lock prefers writers), so none starves.
+pub fn shared() -> std::sync::RwLockReadGuard<'static, ()> {
+    SERIAL.read().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The `ha-lb` binary the e2e tests run: the one cargo built, or `$HALB_BINARY` (CI runs the
