@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use netns::{wait_until, ChildGuard, Lan, Netns};
+use netns::{wait_until_every, ChildGuard, Lan, Netns};
 
 use crate::keepalived;
 
@@ -40,6 +40,14 @@ const CONVERGE: Duration = Duration::from_secs(20);
 const PRIORITY_ZERO_BOUND: Duration = Duration::from_millis(2800);
 /// How long the VIP's holder must stay the same to count as converged.
 const STABLE: Duration = Duration::from_secs(2);
+/// How often the VIP's holders are looked at (`ip addr` in each namespace): enough for bounds
+/// in seconds, and light enough for these tests to run alongside each other.
+const POLL: Duration = Duration::from_millis(50);
+
+/// Waits until `cond` holds, looking every [`POLL`].
+fn wait(timeout: Duration, cond: impl FnMut() -> bool) -> bool {
+    wait_until_every(POLL, timeout, cond)
+}
 
 /// One kind of virtual router.
 #[derive(Debug, Clone, Copy)]
@@ -276,7 +284,7 @@ impl World {
         nodes: &[&Running],
     ) -> Duration {
         let start = Instant::now();
-        let reached = wait_until(within, || self.holders(vip) == [want]);
+        let reached = wait(within, || self.holders(vip) == [want]);
         let took = start.elapsed();
         assert!(
             reached,
@@ -295,7 +303,7 @@ impl World {
                 self.tag,
                 self.logs(nodes)
             );
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(POLL);
         }
         took
     }
@@ -381,7 +389,7 @@ fn elections(tag: &str, kind: Kind) {
     graceful_handover(&w, kind, hl, 0, "ha-lb stops (priority 0)", &ka);
     drop(ka);
     assert!(
-        wait_until(Duration::from_secs(10), || w.holders(vip).is_empty()),
+        wait(Duration::from_secs(10), || w.holders(vip).is_empty()),
         "{tag}: a stopped node left the VIP behind: {:?}",
         w.holders(vip)
     );
@@ -395,7 +403,7 @@ fn elections(tag: &str, kind: Kind) {
         w.partition();
         let a = w.start(on0, kind, 0, 100);
         let b = w.start(on1, kind, 1, 100);
-        let both = wait_until(CONVERGE, || w.holders(vip) == [0, 1]);
+        let both = wait(CONVERGE, || w.holders(vip) == [0, 1]);
         assert!(
             both,
             "{tag} {step}: partitioned, both should be master: {:?}\n{}",
@@ -407,7 +415,7 @@ fn elections(tag: &str, kind: Kind) {
         drop(a);
         drop(b);
         assert!(
-            wait_until(Duration::from_secs(10), || w.holders(vip).is_empty()),
+            wait(Duration::from_secs(10), || w.holders(vip).is_empty()),
             "{tag} {step}: a stopped node left the VIP behind"
         );
     }
@@ -615,9 +623,7 @@ fn a_node_migrated_with_import_keepalived_joins_the_seeds_keepalived() {
     );
     drop(ka);
     drop(hl);
-    assert!(wait_until(Duration::from_secs(10), || w
-        .holders(vip)
-        .is_empty()));
+    assert!(wait(Duration::from_secs(10), || w.holders(vip).is_empty()));
 
     // The other way: ha-lb runs the import of lb1's file (100), keepalived lb2's (50).
     let hl = w.halb_file(0, &lb1_toml);

@@ -283,7 +283,18 @@ impl Lan {
 }
 
 /// Polls `cond` every 10 ms until it holds or `timeout` passes; returns whether it held.
-pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+pub fn wait_until(timeout: Duration, cond: impl FnMut() -> bool) -> bool {
+    wait_until_every(Duration::from_millis(10), timeout, cond)
+}
+
+/// Polls `cond` every `every` until it holds or `timeout` passes; returns whether it held.
+/// For conditions that cost a process each time (`ip addr`) where tens of milliseconds of
+/// resolution are enough.
+pub fn wait_until_every(
+    every: Duration,
+    timeout: Duration,
+    mut cond: impl FnMut() -> bool,
+) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
         if cond() {
@@ -292,7 +303,7 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
         if Instant::now() >= deadline {
             return false;
         }
-        thread::sleep(Duration::from_millis(10));
+        thread::sleep(every);
     }
 }
 
