@@ -36,7 +36,7 @@ fn has_vip(ns: &Netns) -> bool {
 
 #[test]
 fn keepalived_old_unicast_checksum_interoperates_with_v3_multicast_pseudo_header() {
-    let _serial = crate::netns::serial();
+    let _shared = crate::netns::shared();
     let test = "keepalived_old_unicast_checksum";
     if !Netns::available(test) || !netns::tool_available(test, "keepalived", "keepalived") {
         return;

@@ -2,8 +2,9 @@
 //! theme. Most make their own hosts in network namespaces (the harness: `support/netns.rs`; the
 //! two-node topology, its backends and measuring client: `support/{topo,backend,client}.rs`);
 //! every test that times failovers in milliseconds holds [`netns::serial`], so it runs alone
-//! and its timings are not disturbed by other tests; the keepalived interop tests (bounds in
-//! seconds, 1 s adverts) hold [`netns::shared`] instead and run alongside each other.
+//! and its timings are not disturbed by other tests; the interop tests with keepalived and
+//! tshark (deadlines in seconds) hold [`netns::shared`] instead and run alongside each other
+//! (CI runs them with a thread each).
 //!
 //! - failover, heal, privileges, balancer_only, examples, demo: `ha-lb run` on two nodes;
 //! - bgp: anycast VIPs announced over BGP by BIRD / FRR to an ECMP router (docs/bgp.md);

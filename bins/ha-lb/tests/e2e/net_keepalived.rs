@@ -202,7 +202,7 @@ fn run_case(c: &Case) {
 
 #[test]
 fn keepalived_v3_ipv4_interoperates() {
-    let _serial = crate::netns::serial();
+    let _shared = crate::netns::shared();
     let name = "keepalived_v3_ipv4_interoperates";
     if !Netns::available(name) || !netns::tool_available(name, "keepalived", "keepalived") {
         return;
@@ -223,7 +223,7 @@ fn keepalived_v3_ipv4_interoperates() {
 
 #[test]
 fn keepalived_v3_ipv6_interoperates() {
-    let _serial = crate::netns::serial();
+    let _shared = crate::netns::shared();
     let name = "keepalived_v3_ipv6_interoperates";
     if !Netns::available(name) || !netns::tool_available(name, "keepalived", "keepalived") {
         return;
@@ -244,7 +244,7 @@ fn keepalived_v3_ipv6_interoperates() {
 
 #[test]
 fn keepalived_v2_with_the_seeds_password_interoperates() {
-    let _serial = crate::netns::serial();
+    let _shared = crate::netns::shared();
     let name = "keepalived_v2_with_the_seeds_password_interoperates";
     if !Netns::available(name) || !netns::tool_available(name, "keepalived", "keepalived") {
         return;
@@ -265,7 +265,7 @@ fn keepalived_v2_with_the_seeds_password_interoperates() {
 
 #[test]
 fn keepalived_seed_active_standby_unicast_interoperates() {
-    let _serial = crate::netns::serial();
+    let _shared = crate::netns::shared();
     // The seed's lb1: VRRPv2, PASS 123456, advert 1 s, unicast to the peer.
     let name = "keepalived_seed_active_standby_unicast_interoperates";
     if !Netns::available(name) || !netns::tool_available(name, "keepalived", "keepalived") {

@@ -369,8 +369,8 @@ pub fn serial() -> std::sync::RwLockWriteGuard<'static, ()> {
     SERIAL.write().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Held instead of [`serial`] by a test whose bounds are seconds (keepalived interop at 1 s
-/// adverts) and whose own load is small: such tests run alongside each other (as many as
+/// Held instead of [`serial`] by a test whose deadlines are seconds (interop with keepalived
+/// and tshark) and whose own load is small: such tests run alongside each other (as many as
 /// the test harness runs threads), never alongside one that holds [`serial`]. A test waiting
 /// for [`serial`] keeps new ones from starting (the lock prefers writers), so none starves.
 pub fn shared() -> std::sync::RwLockReadGuard<'static, ()> {
