@@ -460,11 +460,6 @@ fn state(ns: &Netns) -> Option<String> {
     topo::state(ns, "VI_1")
 }
 
-fn has_vip(ns: &Netns) -> bool {
-    ns.ip(&["-o", "addr", "show", "dev", "eth0"])
-        .contains(&format!(" {VIP}/"))
-}
-
 /// Maintenance on hands the VIP over at once (priority 0: lb2 within its Skew_Time plus a
 /// margin, far below Master_Down_Interval) and keeps lb1 Backup although it has the higher
 /// priority and preempts, across a SIGHUP too; off lets it preempt back.
@@ -525,7 +520,7 @@ fn maintenance_hands_over_and_stays_backup_until_off() {
     // lb2 hears priority 0 and takes over after its Skew_Time (0.61 * 100 ms... 60 ms),
     // not after Master_Down_Interval (361 ms).
     assert!(
-        wait_until(Duration::from_secs(5), || has_vip(n2)),
+        wait_until(Duration::from_secs(5), || n2.has_address("eth0", VIP)),
         "{}",
         dump()
     );
@@ -553,7 +548,7 @@ fn maintenance_hands_over_and_stays_backup_until_off() {
         "{}",
         dump()
     );
-    assert!(!has_vip(n1));
+    assert!(!n1.has_address("eth0", VIP));
     // A SIGHUP (the file unchanged, and then changed in place) keeps it.
     std::fs::write(&file1, vrrp_config(160)).unwrap();
     lb1.signal(Signal::SIGHUP);
@@ -571,8 +566,8 @@ fn maintenance_hands_over_and_stays_backup_until_off() {
     assert!(
         wait_until(Duration::from_secs(5), || state(n1).as_deref()
             == Some("Master")
-            && has_vip(n1)
-            && !has_vip(n2)),
+            && n1.has_address("eth0", VIP)
+            && !n2.has_address("eth0", VIP)),
         "{}",
         dump()
     );
@@ -685,7 +680,7 @@ fn notify_and_check_commands_run_without_capabilities() {
     let _lb = ChildGuard::spawn(&mut cmd, Duration::from_secs(10));
     let log = || std::fs::read_to_string(dir.join("lb.log")).unwrap_or_default();
     assert!(
-        wait_until(Duration::from_secs(15), || has_vip(ns)
+        wait_until(Duration::from_secs(15), || ns.has_address("eth0", VIP)
             && std::fs::read_to_string(&notify_out)
                 .is_ok_and(|t| !t.trim().is_empty())
             && std::fs::read_to_string(&check_out)
@@ -871,7 +866,7 @@ fn accept_mode_off_needs_no_nft_program() {
     let mut node = ChildGuard::spawn(&mut cmd, Duration::from_secs(10));
     let logs = || std::fs::read_to_string(dir.join("lb.log")).unwrap_or_default();
     assert!(
-        wait_until(Duration::from_secs(15), || has_vip(lb)),
+        wait_until(Duration::from_secs(15), || lb.has_address("eth0", VIP)),
         "{}",
         logs()
     );

@@ -28,12 +28,6 @@ version 3\n    priority 100\n    advert_int 0.1\n    old_unicast_checksum\n    \
 unicast_src_ip 192.0.2.1\n    unicast_peer {\n        192.0.2.2\n    }\n    \
 virtual_ipaddress {\n        192.0.2.200/24\n    }\n}\n";
 
-fn has_vip(ns: &Netns) -> bool {
-    ns.ip(&["-o", "addr", "show", "dev", "eth0"])
-        .split_whitespace()
-        .any(|w| w.split('/').next() == Some("192.0.2.200"))
-}
-
 #[test]
 fn keepalived_old_unicast_checksum_interoperates_with_v3_multicast_pseudo_header() {
     let _shared = crate::netns::shared();
@@ -95,7 +89,8 @@ fn keepalived_old_unicast_checksum_interoperates_with_v3_multicast_pseudo_header
         seen += 1;
     }
     assert!(
-        wait_until(Duration::from_secs(5), || has_vip(ka_ns)),
+        wait_until(Duration::from_secs(5), || ka_ns
+            .has_address("eth0", "192.0.2.200")),
         "keepalived holds the VIP as master"
     );
 
@@ -129,13 +124,16 @@ fn keepalived_old_unicast_checksum_interoperates_with_v3_multicast_pseudo_header
             }
         })
     };
-    let gave_up = wait_until(Duration::from_secs(10), || !has_vip(ka_ns));
+    let gave_up = wait_until(Duration::from_secs(10), || {
+        !ka_ns.has_address("eth0", "192.0.2.200")
+    });
     // 3. Silence: keepalived takes the VIP back after its Master_Down_Interval.
     stop.store(true, Ordering::Relaxed);
     sender.join().unwrap();
     assert!(gave_up, "keepalived ignored our old-checksum adverts");
     assert!(
-        wait_until(Duration::from_secs(10), || has_vip(ka_ns)),
+        wait_until(Duration::from_secs(10), || ka_ns
+            .has_address("eth0", "192.0.2.200")),
         "keepalived did not take the VIP back"
     );
     drop(lan);

@@ -95,12 +95,6 @@ fn open(ns: &Netns, ipv6: bool, join_group: bool) -> VrrpSocket {
     })
 }
 
-fn has_vip(ns: &Netns, vip: &str) -> bool {
-    ns.ip(&["-o", "addr", "show", "dev", "eth0"])
-        .split_whitespace()
-        .any(|w| w.split('/').next() == Some(vip))
-}
-
 fn run_case(c: &Case) {
     let lan = Lan::new(c.tag, 2, true);
     let (ka_ns, our_ns) = (&lan.nodes[0], &lan.nodes[1]);
@@ -148,7 +142,7 @@ fn run_case(c: &Case) {
         seen += 1;
     }
     assert!(
-        wait_until(Duration::from_secs(5), || has_vip(ka_ns, c.vip)),
+        wait_until(Duration::from_secs(5), || ka_ns.has_address("eth0", c.vip)),
         "{}: keepalived holds the VIP as master",
         c.tag
     );
@@ -188,13 +182,15 @@ fn run_case(c: &Case) {
             }
         })
     };
-    let gave_up = wait_until(Duration::from_secs(10), || !has_vip(ka_ns, c.vip));
+    let gave_up = wait_until(Duration::from_secs(10), || {
+        !ka_ns.has_address("eth0", c.vip)
+    });
     // 3. Silence: keepalived takes over again after its Master_Down_Interval.
     stop.store(true, Ordering::Relaxed);
     sender.join().unwrap();
     assert!(gave_up, "{}: keepalived ignored our higher priority", c.tag);
     assert!(
-        wait_until(Duration::from_secs(10), || has_vip(ka_ns, c.vip)),
+        wait_until(Duration::from_secs(10), || ka_ns.has_address("eth0", c.vip)),
         "{}: keepalived did not take the VIP back",
         c.tag
     );

@@ -118,6 +118,13 @@ impl Netns {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Whether `ifname` in the namespace has the address `addr` (with any prefix length).
+    pub fn has_address(&self, ifname: &str, addr: &str) -> bool {
+        self.ip(&["-o", "addr", "show", "dev", ifname])
+            .split_whitespace()
+            .any(|w| w.split('/').next() == Some(addr))
+    }
+
     /// Sets a sysctl inside the namespace.
     pub fn sysctl(&self, key: &str, value: &str) {
         let path = format!("/proc/sys/{}", key.replace('.', "/"));

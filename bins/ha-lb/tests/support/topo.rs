@@ -192,9 +192,7 @@ impl Topo {
 
     /// Whether node `i` has `addr` on `eth0`.
     pub fn has_address(&self, i: usize, addr: &str) -> bool {
-        self.ns(i)
-            .ip(&["-o", "addr", "show", "dev", "eth0"])
-            .contains(&format!(" {addr}/"))
+        self.ns(i).has_address("eth0", addr)
     }
 
     /// Whether node `i` has `addr` on any interface (eth0, or a VMAC interface).
