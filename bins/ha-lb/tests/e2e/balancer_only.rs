@@ -93,7 +93,7 @@ fn balancer_only_serves_follows_checks_reloads_and_stops() {
         thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(seen(listen, 10), ["a", "c"].map(String::from).into());
-    let status = ha_lb::admin::table::fetch(admin).unwrap();
+    let status = ha_lb::status::fetch(admin).unwrap();
     let backends: Vec<(String, String)> = status.pools[0]
         .backends
         .iter()

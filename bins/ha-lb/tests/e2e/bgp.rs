@@ -951,7 +951,7 @@ fn anycast_tracks_start_clean_up_reload_and_stop() {
     t.expect_held(&["203.0.113.20"], "uplink down at start");
     // `/status` (and `ha-lb status`) says which group is withdrawn and why.
     let status =
-        t.ns.run(|| ha_lb::admin::table::fetch("127.0.0.1:9555".parse().unwrap()).ok())
+        t.ns.run(|| ha_lb::status::fetch("127.0.0.1:9555".parse().unwrap()).ok())
             .expect("status");
     let a = status.anycast.iter().find(|g| g.name == "a").unwrap();
     assert!(!a.announced && a.reason == "interface up0 is down", "{a:?}");
@@ -984,7 +984,7 @@ fn anycast_tracks_start_clean_up_reload_and_stop() {
     let answer = t.ns.run(|| request(TARGET.parse().unwrap()));
     assert!(answer.is_some_and(|a| a.starts_with("b1")));
     let status =
-        t.ns.run(|| ha_lb::admin::table::fetch("127.0.0.1:9555".parse().unwrap()).ok())
+        t.ns.run(|| ha_lb::status::fetch("127.0.0.1:9555".parse().unwrap()).ok())
             .expect("status");
     let a = status.anycast.iter().find(|g| g.name == "a").unwrap();
     assert!(

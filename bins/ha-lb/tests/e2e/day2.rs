@@ -194,8 +194,8 @@ impl Lb {
         );
     }
 
-    fn backend_status(&self, addr: SocketAddr) -> ha_lb::runtime::status::BackendStatus {
-        let s = ha_lb::admin::table::fetch(self.admin).unwrap();
+    fn backend_status(&self, addr: SocketAddr) -> ha_lb::status::BackendStatus {
+        let s = ha_lb::status::fetch(self.admin).unwrap();
         s.pools[0]
             .backends
             .iter()
@@ -452,7 +452,7 @@ fn vrrp_config(priority: u32) -> String {
     )
 }
 
-fn instance(ns: &Netns) -> Option<ha_lb::runtime::status::InstanceStatus> {
+fn instance(ns: &Netns) -> Option<ha_lb::status::InstanceStatus> {
     topo::instance(ns, "VI_1")
 }
 

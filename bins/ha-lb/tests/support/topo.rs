@@ -17,7 +17,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ha_lb::runtime::status::{InstanceStatus, NodeStatus};
+use ha_lb::status::{InstanceStatus, NodeStatus};
 use nix::sys::signal::Signal;
 
 use crate::backend::Backend;
@@ -253,7 +253,7 @@ pub fn halb_run(ns: &Netns, config: &Path, drain: Duration) -> Command {
 /// The `/status` of the node whose admin endpoint is [`ADMIN`] in `ns`, or `None` while it
 /// does not answer.
 pub fn status(ns: &Netns) -> Option<NodeStatus> {
-    ns.run(|| ha_lb::admin::table::fetch(ADMIN.parse().unwrap()).ok())
+    ns.run(|| ha_lb::status::fetch(ADMIN.parse().unwrap()).ok())
 }
 
 /// `instance`'s status on the node in `ns`.
