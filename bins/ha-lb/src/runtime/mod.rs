@@ -33,6 +33,7 @@ pub mod scripts;
 pub mod status;
 pub mod tracks;
 pub mod vips;
+pub mod vrrp_thread;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -154,7 +155,7 @@ pub async fn run(options: Options, shared: Arc<Shared>) -> Result<(), RuntimeErr
         links: Links::default(),
         rebind: BTreeSet::new(),
         announcers: announcers::Announcers::default(),
-        ports: ports::Ports::default(),
+        ports: ports::Ports::dedicated(),
         instances: BTreeMap::new(),
         sync_groups: BTreeMap::new(),
         state_tx,
