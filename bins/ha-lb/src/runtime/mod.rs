@@ -40,6 +40,7 @@ pub mod scripts;
 pub mod shared;
 pub mod tracks;
 pub mod vips;
+pub mod vrrp_thread;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -147,7 +148,7 @@ pub async fn run(options: Options, shared: Arc<Shared>) -> Result<(), RuntimeErr
         links: Links::default(),
         slots: BTreeMap::new(),
         announcers: announcers::Announcers::default(),
-        ports: ports::Ports::default(),
+        ports: ports::Ports::dedicated(),
         state_tx,
         groups: Groups::default(),
         admin: None,
