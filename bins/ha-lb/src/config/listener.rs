@@ -35,6 +35,20 @@ pub struct Listener {
     pub log: bool,
 }
 
+impl Listener {
+    /// A listener on `listen` forwarding to pool `pool`, every other setting at its default.
+    pub fn new(listen: SocketAddr, pool: String) -> Self {
+        Listener {
+            listen,
+            pool,
+            non_local_bind: true,
+            max_connections: 0,
+            idle_timeout_ms: DEFAULT_IDLE_TIMEOUT_MS,
+            log: false,
+        }
+    }
+}
+
 fn default_idle_timeout_ms() -> u64 {
     DEFAULT_IDLE_TIMEOUT_MS
 }
