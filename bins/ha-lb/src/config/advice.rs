@@ -4,8 +4,13 @@
 use std::collections::BTreeSet;
 
 use super::key_path::KeyPath;
+use super::listener::{ListenerMode, DEFAULT_IDLE_TIMEOUT_MS};
+use super::pool::{
+    OnBackendDown, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_FAIL_TIMEOUT_MS, DEFAULT_MAX_FAILS,
+    DEFAULT_RETRIES,
+};
 use super::validate::Problem;
-use super::Config;
+use super::{Config, Listener};
 
 /// Finds the warnings of a configuration that [`super::validate`] accepted.
 pub fn advise(config: &Config) -> Vec<Problem> {
@@ -103,6 +108,7 @@ pub fn advise(config: &Config) -> Vec<Problem> {
             });
         }
     }
+    nat_advice(config, &mut out);
     if let Some(admin) = &config.admin {
         if !admin.listen.ip().is_loopback() {
             out.push(Problem {
@@ -113,4 +119,89 @@ pub fn advise(config: &Config) -> Vec<Problem> {
         }
     }
     out
+}
+
+/// Settings that a NAT listener (the kernel forwards, no connect of ha-lb's own) does not
+/// use: set on such a listener, or on a pool that only NAT listeners use, they are warned
+/// about with the key.
+fn nat_advice(config: &Config, out: &mut Vec<Problem>) {
+    let nat = |l: &Listener| l.mode == ListenerMode::Nat;
+    let mut warn = |path: KeyPath, message: String, hint: &str| {
+        out.push(Problem {
+            path,
+            message,
+            hint: hint.into(),
+        });
+    };
+    for (name, l) in config.listeners.iter().filter(|(_, l)| nat(l)) {
+        let p = KeyPath::root().key("listeners").key(name);
+        if l.idle_timeout_ms != DEFAULT_IDLE_TIMEOUT_MS {
+            warn(
+                p.key("idle_timeout_ms"),
+                "idle_timeout_ms is not used by a NAT listener: the kernel's conntrack timeouts end idle flows".into(),
+                "remove it; set net.netfilter.nf_conntrack_tcp_timeout_established to change how long an idle TCP flow lives",
+            );
+        }
+        if l.log {
+            warn(
+                p.key("log"),
+                "a NAT listener writes no per-connection log: ha-lb sees no connection, only the kernel's counters".into(),
+                "remove log = true; flows and bytes per backend are in ha-lb status and /metrics",
+            );
+        }
+        if !l.non_local_bind {
+            warn(
+                p.key("non_local_bind"),
+                "non_local_bind is not used by a NAT listener: nothing is bound, the kernel rewrites packets to the address whenever they reach this node".into(),
+                "remove non_local_bind",
+            );
+        }
+    }
+    for (pname, pool) in &config.pools {
+        let mut users = config.listeners.values().filter(|l| l.pool == *pname);
+        let first = users.next();
+        if !first.is_some_and(nat) || !users.all(nat) {
+            continue;
+        }
+        let p = KeyPath::root().key("pools").key(pname);
+        let mut unused = |key: &str, set: bool, what: &str| {
+            if set {
+                warn(
+                    p.key(key),
+                    format!("{key} is not used in NAT mode: {what}, and pool {pname:?} serves only NAT listeners"),
+                    "remove it; in NAT mode only checks take a backend out",
+                );
+            }
+        };
+        unused(
+            "retries",
+            pool.retries != DEFAULT_RETRIES,
+            "the kernel sends each connection to one backend and never retries another",
+        );
+        unused(
+            "connect_timeout_ms",
+            pool.connect_timeout_ms != DEFAULT_CONNECT_TIMEOUT_MS,
+            "the client's own connect runs through to the backend",
+        );
+        unused(
+            "max_fails",
+            pool.max_fails != DEFAULT_MAX_FAILS,
+            "there is no passive health (ha-lb sees no failed connect)",
+        );
+        unused(
+            "fail_timeout_ms",
+            pool.fail_timeout_ms != DEFAULT_FAIL_TIMEOUT_MS,
+            "there is no passive health (ha-lb sees no failed connect)",
+        );
+        unused(
+            "slow_start_ms",
+            pool.slow_start_ms != 0,
+            "a backend coming up gets its full weight at once",
+        );
+        unused(
+            "on_backend_down",
+            pool.on_backend_down != OnBackendDown::Keep,
+            "the open flows of a backend whose check goes down are left to end",
+        );
+    }
 }

@@ -42,7 +42,7 @@ pub use garp::Garp;
 pub use global::Global;
 pub use instance::Instance;
 pub use key_path::{KeyPath, Segment};
-pub use listener::Listener;
+pub use listener::{Listener, ListenerMode, NatSource};
 pub use load::{load, load_with_warnings, parse, parse_with_warnings};
 pub use notify::Notify;
 pub use pool::{Algorithm, Backend, OnBackendDown, Pool, ProxyProtocol};

@@ -28,6 +28,11 @@ pub enum Algorithm {
     Random,
     /// Maglev consistent hashing on the client address.
     Maglev,
+    /// NAT listeners only: the client address hashed (nftables `jhash`, keepalived's `sh`)
+    /// over the weighted backends. A client keeps its backend while the healthy set is
+    /// unchanged; a change moves most clients (not consistent hashing: use `maglev` with a
+    /// proxy listener for that).
+    Sourcehash,
 }
 
 impl Algorithm {
@@ -39,7 +44,16 @@ impl Algorithm {
             Algorithm::P2c => "p2c",
             Algorithm::Random => "random",
             Algorithm::Maglev => "maglev",
+            Algorithm::Sourcehash => "sourcehash",
         }
+    }
+
+    /// Whether nftables can do it, i.e. a NAT listener may use it.
+    pub fn nat_capable(self) -> bool {
+        matches!(
+            self,
+            Algorithm::Roundrobin | Algorithm::Random | Algorithm::Sourcehash
+        )
     }
 }
 

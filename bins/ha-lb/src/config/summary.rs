@@ -94,7 +94,20 @@ impl Config {
             );
         }
         for (name, l) in &self.listeners {
-            let _ = writeln!(out, "listener {name}: {} -> pool {}", l.listen, l.pool);
+            match l.mode {
+                super::ListenerMode::Proxy => {
+                    let _ = writeln!(out, "listener {name}: {} -> pool {}", l.listen, l.pool);
+                }
+                super::ListenerMode::Nat => {
+                    let _ = writeln!(
+                        out,
+                        "listener {name}: {} -> pool {} (nat, source {})",
+                        l.listen,
+                        l.pool,
+                        l.effective_nat_source().as_str()
+                    );
+                }
+            }
         }
         match &self.admin {
             Some(a) => {

@@ -8,8 +8,9 @@ use super::check::{Check, CheckKind};
 use super::garp::Garp;
 use super::instance::Instance;
 use super::key_path::KeyPath;
+use super::listener::ListenerMode;
 use super::notify::Notify;
-use super::pool::Pool;
+use super::pool::{Algorithm, Pool, ProxyProtocol};
 use super::Config;
 
 /// Ethernet's MTU: an advert longer than this is never heard on most LANs.
@@ -920,6 +921,7 @@ impl Validator {
                     "remove non_local_bind = false (the default, true, binds with IP_FREEBIND)",
                 );
             }
+            self.nat_listener(config, &p, l);
             if let Some(other) = seen.insert(l.listen, name) {
                 self.push(
                     p.key("listen"),
@@ -932,6 +934,107 @@ impl Validator {
 }
 
 impl Validator {
+    /// `mode = "nat"`: what nftables cannot do is refused, naming the key; `nat_source` only
+    /// with it.
+    fn nat_listener(&mut self, config: &Config, p: &KeyPath, l: &super::Listener) {
+        if l.mode != ListenerMode::Nat {
+            if l.nat_source.is_some() {
+                self.push(
+                    p.key("nat_source"),
+                    "nat_source applies to NAT listeners only: a proxy listener's backends see ha-lb's own address",
+                    "add mode = \"nat\", or remove nat_source",
+                );
+            }
+            if let Some(pool) = config.pools.get(&l.pool) {
+                if pool.algorithm == Algorithm::Sourcehash {
+                    self.push(
+                        KeyPath::root().key("pools").key(&l.pool).key("algorithm"),
+                        format!(
+                            "algorithm sourcehash is for NAT listeners, and proxy listener {} uses pool {:?}",
+                            l.listen, l.pool
+                        ),
+                        "use maglev (consistent hashing on the client address) for a proxy listener",
+                    );
+                }
+            }
+            return;
+        }
+        let ip = l.listen.ip();
+        if ip.is_unspecified() || ip.is_multicast() {
+            self.push(
+                p.key("listen"),
+                format!("{ip} is not an address a NAT listener can rewrite"),
+                "give the VIP (or node address) clients connect to, e.g. \"192.0.2.200:80\"",
+            );
+        } else if ip.is_loopback() {
+            self.push(
+                p.key("listen"),
+                format!("{ip} is a loopback address: the kernel does not route loopback sources to other hosts, so a NAT listener cannot forward from it"),
+                "listen on a VIP or a node address, or use mode = \"proxy\" for a loopback listener",
+            );
+        }
+        if l.max_connections > 0 {
+            self.push(
+                p.key("max_connections"),
+                "max_connections is not enforced by a NAT listener (the kernel forwards every connection)",
+                "remove max_connections, or use mode = \"proxy\"",
+            );
+        }
+        let Some(pool) = config.pools.get(&l.pool) else {
+            return;
+        };
+        let pp = KeyPath::root().key("pools").key(&l.pool);
+        if !pool.algorithm.nat_capable() {
+            self.push(
+                pp.key("algorithm"),
+                format!(
+                    "algorithm {} has no nftables form, and NAT listener {} uses pool {:?}",
+                    pool.algorithm.as_str(),
+                    l.listen,
+                    l.pool
+                ),
+                "NAT listeners support roundrobin, random and sourcehash (weighted); \
+                 use one of them, or mode = \"proxy\"",
+            );
+        }
+        if pool.proxy_protocol != ProxyProtocol::Off {
+            self.push(
+                pp.key("proxy_protocol"),
+                format!(
+                    "NAT listener {} sends no PROXY protocol header, and backends of pool {:?} would wait for one",
+                    l.listen, l.pool
+                ),
+                "remove proxy_protocol (with nat_source = \"preserve\" backends see the client address itself)",
+            );
+        }
+        for (i, b) in pool.backends.iter().enumerate() {
+            let bp = pp.key("backends").index(i);
+            if b.max_conns > 0 {
+                self.push(
+                    bp.key("max_conns"),
+                    format!(
+                        "max_conns is not enforced for NAT listener {} (the kernel forwards every connection)",
+                        l.listen
+                    ),
+                    "remove max_conns, or use mode = \"proxy\"",
+                );
+            }
+            if b.address.is_ipv4() != l.listen.is_ipv4() {
+                self.push(
+                    bp.key("address"),
+                    format!(
+                        "backend {} is {} and NAT listener {} is {}: nftables NAT does not translate between families",
+                        b.address,
+                        family(&b.address.ip()),
+                        l.listen,
+                        family(&ip)
+                    ),
+                    "use backends of the listener's family, or mode = \"proxy\"",
+                );
+            }
+        }
+    }
+
     /// `[anycast.NAME]`: host addresses each in one place, a usable dummy interface name that
     /// no VRRP instance uses, tracked things that exist.
     fn anycast(&mut self, config: &Config) {

@@ -88,7 +88,9 @@ fn algorithm(a: config::Algorithm) -> Algorithm {
         config::Algorithm::Leastconn => Algorithm::LeastConn,
         config::Algorithm::P2c => Algorithm::PowerOfTwo,
         config::Algorithm::Random => Algorithm::Random,
-        config::Algorithm::Maglev => Algorithm::Maglev {
+        // sourcehash is refused by check-config for proxy listeners; a pool that only NAT
+        // listeners use still gets an lb-core pool (it keeps the backends' states).
+        config::Algorithm::Maglev | config::Algorithm::Sourcehash => Algorithm::Maglev {
             table_size: MAGLEV_TABLE_SIZE,
         },
     }
