@@ -101,7 +101,8 @@ impl Listener {
 }
 
 impl Listener {
-    /// A listener on `listen` forwarding to pool `pool`, every other setting at its default.
+    /// A proxy listener on `listen` forwarding to pool `pool`, every other setting at its
+    /// default.
     pub fn new(listen: SocketAddr, pool: String) -> Self {
         Listener {
             listen,
@@ -110,6 +111,8 @@ impl Listener {
             max_connections: 0,
             idle_timeout_ms: DEFAULT_IDLE_TIMEOUT_MS,
             log: false,
+            mode: ListenerMode::Proxy,
+            nat_source: None,
         }
     }
 }

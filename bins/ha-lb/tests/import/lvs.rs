@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use ha_lb::config::{self, Algorithm, CheckKind};
+use ha_lb::config::{self, Algorithm, CheckKind, ListenerMode, NatSource};
 use ha_lb::keepalived::{import_file, import_str, Import};
 
 fn data(name: &str) -> PathBuf {
@@ -72,6 +72,12 @@ fn two_virtual_servers_become_listeners_pools_and_checks() {
     assert_eq!(web.pool, "vs-192.0.2.100-80");
     let tls = &c.listeners["vs-192.0.2.100-443"];
     assert_eq!(tls.listen, addr("192.0.2.100:443"));
+    // LVS-NAT: the kernel rewrites the destination and the real servers, routed through the
+    // director (its gateway VIP), see the client's address.
+    for l in [web, tls] {
+        assert_eq!(l.mode, ListenerMode::Nat);
+        assert_eq!(l.nat_source, Some(NatSource::Preserve));
+    }
 
     // wrr with weights 3, 1 and 0 (drained), and the sorry server as a backup.
     let pool = &c.pools["vs-192.0.2.100-80"];
@@ -112,7 +118,7 @@ fn two_virtual_servers_become_listeners_pools_and_checks() {
 
     // sh + persistence_timeout: source hashing; TCP_CHECK with keepalived's default retry 1.
     let pool = &c.pools["vs-192.0.2.100-443"];
-    assert_eq!(pool.algorithm, Algorithm::Maglev);
+    assert_eq!(pool.algorithm, Algorithm::Sourcehash);
     let check = &c.checks[pool.backends[0].check.as_ref().unwrap()];
     assert_eq!(check.kind, CheckKind::Tcp);
     assert_eq!(
@@ -191,6 +197,10 @@ fn group_virtual_server_settings_and_checkers() {
     assert_eq!(weights, [1, 0]);
     assert!(warnings_at(&imp, line_of(&f, "lb_algo rr"))[0].contains("ignores weights"));
     assert!(warnings_at(&imp, line_of(&f, "lb_kind DR"))[0].contains("masquerade"));
+    for l in c.listeners.values().filter(|l| l.pool == "vsg-WEB") {
+        assert_eq!(l.mode, ListenerMode::Nat);
+        assert_eq!(l.nat_source, Some(NatSource::Masquerade), "DR");
+    }
     assert!(warnings_at(&imp, line_of(&f, "quorum 2"))[0].contains("quorum"));
 
     // The first real server: virtual-server defaults (delay_loop 2.5, connect_timeout 4,
@@ -237,6 +247,8 @@ fn ssl_get_misc_check_and_weights() {
     assert_eq!(pool.algorithm, Algorithm::Roundrobin);
     assert!(warnings_at(&imp, line_of(&f, "lb_algo wlc"))[0].contains("leastconn"));
     assert!(warnings_at(&imp, line_of(&f, "lb_kind TUN"))[0].contains("masquerade"));
+    let l = &c.listeners["vs-192.0.2.20-443"];
+    assert_eq!(l.nat_source, Some(NatSource::Masquerade), "TUN");
     let weights: Vec<u32> = pool.backends.iter().map(|b| b.weight).collect();
     assert_eq!(weights, [1000, 500, 1]);
 
@@ -333,6 +345,7 @@ fn every_warning_of_the_keyword_file_is_accounted_for() {
         ("persistence_granularity", 1),
         ("ha_suspend", 1),
         ("lb_algo fo", 1),
+        ("lb_algo mh", 1),
         ("weight 70000", 0),
     ]
     .iter()
@@ -433,4 +446,41 @@ fn defaults_and_edge_cases() {
     assert_eq!(pool.backends.len(), 1);
     let lines: Vec<usize> = imp.warnings.iter().map(|w| w.line).collect();
     assert_eq!(lines, [4], "{:#?}", imp.warnings);
+}
+
+#[test]
+fn cli_import_then_check_config_has_no_error_or_warning() {
+    let dir = std::env::temp_dir().join(format!("ha-lb-import-lvs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bin = env!("CARGO_BIN_EXE_ha-lb");
+    for (name, warnings) in [("lvs-nat-director", 5), ("lvs-keywords", 30)] {
+        let out_file = dir.join(format!("{name}.toml"));
+        let import = std::process::Command::new(bin)
+            .arg("import-keepalived")
+            .arg(data(&format!("{name}.conf")))
+            .arg("--output")
+            .arg(&out_file)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&import.stderr);
+        assert_eq!(import.status.code(), Some(0), "{stderr}");
+        assert!(
+            stderr.contains(&format!("translated with {warnings} warning(s)")),
+            "{stderr}"
+        );
+        let check = std::process::Command::new(bin)
+            .arg("check-config")
+            .arg(&out_file)
+            .output()
+            .unwrap();
+        let out = format!(
+            "{}{}",
+            String::from_utf8_lossy(&check.stdout),
+            String::from_utf8_lossy(&check.stderr)
+        );
+        assert_eq!(check.status.code(), Some(0), "{out}");
+        assert!(!out.contains("warning"), "{out}");
+        assert!(out.contains("(nat, source "), "{out}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }

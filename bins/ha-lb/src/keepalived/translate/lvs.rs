@@ -10,7 +10,9 @@
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 
-use crate::config::{Algorithm, Backend, Check, CheckKind, Listener, Pool, Tls};
+use crate::config::{
+    Algorithm, Backend, Check, CheckKind, Listener, ListenerMode, NatSource, Pool, Tls,
+};
 
 use super::super::lexer::split_command;
 use super::super::tree::Node;
@@ -390,11 +392,11 @@ impl Translator {
             if at.arg() == Some("0") {
                 // keepalived: 0 is no persistence.
             } else {
-                algorithm = Algorithm::Maglev;
+                algorithm = Algorithm::Sourcehash;
                 self.warn(
                     &at,
-                    "`persistence_timeout` is imported as source hashing (algorithm = \"maglev\"): a \
-                     client stays on its backend for as long as the set of healthy backends does \
+                    "`persistence_timeout` is imported as source hashing (algorithm = \"sourcehash\"): \
+                     a client stays on its backend for as long as the set of healthy backends does \
                      not change, not for a time",
                 );
             }
@@ -426,6 +428,13 @@ impl Translator {
                 ..Pool::new(reals.into_iter().map(|r| r.backend).collect())
             },
         );
+        // LVS-NAT's real servers route their replies back through the director and see the
+        // client's address: `preserve`. DR and TUN replies bypassed the director; rewriting
+        // the source makes them come back through it in any topology.
+        let nat_source = match forwarding.map(|f| f.0) {
+            Some(Forwarding::Nat) | None => NatSource::Preserve,
+            Some(Forwarding::Dr | Forwarding::Tun) => NatSource::Masquerade,
+        };
         let single = fresh.len() == 1 && !name.starts_with("vsg-");
         for addr in fresh {
             let listener_name = if single {
@@ -433,9 +442,14 @@ impl Translator {
             } else {
                 format!("{name}-{}-{}", addr.ip(), addr.port())
             };
-            self.config
-                .listeners
-                .insert(listener_name, Listener::new(addr, name.clone()));
+            self.config.listeners.insert(
+                listener_name,
+                Listener {
+                    mode: ListenerMode::Nat,
+                    nat_source: Some(nat_source),
+                    ..Listener::new(addr, name.clone())
+                },
+            );
         }
     }
 
@@ -942,7 +956,16 @@ impl Translator {
                 Algorithm::Roundrobin
             }
             "wrr" => Algorithm::Roundrobin,
-            "sh" | "mh" => Algorithm::Maglev,
+            "sh" => Algorithm::Sourcehash,
+            "mh" => {
+                self.warn(
+                    at,
+                    "`lb_algo mh` is imported as source hashing (algorithm = \"sourcehash\"): not \
+                     consistent, a change of the healthy backends moves most clients (maglev \
+                     hashing needs mode = \"proxy\" with algorithm = \"maglev\")",
+                );
+                Algorithm::Sourcehash
+            }
             "lc" | "wlc" | "sed" | "nq" | "lblc" | "lblcr" => {
                 let what = if algo.is_none() {
                     "no `lb_algo`: keepalived's default wlc".to_string()
