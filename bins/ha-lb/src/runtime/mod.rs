@@ -21,6 +21,7 @@ pub mod anycast;
 pub mod balancer;
 pub mod capabilities;
 pub mod conn_log;
+pub mod conntrack_sync;
 pub mod control;
 pub mod error;
 pub mod health;
@@ -107,6 +108,8 @@ struct Node {
     control_tx: control::ControlSender,
     /// Instances an operator put in maintenance (kept across reloads while they exist).
     maintenance: BTreeSet<String>,
+    /// conntrackd, when `[conntrack_sync]` asks for it.
+    conntrack: conntrack_sync::Conntrack,
 }
 
 fn router_id(config: &Config) -> String {
@@ -163,8 +166,14 @@ pub async fn run(options: Options, shared: Arc<Shared>) -> Result<(), RuntimeErr
         anycast: anycast::Anycast::default(),
         control_tx,
         maintenance: BTreeSet::new(),
+        conntrack: conntrack_sync::Conntrack::default(),
     };
     node.health.apply(&config)?;
+    // Before any instance starts: its first transition drives the daemon.
+    node.conntrack
+        .apply(&config)
+        .await
+        .map_err(RuntimeError::ConntrackSync)?;
     let retired = node.shared.balancer().apply(&config)?;
     drop(retired);
     if let Some(admin) = &config.admin {
@@ -439,6 +448,9 @@ impl Node {
     /// An instance changed state (or its want of Master): its sync group follows, and the
     /// group's notify runs.
     fn state_changed(&mut self, event: StateEvent) {
+        if event.change.is_some() {
+            self.conntrack.state_changed(&event.name, event.state);
+        }
         let Some(group) = group_of_in(&self.config, &event.name) else {
             return;
         };
@@ -898,6 +910,9 @@ impl Node {
         self.update_anycast();
         self.shared.set_checks(self.health.statuses());
         self.shared.set_router_id(router_id(&new));
+        if let Err(e) = self.conntrack.apply(&new).await {
+            tracing::error!(error = %e, "reload: conntrack sync not running");
+        }
         tracing::info!("reload done");
     }
 
@@ -919,6 +934,8 @@ impl Node {
         if let Err(e) = set_no_accept(&Config::default(), Some(&self.config)) {
             tracing::warn!(error = %e, "the nftables table inet ha_lb stays");
         }
+        // The peer, now Master, holds the flows; ours end with the node.
+        self.conntrack.stop().await;
         tokio::time::sleep_until(withdrawn + wait).await;
         let listeners = self.shared.balancer().take_listeners();
         balancer::drain(listeners, self.options.drain_timeout).await;
