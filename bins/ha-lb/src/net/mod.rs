@@ -14,6 +14,8 @@ pub mod firewall;
 pub mod interface;
 pub mod links;
 pub mod local_route;
+pub mod nat;
+pub(crate) mod nftables;
 pub mod rtnl;
 pub mod vmac;
 pub mod vrrp_socket;

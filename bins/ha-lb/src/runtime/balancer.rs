@@ -17,6 +17,7 @@ use lb_core::{
 use serde::{Deserialize, Serialize};
 
 use super::error::RuntimeError;
+use super::nat::NatTable;
 use crate::config::{self, Config};
 
 /// Maglev lookup table size (a prime well above any pool size).
@@ -80,6 +81,8 @@ pub struct Balancer {
     checks_down: BTreeSet<(String, SocketAddr)>,
     /// Where listeners with `log = true` send their records.
     log: Option<ConnectionLog>,
+    /// The listeners in NAT mode: nftables rules, no socket.
+    nat: NatTable,
 }
 
 fn algorithm(a: config::Algorithm) -> Algorithm {
@@ -185,6 +188,9 @@ impl Balancer {
         };
         let mut bound = Vec::new();
         for (name, l) in &config.listeners {
+            if l.mode == config::ListenerMode::Nat {
+                continue;
+            }
             let keep = self
                 .listeners
                 .get(name)
@@ -232,15 +238,22 @@ impl Balancer {
         let gone: Vec<String> = self
             .listeners
             .keys()
-            .filter(|n| !config.listeners.contains_key(*n))
+            .filter(|n| {
+                config
+                    .listeners
+                    .get(*n)
+                    .is_none_or(|l| l.mode == config::ListenerMode::Nat)
+            })
             .cloned()
             .collect();
         for name in gone {
             if let Some((_, old)) = self.listeners.remove(&name) {
-                tracing::info!(listener = %name, "listener stopped (no longer configured)");
+                tracing::info!(listener = %name, "listener stopped (no longer configured, or now in NAT mode)");
                 retired.push(old);
             }
         }
+        self.nat.configure(config);
+        self.nat.sync(&self.pools).map_err(RuntimeError::Nat)?;
         Ok(retired)
     }
 
@@ -349,7 +362,26 @@ impl Balancer {
         } else {
             self.checks_down.insert(key);
         }
-        self.push_backend(pool, addr, true)
+        self.push_backend(pool, addr, true)?;
+        self.sync_nat();
+        Ok(())
+    }
+
+    /// Programs the NAT listeners when their backends changed; a refusal is logged (the
+    /// kernel keeps what it had) and tried again at the next change.
+    fn sync_nat(&mut self) {
+        if let Err(e) = self.nat.sync(&self.pools) {
+            tracing::error!(error = %e, "NAT listeners not updated");
+        }
+    }
+
+    /// Removes the NAT listeners' rules (graceful stop).
+    ///
+    /// # Errors
+    ///
+    /// The kernel's refusal.
+    pub fn clear_nat(&mut self) -> Result<(), RuntimeError> {
+        self.nat.clear().map_err(RuntimeError::Nat)
     }
 
     /// An operator's change to backend `addr` of `pool`; what to say back.
@@ -395,6 +427,7 @@ impl Balancer {
         }
         self.push_backend(pool, addr, false)
             .map_err(|e| e.to_string())?;
+        self.sync_nat();
         tracing::info!(pool = %pool, backend = %addr, now = %said, "operator changed a backend");
         Ok(format!("pool {pool} backend {addr}: {said}"))
     }
@@ -442,9 +475,13 @@ impl Balancer {
         })
     }
 
-    /// The names of the listeners that are bound.
+    /// The names of the listeners that are bound, and of the NAT listeners once programmed.
     pub fn listening(&self) -> Vec<String> {
-        self.listeners.keys().cloned().collect()
+        self.listeners
+            .keys()
+            .cloned()
+            .chain(self.nat.programmed_names())
+            .collect()
     }
 
     /// Every counter now.

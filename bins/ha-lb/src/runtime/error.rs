@@ -43,6 +43,9 @@ pub enum RuntimeError {
     /// The nftables rules of `accept_mode = false` could not be applied.
     #[error("accept_mode = false: {0}")]
     AcceptMode(#[source] NetError),
+    /// The nftables rules of the NAT listeners could not be set.
+    #[error("cannot program the NAT listeners (nftables table inet ha_lb_nat): {0}")]
+    Nat(#[source] NetError),
     /// vrrp-core refused an instance's configuration.
     #[error("instance {instance}: {source}")]
     Router {

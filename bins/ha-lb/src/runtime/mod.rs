@@ -8,7 +8,8 @@
 //!   instance's priority (keepalived's weights); [`links`]: link state;
 //! - [`anycast`]: anycast VIPs on a dummy interface, announced by a routing daemon while
 //!   healthy;
-//! - [`balancer`]: lb-core listeners on the VIPs and their pools;
+//! - [`balancer`]: lb-core listeners on the VIPs and their pools; [`nat`]: listeners in NAT
+//!   mode (nftables);
 //! - [`notify`]: notify commands, in order per instance;
 //! - [`status`]: what `/status` and `/metrics` show;
 //! - sync groups: vrrp-core's `SyncGroup` decides (hold, let go, step down), this file
@@ -27,6 +28,7 @@ pub mod error;
 pub mod health;
 pub mod instance;
 pub mod links;
+pub mod nat;
 pub mod notify;
 pub mod ports;
 pub mod readiness;
@@ -933,6 +935,9 @@ impl Node {
         }
         if let Err(e) = set_no_accept(&Config::default(), Some(&self.config)) {
             tracing::warn!(error = %e, "the nftables table inet ha_lb stays");
+        }
+        if let Err(e) = self.shared.balancer().clear_nat() {
+            tracing::warn!(error = %e, "the NAT listeners' rules stay");
         }
         // The peer, now Master, holds the flows; ours end with the node.
         self.conntrack.stop().await;

@@ -30,10 +30,10 @@ use nix::sys::signal::Signal;
 
 use crate::netns::serial;
 
-const LB1: usize = 0;
-const LB2: usize = 1;
-const CLIENT: usize = 5;
-const VIP: &str = "192.0.2.100";
+pub(crate) const LB1: usize = 0;
+pub(crate) const LB2: usize = 1;
+pub(crate) const CLIENT: usize = 5;
+pub(crate) const VIP: &str = "192.0.2.100";
 const VIP_B: &str = "192.0.2.101";
 const VIP6: &str = "2001:db8::100";
 const ADMIN: &str = "127.0.0.1:9555";
@@ -46,7 +46,7 @@ const PROBE_EVERY: Duration = Duration::from_millis(5);
 /// another 100 ms is room for a loaded 2-core machine. With 100 ms adverts, Skew_Time + this
 /// stays below Master_Down_Interval (361 ms), so a missing priority-0 advert (a dead supervisor)
 /// fails the test. Measured: 20-30 ms above Skew_Time.
-const HANDOVER_MARGIN: Duration = Duration::from_millis(200);
+pub(crate) const HANDOVER_MARGIN: Duration = Duration::from_millis(200);
 
 /// What a bound allows beyond Master_Down_Interval (a node that sent nothing): the same, plus
 /// the failure's own detection (carrier loss, a health check's fall of 2 at 100 ms).
@@ -54,7 +54,7 @@ const CLIENT_MARGIN: Duration = Duration::from_millis(300);
 
 /// The bound when lb2 waits its Master_Down_Interval at 100 ms adverts (361 ms: a node that
 /// sent nothing, a link that went away) plus [`CLIENT_MARGIN`].
-const MDI_BOUND: Duration = Duration::from_millis(361).saturating_add(CLIENT_MARGIN);
+pub(crate) const MDI_BOUND: Duration = Duration::from_millis(361).saturating_add(CLIENT_MARGIN);
 
 /// The bound with 1 s adverts: lb2's Skew_Time (609 ms) plus the margin (measured 613-630 ms),
 /// far below the Master_Down_Interval of 3.6 s that a missing priority-0 advert would cost.
@@ -105,13 +105,13 @@ impl Drop for Backend {
 
 /// One request's result as the client saw it.
 #[derive(Debug, Clone)]
-struct Sample {
-    at: Instant,
-    answer: Option<String>,
+pub(crate) struct Sample {
+    pub(crate) at: Instant,
+    pub(crate) answer: Option<String>,
 }
 
 /// A client starting a request to `target` every 5 ms, until dropped or stopped.
-struct Client {
+pub(crate) struct Client {
     stop: Arc<AtomicBool>,
     samples: Arc<Mutex<Vec<Sample>>>,
     scheduler: Option<JoinHandle<()>>,
@@ -127,7 +127,7 @@ fn request(target: SocketAddr) -> Option<String> {
 }
 
 impl Client {
-    fn start(ns: &Netns, target: &str) -> Self {
+    pub(crate) fn start(ns: &Netns, target: &str) -> Self {
         let target: SocketAddr = target.parse().unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let samples = Arc::new(Mutex::new(Vec::new()));
@@ -164,13 +164,13 @@ impl Client {
     }
 
     /// The samples so far, in the order the answers came.
-    fn samples(&self) -> Vec<Sample> {
+    pub(crate) fn samples(&self) -> Vec<Sample> {
         let mut samples = self.samples.lock().unwrap().clone();
         samples.sort_by_key(|s| s.at);
         samples
     }
 
-    fn stop(&mut self) -> Vec<Sample> {
+    pub(crate) fn stop(&mut self) -> Vec<Sample> {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.scheduler.take() {
             let _ = t.join();
@@ -179,7 +179,7 @@ impl Client {
     }
 
     /// Waits until `n` successes came after `since`.
-    fn wait_successes(&self, since: Instant, n: usize, timeout: Duration) -> bool {
+    pub(crate) fn wait_successes(&self, since: Instant, n: usize, timeout: Duration) -> bool {
         wait_until(timeout, || {
             self.samples()
                 .iter()
@@ -197,7 +197,7 @@ impl Drop for Client {
 }
 
 /// The longest time without a successful answer within `[from, to]`.
-fn longest_gap(samples: &[Sample], from: Instant, to: Instant) -> Duration {
+pub(crate) fn longest_gap(samples: &[Sample], from: Instant, to: Instant) -> Duration {
     let mut last = from;
     let mut gap = Duration::ZERO;
     for s in samples
@@ -210,7 +210,7 @@ fn longest_gap(samples: &[Sample], from: Instant, to: Instant) -> Duration {
     gap.max(to.saturating_duration_since(last))
 }
 
-fn answers(samples: &[Sample], from: Instant) -> BTreeSet<String> {
+pub(crate) fn answers(samples: &[Sample], from: Instant) -> BTreeSet<String> {
     samples
         .iter()
         .filter(|s| s.at >= from)
@@ -218,7 +218,7 @@ fn answers(samples: &[Sample], from: Instant) -> BTreeSet<String> {
         .collect()
 }
 
-fn failures(samples: &[Sample], from: Instant, to: Instant) -> usize {
+pub(crate) fn failures(samples: &[Sample], from: Instant, to: Instant) -> usize {
     samples
         .iter()
         .filter(|s| s.at >= from && s.at <= to && s.answer.is_none())
@@ -226,14 +226,14 @@ fn failures(samples: &[Sample], from: Instant, to: Instant) -> usize {
 }
 
 /// The whole topology, torn down on drop (namespaces delete what runs in them).
-struct Topo {
+pub(crate) struct Topo {
     lan: Lan,
     dir: PathBuf,
     _backends: Vec<Backend>,
 }
 
 impl Topo {
-    fn new(tag: &str) -> Option<Self> {
+    pub(crate) fn new(tag: &str) -> Option<Self> {
         if !Netns::available(tag) {
             return None;
         }
@@ -250,18 +250,18 @@ impl Topo {
         })
     }
 
-    fn ns(&self, i: usize) -> &Netns {
+    pub(crate) fn ns(&self, i: usize) -> &Netns {
         &self.lan.nodes[i]
     }
 
-    fn write(&self, name: &str, text: &str) -> PathBuf {
+    pub(crate) fn write(&self, name: &str, text: &str) -> PathBuf {
         let path = self.dir.join(name);
         std::fs::write(&path, text).unwrap();
         path
     }
 
     /// Starts `ha-lb run` (with its supervisor) on node `i`; its log goes to `<name>.log`.
-    fn start(&self, i: usize, name: &str, config: &std::path::Path) -> ChildGuard {
+    pub(crate) fn start(&self, i: usize, name: &str, config: &std::path::Path) -> ChildGuard {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -279,7 +279,11 @@ impl Topo {
     }
 
     /// Starts lb1 and lb2 and waits until lb1 is Master of VI_1 and lb2 its Backup.
-    fn start_pair(&self, c1: &std::path::Path, c2: &std::path::Path) -> (ChildGuard, ChildGuard) {
+    pub(crate) fn start_pair(
+        &self,
+        c1: &std::path::Path,
+        c2: &std::path::Path,
+    ) -> (ChildGuard, ChildGuard) {
         let lb1 = self.start(LB1, "lb1", c1);
         let lb2 = self.start(LB2, "lb2", c2);
         assert!(
@@ -296,7 +300,7 @@ impl Topo {
     }
 
     /// A client of `target` in the client's namespace, once it got 20 answers.
-    fn served_client(&self, target: &str) -> Client {
+    pub(crate) fn served_client(&self, target: &str) -> Client {
         let client = Client::start(self.ns(CLIENT), target);
         assert!(
             client.wait_successes(Instant::now(), 20, Duration::from_secs(10)),
@@ -308,7 +312,13 @@ impl Topo {
 
     /// Waits until `client` got 20 more answers, then checks that the longest time it went
     /// without one since `since` stays under `bound` (and prints it, for the record).
-    fn assert_served_again(&self, client: &Client, since: Instant, what: &str, bound: Duration) {
+    pub(crate) fn assert_served_again(
+        &self,
+        client: &Client,
+        since: Instant,
+        what: &str,
+        bound: Duration,
+    ) {
         assert!(
             client.wait_successes(Instant::now(), 20, Duration::from_secs(10)),
             "{}",
@@ -324,17 +334,17 @@ impl Topo {
         );
     }
 
-    fn log(&self, name: &str) -> String {
+    pub(crate) fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default()
     }
 
     /// The node's `/status`, or `None` while it does not answer.
-    fn status(&self, i: usize) -> Option<NodeStatus> {
+    pub(crate) fn status(&self, i: usize) -> Option<NodeStatus> {
         self.ns(i)
             .run(|| ha_lb::admin::table::fetch(ADMIN.parse().unwrap()).ok())
     }
 
-    fn state(&self, i: usize, instance: &str) -> Option<String> {
+    pub(crate) fn state(&self, i: usize, instance: &str) -> Option<String> {
         self.status(i)?
             .instances
             .into_iter()
@@ -342,14 +352,20 @@ impl Topo {
             .map(|s| s.state)
     }
 
-    fn wait_state(&self, i: usize, instance: &str, state: &str, timeout: Duration) -> bool {
+    pub(crate) fn wait_state(
+        &self,
+        i: usize,
+        instance: &str,
+        state: &str,
+        timeout: Duration,
+    ) -> bool {
         wait_until(timeout, || {
             self.state(i, instance).as_deref() == Some(state)
         })
     }
 
     /// Waits for [`Topo::wait_state`], or fails with the nodes' logs.
-    fn expect_state(&self, i: usize, instance: &str, state: &str, timeout: Duration) {
+    pub(crate) fn expect_state(&self, i: usize, instance: &str, state: &str, timeout: Duration) {
         assert!(
             self.wait_state(i, instance, state, timeout),
             "node {i}: {instance} not {state} within {timeout:?} (now {:?})\n{}",
@@ -382,7 +398,7 @@ impl Topo {
             .contains(&format!(" {addr}/"))
     }
 
-    fn dump(&self, names: &[&str]) -> String {
+    pub(crate) fn dump(&self, names: &[&str]) -> String {
         names
             .iter()
             .map(|n| format!("===== {n}.log =====\n{}", self.log(n)))
@@ -401,7 +417,7 @@ impl Drop for Topo {
 }
 
 /// The worker a supervisor runs (its only child).
-fn worker_pid(supervisor: u32) -> Option<i32> {
+pub(crate) fn worker_pid(supervisor: u32) -> Option<i32> {
     let tasks = std::fs::read_dir(format!("/proc/{supervisor}/task")).ok()?;
     for t in tasks.flatten() {
         let children = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
@@ -412,7 +428,7 @@ fn worker_pid(supervisor: u32) -> Option<i32> {
     None
 }
 
-fn kill(pid: i32, signal: Signal) {
+pub(crate) fn kill(pid: i32, signal: Signal) {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).unwrap();
 }
 
@@ -497,7 +513,7 @@ impl Node<'_> {
     }
 }
 
-fn ms(d: Duration) -> u128 {
+pub(crate) fn ms(d: Duration) -> u128 {
     d.as_millis()
 }
 

@@ -25,6 +25,7 @@ mod interop_checksum;
 mod interop_keepalived;
 mod interop_tshark;
 mod kube;
+mod nat;
 mod net_addresses;
 mod net_announce;
 mod net_keepalived;

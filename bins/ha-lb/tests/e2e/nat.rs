@@ -1,0 +1,575 @@
+//! End to end: listeners in NAT mode (`mode = "nat"`): ha-lb programs nftables over netlink
+//! and the kernel forwards every connection. The two-node harness of `failover.rs` (one
+//! bridge: lb1 192.0.2.1, lb2 192.0.2.2, backends b1..b3 192.0.2.3..5 answering their name on
+//! port 8080, client 192.0.2.6, VIP 192.0.2.100). ha-lb itself turns on `net.ipv4.ip_forward`
+//! in the balancer's namespace: the tests set no sysctl (one turns forwarding off first, to
+//! see ha-lb turn it on).
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use ha_lb::net::nat::{NatListener, Pick, Snat};
+use nix::sys::signal::Signal;
+
+use crate::failover::{kill, worker_pid, Client, Topo, CLIENT, LB1, LB2, VIP};
+use crate::netns::{self, serial, wait_until, Netns};
+
+/// `nft list table inet ha_lb_nat` in `ns` (empty when there is none), handles and blank
+/// lines left out.
+fn nft_table(ns: &Netns) -> String {
+    let out = ns
+        .command("nft")
+        .args(["list", "table", "inet", "ha_lb_nat"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_owned)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn has_nft(test: &str) -> bool {
+    netns::tool_available(test, "nft", "nftables")
+}
+
+/// A node's configuration: VRRP instance VI_1 holding the VIP (priority `priority`), a NAT
+/// listener VIP:80 over b1 (weight 2), b2 and backup b3, with a tcp check every 200 ms (fall 1),
+/// and a NAT listener VIP:90 to the echo servers on b1 and b2 (port 9090).
+fn config(priority: u32, nat_source: &str, pool_web: &str) -> String {
+    format!(
+        r#"[admin]
+listen = "127.0.0.1:9555"
+
+[instances.VI_1]
+interface = "eth0"
+vrid = 51
+priority = {priority}
+version = 3
+advert_interval_ms = 100
+vips = ["{VIP}/24"]
+garp = {{ master_delay_ms = 0 }}
+
+[listeners.web]
+listen = "{VIP}:80"
+pool = "web"
+mode = "nat"
+nat_source = "{nat_source}"
+
+[listeners.echo]
+listen = "{VIP}:90"
+pool = "echo"
+mode = "nat"
+nat_source = "{nat_source}"
+
+[checks.tcp]
+kind = "tcp"
+interval_ms = 200
+timeout_ms = 100
+rise = 1
+fall = 1
+
+[pools.web]
+{pool_web}
+
+[pools.echo]
+backends = [
+    {{ address = "192.0.2.3:9090", check = "tcp" }},
+    {{ address = "192.0.2.4:9090", check = "tcp" }},
+]
+"#
+    )
+}
+
+const WEB: &str = r#"backends = [
+    { address = "192.0.2.3:8080", weight = 2, check = "tcp" },
+    { address = "192.0.2.4:8080", check = "tcp" },
+    { address = "192.0.2.5:8080", backup = true, check = "tcp" },
+]"#;
+
+/// A line echo server on port 9090 that prefixes each line with its name, until dropped.
+struct Echo {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Echo {
+    fn start(ns: &Netns, name: &str) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let name = name.to_owned();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = ns.spawn(move || {
+            let listener = TcpListener::bind("0.0.0.0:9090").unwrap();
+            listener.set_nonblocking(true).unwrap();
+            tx.send(()).unwrap();
+            let mut conns = Vec::new();
+            while !flag.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((s, _)) => {
+                        let name = name.clone();
+                        let flag = flag.clone();
+                        conns.push(thread::spawn(move || {
+                            s.set_nonblocking(false).unwrap();
+                            s.set_read_timeout(Some(Duration::from_millis(100)))
+                                .unwrap();
+                            let mut w = s.try_clone().unwrap();
+                            let mut r = BufReader::new(s);
+                            let mut line = String::new();
+                            while !flag.load(Ordering::Relaxed) {
+                                match r.read_line(&mut line) {
+                                    Ok(0) => return,
+                                    Ok(_) => {
+                                        if w.write_all(format!("{name} {line}").as_bytes()).is_err()
+                                        {
+                                            return;
+                                        }
+                                        line.clear();
+                                    }
+                                    Err(_) => {}
+                                }
+                            }
+                        }));
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(2)),
+                }
+            }
+            for c in conns {
+                let _ = c.join();
+            }
+        });
+        rx.recv().unwrap();
+        Echo {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Echo {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// One TCP connection from the client to VIP:90, kept open.
+struct Flow {
+    w: TcpStream,
+    r: BufReader<TcpStream>,
+}
+
+impl Flow {
+    fn open(ns: &Netns) -> Flow {
+        let s = ns.run(|| {
+            TcpStream::connect_timeout(
+                &format!("{VIP}:90").parse().unwrap(),
+                Duration::from_secs(2),
+            )
+            .unwrap()
+        });
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        Flow {
+            w: s.try_clone().unwrap(),
+            r: BufReader::new(s),
+        }
+    }
+
+    /// Sends `word`, returns the answer (`NAME word`), or why there is none.
+    fn ask(&mut self, word: &str) -> Result<String, String> {
+        self.w
+            .write_all(format!("{word}\n").as_bytes())
+            .map_err(|e| e.to_string())?;
+        let mut line = String::new();
+        match self.r.read_line(&mut line) {
+            Ok(0) => Err("closed".into()),
+            Ok(_) => Ok(line.trim().to_owned()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// The answers of `client` after `since`, counted by backend.
+fn counts(client: &Client, since: Instant) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for s in client.samples() {
+        if let (true, Some(a)) = (s.at >= since, s.answer) {
+            *m.entry(a).or_insert(0) += 1;
+        }
+    }
+    m
+}
+
+/// The netlink batch ha-lb sends makes, as `nft` lists it, exactly the table its `nft` script
+/// makes: round robin, random and source hash, IPv4 and IPv6, masquerade, snat to the VIP and
+/// none, a listener without backends (no rule); replaced, then removed.
+#[test]
+fn nat_tables_over_netlink_match_the_nft_script() {
+    let _serial = serial();
+    if !has_nft("nat_tables_over_netlink_match_the_nft_script") || !Netns::available("natnl") {
+        return;
+    }
+    let (ours, theirs) = (
+        Netns::new("natnl-a").unwrap(),
+        Netns::new("natnl-b").unwrap(),
+    );
+    let a = |s: &str| -> SocketAddr { s.parse().unwrap() };
+    let sets: Vec<Vec<NatListener>> = vec![
+        vec![
+            NatListener {
+                listen: a("192.0.2.100:80"),
+                pick: Pick::RoundRobin,
+                snat: Snat::Masquerade,
+                slots: vec![
+                    a("198.51.100.1:8080"),
+                    a("198.51.100.2:8080"),
+                    a("198.51.100.1:8080"),
+                ],
+            },
+            NatListener {
+                listen: a("192.0.2.100:443"),
+                pick: Pick::Random,
+                snat: Snat::To("192.0.2.100".parse().unwrap()),
+                slots: vec![a("198.51.100.3:443")],
+            },
+            NatListener {
+                listen: a("192.0.2.101:443"),
+                pick: Pick::SourceHash,
+                snat: Snat::Preserve,
+                slots: vec![],
+            },
+            NatListener {
+                listen: a("[2001:db8::100]:80"),
+                pick: Pick::SourceHash,
+                snat: Snat::To("2001:db8::100".parse().unwrap()),
+                slots: vec![a("[2001:db8::1]:8080"), a("[2001:db8::2]:8080")],
+            },
+        ],
+        vec![NatListener {
+            listen: a("192.0.2.100:80"),
+            pick: Pick::RoundRobin,
+            snat: Snat::Masquerade,
+            slots: vec![a("198.51.100.2:8080")],
+        }],
+        vec![],
+    ];
+    for listeners in sets {
+        let l = listeners.clone();
+        ours.run(move || ha_lb::net::nat::apply(&l)).unwrap();
+        let script = ha_lb::net::nat::ruleset(&listeners);
+        let mut nft = theirs
+            .command("nft")
+            .args(["-f", "-"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        nft.stdin
+            .take()
+            .unwrap()
+            .write_all(script.as_bytes())
+            .unwrap();
+        assert!(nft.wait().unwrap().success(), "{script}");
+        let (got, want) = (nft_table(&ours), nft_table(&theirs));
+        assert_eq!(got, want, "for {listeners:?}");
+        for l in listeners.iter().filter(|l| !l.slots.is_empty()) {
+            assert!(got.contains(&l.listen.ip().to_string()), "{got}");
+        }
+        assert_eq!(got.is_empty(), listeners.is_empty(), "{got}");
+    }
+}
+
+/// Weighted round robin through the kernel (b1 weight 2, b2 weight 1, b3 backup): 2:1, no
+/// backup; b1's check going down takes it out of the map within one check interval and its
+/// new flows go to b2; with b2 down too, the backup serves; b1 back, the backup stops.
+#[test]
+fn nat_balances_by_weight_and_follows_checks() {
+    let _serial = serial();
+    if !has_nft("nat_balances_by_weight_and_follows_checks") {
+        return;
+    }
+    let Some(topo) = Topo::new("natrr") else {
+        return;
+    };
+    let lb = topo.ns(LB1);
+    // Forwarding off (a new namespace copies the host's): ha-lb turns it on.
+    lb.sysctl("net.ipv4.ip_forward", "0");
+    let forward = || lb.run(|| std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap());
+    let c = topo.write("lb1.toml", &config(150, "masquerade", WEB));
+    let _lb1 = topo.start(LB1, "lb1", &c);
+    topo.expect_state(LB1, "VI_1", "Master", Duration::from_secs(15));
+    // Both primaries in the map (weights as repeated entries), the backup not.
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            let t = nft_table(lb);
+            t.contains("192.0.2.3 . 8080") && t.contains("192.0.2.4 . 8080")
+        }),
+        "{}\n{}",
+        nft_table(lb),
+        topo.dump(&["lb1"])
+    );
+    assert_eq!(forward().trim(), "1");
+    let table = nft_table(lb);
+    assert_eq!(table.matches("192.0.2.3 . 8080").count(), 2, "{table}");
+    assert_eq!(table.matches("192.0.2.4 . 8080").count(), 1, "{table}");
+    assert!(!table.contains("192.0.2.5 . 8080"), "{table}");
+    assert!(
+        table.contains("dnat ip to numgen inc mod 3 map @backends_1"),
+        "{table}"
+    );
+    assert!(table.contains("masquerade"), "{table}");
+    // No socket of ha-lb's on the port: the kernel does it all.
+    let ss = lb
+        .command("ss")
+        .args(["-Htln", "sport = :80"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&ss.stdout).trim().is_empty(),
+        "{ss:?}"
+    );
+
+    let since = Instant::now();
+    let client = topo.served_client(&format!("{VIP}:80"));
+    assert!(client.wait_successes(since, 300, Duration::from_secs(20)));
+    let n = counts(&client, since);
+    let (b1, b2) = (
+        n.get("b1").copied().unwrap_or(0),
+        n.get("b2").copied().unwrap_or(0),
+    );
+    eprintln!("weights 2:1 -> {n:?}");
+    assert!(
+        !n.contains_key("b3"),
+        "the backup served while primaries were up: {n:?}"
+    );
+    let ratio = b1 as f64 / b2 as f64;
+    assert!((1.8..=2.2).contains(&ratio), "b1:b2 = {ratio}, {n:?}");
+
+    // b1's check fails (its link goes down): out of the map within one interval (200 ms) plus
+    // the check's timeout (100 ms) and room for a loaded machine.
+    let down = Instant::now();
+    topo.ns(2).ip(&["link", "set", "eth0", "down"]);
+    assert!(
+        wait_until(Duration::from_secs(3), || !nft_table(lb)
+            .contains("192.0.2.3 . 8080")),
+        "{}",
+        topo.dump(&["lb1"])
+    );
+    let took = down.elapsed();
+    eprintln!("b1 out of the map after {} ms", took.as_millis());
+    assert!(took < Duration::from_millis(200 + 100 + 300), "{took:?}");
+    let after = Instant::now();
+    assert!(client.wait_successes(after, 50, Duration::from_secs(10)));
+    let n = counts(&client, after);
+    assert_eq!(n.keys().collect::<Vec<_>>(), ["b2"], "{n:?}");
+
+    // b2 down too: the backup takes the new flows.
+    topo.ns(3).ip(&["link", "set", "eth0", "down"]);
+    assert!(wait_until(Duration::from_secs(3), || nft_table(lb)
+        .contains("192.0.2.5 . 8080")));
+    let after = Instant::now();
+    assert!(client.wait_successes(after, 50, Duration::from_secs(10)));
+    assert_eq!(counts(&client, after).keys().collect::<Vec<_>>(), ["b3"]);
+
+    // b1 back: the backup is out again.
+    topo.ns(2).ip(&["link", "set", "eth0", "up"]);
+    assert!(wait_until(Duration::from_secs(3), || {
+        let t = nft_table(lb);
+        t.contains("192.0.2.3 . 8080") && !t.contains("192.0.2.5 . 8080")
+    }));
+    let after = Instant::now();
+    assert!(client.wait_successes(after, 50, Duration::from_secs(10)));
+    assert_eq!(counts(&client, after).keys().collect::<Vec<_>>(), ["b1"]);
+}
+
+/// A TCP connection through the NAT listener stays up across a reload that changes the
+/// pool (the other backend removed, a new one added) and across another backend's check going
+/// down: the table is replaced, the flow's conntrack entry is not touched.
+#[test]
+fn nat_reload_and_health_changes_keep_open_flows() {
+    let _serial = serial();
+    if !has_nft("nat_reload_and_health_changes_keep_open_flows") {
+        return;
+    }
+    let Some(topo) = Topo::new("natrl") else {
+        return;
+    };
+    let _echo = [
+        Echo::start(topo.ns(2), "b1"),
+        Echo::start(topo.ns(3), "b2"),
+        Echo::start(topo.ns(4), "b3"),
+    ];
+    let c = topo.write("lb1.toml", &config(150, "masquerade", WEB));
+    let lb1 = topo.start(LB1, "lb1", &c);
+    topo.expect_state(LB1, "VI_1", "Master", Duration::from_secs(15));
+    assert!(wait_until(Duration::from_secs(5), || nft_table(
+        topo.ns(LB1)
+    )
+    .contains("192.0.2.4 . 9090")));
+    // Two flows: round robin puts one on b1, one on b2.
+    let mut flows = [Flow::open(topo.ns(CLIENT)), Flow::open(topo.ns(CLIENT))];
+    let owners: Vec<String> = flows
+        .iter_mut()
+        .map(|f| {
+            let a = f.ask("hello").unwrap();
+            a.split(' ').next().unwrap().to_owned()
+        })
+        .collect();
+    let mut sorted = owners.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["b1", "b2"], "{owners:?}");
+    let keep = owners.iter().position(|o| o == "b1").unwrap();
+
+    // Reload: echo pool now b1 and b3 (b2 removed).
+    let text = config(150, "masquerade", WEB).replace("192.0.2.4:9090", "192.0.2.5:9090");
+    std::fs::write(&c, text).unwrap();
+    lb1.signal(Signal::SIGHUP);
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            let t = nft_table(topo.ns(LB1));
+            t.contains("192.0.2.5 . 9090") && !t.contains("192.0.2.4 . 9090")
+        }),
+        "{}",
+        topo.dump(&["lb1"])
+    );
+    assert!(
+        topo.log("lb1").contains("reload done"),
+        "{}",
+        topo.dump(&["lb1"])
+    );
+    assert_eq!(flows[keep].ask("after-reload").unwrap(), "b1 after-reload");
+    // A new flow goes to what the file says now.
+    let mut fresh: Vec<String> = (0..4)
+        .map(|_| {
+            let mut f = Flow::open(topo.ns(CLIENT));
+            f.ask("x").unwrap().split(' ').next().unwrap().to_owned()
+        })
+        .collect();
+    fresh.sort();
+    fresh.dedup();
+    assert_eq!(fresh, ["b1", "b3"]);
+
+    // Another backend's check goes down (b3's link): the table changes, b1's flow goes on.
+    topo.ns(4).ip(&["link", "set", "eth0", "down"]);
+    assert!(wait_until(Duration::from_secs(3), || !nft_table(
+        topo.ns(LB1)
+    )
+    .contains("192.0.2.5 . 9090")));
+    for i in 0..20 {
+        assert_eq!(
+            flows[keep].ask(&format!("w{i}")).unwrap(),
+            format!("b1 w{i}"),
+            "{}",
+            topo.dump(&["lb1"])
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Two balancers with the NAT listener (source NAT to the VIP): the client is served through
+/// lb1, then through lb2 after lb1 stops, within the handover bound.
+#[test]
+fn nat_listener_follows_the_vip() {
+    let _serial = serial();
+    if !has_nft("nat_listener_follows_the_vip") {
+        return;
+    }
+    let Some(topo) = Topo::new("natvip") else {
+        return;
+    };
+    let c1 = topo.write("lb1.toml", &config(150, "vip", WEB));
+    let c2 = topo.write("lb2.toml", &config(100, "vip", WEB));
+    let (mut lb1, _lb2) = topo.start_pair(&c1, &c2);
+    assert!(nft_table(topo.ns(LB1)).contains("snat ip to 192.0.2.100"));
+    assert!(wait_until(Duration::from_secs(5), || nft_table(
+        topo.ns(LB2)
+    )
+    .contains("192.0.2.3 . 8080")));
+    let client = topo.served_client(&format!("{VIP}:80"));
+    let stopped = Instant::now();
+    lb1.stop();
+    topo.expect_state(LB2, "VI_1", "Master", Duration::from_secs(5));
+    // lb2's Skew_Time at priority 100 is 61 ms; a graceful stop sends priority 0.
+    topo.assert_served_again(
+        &client,
+        stopped,
+        "NAT, lb1 stopped",
+        Duration::from_millis(61 + 500),
+    );
+    // lb1's rules are gone with it.
+    assert_eq!(nft_table(topo.ns(LB1)), "");
+}
+
+/// Every rule goes: at a graceful stop, when the worker is killed (the supervisor removes
+/// them, the restarted worker programs them again), and, after both processes are killed,
+/// at the next start, also of a configuration without NAT listeners.
+#[test]
+fn nat_rules_are_removed_on_stop_and_after_a_kill() {
+    let _serial = serial();
+    if !has_nft("nat_rules_are_removed_on_stop_and_after_a_kill") {
+        return;
+    }
+    let Some(topo) = Topo::new("natrm") else {
+        return;
+    };
+    let lb = topo.ns(LB1);
+    let c = topo.write("lb1.toml", &config(150, "masquerade", WEB));
+    let mut lb1 = topo.start(LB1, "lb1", &c);
+    let programmed = || nft_table(lb).contains("192.0.2.3 . 8080");
+    assert!(
+        wait_until(Duration::from_secs(10), programmed),
+        "{}",
+        topo.dump(&["lb1"])
+    );
+
+    // The worker killed: the supervisor removes the table, the new worker makes it again.
+    let worker = worker_pid(lb1.pid()).unwrap();
+    kill(worker, Signal::SIGKILL);
+    assert!(
+        wait_until(Duration::from_secs(5), || topo
+            .log("lb1")
+            .contains("NAT listeners' rules removed for the dead worker")),
+        "{}",
+        topo.dump(&["lb1"])
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || worker_pid(lb1.pid())
+            .is_some_and(|w| w != worker)
+            && programmed()),
+        "{}",
+        topo.dump(&["lb1"])
+    );
+
+    // Graceful stop: nothing left.
+    assert!(lb1.stop());
+    assert_eq!(nft_table(lb), "", "{}", topo.dump(&["lb1"]));
+
+    // Both processes killed: the table stays; the next start (without NAT listeners) removes it.
+    let mut lb1 = topo.start(LB1, "lb1", &c);
+    assert!(wait_until(Duration::from_secs(10), programmed));
+    let worker = worker_pid(lb1.pid()).unwrap();
+    lb1.signal(Signal::SIGKILL);
+    kill(worker, Signal::SIGKILL);
+    assert!(wait_until(Duration::from_secs(5), || lb1.has_exited()));
+    thread::sleep(Duration::from_millis(200));
+    assert!(programmed(), "a killed run leaves its table");
+    let proxy_only =
+        config(150, "masquerade", WEB).replace("mode = \"nat\"\nnat_source = \"masquerade\"\n", "");
+    let c = topo.write("lb1-proxy.toml", &proxy_only);
+    let _lb1 = topo.start(LB1, "lb1", &c);
+    assert!(
+        wait_until(Duration::from_secs(10), || nft_table(lb).is_empty()),
+        "{}\n{}",
+        nft_table(lb),
+        topo.dump(&["lb1"])
+    );
+}
