@@ -11,6 +11,11 @@
 //! asks the Master for a full resync (`-n`). `-t` (shorten the kernel timers) is not used:
 //! without an external cache it would flush the synced states.
 //!
+//! conntrackd does not copy TCP sequence windows: a node taking over a flow would find the
+//! packets outside the window its entry last saw and mark them invalid (not translated). ha-lb
+//! sets `net.netfilter.nf_conntrack_tcp_be_liberal = 1` in its network namespace, as the
+//! conntrack-tools documentation advises for such setups.
+//!
 //! The daemon lives apart from ha-lb's processes (it detaches), so a killed worker leaves it
 //! running and the restarted worker keeps it; a graceful stop kills it (`-k`).
 
@@ -251,10 +256,24 @@ async fn answers(sync: &ConntrackSync) -> bool {
     sync.state_dir.join(CONNTRACKD_SOCKET).exists() && client(sync, "-s").await.is_ok()
 }
 
+/// The sysctl that stops conntrack from marking taken-over TCP packets invalid.
+const TCP_BE_LIBERAL: &str = "/proc/sys/net/netfilter/nf_conntrack_tcp_be_liberal";
+
 /// Writes the configuration and makes sure a daemon with it runs: one that answers with the
 /// same configuration on disk is kept (a restarted worker), otherwise it is restarted.
 async fn ensure_daemon(sync: &ConntrackSync) -> Result<(), ConntrackError> {
     let dir = &sync.state_dir;
+    match std::fs::read_to_string(TCP_BE_LIBERAL) {
+        Ok(v) if v.trim() == "1" => {}
+        _ => match std::fs::write(TCP_BE_LIBERAL, "1") {
+            Ok(()) => {
+                tracing::info!("conntrack sync: net.netfilter.nf_conntrack_tcp_be_liberal set to 1")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "conntrack sync: cannot set nf_conntrack_tcp_be_liberal: flows taken over may be dropped")
+            }
+        },
+    }
     std::fs::create_dir_all(dir).map_err(|source| ConntrackError::Write {
         path: dir.clone(),
         source,

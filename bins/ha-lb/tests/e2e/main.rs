@@ -16,6 +16,7 @@ mod netns;
 
 mod balancer_only;
 mod bgp;
+mod conntrack;
 mod day2;
 mod demo;
 mod examples;
