@@ -95,3 +95,19 @@ fn an_instance_must_drive_it() {
         Vec::<String>::new()
     );
 }
+
+#[test]
+fn a_sync_without_vip_nat_listeners_is_warned_about() {
+    let ok = "interface = \"eth1\"\nlocal = \"198.51.100.1\"\npeer = \"198.51.100.2\"\n";
+    let warnings = |text: &str| -> Vec<String> {
+        let (_, w) = ha_lb::config::parse_with_warnings(text, Path::new("t.toml")).unwrap();
+        w.into_iter().map(|d| d.key.to_string()).collect()
+    };
+    assert!(warnings(&with(ok)).is_empty());
+    let masquerade = with(ok).replace("nat_source = \"vip\"", "nat_source = \"masquerade\"");
+    assert_eq!(warnings(&masquerade), ["conntrack_sync"]);
+    let c = parse(&with(ok), Path::new("t.toml")).unwrap();
+    assert!(c
+        .summary()
+        .contains("conntrack sync: conntrackd FTFW on eth1 from 198.51.100.1 to 198.51.100.2 port 3780, driven by instance VI_1"));
+}
