@@ -109,6 +109,7 @@ pub fn advise(config: &Config) -> Vec<Problem> {
         }
     }
     nat_advice(config, &mut out);
+    conntrack_advice(config, &mut out);
     if let Some(admin) = &config.admin {
         if !admin.listen.ip().is_loopback() {
             out.push(Problem {
@@ -203,5 +204,27 @@ fn nat_advice(config: &Config, out: &mut Vec<Problem>) {
             pool.on_backend_down != OnBackendDown::Keep,
             "the open flows of a backend whose check goes down are left to end",
         );
+    }
+}
+
+/// `[conntrack_sync]` helps NAT listeners with `nat_source = "vip"` only: without one it
+/// syncs flows nothing takes over.
+fn conntrack_advice(config: &Config, out: &mut Vec<Problem>) {
+    if config.conntrack_sync.is_none() {
+        return;
+    }
+    let vip = config
+        .listeners
+        .values()
+        .any(|l| l.mode == ListenerMode::Nat && l.nat_source == Some(super::NatSource::Vip));
+    if !vip {
+        out.push(Problem {
+            path: KeyPath::root().key("conntrack_sync"),
+            message: "no NAT listener has nat_source = \"vip\": the synced flows do not survive a \
+                      failover (their replies go to the node that forwarded them first)"
+                .into(),
+            hint: "set mode = \"nat\" and nat_source = \"vip\" on the listeners on the VIP, or remove [conntrack_sync]"
+                .into(),
+        });
     }
 }

@@ -100,6 +100,23 @@ impl Listener {
     }
 }
 
+impl Listener {
+    /// A proxy listener on `listen` forwarding to pool `pool`, every other setting at its
+    /// default.
+    pub fn new(listen: SocketAddr, pool: String) -> Self {
+        Listener {
+            listen,
+            pool,
+            non_local_bind: true,
+            max_connections: 0,
+            idle_timeout_ms: DEFAULT_IDLE_TIMEOUT_MS,
+            log: false,
+            mode: ListenerMode::Proxy,
+            nat_source: None,
+        }
+    }
+}
+
 fn default_idle_timeout_ms() -> u64 {
     DEFAULT_IDLE_TIMEOUT_MS
 }

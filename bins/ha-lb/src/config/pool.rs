@@ -137,6 +137,36 @@ pub struct Backend {
     pub check: Option<String>,
 }
 
+impl Pool {
+    /// A pool of `backends` with every other setting at its default.
+    pub fn new(backends: Vec<Backend>) -> Self {
+        Pool {
+            algorithm: Algorithm::default(),
+            retries: DEFAULT_RETRIES,
+            connect_timeout_ms: DEFAULT_CONNECT_TIMEOUT_MS,
+            proxy_protocol: ProxyProtocol::default(),
+            max_fails: DEFAULT_MAX_FAILS,
+            fail_timeout_ms: DEFAULT_FAIL_TIMEOUT_MS,
+            on_backend_down: OnBackendDown::default(),
+            slow_start_ms: 0,
+            backends,
+        }
+    }
+}
+
+impl Backend {
+    /// A primary backend at `address`, weight 1, no check, no limit.
+    pub fn new(address: SocketAddr) -> Self {
+        Backend {
+            address,
+            weight: default_weight(),
+            max_conns: 0,
+            backup: false,
+            check: None,
+        }
+    }
+}
+
 fn default_retries() -> u32 {
     DEFAULT_RETRIES
 }

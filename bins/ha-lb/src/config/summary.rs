@@ -109,6 +109,17 @@ impl Config {
                 }
             }
         }
+        if let Some(c) = &self.conntrack_sync {
+            let _ = writeln!(
+                out,
+                "conntrack sync: conntrackd FTFW on {} from {} to {} port {}, driven by instance {}",
+                c.interface,
+                c.local,
+                c.peer,
+                c.port,
+                c.driving_instance(self.instances.keys()).unwrap_or("?")
+            );
+        }
         match &self.admin {
             Some(a) => {
                 let _ = writeln!(out, "admin endpoint: http://{}", a.listen);

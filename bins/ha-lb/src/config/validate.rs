@@ -57,6 +57,9 @@ pub fn validate(config: &Config) -> Vec<Problem> {
     }
     v.listeners(config);
     v.anycast(config);
+    if let Some(sync) = &config.conntrack_sync {
+        v.conntrack_sync(config, sync);
+    }
     if let Some(admin) = &config.admin {
         if admin.listen.port() == 0 {
             v.push(
@@ -1218,5 +1221,92 @@ fn defined_hint<V>(section: &str, map: &BTreeMap<String, V>) -> String {
             "define it as [{section}.NAME], or use one of: {}",
             names.join(", ")
         )
+    }
+}
+
+impl Validator {
+    /// `[conntrack_sync]`: two distinct unicast addresses of one family, an instance to drive
+    /// it, absolute paths, and a control socket path that fits a Unix socket address.
+    fn conntrack_sync(&mut self, config: &Config, sync: &super::ConntrackSync) {
+        let p = KeyPath::root().key("conntrack_sync");
+        if sync.interface.is_empty() || sync.interface.len() > 15 || sync.interface.contains('/') {
+            self.push(
+                p.key("interface"),
+                format!("{:?} cannot name an interface", sync.interface),
+                "name the sync link's interface, e.g. \"eth1\"",
+            );
+        }
+        for (key, ip) in [("local", sync.local), ("peer", sync.peer)] {
+            if ip.is_unspecified() || ip.is_multicast() || ip.is_loopback() {
+                self.push(
+                    p.key(key),
+                    format!("{ip} is not an address of the sync link"),
+                    "give a unicast address on the sync link's interface",
+                );
+            }
+        }
+        if sync.local == sync.peer {
+            self.push(
+                p.key("peer"),
+                format!("peer {} is also the local address", sync.peer),
+                "give the other balancer's address on the sync link",
+            );
+        } else if sync.local.is_ipv4() != sync.peer.is_ipv4() {
+            self.push(
+                p.key("peer"),
+                format!(
+                    "peer {} is {} and local {} is {}",
+                    sync.peer,
+                    family(&sync.peer),
+                    sync.local,
+                    family(&sync.local)
+                ),
+                "give both addresses of one family",
+            );
+        }
+        if sync.port == 0 {
+            self.push(
+                p.key("port"),
+                "port 0 is not a fixed port",
+                "use the same port on both nodes, e.g. 3780 (the default)",
+            );
+        }
+        match sync.driving_instance(config.instances.keys()) {
+            Some(name) if config.instances.contains_key(name) => {}
+            Some(name) => self.push(
+                p.key("instance"),
+                format!("no instance named {name:?}"),
+                defined_hint("instances", &config.instances),
+            ),
+            None => self.push(
+                p.key("instance"),
+                if config.instances.is_empty() {
+                    "conntrack_sync needs a VRRP instance: its transitions decide which node owns the flows".to_string()
+                } else {
+                    "several instances: which one holds the NAT listeners' VIP?".to_string()
+                },
+                "set instance = \"NAME\" (the instance whose VIP the NAT listeners use)",
+            ),
+        }
+        for (key, path) in [("program", &sync.program), ("state_dir", &sync.state_dir)] {
+            if !path.is_absolute() {
+                self.push(
+                    p.key(key),
+                    format!("{} is not an absolute path", path.display()),
+                    "give an absolute path",
+                );
+            }
+        }
+        // sockaddr_un holds 108 bytes with the terminating NUL.
+        let socket = sync
+            .state_dir
+            .join(super::conntrack_sync::CONNTRACKD_SOCKET);
+        if socket.as_os_str().len() > 107 {
+            self.push(
+                p.key("state_dir"),
+                format!("{} is too long for a Unix socket path", socket.display()),
+                "use a shorter directory, e.g. \"/run/ha-lb/conntrackd\"",
+            );
+        }
     }
 }

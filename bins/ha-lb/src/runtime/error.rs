@@ -37,6 +37,9 @@ pub enum RuntimeError {
         #[source]
         source: NetError,
     },
+    /// conntrackd (`[conntrack_sync]`) could not be started.
+    #[error("conntrack_sync: {0}")]
+    ConntrackSync(#[source] super::conntrack_sync::ConntrackError),
     /// The nftables rules of `accept_mode = false` could not be applied.
     #[error("accept_mode = false: {0}")]
     AcceptMode(#[source] NetError),

@@ -23,6 +23,7 @@ pub mod anycast;
 pub mod balancer;
 pub mod capabilities;
 pub mod conn_log;
+pub mod conntrack_sync;
 pub mod control;
 pub mod error;
 pub mod groups;
@@ -154,8 +155,14 @@ pub async fn run(options: Options, shared: Arc<Shared>) -> Result<(), RuntimeErr
         admin: None,
         anycast: anycast::Anycast::default(),
         control_tx,
+        conntrack: conntrack_sync::Conntrack::default(),
     };
     node.health.apply(&config)?;
+    // Before any instance starts: its first transition drives the daemon.
+    node.conntrack
+        .apply(&config)
+        .await
+        .map_err(RuntimeError::ConntrackSync)?;
     let retired = node.shared.balancer().apply(&config)?;
     drop(retired);
     if let Some(admin) = &config.admin {

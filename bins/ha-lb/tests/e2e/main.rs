@@ -27,6 +27,7 @@ mod topo;
 
 mod balancer_only;
 mod bgp;
+mod conntrack;
 mod day2;
 mod demo;
 mod examples;
