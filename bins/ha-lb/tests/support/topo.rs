@@ -298,6 +298,12 @@ pub fn worker_pid(supervisor: u32) -> Option<i32> {
     None
 }
 
+/// Whether process `pid` has exited: gone, or a zombie (its sockets closed, not yet reaped).
+pub fn exited(pid: i32) -> bool {
+    !Path::new(&format!("/proc/{pid}")).exists()
+        || std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "))
+}
+
 /// Sends `signal` to `pid` (a PID the test keeps: never by name).
 pub fn kill(pid: i32, signal: Signal) {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).unwrap();
