@@ -10,6 +10,9 @@
 //! share one per source address (the socket is bound to it). Instances join and leave a port
 //! without disturbing the others on it; the last one to leave closes it.
 //!
+//! `ha-lb run` runs every port task on one thread of its own ([`super::vrrp_thread`]); an
+//! embedder's ports run on its runtime.
+//!
 //! The receive path keeps the order RFC 5798's timers need: queued adverts are read before due
 //! timers are run, each handed over with the time the kernel received it, so a task that was
 //! late (CPU starvation) does not take a silent Master for a dead one.
