@@ -10,6 +10,9 @@
 //! share one per source address (the socket is bound to it). Instances join and leave a port
 //! without disturbing the others on it; the last one to leave closes it.
 //!
+//! `ha-lb run` runs every port task on one thread of its own ([`super::vrrp_thread`]); an
+//! embedder's ports run on its runtime.
+//!
 //! The receive path keeps the order RFC 5798's timers need: queued adverts are read before due
 //! timers are run, each handed over with the time the kernel received it, so a task that was
 //! late (CPU starvation) does not take a silent Master for a dead one.
@@ -34,22 +37,6 @@ use crate::net::{Interface, NetError, VrrpSocket, VrrpSocketConfig, RECV_BUFFER_
 /// How long counters-only changes (an advert heard, a packet dropped) may wait before they
 /// show in `/status`: state changes show at once.
 const PUBLISH_EVERY: Duration = Duration::from_millis(200);
-
-/// The longest a busy port waits after a wake-up before it looks at its socket and timers
-/// again: what is read and due meanwhile is then handled in one go. With hundreds of
-/// instances, adverts arrive and fall due every fraction of a millisecond; waking for each
-/// one cost more than the advert (a Backup woke about 2,000 times a second at 500 instances).
-/// Adverts read late keep the time the kernel received them, so a Backup's timers are not
-/// fooled; an advert sent late is sent at most this much late, and the next one keeps its
-/// schedule (no drift). A port that is not busy (its last wake-up longer ago than this)
-/// does not wait at all.
-const MAX_WAKE_GAP: Duration = Duration::from_millis(2);
-
-/// The wake-up gap for routers advertising every `interval_cs` centiseconds at the fastest:
-/// a twentieth of it, at most [`MAX_WAKE_GAP`] (0.5 ms at the shortest interval, 10 ms).
-fn wake_gap(interval_cs: u16) -> Duration {
-    (Duration::from_millis(10) * u32::from(interval_cs) / 20).min(MAX_WAKE_GAP)
-}
 
 /// What tells one port from another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -101,6 +88,8 @@ pub struct Membership {
     member: u64,
     tx: mpsc::UnboundedSender<PortMessage>,
     left: bool,
+    /// Its advert interval (centiseconds), which paces the VRRP thread.
+    interval_cs: u16,
 }
 
 /// Where commands for one instance go; cloned freely (ignored once the instance stopped).
@@ -146,6 +135,9 @@ impl Membership {
     fn leave(&mut self) {
         if std::mem::replace(&mut self.left, true) {
             return;
+        }
+        if let Some(thread) = &self.ports.thread {
+            thread.remove_interval(self.interval_cs);
         }
         let mut map = self.ports.lock();
         if let Some(entry) = map.get_mut(&self.key) {
@@ -254,7 +246,6 @@ impl Ports {
                     members: HashMap::new(),
                     touched: BTreeSet::new(),
                     publish_at: None,
-                    wake_gap: MAX_WAKE_GAP,
                 };
                 match runtime {
                     Some(runtime) => drop(runtime.spawn(port.run(rx))),
@@ -266,6 +257,10 @@ impl Ports {
         entry.members += 1;
         let tx = entry.tx.clone();
         drop(map);
+        let interval_cs = router.config().advert_interval_cs;
+        if let Some(thread) = &self.thread {
+            thread.add_interval(interval_cs);
+        }
         let _ = tx.send(PortMessage::Join {
             member,
             router: Box::new(router),
@@ -277,6 +272,7 @@ impl Ports {
             member,
             tx,
             left: false,
+            interval_cs,
         })
     }
 }
@@ -301,22 +297,13 @@ struct Port {
     touched: BTreeSet<RouterId>,
     /// When `touched` is published.
     publish_at: Option<Instant>,
-    /// The least time between two wake-ups while busy: see [`wake_gap`].
-    wake_gap: Duration,
 }
 
 impl Port {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<PortMessage>) {
         tracing::debug!(port = %self.name, "VRRP port opened");
         let mut buf = vec![0u8; RECV_BUFFER_LEN];
-        let mut woke: Option<Instant> = None;
         loop {
-            // Busy: what comes in the next moments waits for one wake-up (see `wake_gap`).
-            if let Some(quiet) = woke.map(|w| w + self.wake_gap) {
-                if quiet > Instant::now() {
-                    tokio::time::sleep_until(quiet).await;
-                }
-            }
             let deadline = [
                 self.demux.poll_timeout().map(Instant::from_std),
                 self.publish_at,
@@ -338,43 +325,52 @@ impl Port {
                 () = sleep => Event::Timeout,
                 message = rx.recv() => Event::Message(message),
             };
-            woke = Some(Instant::now());
             match event {
-                // Readiness was cleared first, then every queued datagram is read: one that
-                // arrives after the last read raises readiness again. Timers due meanwhile
-                // run too: a socket that is always readable must not starve them.
-                Event::Readable(Ok(())) => {
-                    self.receive_all(&mut buf);
-                    self.run_due();
-                }
+                // Readiness is cleared first, then every queued datagram is read below: one
+                // that arrives after the last read raises readiness again.
+                Event::Readable(Ok(())) | Event::Timeout => {}
                 Event::Readable(Err(e)) => {
                     tracing::error!(port = %self.name, error = %e, "VRRP socket");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
-                // Adverts that came meanwhile are read first, each at the time it arrived (as
-                // keepalived reads ready sockets before expiring timers). The routers keep
-                // periodic timers on their schedule, so wake-up latency does not add up.
-                Event::Timeout => {
-                    self.receive_all(&mut buf);
-                    self.run_due();
-                }
-                Event::Message(Some(PortMessage::Join {
-                    member,
-                    router,
-                    driver,
-                })) => self.join(member, *router, *driver),
-                Event::Message(Some(PortMessage::Command { member, command })) => {
-                    self.command(member, command);
-                }
+                Event::Message(Some(message)) => self.message(message),
                 Event::Message(None) => break,
             }
+            // Whatever woke the task, everything is done in this one wake-up (a busy socket
+            // must starve neither the timers nor the instances' commands). Adverts that came
+            // meanwhile are read first, each at the time it arrived (as keepalived reads ready
+            // sockets before expiring timers); the routers keep periodic timers on their
+            // schedule, so wake-up latency does not add up.
+            self.receive_all(&mut buf);
+            self.run_due();
+            let closed = loop {
+                match rx.try_recv() {
+                    Ok(message) => self.message(message),
+                    Err(mpsc::error::TryRecvError::Empty) => break false,
+                    Err(mpsc::error::TryRecvError::Disconnected) => break true,
+                }
+            };
             self.drain();
+            if closed {
+                break;
+            }
         }
         // Every instance left through a shutdown before the registry let go of the port.
         for (_, driver) in self.drivers.drain() {
             driver.abandon();
         }
         tracing::debug!(port = %self.name, "VRRP port closed");
+    }
+
+    fn message(&mut self, message: PortMessage) {
+        match message {
+            PortMessage::Join {
+                member,
+                router,
+                driver,
+            } => self.join(member, *router, *driver),
+            PortMessage::Command { member, command } => self.command(member, command),
+        }
     }
 
     /// Runs the routers' due timers, and publishes counters when it is time.
@@ -388,16 +384,6 @@ impl Port {
         }
     }
 
-    /// The wake-up gap for the routers there are now: the fastest one sets it.
-    fn set_wake_gap(&mut self) {
-        self.wake_gap = self
-            .demux
-            .routers()
-            .map(|(_, r)| r.config().advert_interval_cs)
-            .min()
-            .map_or(MAX_WAKE_GAP, wake_gap);
-    }
-
     fn join(&mut self, member: u64, router: Router, driver: Driver) {
         let now = now();
         let name = driver.name().to_owned();
@@ -408,7 +394,6 @@ impl Port {
                 if let Some(mut r) = self.demux.get_mut(id) {
                     r.handle_startup(now);
                 }
-                self.set_wake_gap();
             }
             Err(e) => {
                 // check-config refuses two instances of one VRID and family on an interface.
@@ -454,7 +439,6 @@ impl Port {
         self.members.remove(&member);
         self.touched.remove(&id);
         let router = self.demux.remove(id);
-        self.set_wake_gap();
         match (self.drivers.remove(&id), router) {
             (Some(driver), Some(router)) => driver.finish_stop(&router, done),
             _ => {
@@ -565,19 +549,5 @@ impl Port {
                 driver.publish(router);
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn wake_gap_is_a_twentieth_of_the_fastest_interval_at_most_two_ms() {
-        assert_eq!(wake_gap(1), Duration::from_micros(500));
-        assert_eq!(wake_gap(2), Duration::from_millis(1));
-        assert_eq!(wake_gap(4), Duration::from_millis(2));
-        assert_eq!(wake_gap(100), MAX_WAKE_GAP);
-        assert_eq!(wake_gap(u16::MAX), MAX_WAKE_GAP);
     }
 }
