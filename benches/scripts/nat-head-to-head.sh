@@ -8,8 +8,9 @@
 #   sudo benches/scripts/nat-head-to-head.sh
 #
 # Topology (TEST-NET addresses): client 192.0.2.2 --veth-- 192.0.2.1 balancer 198.51.100.1
-# --veth-- 198.51.100.2 backend. The client and the backend route through the balancer; every
-# target listens on the balancer's 192.0.2.1 (the "direct" row goes to the backend itself).
+# --veth-- 198.51.100.2-5 backend (one address per row). The client and the backend route
+# through the balancer; every target listens on the balancer's 192.0.2.1 (the "direct" row
+# goes to the backend itself).
 # The NAT listener masquerades (NAT_SOURCE=preserve or vip to change it: the backend's default
 # route is the balancer, so all three work).
 #
@@ -18,8 +19,10 @@
 # per-round ratios to haproxy.
 #
 # Environment: DURATION (seconds per row, default 5), ROUNDS (default 3), CONNS (wrk
-# connections, default 50), NAT_SOURCE (default masquerade), CARGO_TARGET_DIR (where ha-lb is
-# built, release), SKIP_BUILD=1 to use an existing build.
+# connections, default 50), NAT_SOURCE (default masquerade), TARGETS (the rows, default
+# "direct haproxy ha-lb-proxy ha-lb-nat"; ratios need haproxy and direct), CARGO_TARGET_DIR
+# (where ha-lb is built, release), SKIP_BUILD=1 to use an existing build, DEBUG_DIR (the
+# balancer's nftables ruleset and conntrack statistics are copied there at the end).
 # Needs: root, iproute2, haproxy, nginx, wrk, python3. Every process it starts is killed by PID
 # and every namespace it made is deleted on exit.
 set -euo pipefail
@@ -68,7 +71,12 @@ in_ns "$NS_L" ip link set "$TAG-lb" name back
 in_ns "$NS_C" ip addr add 192.0.2.2/24 dev eth0
 in_ns "$NS_L" ip addr add 192.0.2.1/24 dev front
 in_ns "$NS_L" ip addr add 198.51.100.1/24 dev back
-in_ns "$NS_B" ip addr add 198.51.100.2/24 dev eth0
+# One backend address per row: a row's TIME_WAIT sockets on the backend (60 s) must not meet
+# the next row's connections. haproxy's and ha-lb's own connections leave the balancer from
+# 198.51.100.1 with its TCP timestamps; a masqueraded client connection with the same
+# addresses and ports but the client's timestamps would be refused as old (PAWS) by those
+# sockets and wait a SYN retransmission (1 s).
+for a in 2 3 4 5; do in_ns "$NS_B" ip addr add "198.51.100.$a/24" dev eth0; done
 in_ns "$NS_C" ip link set eth0 up
 in_ns "$NS_B" ip link set eth0 up
 in_ns "$NS_L" ip link set front up
@@ -101,9 +109,9 @@ http {
     access_log off;
     keepalive_requests 10000000;
     server {
-        listen 198.51.100.2:$B1 backlog=4096;
-        listen 198.51.100.2:$B2 backlog=4096;
-        listen 198.51.100.2:$B3 backlog=4096;
+        listen $B1 backlog=4096;
+        listen $B2 backlog=4096;
+        listen $B3 backlog=4096;
         location / { return 200 "hello from the backend\n"; }
     }
 }
@@ -125,9 +133,9 @@ frontend http
     default_backend web
 backend web
     balance roundrobin
-    server b1 198.51.100.2:$B1
-    server b2 198.51.100.2:$B2
-    server b3 198.51.100.2:$B3
+    server b1 198.51.100.3:$B1
+    server b2 198.51.100.3:$B2
+    server b3 198.51.100.3:$B3
 CONF
 in_ns "$NS_L" haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 & PIDS+=($!)
 
@@ -145,10 +153,10 @@ mode = "nat"
 nat_source = "$NAT_SOURCE"
 
 [pools.web]
-backends = [{ address = "198.51.100.2:$B1" }, { address = "198.51.100.2:$B2" }, { address = "198.51.100.2:$B3" }]
+backends = [{ address = "198.51.100.4:$B1" }, { address = "198.51.100.4:$B2" }, { address = "198.51.100.4:$B3" }]
 
 [pools.web-nat]
-backends = [{ address = "198.51.100.2:$B1" }, { address = "198.51.100.2:$B2" }, { address = "198.51.100.2:$B3" }]
+backends = [{ address = "198.51.100.5:$B1" }, { address = "198.51.100.5:$B2" }, { address = "198.51.100.5:$B3" }]
 CONF
 "$HALB_BIN" check-config "$WORK/ha-lb.toml" >/dev/null
 in_ns "$NS_L" "$HALB_BIN" run --no-supervisor --config "$WORK/ha-lb.toml" 2>"$WORK/ha-lb.log" & PIDS+=($!)
@@ -176,12 +184,15 @@ URL[direct]="http://198.51.100.2:$B1/"
 URL[haproxy]="http://192.0.2.1:$HA/"
 URL[ha-lb-proxy]="http://192.0.2.1:$PX/"
 URL[ha-lb-nat]="http://192.0.2.1:$NAT/"
-NAMES=(direct haproxy ha-lb-proxy ha-lb-nat)
+read -r -a NAMES <<< "${TARGETS:-direct haproxy ha-lb-proxy ha-lb-nat}"
 
 # wrk from the client namespace -> "req/s p99_ms"
 run_wrk() { # url extra-args...
     local url=$1; shift
     in_ns "$NS_C" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$@" "$url" > "$WORK/wrk.out" 2>&1 || true
+    if [ -n "${DEBUG_DIR:-}" ]; then
+        { echo "=== $url $*"; cat "$WORK/wrk.out"; } >> "$DEBUG_DIR/wrk-all.txt"
+    fi
     python3 - "$WORK/wrk.out" <<'PY'
 import re, sys
 t = open(sys.argv[1]).read()
@@ -212,6 +223,17 @@ for round in $(seq 1 "$ROUNDS"); do
         echo "  round $round $n: keep-alive $ka | close $cl" >&2
     done
 done
+
+if [ -n "${DEBUG_DIR:-}" ]; then
+    mkdir -p "$DEBUG_DIR"
+    in_ns "$NS_L" nft list ruleset > "$DEBUG_DIR/ruleset.nft" 2>&1 || true
+    in_ns "$NS_L" conntrack -S > "$DEBUG_DIR/conntrack-stats.txt" 2>&1 || true
+    in_ns "$NS_L" conntrack -C > "$DEBUG_DIR/conntrack-count.txt" 2>&1 || true
+    in_ns "$NS_B" ss -s > "$DEBUG_DIR/backend-ss.txt" 2>&1 || true
+    in_ns "$NS_C" nstat -az > "$DEBUG_DIR/client-nstat.txt" 2>&1 || true
+    in_ns "$NS_B" nstat -az > "$DEBUG_DIR/backend-nstat.txt" 2>&1 || true
+    cp "$WORK/ha-lb.log" "$DEBUG_DIR/" 2>/dev/null || true
+fi
 
 python3 - "$RESULTS" "$DURATION" "${NAMES[@]}" <<'PY'
 import statistics, sys

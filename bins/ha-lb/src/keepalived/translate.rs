@@ -296,6 +296,7 @@ impl Translator {
                 // ha-lb always refuses, when it runs as root, programs that another user could
                 // change: keepalived's script security is on without asking.
                 "enable_script_security" => {}
+                "lvs_sync_daemon" => self.lvs_sync_daemon(child),
                 "vrrp_strict" => self.warn(
                     child,
                     "`vrrp_strict` is not translated: set accept_mode = false and leave out password per instance instead",
@@ -645,6 +646,7 @@ impl Translator {
                     "`virtual_ipaddress_excluded` is not translated: list those addresses in vips of an \
                      instance of their family",
                 ),
+                "lvs_sync_daemon_interface" => self.lvs_sync_daemon(child),
                 "dont_track_primary" => self.warn(
                     child,
                     "`dont_track_primary` is not translated: ha-lb always puts an instance in Fault when its interface is down",

@@ -484,3 +484,24 @@ fn cli_import_then_check_config_has_no_error_or_warning() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn ipvs_connection_sync_points_to_conntrack_sync() {
+    let imp = text(
+        "global_defs {\n lvs_sync_daemon eth1 VI_1 id 5\n}\n\
+         vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 1\n priority 100\n\
+         lvs_sync_daemon_interface eth1\n virtual_ipaddress {\n  192.0.2.1\n }\n}\n",
+    );
+    let lines: Vec<(usize, bool)> = imp
+        .warnings
+        .iter()
+        .map(|w| {
+            (
+                w.line,
+                w.message
+                    .contains("[conntrack_sync] with interface = \"eth1\""),
+            )
+        })
+        .collect();
+    assert_eq!(lines, [(2, true), (8, true)], "{:#?}", imp.warnings);
+}

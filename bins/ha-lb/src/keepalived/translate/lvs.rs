@@ -1038,6 +1038,23 @@ impl Translator {
         name
     }
 
+    /// `lvs_sync_daemon IF ...` (global_defs) or `lvs_sync_daemon_interface IF` (an
+    /// instance): IPVS's connection sync, whose ha-lb counterpart needs addresses keepalived
+    /// does not give.
+    pub(super) fn lvs_sync_daemon(&mut self, node: &Node) {
+        let interface = node.arg().unwrap_or("IF");
+        self.warn(
+            node,
+            format!(
+                "`{}` (IPVS connection sync) is not translated: for connections that survive a \
+                 failover add [conntrack_sync] with interface = \"{interface}\", this node's \
+                 address on it as local and the peer's as peer, and nat_source = \"vip\" on the \
+                 NAT listeners",
+                node.keyword
+            ),
+        );
+    }
+
     /// A warning at another line of `node`'s file.
     fn warn_line(&mut self, node: &Node, line: usize, message: String) {
         let at = Node {
