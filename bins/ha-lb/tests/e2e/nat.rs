@@ -642,3 +642,102 @@ fn nat_rules_are_removed_on_stop_and_after_a_kill() {
         topo.dump(&["lb1"])
     );
 }
+
+/// A TCP server on `[::]:8081` in `ns` answering each connection with `name`, until dropped.
+fn v6_server(ns: &Netns, name: &str, stop: Arc<AtomicBool>) -> JoinHandle<()> {
+    let name = name.to_owned();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let t = ns.spawn(move || {
+        let listener = TcpListener::bind("[::]:8081").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        tx.send(()).unwrap();
+        while !stop.load(Ordering::Relaxed) {
+            match listener.accept() {
+                Ok((mut s, _)) => {
+                    let _ = s.set_nonblocking(false);
+                    let _ = s.write_all(format!("{name}\n").as_bytes());
+                }
+                Err(_) => thread::sleep(Duration::from_millis(2)),
+            }
+        }
+    });
+    rx.recv().unwrap();
+    t
+}
+
+/// An IPv6 NAT listener: ha-lb turns on IPv6 forwarding, and round robin reaches both IPv6
+/// backends through the kernel (the `ip6` rules, the 16-byte address registers).
+#[test]
+fn nat_listener_over_ipv6() {
+    let _serial = serial();
+    if !has_nft("nat_listener_over_ipv6") {
+        return;
+    }
+    let Some(topo) = Topo::new("nat6") else {
+        return;
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let servers = [
+        v6_server(topo.ns(2), "b1", stop.clone()),
+        v6_server(topo.ns(3), "b2", stop.clone()),
+    ];
+    let lb = topo.ns(LB1);
+    lb.sysctl("net.ipv6.conf.all.forwarding", "0");
+    let c = topo.write(
+        "lb1.toml",
+        r#"[admin]
+listen = "127.0.0.1:9555"
+
+[instances.VI_6]
+interface = "eth0"
+vrid = 61
+priority = 150
+advert_interval_ms = 100
+vips = ["2001:db8::100/64"]
+
+[listeners.web6]
+listen = "[2001:db8::100]:80"
+pool = "web6"
+mode = "nat"
+
+[checks.tcp]
+kind = "tcp"
+interval_ms = 200
+
+[pools.web6]
+backends = [
+    { address = "[2001:db8::3]:8081", check = "tcp" },
+    { address = "[2001:db8::4]:8081", check = "tcp" },
+]
+"#,
+    );
+    let _lb1 = topo.start(LB1, "lb1", &c);
+    topo.expect_state(LB1, "VI_6", "Master", Duration::from_secs(15));
+    assert!(
+        wait_until(Duration::from_secs(5), || nft_table(lb)
+            .contains("2001:db8::4 . 8081")),
+        "{}\n{}",
+        nft_table(lb),
+        topo.dump(&["lb1"])
+    );
+    let forwarding =
+        lb.run(|| std::fs::read_to_string("/proc/sys/net/ipv6/conf/all/forwarding").unwrap());
+    assert_eq!(forwarding.trim(), "1");
+    let since = Instant::now();
+    let client = Client::start(topo.ns(CLIENT), "[2001:db8::100]:80");
+    assert!(
+        client.wait_successes(since, 100, Duration::from_secs(10)),
+        "{}",
+        topo.dump(&["lb1"])
+    );
+    let n = counts(&client, since);
+    eprintln!("IPv6 round robin: {n:?}");
+    assert_eq!(n.keys().collect::<Vec<_>>(), ["b1", "b2"], "{n:?}");
+    let (b1, b2) = (n["b1"], n["b2"]);
+    assert!(b1.abs_diff(b2) <= 2 + (b1 + b2) / 20, "{n:?}");
+    drop(client);
+    stop.store(true, Ordering::Relaxed);
+    for s in servers {
+        let _ = s.join();
+    }
+}
