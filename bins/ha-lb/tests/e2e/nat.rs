@@ -48,6 +48,7 @@ fn config(priority: u32, nat_source: &str, pool_web: &str) -> String {
     format!(
         r#"[admin]
 listen = "127.0.0.1:9555"
+control = true
 
 [instances.VI_1]
 interface = "eth0"
@@ -426,8 +427,9 @@ fn nat_balances_by_weight_and_follows_checks() {
 }
 
 /// A TCP connection through the NAT listener stays up across a reload that changes the
-/// pool (the other backend removed, a new one added) and across another backend's check going
-/// down: the table is replaced, the flow's conntrack entry is not touched.
+/// pool (the other backend removed, a new one added), an operator's drain and enable of
+/// another backend, and another backend's check going down: the table is replaced, the flow's
+/// conntrack entry is not touched. The status counts the flows per backend from conntrack.
 #[test]
 fn nat_reload_and_health_changes_keep_open_flows() {
     let _serial = serial();
@@ -517,6 +519,36 @@ fn nat_reload_and_health_changes_keep_open_flows() {
     fresh.sort();
     fresh.dedup();
     assert_eq!(fresh, ["b1", "b3"]);
+
+    // An operator drains b3 (ha-lb ctl): out of the map, b1's flow goes on; enabled: back.
+    let ctl = |action: &str| {
+        let out = topo
+            .ns(LB1)
+            .command(&netns::halb_binary())
+            .args([
+                "ctl",
+                "--admin",
+                "127.0.0.1:9555",
+                "backend",
+                "echo",
+                "192.0.2.5:9090",
+                action,
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    };
+    ctl("drain");
+    assert!(wait_until(Duration::from_secs(3), || !nft_table(
+        topo.ns(LB1)
+    )
+    .contains("192.0.2.5 . 9090")));
+    assert_eq!(flows[keep].ask("drained").unwrap(), "b1 drained");
+    ctl("enable");
+    assert!(wait_until(Duration::from_secs(3), || nft_table(
+        topo.ns(LB1)
+    )
+    .contains("192.0.2.5 . 9090")));
 
     // Another backend's check goes down (b3's link): the table changes, b1's flow goes on.
     topo.ns(4).ip(&["link", "set", "eth0", "down"]);
