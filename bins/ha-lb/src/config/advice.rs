@@ -6,8 +6,7 @@ use std::collections::BTreeSet;
 use super::key_path::KeyPath;
 use super::listener::{ListenerMode, DEFAULT_IDLE_TIMEOUT_MS};
 use super::pool::{
-    OnBackendDown, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_FAIL_TIMEOUT_MS, DEFAULT_MAX_FAILS,
-    DEFAULT_RETRIES,
+    DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_FAIL_TIMEOUT_MS, DEFAULT_MAX_FAILS, DEFAULT_RETRIES,
 };
 use super::validate::Problem;
 use super::{Config, Listener};
@@ -197,11 +196,6 @@ fn nat_advice(config: &Config, out: &mut Vec<Problem>) {
             "slow_start_ms",
             pool.slow_start_ms != 0,
             "a backend coming up gets its full weight at once",
-        );
-        unused(
-            "on_backend_down",
-            pool.on_backend_down != OnBackendDown::Keep,
-            "the open flows of a backend whose check goes down are left to end",
         );
     }
 }

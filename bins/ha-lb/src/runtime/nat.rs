@@ -195,12 +195,35 @@ fn sysctls(v4: bool, v6: bool) {
         }
         match std::fs::write(path, "1") {
             Ok(()) => {
-                tracing::warn!(sysctl = %path, "forwarding was off: turned on for the NAT listeners")
+                tracing::warn!(sysctl = %path, "was off: turned on for the NAT listeners")
             }
             Err(e) => {
-                tracing::error!(sysctl = %path, error = %e, "forwarding is off and cannot be turned on: NAT listeners will not forward")
+                tracing::error!(sysctl = %path, error = %e, "is off and cannot be turned on: NAT listeners need it (forwarding; bytes per backend)")
             }
         }
+    }
+}
+
+impl NatTable {
+    /// Ends the flows NAT listeners sent to backend `addr` of `pool` (a check down with
+    /// `on_backend_down = "close"`, the end of an operator's `disable`): their conntrack
+    /// entries go, so the client's next packet is answered with a reset and it reconnects to
+    /// a healthy backend. Returns how many flows ended.
+    pub fn close_flows(&self, pool: &str, addr: SocketAddr) -> Result<usize, NetError> {
+        let listens: Vec<SocketAddr> = self
+            .listeners
+            .values()
+            .filter(|l| l.pool == pool)
+            .map(|l| l.listen)
+            .collect();
+        if listens.is_empty() {
+            return Ok(0);
+        }
+        let flows: Vec<conntrack::Flow> = conntrack::tcp_flows(|dst| listens.contains(&dst))?
+            .into_iter()
+            .filter(|f| f.reply_src == addr)
+            .collect();
+        conntrack::delete(&flows)
     }
 }
 

@@ -145,7 +145,6 @@ backends = [{ address = "192.0.2.2:80" }]
             "pools.p.max_fails",
             "pools.p.fail_timeout_ms",
             "pools.p.slow_start_ms",
-            "pools.p.on_backend_down",
         ]
     );
     assert!(

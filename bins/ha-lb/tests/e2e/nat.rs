@@ -502,7 +502,9 @@ fn nat_reload_and_health_changes_keep_open_flows() {
         topo.dump(&["lb1"])
     );
     assert!(
-        topo.log("lb1").contains("reload done"),
+        wait_until(Duration::from_secs(5), || topo
+            .log("lb1")
+            .contains("reload done")),
         "{}",
         topo.dump(&["lb1"])
     );
@@ -772,4 +774,109 @@ backends = [
     for s in servers {
         let _ = s.join();
     }
+}
+
+/// `on_backend_down`: a backend whose check goes down but which still serves keeps its open
+/// flow with `keep`; with `close` the flow's conntrack entry goes, and the client's next
+/// packet is answered with a reset (it then reconnects to a healthy backend).
+#[test]
+fn nat_on_backend_down_keep_or_close() {
+    let _serial = serial();
+    if !has_nft("nat_on_backend_down_keep_or_close") {
+        return;
+    }
+    let Some(topo) = Topo::new("natdown") else {
+        return;
+    };
+    let _echo = [Echo::start(topo.ns(2), "b1"), Echo::start(topo.ns(3), "b2")];
+    let dir = std::env::temp_dir().join(format!("halb-natdown-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for mode in ["keep", "close"] {
+        for b in ["b1", "b2"] {
+            std::fs::write(dir.join(format!("{b}-up")), "").unwrap();
+        }
+        let check = |b: &str| {
+            format!(
+                "[checks.{b}]\nkind = \"exec\"\ncommand = [\"/usr/bin/test\", \"-e\", \"{}\"]\n\
+                 interval_ms = 100\nrise = 1\nfall = 1\n",
+                dir.join(format!("{b}-up")).display()
+            )
+        };
+        let text = format!(
+            r#"[admin]
+listen = "127.0.0.1:9555"
+
+[instances.VI_1]
+interface = "eth0"
+vrid = 51
+priority = 150
+advert_interval_ms = 100
+vips = ["{VIP}/24"]
+
+[listeners.echo]
+listen = "{VIP}:90"
+pool = "echo"
+mode = "nat"
+
+[pools.echo]
+on_backend_down = "{mode}"
+backends = [
+    {{ address = "192.0.2.3:9090", check = "b1" }},
+    {{ address = "192.0.2.4:9090", check = "b2" }},
+]
+
+{}
+{}"#,
+            check("b1"),
+            check("b2")
+        );
+        let c = topo.write(&format!("lb1-{mode}.toml"), &text);
+        let mut lb1 = topo.start(LB1, "lb1", &c);
+        topo.expect_state(LB1, "VI_1", "Master", Duration::from_secs(15));
+        let lb = topo.ns(LB1);
+        assert!(wait_until(Duration::from_secs(5), || nft_table(lb)
+            .contains("192.0.2.4 . 9090")));
+        let mut flows = [Flow::open(topo.ns(CLIENT)), Flow::open(topo.ns(CLIENT))];
+        let on_b2 = flows
+            .iter_mut()
+            .position(|f| f.ask("hi").unwrap().starts_with("b2"))
+            .unwrap();
+        std::fs::remove_file(dir.join("b2-up")).unwrap();
+        assert!(
+            wait_until(Duration::from_secs(3), || !nft_table(lb)
+                .contains("192.0.2.4 . 9090")),
+            "{}",
+            topo.dump(&["lb1"])
+        );
+        if mode == "close" {
+            assert!(
+                wait_until(Duration::from_secs(3), || topo
+                    .log("lb1")
+                    .contains("NAT flows ended")),
+                "{}",
+                topo.dump(&["lb1"])
+            );
+        } else {
+            thread::sleep(Duration::from_millis(300));
+        }
+        let answer = flows[on_b2].ask("after");
+        match mode {
+            "keep" => assert_eq!(answer, Ok("b2 after".to_owned()), "{}", topo.dump(&["lb1"])),
+            _ => {
+                assert!(answer.is_err(), "{answer:?}\n{}", topo.dump(&["lb1"]));
+                assert!(
+                    topo.log("lb1").contains("NAT flows ended"),
+                    "{}",
+                    topo.dump(&["lb1"])
+                );
+                // The client reconnects: to b1.
+                let mut again = Flow::open(topo.ns(CLIENT));
+                assert_eq!(again.ask("again").unwrap(), "b1 again");
+            }
+        }
+        // The flow to b1 is untouched either way.
+        assert_eq!(flows[1 - on_b2].ask("b1?").unwrap(), "b1 b1?");
+        assert!(lb1.stop());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
