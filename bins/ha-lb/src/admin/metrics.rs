@@ -9,7 +9,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::runtime::status::NodeStatus;
+use crate::status::NodeStatus;
 use vrrp_core::Stats;
 
 type Labels = Vec<(String, String)>;
@@ -449,10 +449,9 @@ pub fn render(status: &NodeStatus) -> Result<String, std::fmt::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::health::CheckStatus;
-    use crate::runtime::status::{
-        AnycastStatus, BackendStatus, InstanceStatus, NatBackendStatus, NatListenerStatus,
-        PoolStatus,
+    use crate::status::{
+        AnycastStatus, BackendStatus, CheckStatus, InstanceStatus, NatBackendStatus,
+        NatListenerStatus, PoolStatus,
     };
 
     #[test]
@@ -522,7 +521,7 @@ mod tests {
                 reason: "pool web has no healthy backend".into(),
             }],
             connection_log_dropped: 4,
-            reloads: crate::runtime::status::Reloads {
+            reloads: crate::status::Reloads {
                 success: 2,
                 failure: 1,
                 last_success_unix: 1_700_000_000.5,
@@ -562,7 +561,7 @@ mod tests {
             assert!(text.contains(line), "no {line} in\n{text}");
         }
         assert!(text.ends_with("# EOF\n"));
-        let table = super::super::table::render(&status);
+        let table = crate::status::render(&status);
         assert!(table.contains("VI_1") && table.contains("90/150") && table.contains("startup"));
         assert!(
             table.contains("withdrawn") && table.contains("pool web has no healthy backend"),

@@ -11,11 +11,11 @@ use std::net::SocketAddr;
 
 use lb_core::{BackendState, Pool};
 
-use super::status::{NatBackendStatus, NatListenerStatus};
 use crate::config::{self, Algorithm, ListenerMode, NatSource};
 use crate::net::conntrack;
 use crate::net::nat::{self, NatListener, Pick, Snat};
 use crate::net::NetError;
+use crate::status::{NatBackendStatus, NatListenerStatus};
 
 /// The NAT listeners of a configuration, and what was last programmed for them.
 #[derive(Debug, Default)]
@@ -75,11 +75,6 @@ impl NatTable {
             .collect();
     }
 
-    /// Whether `name` is a NAT listener.
-    pub fn contains(&self, name: &str) -> bool {
-        self.listeners.contains_key(name)
-    }
-
     /// The names of the NAT listeners, once the kernel has their rules.
     pub fn programmed_names(&self) -> Vec<String> {
         if self.programmed.is_some() {
@@ -87,11 +82,6 @@ impl NatTable {
         } else {
             Vec::new()
         }
-    }
-
-    /// The NAT listeners by name.
-    pub fn listeners(&self) -> &BTreeMap<String, config::Listener> {
-        &self.listeners
     }
 
     /// What the kernel is to do now, listeners in name order.

@@ -18,8 +18,9 @@ use std::time::{Duration, Instant};
 use ha_lb::net::nat::{NatListener, Pick, Snat};
 use nix::sys::signal::Signal;
 
-use crate::failover::{kill, worker_pid, Client, Topo, CLIENT, LB1, LB2, VIP};
+use crate::client::Client;
 use crate::netns::{self, serial, wait_until, Netns};
+use crate::topo::{kill, worker_pid, Topo, CLIENT, LB1, LB2, VIP};
 
 /// `nft list table inet ha_lb_nat` in `ns` (empty when there is none), handles and blank
 /// lines left out.
@@ -316,7 +317,7 @@ fn nat_balances_by_weight_and_follows_checks() {
         }),
         "{}\n{}",
         nft_table(lb),
-        topo.dump(&["lb1"])
+        topo.dump()
     );
     assert_eq!(forward().trim(), "1");
     let table = nft_table(lb);
@@ -382,7 +383,7 @@ fn nat_balances_by_weight_and_follows_checks() {
         wait_until(Duration::from_secs(3), || !nft_table(lb)
             .contains("192.0.2.3 . 8080")),
         "{}",
-        topo.dump(&["lb1"])
+        topo.dump()
     );
     let took = down.elapsed();
     eprintln!("b1 out of the map after {} ms", took.as_millis());
@@ -499,14 +500,14 @@ fn nat_reload_and_health_changes_keep_open_flows() {
             t.contains("192.0.2.5 . 9090") && !t.contains("192.0.2.4 . 9090")
         }),
         "{}",
-        topo.dump(&["lb1"])
+        topo.dump()
     );
     assert!(
         wait_until(Duration::from_secs(5), || topo
             .log("lb1")
             .contains("reload done")),
         "{}",
-        topo.dump(&["lb1"])
+        topo.dump()
     );
     assert_eq!(flows[keep].ask("after-reload").unwrap(), "b1 after-reload");
     // The flow to the removed backend goes on too (it still serves): no conntrack flush.
@@ -563,7 +564,7 @@ fn nat_reload_and_health_changes_keep_open_flows() {
             flows[keep].ask(&format!("w{i}")).unwrap(),
             format!("b1 w{i}"),
             "{}",
-            topo.dump(&["lb1"])
+            topo.dump()
         );
         thread::sleep(Duration::from_millis(10));
     }
@@ -631,7 +632,7 @@ fn nat_rules_are_removed_on_stop_and_after_a_kill() {
     assert!(
         wait_until(Duration::from_secs(10), programmed),
         "{}",
-        topo.dump(&["lb1"])
+        topo.dump()
     );
 
     // The worker killed: the supervisor removes the table, the new worker makes it again.
@@ -642,19 +643,19 @@ fn nat_rules_are_removed_on_stop_and_after_a_kill() {
             .log("lb1")
             .contains("NAT listeners' rules removed for the dead worker")),
         "{}",
-        topo.dump(&["lb1"])
+        topo.dump()
     );
     assert!(
         wait_until(Duration::from_secs(10), || worker_pid(lb1.pid())
             .is_some_and(|w| w != worker)
             && programmed()),
         "{}",
-        topo.dump(&["lb1"])
+        topo.dump()
     );
 
     // Graceful stop: nothing left.
     assert!(lb1.stop());
-    assert_eq!(nft_table(lb), "", "{}", topo.dump(&["lb1"]));
+    assert_eq!(nft_table(lb), "", "{}", topo.dump());
 
     // Both processes killed: the table stays; the next start (without NAT listeners) removes it.
     let mut lb1 = topo.start(LB1, "lb1", &c);
@@ -673,7 +674,7 @@ fn nat_rules_are_removed_on_stop_and_after_a_kill() {
         wait_until(Duration::from_secs(10), || nft_table(lb).is_empty()),
         "{}\n{}",
         nft_table(lb),
-        topo.dump(&["lb1"])
+        topo.dump()
     );
 }
 
