@@ -1,5 +1,5 @@
 //! End to end: listeners in NAT mode (`mode = "nat"`): ha-lb programs nftables over netlink
-//! and the kernel forwards every connection. The two-node harness of `failover.rs` (one
+//! and the kernel forwards every connection. The two-node harness of `support/topo.rs` (one
 //! bridge: lb1 192.0.2.1, lb2 192.0.2.2, backends b1..b3 192.0.2.3..5 answering their name on
 //! port 8080, client 192.0.2.6, VIP 192.0.2.100). ha-lb itself turns on `net.ipv4.ip_forward`
 //! in the balancer's namespace: the tests set no sysctl (one turns forwarding off first, to
@@ -753,7 +753,7 @@ backends = [
             .contains("2001:db8::4 . 8081")),
         "{}\n{}",
         nft_table(lb),
-        topo.dump(&["lb1"])
+        topo.dump()
     );
     let forwarding =
         lb.run(|| std::fs::read_to_string("/proc/sys/net/ipv6/conf/all/forwarding").unwrap());
@@ -763,7 +763,7 @@ backends = [
     assert!(
         client.wait_successes(since, 100, Duration::from_secs(10)),
         "{}",
-        topo.dump(&["lb1"])
+        topo.dump()
     );
     let n = counts(&client, since);
     eprintln!("IPv6 round robin: {n:?}");
@@ -847,7 +847,7 @@ backends = [
             wait_until(Duration::from_secs(3), || !nft_table(lb)
                 .contains("192.0.2.4 . 9090")),
             "{}",
-            topo.dump(&["lb1"])
+            topo.dump()
         );
         if mode == "close" {
             assert!(
@@ -855,20 +855,20 @@ backends = [
                     .log("lb1")
                     .contains("NAT flows ended")),
                 "{}",
-                topo.dump(&["lb1"])
+                topo.dump()
             );
         } else {
             thread::sleep(Duration::from_millis(300));
         }
         let answer = flows[on_b2].ask("after");
         match mode {
-            "keep" => assert_eq!(answer, Ok("b2 after".to_owned()), "{}", topo.dump(&["lb1"])),
+            "keep" => assert_eq!(answer, Ok("b2 after".to_owned()), "{}", topo.dump()),
             _ => {
-                assert!(answer.is_err(), "{answer:?}\n{}", topo.dump(&["lb1"]));
+                assert!(answer.is_err(), "{answer:?}\n{}", topo.dump());
                 assert!(
                     topo.log("lb1").contains("NAT flows ended"),
                     "{}",
-                    topo.dump(&["lb1"])
+                    topo.dump()
                 );
                 // The client reconnects: to b1.
                 let mut again = Flow::open(topo.ns(CLIENT));
