@@ -253,7 +253,15 @@ impl Balancer {
             }
         }
         self.nat.configure(config);
-        self.nat.sync(&self.pools).map_err(RuntimeError::Nat)?;
+        if let Err(e) = self.nat.sync(&self.pools) {
+            // At start nothing runs yet: the start fails (no nf_tables, no CAP_NET_ADMIN). On a
+            // reload the rest is committed already: the kernel keeps the rules it had, and
+            // the next change of a backend tries again.
+            if !self.nat.has_programmed() {
+                return Err(RuntimeError::Nat(e));
+            }
+            tracing::error!(error = %e, "NAT listeners not updated: the kernel keeps the previous rules");
+        }
         Ok(retired)
     }
 

@@ -75,6 +75,11 @@ impl NatTable {
             .collect();
     }
 
+    /// Whether this process has programmed the kernel at least once.
+    pub fn has_programmed(&self) -> bool {
+        self.programmed.is_some()
+    }
+
     /// The names of the NAT listeners, once the kernel has their rules.
     pub fn programmed_names(&self) -> Vec<String> {
         if self.programmed.is_some() {
