@@ -141,13 +141,6 @@ fn nat_advice(config: &Config, out: &mut Vec<Problem>) {
                 "remove it; set net.netfilter.nf_conntrack_tcp_timeout_established to change how long an idle TCP flow lives",
             );
         }
-        if l.log {
-            warn(
-                p.key("log"),
-                "a NAT listener writes no per-connection log: ha-lb sees no connection, only the kernel's counters".into(),
-                "remove log = true; flows and bytes per backend are in ha-lb status and /metrics",
-            );
-        }
         if !l.non_local_bind {
             warn(
                 p.key("non_local_bind"),

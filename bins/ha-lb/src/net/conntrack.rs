@@ -23,6 +23,11 @@ pub struct Flow {
     pub reply_src: SocketAddr,
     /// The TCP state is ESTABLISHED.
     pub established: bool,
+    /// The TCP state (nf_conntrack_tcp.h: 1 SYN_SENT ... 3 ESTABLISHED ... 7 TIME_WAIT, 8
+    /// CLOSE), when the kernel said.
+    pub tcp_state: Option<u8>,
+    /// How long the flow lived, when `net.netfilter.nf_conntrack_timestamp` is on and it ended.
+    pub duration: Option<Duration>,
     /// Bytes the client sent (0 without accounting).
     pub bytes_original: u64,
     /// Bytes sent back to the client (0 without accounting).
@@ -47,6 +52,11 @@ mod ct {
     pub const CTA_PROTOINFO: u16 = 4;
     pub const CTA_COUNTERS_ORIG: u16 = 9;
     pub const CTA_COUNTERS_REPLY: u16 = 10;
+    pub const CTA_TIMESTAMP: u16 = 20;
+    pub const CTA_TIMESTAMP_START: u16 = 1;
+    pub const CTA_TIMESTAMP_STOP: u16 = 2;
+    /// nfnetlink's multicast group of ended flows.
+    pub const NFNLGRP_CONNTRACK_DESTROY: u32 = 3;
     pub const CTA_TUPLE_IP: u16 = 1;
     pub const CTA_TUPLE_PROTO: u16 = 2;
     pub const CTA_IP_V4_SRC: u16 = 1;
@@ -131,7 +141,21 @@ fn flow(body: &[u8]) -> Option<Flow> {
         .and_then(|p| find(&attrs(p), ct::CTA_PROTOINFO_TCP))
         .and_then(|t| find(&attrs(t), ct::CTA_PROTOINFO_TCP_STATE))
         .and_then(|s| s.first().copied());
+    let stamp = |k| {
+        find(&a, ct::CTA_TIMESTAMP)
+            .and_then(|t| find(&attrs(t), k).and_then(|v| <[u8; 8]>::try_from(v).ok()))
+            .map(u64::from_be_bytes)
+    };
+    let duration = match (
+        stamp(ct::CTA_TIMESTAMP_START),
+        stamp(ct::CTA_TIMESTAMP_STOP),
+    ) {
+        (Some(start), Some(stop)) if stop >= start => Some(Duration::from_nanos(stop - start)),
+        _ => None,
+    };
     Some(Flow {
+        tcp_state: state,
+        duration,
         original_src,
         original_dst,
         reply_src,
@@ -253,6 +277,84 @@ pub fn delete(flows: &[Flow]) -> Result<usize> {
         }
     }
     Ok(deleted)
+}
+
+/// A subscription to the kernel's "flow ended" conntrack events, in the calling thread's
+/// network namespace.
+#[derive(Debug)]
+pub struct Ends {
+    socket: Socket,
+    buf: Vec<u8>,
+}
+
+impl Ends {
+    /// Subscribes (needs CAP_NET_ADMIN). [`Ends::recv`] waits at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`NetError::Firewall`] when the socket cannot be made or bound to the group.
+    pub fn subscribe(timeout: Duration) -> Result<Ends> {
+        let fail = |what: &str, e: std::io::Error| {
+            NetError::Firewall(format!("conntrack events {what}: {e}"))
+        };
+        let mut socket = Socket::new(NETLINK_NETFILTER).map_err(|e| fail("socket", e))?;
+        socket
+            .bind(&NlAddr::new(0, 1 << (ct::NFNLGRP_CONNTRACK_DESTROY - 1)))
+            .map_err(|e| fail("bind", e))?;
+        // Bursts of ended flows (a backend's flows at once): room for many.
+        socket
+            .set_rx_buf_sz(4 << 20)
+            .map_err(|e| fail("receive buffer", e))?;
+        socket2::SockRef::from(&socket)
+            .set_read_timeout(Some(timeout))
+            .map_err(|e| fail("timeout", e))?;
+        Ok(Ends {
+            socket,
+            buf: vec![0u8; 256 * 1024],
+        })
+    }
+
+    /// The TCP flows that ended since the last call (waits up to the timeout for the first;
+    /// empty when none came).
+    ///
+    /// # Errors
+    ///
+    /// [`NetError::Firewall`] when receiving fails; `ENOBUFS` (events lost because the
+    /// reader fell behind) is such an error, and the subscription goes on.
+    pub fn recv(&mut self) -> Result<Vec<Flow>> {
+        let n = match self.socket.recv(&mut &mut self.buf[..], 0) {
+            Ok(n) => n,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                return Ok(Vec::new())
+            }
+            Err(e) => return Err(NetError::Firewall(format!("conntrack events: {e}"))),
+        };
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at + 20 <= n {
+            let word = |i: usize| -> u32 {
+                self.buf
+                    .get(at + i..at + i + 4)
+                    .and_then(|b| b.try_into().ok())
+                    .map_or(0, u32::from_ne_bytes)
+            };
+            let len = word(0) as usize;
+            let kind = (word(4) & 0xffff) as u16;
+            if len < 20 || at + len > n {
+                break;
+            }
+            if kind >> 8 == ct::NFNL_SUBSYS_CTNETLINK {
+                if let Some(f) = self.buf.get(at + 20..at + len).and_then(flow) {
+                    out.push(f);
+                }
+            }
+            at += (len + 3) & !3;
+        }
+        Ok(out)
+    }
 }
 
 /// The TCP flows of the conntrack table (both families) in the calling thread's network
@@ -388,6 +490,13 @@ mod tests {
                 ct::CTA_COUNTERS_ORIG,
                 &[attr(ct::CTA_COUNTERS_BYTES, &120u64.to_be_bytes())],
             ),
+            nested(
+                ct::CTA_TIMESTAMP,
+                &[
+                    attr(ct::CTA_TIMESTAMP_START, &5_000_000_000u64.to_be_bytes()),
+                    attr(ct::CTA_TIMESTAMP_STOP, &6_500_000_000u64.to_be_bytes()),
+                ],
+            ),
         ]
         .concat();
         let f = flow(&body).unwrap();
@@ -405,6 +514,8 @@ mod tests {
         assert_eq!(f.original_dst, "192.0.2.100:80".parse().unwrap());
         assert_eq!(f.reply_src, "192.0.2.3:8080".parse().unwrap());
         assert!(f.established);
+        assert_eq!(f.tcp_state, Some(3));
+        assert_eq!(f.duration, Some(Duration::from_millis(1500)));
         assert_eq!((f.bytes_original, f.bytes_reply), (120, 0));
         // Truncated input: nothing, no panic.
         for cut in 0..body.len() {

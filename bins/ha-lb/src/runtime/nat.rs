@@ -8,6 +8,8 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use lb_core::{BackendState, Pool};
 
@@ -23,6 +25,10 @@ pub struct NatTable {
     listeners: BTreeMap<String, config::Listener>,
     /// What the kernel has (`None`: nothing programmed yet by this process).
     programmed: Option<Vec<NatListener>>,
+    /// The NAT listeners with `log = true` (name, pool) by address, for the log thread.
+    logged: Arc<Mutex<BTreeMap<SocketAddr, (String, String)>>>,
+    /// Whether the log thread runs.
+    log_thread: bool,
 }
 
 /// The backends a NAT listener sends new flows to: the primaries that take new connections
@@ -73,6 +79,17 @@ impl NatTable {
             .filter(|(_, l)| l.mode == ListenerMode::Nat)
             .map(|(n, l)| (n.clone(), l.clone()))
             .collect();
+        let logged: BTreeMap<SocketAddr, (String, String)> = self
+            .listeners
+            .iter()
+            .filter(|(_, l)| l.log)
+            .map(|(n, l)| (l.listen, (n.clone(), l.pool.clone())))
+            .collect();
+        let any = !logged.is_empty();
+        *self.logged.lock().unwrap_or_else(PoisonError::into_inner) = logged;
+        if any && !self.log_thread {
+            self.log_thread = start_log(self.logged.clone());
+        }
     }
 
     /// Whether this process has programmed the kernel at least once.
@@ -133,7 +150,8 @@ impl NatTable {
         }
         let families: Vec<bool> = desired.iter().map(|l| l.listen.is_ipv4()).collect();
         nat::apply(&desired)?;
-        sysctls(families.contains(&true), families.contains(&false));
+        let log = self.listeners.values().any(|l| l.log);
+        sysctls(families.contains(&true), families.contains(&false), log);
         for l in &desired {
             tracing::info!(
                 listen = %l.listen,
@@ -171,14 +189,16 @@ fn distinct(slots: &[std::net::SocketAddr]) -> Vec<std::net::SocketAddr> {
 
 /// A NAT balancer forwards: turns on IPv4 (`net.ipv4.ip_forward`) and IPv6
 /// (`net.ipv6.conf.all.forwarding`) forwarding in this network namespace for the families
-/// that have NAT listeners, and conntrack's byte accounting (`net.netfilter.nf_conntrack_acct`,
-/// for the bytes per backend in the status), saying so when they were off. Left on at stop
+/// that have NAT listeners, conntrack's byte accounting (`net.netfilter.nf_conntrack_acct`,
+/// for the bytes per backend in the status) and, for `log = true`, its time stamps
+/// (`net.netfilter.nf_conntrack_timestamp`, for the duration), saying so when they were off. Left on at stop
 /// (other things may rely on them by then).
-fn sysctls(v4: bool, v6: bool) {
+fn sysctls(v4: bool, v6: bool, log: bool) {
     let keys = [
         (v4, "/proc/sys/net/ipv4/ip_forward"),
         (v6, "/proc/sys/net/ipv6/conf/all/forwarding"),
         (true, "/proc/sys/net/netfilter/nf_conntrack_acct"),
+        (log, "/proc/sys/net/netfilter/nf_conntrack_timestamp"),
     ];
     for (wanted, path) in keys {
         if !wanted {
@@ -302,4 +322,68 @@ pub fn status(views: Vec<NatView>) -> Vec<NatListenerStatus> {
             }
         })
         .collect()
+}
+
+/// Starts the thread that writes one connection log line per ended flow of a NAT listener
+/// with `log = true` (from conntrack's destroy events: a flow ends in the log when the kernel
+/// forgets it, i.e. after TIME_WAIT, 120 s by default). It ends when the table is dropped.
+fn start_log(logged: Arc<Mutex<BTreeMap<SocketAddr, (String, String)>>>) -> bool {
+    let spawned = std::thread::Builder::new()
+        .name("ha-lb-natlog".into())
+        .spawn(move || {
+            let mut ends = match conntrack::Ends::subscribe(Duration::from_secs(1)) {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::error!(error = %e, "no connection log for NAT listeners");
+                    return;
+                }
+            };
+            while Arc::strong_count(&logged) > 1 {
+                match ends.recv() {
+                    Ok(flows) => {
+                        let map = logged.lock().unwrap_or_else(PoisonError::into_inner);
+                        for f in flows {
+                            if let Some((name, pool)) = map.get(&f.original_dst) {
+                                write_log(name, pool, &f);
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "NAT connection log: events lost");
+                    }
+                }
+            }
+        });
+    match spawned {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::error!(error = %e, "no connection log thread for NAT listeners");
+            false
+        }
+    }
+}
+
+/// One ended NAT flow as a connection log line (the fields of proxy listeners' lines that
+/// the kernel knows; `end`: `closed` for a TCP close, `no_answer` for a connect that never
+/// completed, `removed` for an established flow that timed out or was deleted).
+fn write_log(listener: &str, pool: &str, f: &conntrack::Flow) {
+    let end = match f.tcp_state {
+        Some(1 | 2) => "no_answer",
+        Some(3) => "removed",
+        Some(4..=8) => "closed",
+        _ => "unknown",
+    };
+    tracing::info!(
+        target: "ha_lb::connection",
+        listener = %listener,
+        client = %f.original_src,
+        pool = %pool,
+        backend = %f.reply_src,
+        mode = "nat",
+        bytes_in = f.bytes_original,
+        bytes_out = f.bytes_reply,
+        duration_ms = f.duration.map_or(-1.0, |d| d.as_secs_f64() * 1000.0),
+        end,
+        "connection"
+    );
 }

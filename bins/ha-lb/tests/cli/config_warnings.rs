@@ -138,7 +138,6 @@ backends = [{ address = "192.0.2.2:80" }]
         keys,
         [
             "listeners.l.idle_timeout_ms",
-            "listeners.l.log",
             "listeners.l.non_local_bind",
             "pools.p.retries",
             "pools.p.connect_timeout_ms",

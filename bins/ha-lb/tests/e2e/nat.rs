@@ -779,7 +779,8 @@ backends = [
 
 /// `on_backend_down`: a backend whose check goes down but which still serves keeps its open
 /// flow with `keep`; with `close` the flow's conntrack entry goes, and the client's next
-/// packet is answered with a reset (it then reconnects to a healthy backend).
+/// packet is answered with a reset (it then reconnects to a healthy backend). With `log =
+/// true` the ended flow is in the connection log (conntrack's destroy event).
 #[test]
 fn nat_on_backend_down_keep_or_close() {
     let _serial = serial();
@@ -818,6 +819,7 @@ vips = ["{VIP}/24"]
 listen = "{VIP}:90"
 pool = "echo"
 mode = "nat"
+log = true
 
 [pools.echo]
 on_backend_down = "{mode}"
@@ -873,6 +875,32 @@ backends = [
                 // The client reconnects: to b1.
                 let mut again = Flow::open(topo.ns(CLIENT));
                 assert_eq!(again.ask("again").unwrap(), "b1 again");
+                // The connection log (log = true) has the ended flow, from conntrack.
+                let line = |log: &str| {
+                    log.lines()
+                        .find(|l| {
+                            l.contains("ha_lb::connection")
+                                && l.contains("backend=192.0.2.4:9090")
+                                && l.contains("end=\"removed\"")
+                        })
+                        .map(str::to_owned)
+                };
+                assert!(
+                    wait_until(Duration::from_secs(3), || line(&topo.log("lb1")).is_some()),
+                    "{}",
+                    topo.dump()
+                );
+                let line = line(&topo.log("lb1")).unwrap();
+                for field in [
+                    "listener=echo",
+                    "client=192.0.2.6:",
+                    "pool=echo",
+                    "mode=\"nat\"",
+                ] {
+                    assert!(line.contains(field), "{field} not in {line}");
+                }
+                assert!(!line.contains("bytes_in=0 "), "{line}");
+                assert!(!line.contains("duration_ms=-1"), "{line}");
             }
         }
         // The flow to b1 is untouched either way.
