@@ -25,10 +25,23 @@ pub struct NatTable {
     listeners: BTreeMap<String, config::Listener>,
     /// What the kernel has (`None`: nothing programmed yet by this process).
     programmed: Option<Vec<NatListener>>,
-    /// The NAT listeners with `log = true` (name, pool) by address, for the log thread.
-    logged: Arc<Mutex<BTreeMap<SocketAddr, (String, String)>>>,
-    /// Whether the log thread runs.
-    log_thread: bool,
+    /// What the events thread shares with the table.
+    events: Arc<Events>,
+    /// Whether the events thread runs.
+    events_thread: bool,
+}
+
+/// What the thread that reads conntrack's "flow ended" events shares with the table.
+#[derive(Debug, Default)]
+struct Events {
+    /// The NAT listeners by address: name, pool, and whether they log.
+    watched: Mutex<BTreeMap<SocketAddr, (String, String, bool)>>,
+    /// Ended flows by (listener address, backend): count, bytes from and to clients.
+    ended: Mutex<BTreeMap<(SocketAddr, SocketAddr), [u64; 3]>>,
+}
+
+fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The backends a NAT listener sends new flows to: the primaries that take new connections
@@ -79,16 +92,15 @@ impl NatTable {
             .filter(|(_, l)| l.mode == ListenerMode::Nat)
             .map(|(n, l)| (n.clone(), l.clone()))
             .collect();
-        let logged: BTreeMap<SocketAddr, (String, String)> = self
+        let watched: BTreeMap<SocketAddr, (String, String, bool)> = self
             .listeners
             .iter()
-            .filter(|(_, l)| l.log)
-            .map(|(n, l)| (l.listen, (n.clone(), l.pool.clone())))
+            .map(|(n, l)| (l.listen, (n.clone(), l.pool.clone(), l.log)))
             .collect();
-        let any = !logged.is_empty();
-        *self.logged.lock().unwrap_or_else(PoisonError::into_inner) = logged;
-        if any && !self.log_thread {
-            self.log_thread = start_log(self.logged.clone());
+        let any = !watched.is_empty();
+        *locked(&self.events.watched) = watched;
+        if any && !self.events_thread {
+            self.events_thread = start_events(self.events.clone());
         }
     }
 
@@ -247,13 +259,15 @@ impl NatTable {
 pub struct NatView {
     name: String,
     listener: config::Listener,
-    /// Every backend of the pool and its slots in the map.
-    backends: Vec<(SocketAddr, u32)>,
+    /// Every backend of the pool, its slots in the map, and its ended flows (count, bytes
+    /// from and to clients).
+    backends: Vec<(SocketAddr, u32, [u64; 3])>,
 }
 
 impl NatTable {
     /// The NAT listeners with their backends' slots now.
     pub fn views(&self, pools: &BTreeMap<String, (config::Pool, Pool)>) -> Vec<NatView> {
+        let ended = locked(&self.events.ended);
         self.listeners
             .iter()
             .map(|(name, l)| {
@@ -263,7 +277,11 @@ impl NatTable {
                         .iter()
                         .map(|b| {
                             let n = taken.iter().filter(|s| **s == b.address).count();
-                            (b.address, u32::try_from(n).unwrap_or(u32::MAX))
+                            let done = ended
+                                .get(&(l.listen, b.address))
+                                .copied()
+                                .unwrap_or_default();
+                            (b.address, u32::try_from(n).unwrap_or(u32::MAX), done)
                         })
                         .collect()
                 });
@@ -292,7 +310,7 @@ pub fn status(views: Vec<NatView>) -> Vec<NatListenerStatus> {
             let backends = v
                 .backends
                 .iter()
-                .map(|(addr, slots)| {
+                .map(|(addr, slots, [ended, ended_in, ended_out])| {
                     let mut b = NatBackendStatus {
                         address: addr.to_string(),
                         slots: *slots,
@@ -300,6 +318,9 @@ pub fn status(views: Vec<NatView>) -> Vec<NatListenerStatus> {
                         established: 0,
                         bytes_from_clients: 0,
                         bytes_to_clients: 0,
+                        flows_total: *ended,
+                        bytes_from_clients_total: *ended_in,
+                        bytes_to_clients_total: *ended_out,
                     };
                     for f in flows.iter().flatten() {
                         if f.original_dst == listen && f.reply_src == *addr {
@@ -307,6 +328,9 @@ pub fn status(views: Vec<NatView>) -> Vec<NatListenerStatus> {
                             b.established += u64::from(f.established);
                             b.bytes_from_clients += f.bytes_original;
                             b.bytes_to_clients += f.bytes_reply;
+                            b.flows_total += 1;
+                            b.bytes_from_clients_total += f.bytes_original;
+                            b.bytes_to_clients_total += f.bytes_reply;
                         }
                     }
                     b
@@ -324,32 +348,41 @@ pub fn status(views: Vec<NatView>) -> Vec<NatListenerStatus> {
         .collect()
 }
 
-/// Starts the thread that writes one connection log line per ended flow of a NAT listener
-/// with `log = true` (from conntrack's destroy events: a flow ends in the log when the kernel
-/// forgets it, i.e. after TIME_WAIT, 120 s by default). It ends when the table is dropped.
-fn start_log(logged: Arc<Mutex<BTreeMap<SocketAddr, (String, String)>>>) -> bool {
+/// Starts the thread that reads conntrack's "flow ended" events: each ended flow of a NAT
+/// listener is added to its backend's totals (the status' `*_total` counters) and, with
+/// `log = true`, written as a connection log line. A flow ends when the kernel forgets it,
+/// i.e. after TIME_WAIT (120 s by default). The thread ends when the table is dropped.
+fn start_events(events: Arc<Events>) -> bool {
     let spawned = std::thread::Builder::new()
-        .name("ha-lb-natlog".into())
+        .name("ha-lb-natevents".into())
         .spawn(move || {
             let mut ends = match conntrack::Ends::subscribe(Duration::from_secs(1)) {
                 Ok(e) => e,
                 Err(e) => {
-                    tracing::error!(error = %e, "no connection log for NAT listeners");
+                    tracing::error!(error = %e, "no conntrack events: NAT totals count open flows only, no NAT connection log");
                     return;
                 }
             };
-            while Arc::strong_count(&logged) > 1 {
+            while Arc::strong_count(&events) > 1 {
                 match ends.recv() {
                     Ok(flows) => {
-                        let map = logged.lock().unwrap_or_else(PoisonError::into_inner);
+                        let watched = locked(&events.watched);
+                        let mut ended = locked(&events.ended);
                         for f in flows {
-                            if let Some((name, pool)) = map.get(&f.original_dst) {
+                            let Some((name, pool, log)) = watched.get(&f.original_dst) else {
+                                continue;
+                            };
+                            let t = ended.entry((f.original_dst, f.reply_src)).or_default();
+                            t[0] += 1;
+                            t[1] += f.bytes_original;
+                            t[2] += f.bytes_reply;
+                            if *log {
                                 write_log(name, pool, &f);
                             }
                         }
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, "NAT connection log: events lost");
+                        tracing::warn!(error = %e, "NAT conntrack events lost: totals and connection log miss some flows");
                     }
                 }
             }
@@ -357,7 +390,7 @@ fn start_log(logged: Arc<Mutex<BTreeMap<SocketAddr, (String, String)>>>) -> bool
     match spawned {
         Ok(_) => true,
         Err(e) => {
-            tracing::error!(error = %e, "no connection log thread for NAT listeners");
+            tracing::error!(error = %e, "no conntrack events thread for NAT listeners");
             false
         }
     }

@@ -355,6 +355,24 @@ fn nat_balances_by_weight_and_follows_checks() {
     );
     let ratio = b1 as f64 / b2 as f64;
     assert!((1.8..=2.2).contains(&ratio), "b1:b2 = {ratio}, {n:?}");
+    // Every flow is counted per backend (open ones from the table, ended ones from events).
+    let totals: BTreeMap<String, u64> = topo
+        .status(LB1)
+        .unwrap()
+        .nat
+        .into_iter()
+        .find(|l| l.name == "web")
+        .unwrap()
+        .backends
+        .into_iter()
+        .map(|b| (b.address, b.flows_total))
+        .collect();
+    let answered = |addr: &str, n: usize| totals[addr] >= n as u64;
+    assert!(
+        answered("192.0.2.3:8080", b1) && answered("192.0.2.4:8080", b2),
+        "{totals:?} {n:?}"
+    );
+    assert_eq!(totals["192.0.2.5:8080"], 0, "{totals:?}");
 
     // A client on the balancer itself is balanced too (the output hook).
     let local: Vec<String> = (0..3)
@@ -901,6 +919,20 @@ backends = [
                 }
                 assert!(!line.contains("bytes_in=0 "), "{line}");
                 assert!(!line.contains("duration_ms=-1"), "{line}");
+                // b2 has no flow open any more; its ended one stays in its totals.
+                let b2 = topo
+                    .status(LB1)
+                    .unwrap()
+                    .nat
+                    .into_iter()
+                    .flat_map(|l| l.backends)
+                    .find(|b| b.address == "192.0.2.4:9090")
+                    .unwrap();
+                assert_eq!(b2.flows, 0, "{b2:?}");
+                assert!(
+                    b2.flows_total >= 1 && b2.bytes_from_clients_total > 0,
+                    "{b2:?}"
+                );
             }
         }
         // The flow to b1 is untouched either way.
