@@ -331,7 +331,7 @@ pub fn render(status: &NodeStatus) -> Result<String, std::fmt::Error> {
     );
     gauge(
         &mut registry,
-        "nat_backend_flows",
+        "nat_backend_open_flows",
         "NAT listener: flows to the backend in the conntrack table now",
         nat().map(|(lb, b)| (lb, int(b.flows))).collect(),
     );
@@ -341,17 +341,23 @@ pub fn render(status: &NodeStatus) -> Result<String, std::fmt::Error> {
         "NAT listener: established TCP flows to the backend in the conntrack table now",
         nat().map(|(lb, b)| (lb, int(b.established))).collect(),
     );
-    gauge(
+    counter(
+        &mut registry,
+        "nat_backend_flows",
+        "NAT listener: flows to the backend since ha-lb started (ended and open, from conntrack)",
+        nat().map(|(lb, b)| (lb, b.flows_total)).collect(),
+    );
+    counter(
         &mut registry,
         "nat_backend_bytes_from_clients",
-        "NAT listener: bytes from clients over the backend's flows in the conntrack table now (conntrack accounting)",
-        nat().map(|(lb, b)| (lb, int(b.bytes_from_clients))).collect(),
+        "NAT listener: bytes from clients over the backend's flows since ha-lb started (conntrack accounting)",
+        nat().map(|(lb, b)| (lb, b.bytes_from_clients_total)).collect(),
     );
-    gauge(
+    counter(
         &mut registry,
         "nat_backend_bytes_to_clients",
-        "NAT listener: bytes to clients over the backend's flows in the conntrack table now (conntrack accounting)",
-        nat().map(|(lb, b)| (lb, int(b.bytes_to_clients))).collect(),
+        "NAT listener: bytes to clients over the backend's flows since ha-lb started (conntrack accounting)",
+        nat().map(|(lb, b)| (lb, b.bytes_to_clients_total)).collect(),
     );
     gauge(
         &mut registry,
@@ -510,6 +516,9 @@ mod tests {
                     established: 4,
                     bytes_from_clients: 1000,
                     bytes_to_clients: 9000,
+                    flows_total: 12,
+                    bytes_from_clients_total: 3000,
+                    bytes_to_clients_total: 29000,
                 }],
                 error: None,
             }],
@@ -545,9 +554,10 @@ mod tests {
             "ha_lb_backend_admin_override{pool=\"web\",backend=\"192.0.2.3:8080\"} 1",
             "ha_lb_vrrp_maintenance{instance=\"VI_1\"} 1",
             "ha_lb_nat_backend_slots{listen=\"192.0.2.100:6443\",pool=\"web\",backend=\"192.0.2.3:8080\"} 2",
-            "ha_lb_nat_backend_flows{listen=\"192.0.2.100:6443\",pool=\"web\",backend=\"192.0.2.3:8080\"} 5",
+            "ha_lb_nat_backend_open_flows{listen=\"192.0.2.100:6443\",pool=\"web\",backend=\"192.0.2.3:8080\"} 5",
+            "ha_lb_nat_backend_flows_total{listen=\"192.0.2.100:6443\",pool=\"web\",backend=\"192.0.2.3:8080\"} 12",
             "ha_lb_nat_backend_established_flows{listen=\"192.0.2.100:6443\",pool=\"web\",backend=\"192.0.2.3:8080\"} 4",
-            "ha_lb_nat_backend_bytes_to_clients{listen=\"192.0.2.100:6443\",pool=\"web\",backend=\"192.0.2.3:8080\"} 9000",
+            "ha_lb_nat_backend_bytes_to_clients_total{listen=\"192.0.2.100:6443\",pool=\"web\",backend=\"192.0.2.3:8080\"} 29000",
             "ha_lb_connection_log_dropped_total 4",
             "ha_lb_config_reload_total{result=\"success\"} 2",
             "ha_lb_config_reload_total{result=\"failure\"} 1",
@@ -570,6 +580,6 @@ mod tests {
         assert!(table.contains("Backup (maintenance)"), "{table}");
         assert!(table.contains("weight 3"), "{table}");
         assert!(table.contains("192.0.2.100:6443 (vip)"), "{table}");
-        assert!(table.contains("9000"), "{table}");
+        assert!(table.contains("29000"), "{table}");
     }
 }

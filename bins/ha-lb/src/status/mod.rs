@@ -116,6 +116,15 @@ pub struct NatBackendStatus {
     pub bytes_from_clients: u64,
     /// Bytes to clients over the flows in the table now.
     pub bytes_to_clients: u64,
+    /// Flows to it since ha-lb started: ended ones (conntrack's events) and those in the table.
+    #[serde(default)]
+    pub flows_total: u64,
+    /// Bytes from clients over those flows.
+    #[serde(default)]
+    pub bytes_from_clients_total: u64,
+    /// Bytes to clients over those flows.
+    #[serde(default)]
+    pub bytes_to_clients_total: u64,
 }
 
 /// One NAT listener now.
