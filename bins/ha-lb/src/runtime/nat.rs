@@ -97,9 +97,12 @@ impl NatTable {
             .iter()
             .map(|(n, l)| (l.listen, (n.clone(), l.pool.clone(), l.log)))
             .collect();
-        let any = !watched.is_empty();
+        // The events cost per ended flow (a netlink message, parsed here): read only when
+        // something uses them, the admin endpoint (totals) or a NAT listener's log.
+        let wanted = !watched.is_empty()
+            && (config.admin.is_some() || watched.values().any(|(_, _, log)| *log));
         *locked(&self.events.watched) = watched;
-        if any && !self.events_thread {
+        if wanted && !self.events_thread {
             self.events_thread = start_events(self.events.clone());
         }
     }
