@@ -19,7 +19,8 @@
 # ha-lb binary; default: cargo build --release into CARGO_TARGET_DIR), SKIP_BUILD=1,
 # PERF_DIR (a directory: each node's daemon is also profiled by `perf record` over the window,
 # into PERF_DIR/<side>-<N>-<node>.data; read with `perf report -i FILE --sort sym`).
-# Needs root, ip (iproute2), keepalived. Everything it starts is stopped by PID and its
+# Needs root, ip (iproute2), keepalived; perf (Debian linux-perf) only with PERF_DIR.
+# Everything it starts is stopped by PID and its
 # namespaces deleted on exit, also on failure or ^C.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
