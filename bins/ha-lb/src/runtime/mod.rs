@@ -233,10 +233,16 @@ pub async fn run(options: Options, shared: Arc<Shared>) -> Result<(), RuntimeErr
             // /healthz: this loop is alive when it answers.
             Some(reply) = heartbeat.recv() => { let _ = reply.send(()); }
             Some(event) = health_rx.recv() => node.health_changed(&event),
-            Some(event) = link_rx.recv() => node.link_changed(&event).await,
+            Some(event) = link_rx.recv() => {
+                // It may start an instance that waited for its interface.
+                node.link_changed(&event).await;
+                node.publish_readiness();
+            }
             Some(event) = state_rx.recv() => node.state_changed(event),
             Some(request) = control_rx.recv() => node.control(request),
-            _ = passive.tick() => {
+            // Only while there is something no event reports: a node of plain instances does
+            // not wake for it (issue #11: idle cost at small N).
+            _ = passive.tick(), if node.needs_polling() => {
                 node.push_tracks();
                 node.update_anycast();
                 node.rebind_instances().await;

@@ -73,6 +73,21 @@ pub(super) struct Node {
 }
 
 impl Node {
+    /// Whether the periodic tick has anything to look at: pools tracked by an instance
+    /// (passive health takes backends out without an event), anycast groups (the same for
+    /// their pools), instances waiting for their interface.
+    pub fn needs_polling(&self) -> bool {
+        !self.config.anycast.is_empty()
+            || self.slots.values().any(|s| {
+                s.rebind
+                    || s.running.as_ref().is_some_and(|h| {
+                        h.tracked
+                            .iter()
+                            .any(|t| matches!(t.source, TrackSource::Pool(_)))
+                    })
+            })
+    }
+
     /// The running instances.
     pub fn running(&self) -> impl Iterator<Item = &InstanceHandle> {
         self.slots.values().filter_map(|s| s.running.as_ref())
