@@ -6,8 +6,9 @@
 #   target/debian/ha-lb_VERSION-1_amd64.deb          dpkg-deb (Debian's own tool; no cargo plugin)
 #   the container image localhost/ha-lb:VERSION      (with --image; buildah or podman)
 #
-# Usage: scripts/package.sh [--image]
-# The one binary goes into both the package and the image: no second build.
+# Usage: scripts/package.sh [--image | --build-only]
+# The one binary goes into both the package and the image: no second build. --build-only stops
+# after the build (CI starts it early, at idle priority, while the e2e tests mostly wait).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +24,9 @@ if ! ldd "$bin" 2>&1 | grep -qE 'statically linked|not a dynamic executable'; th
     echo "package.sh: $bin is dynamically linked:" >&2
     ldd "$bin" >&2
     exit 1
+fi
+if [ "${1:-}" = --build-only ]; then
+    exit 0
 fi
 
 rm -rf target/assets

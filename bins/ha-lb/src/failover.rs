@@ -40,7 +40,7 @@ use crate::config::{Config, Instance, Vip};
 use crate::runtime::announcers::Announcers;
 use crate::runtime::instance::{self, Command, Context, InstanceHandle, StateEvent};
 use crate::runtime::ports::Ports;
-use crate::runtime::status::Shared;
+use crate::runtime::shared::Shared;
 use crate::runtime::tracks::{TrackSource, Tracked};
 use crate::runtime::{capabilities, vips, RuntimeError};
 
@@ -282,11 +282,14 @@ impl FailoverBuilder {
         // State changes, with their reasons.
         tasks.push(tokio::spawn(async move {
             while let Some(event) = events.recv().await {
-                if event.change.is_some() {
+                if let StateEvent::Changed {
+                    to, why, priority, ..
+                } = event
+                {
                     let _ = state_tx.send(FailoverState {
-                        state: event.state,
-                        reason: event.why,
-                        priority: event.priority,
+                        state: to,
+                        reason: why,
+                        priority,
                     });
                 }
             }
@@ -299,7 +302,11 @@ impl FailoverBuilder {
             tasks.push(tokio::spawn(async move {
                 while rx.changed().await.is_ok() {
                     let up = *rx.borrow_and_update();
-                    commands.send(Command::Track(id, up, format!("track {what}")));
+                    commands.send(Command::Track {
+                        id,
+                        up,
+                        what: format!("track {what}"),
+                    });
                 }
             }));
         }

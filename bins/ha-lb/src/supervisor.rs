@@ -9,10 +9,9 @@
 //! worker dies with the supervisor (PR_SET_PDEATHSIG).
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, Ordering};
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,94 +23,9 @@ use vrrp_core::packet::{AddressList, Advertisement, IpContext};
 
 use crate::config::Config;
 use crate::net::{Addresses, IfAddr, Interface, VrrpSocket, VrrpSocketConfig};
-use crate::runtime::{self, instance, RuntimeError};
+use crate::reporting::{to_systemd, EXIT_FATAL};
+use crate::runtime::{self, RuntimeError};
 use crate::sd_notify;
-
-/// Exit status of a worker that cannot start (bad configuration, missing privileges): the
-/// supervisor does not restart it.
-pub const EXIT_FATAL: i32 = 78;
-
-static WORKER: AtomicBool = AtomicBool::new(false);
-
-/// Makes this process a worker: it reports held instances on stdout, and dies with its parent.
-pub fn become_worker() {
-    WORKER.store(true, Ordering::SeqCst);
-    if let Err(e) = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL) {
-        tracing::warn!(error = %e, "cannot set the parent-death signal");
-    }
-    // The parent may have died before the prctl: then we were re-parented.
-    if nix::unistd::getppid() == Pid::from_raw(1) {
-        tracing::error!("supervisor gone: exiting");
-        std::process::exit(EXIT_FATAL);
-    }
-}
-
-fn report(line: &str) {
-    if WORKER.load(Ordering::SeqCst) {
-        let mut out = std::io::stdout().lock();
-        // The supervisor reads these; if it is gone, nobody needs them.
-        let _ = writeln!(out, "{line}");
-        let _ = out.flush();
-    }
-}
-
-/// Worker side: tells the supervisor whether `instance` is now held as Master.
-pub fn report_held(instance: &str, master: bool) {
-    report(&format!("held {instance} {}", u8::from(master)));
-}
-
-/// Tells the supervisor (worker) or systemd (`--no-supervisor`) that everything started:
-/// instances and listeners are up. The supervisor passes it on to systemd as `READY=1`.
-pub fn report_ready() {
-    if WORKER.load(Ordering::SeqCst) {
-        report("ready");
-    } else {
-        sd_notify::notify(READY);
-    }
-}
-
-/// Like [`report_ready`], for the start of a SIGHUP reload (systemd's `RELOADING=1`).
-pub fn report_reloading() {
-    if WORKER.load(Ordering::SeqCst) {
-        report("reloading");
-    } else {
-        sd_notify::notify(&sd_notify::reloading_message());
-    }
-}
-
-/// Like [`report_ready`], from each turn of the worker's event loop at the watchdog's pace
-/// (systemd's `WATCHDOG=1`): a hung worker stops sending them and systemd restarts the service.
-pub fn report_alive() {
-    if WORKER.load(Ordering::SeqCst) {
-        report("alive");
-    } else {
-        sd_notify::notify("WATCHDOG=1");
-    }
-}
-
-/// How often the event loop must call [`report_alive`]: half the systemd watchdog timeout
-/// (`$WATCHDOG_USEC`), or `None` without a watchdog. A worker takes its supervisor's
-/// (which removed it from the worker's environment when it was meant for nobody).
-pub fn watchdog_interval() -> Option<Duration> {
-    let pid = if WORKER.load(Ordering::SeqCst) {
-        nix::unistd::getppid().as_raw().unsigned_abs()
-    } else {
-        std::process::id()
-    };
-    sd_notify::watchdog_timeout(pid).map(sd_notify::ping_interval)
-}
-
-const READY: &str = "READY=1\nSTATUS=running";
-
-/// Supervisor side: what one line from the worker means to systemd.
-fn to_systemd(line: &str) -> Option<String> {
-    match line {
-        "ready" => Some(READY.to_owned()),
-        "reloading" => Some(sd_notify::reloading_message()),
-        "alive" => Some("WATCHDOG=1".to_owned()),
-        _ => None,
-    }
-}
 
 /// How the supervisor runs its worker.
 #[derive(Debug, Clone)]
@@ -162,10 +76,10 @@ fn release_one(name: &str, inst: &crate::config::Instance) -> Result<usize, Runt
         source,
     };
     let iface = Interface::by_name(&inst.interface).map_err(err)?;
-    let source = instance::source_address(name, inst, &iface)?;
+    let source = runtime::router_config::source_address(name, inst, &iface)?;
     // The advert a stopping master sends: priority 0, with the instance's VRID, interval,
     // authentication and VIPs, to the group or each unicast peer.
-    let config = instance::router_config(name, inst, source, Vec::new())?;
+    let config = runtime::router_config::router_config(name, inst, source, Vec::new())?;
     let setting = |e: vrrp_core::packet::PacketError| RuntimeError::InstanceSetting {
         instance: name.to_owned(),
         message: e.to_string(),

@@ -6,7 +6,6 @@
 pub mod control;
 pub mod ctl;
 pub mod metrics;
-pub mod table;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -23,7 +22,7 @@ use tokio::net::TcpListener;
 
 use crate::config::Admin;
 use crate::runtime::control::{ask, ControlSender};
-use crate::runtime::status::{Readiness, Shared};
+use crate::runtime::shared::{Readiness, Shared};
 use crate::runtime::RuntimeError;
 
 fn answer(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
@@ -166,6 +165,17 @@ pub async fn handle_write(
         Ok(done) => text(StatusCode::OK, done),
         Err(e) => text(StatusCode::BAD_REQUEST, e),
     }
+}
+
+/// [`serve`] as the runtime takes it ([`crate::runtime::AdminServer`]).
+pub fn start(
+    admin: Admin,
+    shared: Arc<Shared>,
+    control: ControlSender,
+) -> std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<tokio::task::JoinHandle<()>, RuntimeError>> + Send>,
+> {
+    Box::pin(async move { serve(&admin, shared, control).await })
 }
 
 /// Binds the `[admin]` address and serves the endpoint in a background task (aborting the

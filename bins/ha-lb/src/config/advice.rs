@@ -6,8 +6,7 @@ use std::collections::BTreeSet;
 use super::key_path::KeyPath;
 use super::listener::{ListenerMode, DEFAULT_IDLE_TIMEOUT_MS};
 use super::pool::{
-    OnBackendDown, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_FAIL_TIMEOUT_MS, DEFAULT_MAX_FAILS,
-    DEFAULT_RETRIES,
+    DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_FAIL_TIMEOUT_MS, DEFAULT_MAX_FAILS, DEFAULT_RETRIES,
 };
 use super::validate::Problem;
 use super::{Config, Listener};
@@ -143,13 +142,6 @@ fn nat_advice(config: &Config, out: &mut Vec<Problem>) {
                 "remove it; set net.netfilter.nf_conntrack_tcp_timeout_established to change how long an idle TCP flow lives",
             );
         }
-        if l.log {
-            warn(
-                p.key("log"),
-                "a NAT listener writes no per-connection log: ha-lb sees no connection, only the kernel's counters".into(),
-                "remove log = true; flows and bytes per backend are in ha-lb status and /metrics",
-            );
-        }
         if !l.non_local_bind {
             warn(
                 p.key("non_local_bind"),
@@ -198,11 +190,6 @@ fn nat_advice(config: &Config, out: &mut Vec<Problem>) {
             "slow_start_ms",
             pool.slow_start_ms != 0,
             "a backend coming up gets its full weight at once",
-        );
-        unused(
-            "on_backend_down",
-            pool.on_backend_down != OnBackendDown::Keep,
-            "the open flows of a backend whose check goes down are left to end",
         );
     }
 }

@@ -13,6 +13,11 @@ use super::notify::Notify;
 use super::pool::{Algorithm, Pool, ProxyProtocol};
 use super::Config;
 
+/// The longest VRRPv3 advert interval in milliseconds (the 12-bit field in centiseconds).
+const MAX_V3_INTERVAL_MS: u64 = vrrp_core::packet::MAX_V3_INTERVAL_CS as u64 * 10;
+/// The longest VRRPv2 advert interval in milliseconds (the 8-bit field in seconds).
+const MAX_V2_INTERVAL_MS: u64 = vrrp_core::packet::MAX_V2_INTERVAL_S as u64 * 1000;
+
 /// Ethernet's MTU: an advert longer than this is never heard on most LANs.
 const ETHERNET_MTU: usize = 1500;
 
@@ -207,12 +212,15 @@ impl Validator {
     }
 
     fn weight(&mut self, path: KeyPath, weight: i32) {
-        if !(-253..=253).contains(&weight) {
+        let max = i32::from(vrrp_core::MAX_TRACK_WEIGHT);
+        if !(-max..=max).contains(&weight) {
             self.push(
                 path,
                 format!("weight {weight} is out of range"),
-                "use -253..=253 (as keepalived): negative lowers the priority while down, positive raises it \
-                 while up, 0 means Fault while down",
+                format!(
+                    "use -{max}..={max} (as keepalived): negative lowers the priority while down, \
+                     positive raises it while up, 0 means Fault while down"
+                ),
             );
         }
     }
@@ -296,19 +304,24 @@ impl Validator {
                 "the advertisement interval must not be zero",
                 "use 1000 (one second, the default) or, with version 3, down to 10",
             );
-        } else if v2 && (ai % 1000 != 0 || ai > 255_000) {
-            self.push(
-                p.key("advert_interval_ms"),
-                format!("VRRPv2 advertises in whole seconds; {ai} ms is not 1..=255 s"),
-                "use a multiple of 1000 up to 255000, or version = 3 for sub-second intervals",
-            );
-        } else if !v2 && (ai % 10 != 0 || !(10..=40_950).contains(&ai)) {
+        } else if v2 && (ai % 1000 != 0 || ai > MAX_V2_INTERVAL_MS) {
             self.push(
                 p.key("advert_interval_ms"),
                 format!(
-                    "VRRPv3 advertises in centiseconds; {ai} ms is not 10..=40950 in steps of 10"
+                    "VRRPv2 advertises in whole seconds; {ai} ms is not 1..={} s",
+                    MAX_V2_INTERVAL_MS / 1000
                 ),
-                "use a multiple of 10 between 10 and 40950",
+                format!(
+                    "use a multiple of 1000 up to {MAX_V2_INTERVAL_MS}, or version = 3 for sub-second intervals"
+                ),
+            );
+        } else if !v2 && (ai % 10 != 0 || !(10..=MAX_V3_INTERVAL_MS).contains(&ai)) {
+            self.push(
+                p.key("advert_interval_ms"),
+                format!(
+                    "VRRPv3 advertises in centiseconds; {ai} ms is not 10..={MAX_V3_INTERVAL_MS} in steps of 10"
+                ),
+                format!("use a multiple of 10 between 10 and {MAX_V3_INTERVAL_MS}"),
             );
         }
         self.duration(

@@ -441,13 +441,14 @@ impl Translator {
     /// Reads `weight N [reverse]` arguments.
     fn weight_args(&mut self, node: &Node, args: &[String]) -> i32 {
         let raw = args.first().map(String::as_str).unwrap_or("");
+        let max = i32::from(vrrp_core::MAX_TRACK_WEIGHT);
         let weight = match raw.parse::<i32>() {
-            Ok(w) if (-253..=253).contains(&w) => w,
+            Ok(w) if (-max..=max).contains(&w) => w,
             _ => {
                 self.warn(
                     node,
                     format!(
-                        "weight {raw:?} is not a number in -253..=253; using 0 (fault while down)"
+                        "weight {raw:?} is not a number in -{max}..={max}; using 0 (fault while down)"
                     ),
                 );
                 0

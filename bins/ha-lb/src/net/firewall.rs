@@ -196,7 +196,7 @@ fn batch(addresses: &[IpAddr]) -> Batch {
 ///
 /// # Errors
 ///
-/// [`NetError::Firewall`] when the socket cannot be used or the kernel refuses the batch (its
+/// [`super::NetError::Firewall`] when the socket cannot be used or the kernel refuses the batch (its
 /// error, e.g. no nf_tables support, or no CAP_NET_ADMIN).
 pub fn apply(addresses: &[IpAddr]) -> Result<()> {
     send(&batch(addresses))

@@ -8,6 +8,7 @@
 
 pub mod addresses;
 pub mod announce;
+pub mod conntrack;
 pub mod dummy;
 pub mod error;
 pub mod firewall;

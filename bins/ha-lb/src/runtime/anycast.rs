@@ -24,7 +24,7 @@ use std::time::Duration;
 use super::error::RuntimeError;
 use super::health::{backend_key, Health};
 use super::links::Links;
-use super::status::Shared;
+use super::shared::Shared;
 use crate::config::{self, Config};
 use crate::net::{Addresses, IfAddr, Interface, NetError};
 
@@ -310,10 +310,10 @@ impl Anycast {
     }
 
     /// Every group's state, for `/status` and `/metrics`.
-    pub fn statuses(&self) -> Vec<super::status::AnycastStatus> {
+    pub fn statuses(&self) -> Vec<crate::status::AnycastStatus> {
         self.groups
             .iter()
-            .map(|(name, g)| super::status::AnycastStatus {
+            .map(|(name, g)| crate::status::AnycastStatus {
                 name: name.clone(),
                 interface: g.config.interface.clone(),
                 vips: addresses_of(&g.config)

@@ -253,7 +253,15 @@ impl Balancer {
             }
         }
         self.nat.configure(config);
-        self.nat.sync(&self.pools).map_err(RuntimeError::Nat)?;
+        if let Err(e) = self.nat.sync(&self.pools) {
+            // At start nothing runs yet: the start fails (no nf_tables, no CAP_NET_ADMIN). On a
+            // reload the rest is committed already: the kernel keeps the rules it had, and
+            // the next change of a backend tries again.
+            if !self.nat.has_programmed() {
+                return Err(RuntimeError::Nat(e));
+            }
+            tracing::error!(error = %e, "NAT listeners not updated: the kernel keeps the previous rules");
+        }
         Ok(retired)
     }
 
@@ -357,14 +365,35 @@ impl Balancer {
             return Ok(());
         }
         let key = (pool.to_owned(), addr);
-        if up {
+        let went_down = if up {
             self.checks_down.remove(&key);
+            false
         } else {
-            self.checks_down.insert(key);
-        }
+            self.checks_down.insert(key)
+        };
         self.push_backend(pool, addr, true)?;
         self.sync_nat();
+        let close = self
+            .pools
+            .get(pool)
+            .is_some_and(|(c, _)| c.on_backend_down == config::OnBackendDown::Close);
+        if went_down && close {
+            self.close_nat_flows(pool, addr, "its check is down");
+        }
         Ok(())
+    }
+
+    /// Ends the NAT flows to backend `addr` of `pool` (lb-core closes the proxied ones).
+    fn close_nat_flows(&self, pool: &str, addr: SocketAddr, why: &str) {
+        match self.nat.close_flows(pool, addr) {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(pool = %pool, backend = %addr, flows = n, "NAT flows ended: {why}")
+            }
+            Err(e) => {
+                tracing::warn!(pool = %pool, backend = %addr, error = %e, "cannot end the NAT flows")
+            }
+        }
     }
 
     /// Programs the NAT listeners when their backends changed; a refusal is logged (the
@@ -443,6 +472,7 @@ impl Balancer {
             if let Err(e) = p.close_connections(addr, End::Disabled) {
                 tracing::warn!(pool = %pool, backend = %addr, error = %e, "cannot close connections");
             }
+            self.close_nat_flows(pool, addr, "disabled by an operator");
         }
     }
 
@@ -473,6 +503,11 @@ impl Balancer {
                 .map(|b| b.addr)
                 .collect()
         })
+    }
+
+    /// The NAT listeners and their backends' shares, for the status.
+    pub fn nat_views(&self) -> Vec<super::nat::NatView> {
+        self.nat.views(&self.pools)
     }
 
     /// The names of the listeners that are bound, and of the NAT listeners once programmed.

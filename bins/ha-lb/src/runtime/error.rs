@@ -107,6 +107,14 @@ impl RuntimeError {
         )
     }
 
+    /// An instance setting the driver cannot take, with what is wrong.
+    pub fn setting(instance: &str, message: String) -> RuntimeError {
+        RuntimeError::InstanceSetting {
+            instance: instance.to_owned(),
+            message,
+        }
+    }
+
     /// Wraps an OS error with the operation that failed.
     pub fn io(op: &'static str) -> impl FnOnce(std::io::Error) -> RuntimeError {
         move |source| RuntimeError::Io { op, source }

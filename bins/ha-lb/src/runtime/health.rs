@@ -14,7 +14,7 @@ use healthcheck::{
     CheckConfig, ExecConfig, HttpConfig, Monitor, MonitorConfig, ProcessConfig, State, StatusMatch,
     TcpConfig, TlsConfig,
 };
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::error::RuntimeError;
@@ -49,17 +49,6 @@ pub struct HealthEvent {
     pub state: State,
     /// The transition as healthcheck describes it (with the failure that caused it).
     pub reason: String,
-}
-
-/// One check's status, for `/status` and `/metrics`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CheckStatus {
-    /// The check name.
-    pub check: String,
-    /// The backend probed, for a template check.
-    pub target: Option<SocketAddr>,
-    /// `up`, `down` or `unknown`.
-    pub state: String,
 }
 
 struct Entry {
@@ -323,10 +312,10 @@ impl Health {
     }
 
     /// Every monitor's state.
-    pub fn statuses(&self) -> Vec<CheckStatus> {
+    pub fn statuses(&self) -> Vec<crate::status::CheckStatus> {
         self.monitors
             .iter()
-            .map(|(k, e)| CheckStatus {
+            .map(|(k, e)| crate::status::CheckStatus {
                 check: k.check.clone(),
                 target: k.target,
                 state: e.monitor.state().to_string(),

@@ -10,18 +10,19 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
-use vrrp_core::packet::{Auth, Version};
-use vrrp_core::{Output, Router, RouterConfig, State, TrackId};
+use vrrp_core::{Output, Router, State, TrackId};
 
 use super::announcers::Announcers;
 use super::error::RuntimeError;
 use super::notify::{commands_for, state_word, Notifier};
 use super::ports::{Commands, Membership, Ports};
-use super::status::{InstanceStatus, Shared};
+use super::router_config::{self, router_config, source_address};
+use super::shared::Shared;
 use super::tracks::{router_tracks, TrackSource, Tracked};
 use super::vips::{AnnounceSpacing, Vips};
 use crate::config::Instance;
-use crate::net::{link_state, Addresses, Interface, LinkState, NetError, VrrpSocket};
+use crate::net::{link_state, Interface, LinkState, VrrpSocket};
+use crate::status::InstanceStatus;
 
 /// How long a stopping instance waits for its queued notify commands.
 const NOTIFY_DRAIN: Duration = Duration::from_secs(5);
@@ -29,8 +30,15 @@ const NOTIFY_DRAIN: Duration = Duration::from_secs(5);
 /// What the runtime tells an instance.
 #[derive(Debug)]
 pub enum Command {
-    /// A tracked object changed (or may have): its new state and why.
-    Track(TrackId, bool, String),
+    /// A tracked object changed (or may have).
+    Track {
+        /// Which.
+        id: TrackId,
+        /// Its state now.
+        up: bool,
+        /// What it is, for the log (`pool web`, `check api`).
+        what: String,
+    },
     /// The instance's interface went down or came back.
     InterfaceUp(bool),
     /// Its sync group holds it back from Master (`true`) or lets it go (`false`).
@@ -48,24 +56,46 @@ pub enum Command {
     Shutdown(oneshot::Sender<()>),
 }
 
-/// A state change, as an instance reports it to the runtime (for sync groups).
+/// What an instance reports to the runtime (its sync group follows; the embedding API's
+/// state comes from it).
 #[derive(Debug, Clone)]
-pub struct StateEvent {
-    /// The instance.
-    pub name: String,
-    /// Its new state.
-    pub state: State,
-    /// In Fault for a cause of its own (not because its sync group is).
-    pub own_fault: bool,
-    /// Its effective priority.
-    pub priority: u8,
-    /// Held by its sync group, it would otherwise be Master.
-    pub wants_master: bool,
-    /// The state left and why; `None` when only `wants_master` changed (then `state` and
-    /// `own_fault` are not news).
-    pub change: Option<(State, vrrp_core::Reason)>,
-    /// Why, as the log and `ha-lb status` say it.
-    pub why: String,
+pub enum StateEvent {
+    /// It changed state.
+    Changed {
+        /// The instance.
+        name: String,
+        /// The state it left.
+        from: State,
+        /// Its new state.
+        to: State,
+        /// Why, as vrrp-core says it.
+        reason: vrrp_core::Reason,
+        /// In Fault for a cause of its own (not because its sync group is).
+        own_fault: bool,
+        /// Its effective priority.
+        priority: u8,
+        /// Held by its sync group, it would otherwise be Master.
+        wants_master: bool,
+        /// Why, as the log and `ha-lb status` say it.
+        why: String,
+    },
+    /// Only its want of Master changed (held by its sync group, it would otherwise be
+    /// Master; or no longer).
+    WantsMaster {
+        /// The instance.
+        name: String,
+        /// Whether it wants Master now.
+        wants_master: bool,
+    },
+}
+
+impl StateEvent {
+    /// The instance it is about.
+    pub fn name(&self) -> &str {
+        match self {
+            StateEvent::Changed { name, .. } | StateEvent::WantsMaster { name, .. } => name,
+        }
+    }
 }
 
 /// What every instance of the node shares: where it reports, and the per-interface announcers
@@ -113,62 +143,6 @@ impl InstanceHandle {
     }
 }
 
-fn setting(instance: &str, message: String) -> RuntimeError {
-    RuntimeError::InstanceSetting {
-        instance: instance.to_owned(),
-        message,
-    }
-}
-
-/// The vrrp-core configuration of an instance whose adverts leave from `source`.
-///
-/// # Errors
-///
-/// [`RuntimeError::InstanceSetting`] for values vrrp-core cannot take.
-pub fn router_config(
-    name: &str,
-    inst: &Instance,
-    source: IpAddr,
-    tracks: Vec<vrrp_core::Track>,
-) -> Result<RouterConfig, RuntimeError> {
-    let vrid =
-        u8::try_from(inst.vrid).map_err(|_| setting(name, format!("vrid {} > 255", inst.vrid)))?;
-    let version = if inst.version == 2 {
-        Version::V2
-    } else {
-        Version::V3
-    };
-    let vips = inst.vips.iter().map(|v| v.address).collect();
-    let mut c = RouterConfig::new(vrid, version, source, vips);
-    c.priority = if inst.address_owner {
-        255
-    } else {
-        u8::try_from(inst.priority)
-            .map_err(|_| setting(name, format!("priority {} > 254", inst.priority)))?
-    };
-    c.advert_interval_cs = u16::try_from((inst.advert_interval_ms / 10).max(1))
-        .map_err(|_| setting(name, "advert interval too long".into()))?;
-    c.preempt = inst.preempt;
-    c.preempt_delay = Duration::from_millis(inst.preempt_delay_ms);
-    c.accept_mode = inst.accept_mode;
-    if let Some(p) = &inst.password {
-        c.auth = Auth::simple(p.as_bytes()).map_err(|e| setting(name, e.to_string()))?;
-    }
-    c.unicast_peers.clone_from(&inst.unicast_peers);
-    c.unicast_min_ttl = inst.unicast_min_ttl;
-    c.checksum = inst.checksum_mode();
-    let ms = |v: u64| (v > 0).then(|| Duration::from_millis(v));
-    let a = &mut c.announce;
-    a.master_repeat = inst.garp.master_repeat;
-    a.master_delay = ms(inst.garp.master_delay_ms);
-    a.refresh = ms(inst.garp.master_refresh_ms);
-    a.refresh_repeat = inst.garp.master_refresh_repeat;
-    a.lower_prio_repeat = inst.garp.lower_prio_repeat;
-    a.lower_prio_delay = ms(inst.garp.lower_prio_delay_ms);
-    c.tracks = tracks;
-    Ok(c)
-}
-
 /// Whether a reload from `old` to `new` changes only what a running instance takes in place
 /// (the priority and the notify commands), so that it keeps its state and VIPs instead of
 /// restarting (which hands the VIPs over).
@@ -177,36 +151,6 @@ pub fn in_place(old: &Instance, new: &Instance) -> bool {
     o.priority = new.priority;
     o.notify.clone_from(&new.notify);
     o == *new && !new.address_owner
-}
-
-/// The address adverts leave from: `unicast_src`, else the interface's primary IPv4 address or
-/// its IPv6 link-local address.
-///
-/// # Errors
-///
-/// [`RuntimeError::Instance`] when there is none.
-pub fn source_address(
-    name: &str,
-    inst: &Instance,
-    iface: &Interface,
-) -> Result<IpAddr, RuntimeError> {
-    let err = |source| RuntimeError::Instance {
-        instance: name.to_owned(),
-        source,
-    };
-    if let Some(src) = inst.unicast_src {
-        return Ok(src);
-    }
-    let ipv6 = inst.is_ipv6();
-    Addresses::new()
-        .and_then(|mut a| a.vrrp_source(iface.index(), ipv6))
-        .map_err(err)?
-        .ok_or_else(|| {
-            err(NetError::NoSourceAddress {
-                ifname: iface.name().to_owned(),
-                what: if ipv6 { "IPv6 link-local" } else { "IPv4" },
-            })
-        })
 }
 
 /// Sets an instance up on its interface and puts it on the port of that interface, family and
@@ -270,7 +214,7 @@ pub fn start(
     if let Some(mtu) = link.and_then(|l| l.mtu) {
         let len = inst.advert_ip_len();
         if len > mtu as usize {
-            return Err(setting(
+            return Err(RuntimeError::setting(
                 name,
                 format!(
                     "its advert ({len} bytes with the IP header, for {} VIPs) does not fit the \
@@ -317,6 +261,7 @@ pub fn start(
         notifier: Notifier::start(name),
         shared: context.shared.clone(),
         reason: "startup".into(),
+        published_master: None,
     };
     let membership = context
         .ports
@@ -353,6 +298,9 @@ pub struct Driver {
     notifier: Notifier,
     shared: Arc<Shared>,
     reason: String,
+    /// The master address `/status` shows (an advert from a new master changes only it and
+    /// the counters).
+    published_master: Option<IpAddr>,
 }
 
 /// An instance's VMAC interface (`use_vmac`).
@@ -381,8 +329,7 @@ fn open_vmac(
         instance: name.to_owned(),
         source,
     };
-    let vrid =
-        u8::try_from(inst.vrid).map_err(|_| setting(name, format!("vrid {} > 255", inst.vrid)))?;
+    let vrid = router_config::vrid(name, inst)?;
     let mac = crate::net::vmac::virtual_mac(vrid, inst.is_ipv6());
     crate::net::vmac::create(parent.index(), parent.name(), vmac_name, mac).map_err(err)?;
     let iface = Interface::by_name(vmac_name).map_err(err)?;
@@ -455,10 +402,12 @@ impl Driver {
     }
 
     /// A command from the runtime, given to the instance's router (Shutdown is the port's).
-    pub(crate) fn command(&mut self, router: &mut Router, command: Command) {
+    /// Whether it may have changed what `/status` shows (a tracked object or the link that
+    /// did not change did not).
+    pub(crate) fn command(&mut self, router: &mut Router, command: Command) -> bool {
         match command {
-            Command::Track(id, up, why) => self.track(router, id, up, &why),
-            Command::InterfaceUp(up) if up == self.link_up => {}
+            Command::Track { id, up, what } => return self.track(router, id, up, &what),
+            Command::InterfaceUp(up) if up == self.link_up => return false,
             Command::InterfaceUp(up) => {
                 self.link_up = up;
                 tracing::info!(instance = %self.name, interface = %self.interface, up, "link state changed");
@@ -485,6 +434,7 @@ impl Driver {
                 let _ = done.send(());
             }
         }
+        true
     }
 
     /// New priority and notify commands from a reload, without a restart: the state, the
@@ -526,9 +476,10 @@ impl Driver {
         }
     }
 
-    fn track(&mut self, router: &mut Router, id: TrackId, up: bool, why: &str) {
+    /// Whether the tracked object changed.
+    fn track(&mut self, router: &mut Router, id: TrackId, up: bool, why: &str) -> bool {
         if router.is_tracked_up(id) == Some(up) {
-            return;
+            return false;
         }
         let before = router.effective_priority();
         if let Err(e) = router.set_tracked(now(), id, up) {
@@ -543,6 +494,7 @@ impl Driver {
             "tracked object changed"
         );
         self.reason = format!("{why} {}", if up { "up" } else { "down" });
+        true
     }
 
     /// Performs one output of its router; adverts leave through the port's socket.
@@ -578,17 +530,10 @@ impl Driver {
                 } else {
                     tracing::info!(instance = %self.name, "no longer wants Master: heard a master");
                 }
-                // Only the want changed: the state and its cause are reported with it
-                // as they are, and the runtime reads only `wants_master`.
-                let _ = self.events.send(StateEvent {
+                let _ = self.events.send(StateEvent::WantsMaster {
                     name: self.name.clone(),
-                    state: router.state(),
-                    own_fault: false,
-                    priority: router.effective_priority(),
                     // In maintenance it wants nothing its group should act on.
                     wants_master: wants && !self.maintenance,
-                    change: None,
-                    why: self.reason.clone(),
                 });
             }
             other => {
@@ -630,16 +575,17 @@ impl Driver {
             vrrp_core::Reason::Fault(_) => true,
             _ => false,
         };
-        let _ = self.events.send(StateEvent {
+        let _ = self.events.send(StateEvent::Changed {
             name: self.name.clone(),
-            state: to,
+            from,
+            to,
+            reason,
             own_fault,
             priority: router.effective_priority(),
             wants_master: router.wants_master() && !self.maintenance,
-            change: Some((from, reason)),
             why: self.reason.clone(),
         });
-        crate::supervisor::report_held(&self.name, to == State::Master);
+        crate::reporting::report_held(&self.name, to == State::Master);
         if let Some(word) = state_word(to) {
             self.notifier.queue(commands_for(
                 &self.notify,
@@ -651,8 +597,19 @@ impl Driver {
         }
     }
 
+    /// Shows the instance's counters in `/status`: only them, unless the master changed too
+    /// (then all of it). For adverts sent and heard, which change nothing else.
+    pub(crate) fn publish_counters(&mut self, router: &Router) {
+        if router.master_address() == self.published_master {
+            self.shared.set_counters(&self.name, router.stats());
+        } else {
+            self.publish(router);
+        }
+    }
+
     /// Shows the instance in `/status`.
-    pub(crate) fn publish(&self, router: &Router) {
+    pub(crate) fn publish(&mut self, router: &Router) {
+        self.published_master = router.master_address();
         self.shared.set_instance(InstanceStatus {
             name: self.name.clone(),
             interface: self.interface.clone(),
@@ -689,7 +646,7 @@ impl Driver {
         if let Some(vmac) = self.vmac.take() {
             vmac.delete(&self.name);
         }
-        crate::supervisor::report_held(&self.name, false);
+        crate::reporting::report_held(&self.name, false);
         self.notifier.queue(commands_for(
             &self.notify,
             "INSTANCE",
@@ -712,7 +669,7 @@ impl Driver {
         if let Some(vmac) = self.vmac.take() {
             vmac.delete(&self.name);
         }
-        crate::supervisor::report_held(&self.name, false);
+        crate::reporting::report_held(&self.name, false);
         self.shared.remove_instance(&self.name);
     }
 }

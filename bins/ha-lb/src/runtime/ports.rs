@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
+use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use vrrp_core::packet::Family;
@@ -27,11 +28,28 @@ use vrrp_core::{Demux, DemuxError, Output, Router, RouterId};
 
 use super::instance::{arrival, now, Command, Driver};
 use super::readiness::{register, Owned};
+use super::vrrp_thread::VrrpThread;
 use crate::net::{Interface, NetError, VrrpSocket, VrrpSocketConfig, RECV_BUFFER_LEN};
 
 /// How long counters-only changes (an advert heard, a packet dropped) may wait before they
 /// show in `/status`: state changes show at once.
 const PUBLISH_EVERY: Duration = Duration::from_millis(200);
+
+/// The longest a busy port waits after a wake-up before it looks at its socket and timers
+/// again: what is read and due meanwhile is then handled in one go. With hundreds of
+/// instances, adverts arrive and fall due every fraction of a millisecond; waking for each
+/// one cost more than the advert (a Backup woke about 2,000 times a second at 500 instances).
+/// Adverts read late keep the time the kernel received them, so a Backup's timers are not
+/// fooled; an advert sent late is sent at most this much late, and the next one keeps its
+/// schedule (no drift). A port that is not busy (its last wake-up longer ago than this)
+/// does not wait at all.
+const MAX_WAKE_GAP: Duration = Duration::from_millis(2);
+
+/// The wake-up gap for routers advertising every `interval_cs` centiseconds at the fastest:
+/// a twentieth of it, at most [`MAX_WAKE_GAP`] (0.5 ms at the shortest interval, 10 ms).
+fn wake_gap(interval_cs: u16) -> Duration {
+    (Duration::from_millis(10) * u32::from(interval_cs) / 20).min(MAX_WAKE_GAP)
+}
 
 /// What tells one port from another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -63,10 +81,16 @@ enum PortMessage {
 }
 
 /// The node's ports, by interface, family and receive mode. Cloning shares them.
+///
+/// [`Ports::default`] runs the ports' tasks on the tokio runtime that [`join`](Ports::join)s
+/// (an embedder's); [`Ports::dedicated`] on a thread of their own ([`VrrpThread`]), as
+/// `ha-lb run` does.
 #[derive(Debug, Clone, Default)]
 pub struct Ports {
     by_key: Arc<Mutex<BTreeMap<PortKey, PortEntry>>>,
     next_member: Arc<Mutex<u64>>,
+    /// Where the ports' tasks run: `None`, the caller's runtime.
+    thread: Option<VrrpThread>,
 }
 
 /// An instance's place in its port: where its commands go, and its leave.
@@ -146,17 +170,29 @@ impl Drop for Membership {
 }
 
 impl Ports {
+    /// Ports whose tasks all run on one thread of their own, with a current-thread runtime
+    /// (started at the first [`join`](Self::join), in the network namespace of the thread
+    /// that calls it), so that VRRP neither pays for nor competes with the rest of the node.
+    pub fn dedicated() -> Self {
+        Self {
+            thread: Some(VrrpThread::default()),
+            ..Self::default()
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<PortKey, PortEntry>> {
         self.by_key.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Puts an instance's router (not started yet) and driver on the port of `interface` for
     /// its family and mode, opening the port's socket if it is the first. Must run within the
-    /// tokio runtime.
+    /// tokio runtime (also with [`dedicated`](Self::dedicated) ports: the instance's notify
+    /// commands run there).
     ///
     /// # Errors
     ///
-    /// [`NetError`] when the socket cannot be opened (no CAP_NET_RAW, the interface went).
+    /// [`NetError`] when the socket cannot be opened (no CAP_NET_RAW, the interface went) or
+    /// the VRRP thread cannot be started.
     pub fn join(
         &self,
         interface: &Interface,
@@ -190,8 +226,19 @@ impl Ports {
                     },
                 )?;
                 socket.set_nonblocking(true)?;
-                let socket =
-                    register(socket).map_err(|e| NetError::io("register VRRP socket")(e))?;
+                let runtime = match &self.thread {
+                    Some(thread) => Some(
+                        thread
+                            .handle()
+                            .map_err(|e| NetError::io("start the VRRP thread")(e))?,
+                    ),
+                    None => None,
+                };
+                // Registered with the reactor of the runtime that will poll it.
+                let socket = {
+                    let _entered = runtime.as_ref().map(Handle::enter);
+                    register(socket).map_err(|e| NetError::io("register VRRP socket")(e))?
+                };
                 let (tx, rx) = mpsc::unbounded_channel();
                 let port = Port {
                     name: format!(
@@ -207,8 +254,12 @@ impl Ports {
                     members: HashMap::new(),
                     touched: BTreeSet::new(),
                     publish_at: None,
+                    wake_gap: MAX_WAKE_GAP,
                 };
-                tokio::spawn(port.run(rx));
+                match runtime {
+                    Some(runtime) => drop(runtime.spawn(port.run(rx))),
+                    None => drop(tokio::spawn(port.run(rx))),
+                }
                 v.insert(PortEntry { tx, members: 0 })
             }
         };
@@ -250,13 +301,22 @@ struct Port {
     touched: BTreeSet<RouterId>,
     /// When `touched` is published.
     publish_at: Option<Instant>,
+    /// The least time between two wake-ups while busy: see [`wake_gap`].
+    wake_gap: Duration,
 }
 
 impl Port {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<PortMessage>) {
         tracing::debug!(port = %self.name, "VRRP port opened");
         let mut buf = vec![0u8; RECV_BUFFER_LEN];
+        let mut woke: Option<Instant> = None;
         loop {
+            // Busy: what comes in the next moments waits for one wake-up (see `wake_gap`).
+            if let Some(quiet) = woke.map(|w| w + self.wake_gap) {
+                if quiet > Instant::now() {
+                    tokio::time::sleep_until(quiet).await;
+                }
+            }
             let deadline = [
                 self.demux.poll_timeout().map(Instant::from_std),
                 self.publish_at,
@@ -278,10 +338,15 @@ impl Port {
                 () = sleep => Event::Timeout,
                 message = rx.recv() => Event::Message(message),
             };
+            woke = Some(Instant::now());
             match event {
                 // Readiness was cleared first, then every queued datagram is read: one that
-                // arrives after the last read raises readiness again.
-                Event::Readable(Ok(())) => self.receive_all(&mut buf),
+                // arrives after the last read raises readiness again. Timers due meanwhile
+                // run too: a socket that is always readable must not starve them.
+                Event::Readable(Ok(())) => {
+                    self.receive_all(&mut buf);
+                    self.run_due();
+                }
                 Event::Readable(Err(e)) => {
                     tracing::error!(port = %self.name, error = %e, "VRRP socket");
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -291,10 +356,7 @@ impl Port {
                 // periodic timers on their schedule, so wake-up latency does not add up.
                 Event::Timeout => {
                     self.receive_all(&mut buf);
-                    self.demux.handle_timeout(now());
-                    if self.publish_at.is_some_and(|at| at <= Instant::now()) {
-                        self.publish_touched();
-                    }
+                    self.run_due();
                 }
                 Event::Message(Some(PortMessage::Join {
                     member,
@@ -315,6 +377,27 @@ impl Port {
         tracing::debug!(port = %self.name, "VRRP port closed");
     }
 
+    /// Runs the routers' due timers, and publishes counters when it is time.
+    fn run_due(&mut self) {
+        let now = now();
+        if self.demux.poll_timeout().is_some_and(|at| at <= now) {
+            self.demux.handle_timeout(now);
+        }
+        if self.publish_at.is_some_and(|at| at <= Instant::now()) {
+            self.publish_touched();
+        }
+    }
+
+    /// The wake-up gap for the routers there are now: the fastest one sets it.
+    fn set_wake_gap(&mut self) {
+        self.wake_gap = self
+            .demux
+            .routers()
+            .map(|(_, r)| r.config().advert_interval_cs)
+            .min()
+            .map_or(MAX_WAKE_GAP, wake_gap);
+    }
+
     fn join(&mut self, member: u64, router: Router, driver: Driver) {
         let now = now();
         let name = driver.name().to_owned();
@@ -325,6 +408,7 @@ impl Port {
                 if let Some(mut r) = self.demux.get_mut(id) {
                     r.handle_startup(now);
                 }
+                self.set_wake_gap();
             }
             Err(e) => {
                 // check-config refuses two instances of one VRID and family on an interface.
@@ -349,7 +433,14 @@ impl Port {
         else {
             return;
         };
-        driver.command(&mut router, command);
+        if driver.command(&mut router, command) {
+            // A priority or a reason may have changed without any output: shown now.
+            drop(router);
+            self.touched.remove(&id);
+            if let (Some(driver), Some(router)) = (self.drivers.get_mut(&id), self.demux.get(id)) {
+                driver.publish(router);
+            }
+        }
     }
 
     /// An instance stops: priority 0 if Master, its outputs performed, then it leaves.
@@ -363,6 +454,7 @@ impl Port {
         self.members.remove(&member);
         self.touched.remove(&id);
         let router = self.demux.remove(id);
+        self.set_wake_gap();
         match (self.drivers.remove(&id), router) {
             (Some(driver), Some(router)) => driver.finish_stop(&router, done),
             _ => {
@@ -444,8 +536,8 @@ impl Port {
     fn publish_touched(&mut self) {
         self.publish_at = None;
         for id in std::mem::take(&mut self.touched) {
-            if let (Some(driver), Some(router)) = (self.drivers.get(&id), self.demux.get(id)) {
-                driver.publish(router);
+            if let (Some(driver), Some(router)) = (self.drivers.get_mut(&id), self.demux.get(id)) {
+                driver.publish_counters(router);
             }
         }
     }
@@ -469,9 +561,23 @@ impl Port {
         }
         for id in changed {
             self.touched.remove(&id);
-            if let (Some(driver), Some(router)) = (self.drivers.get(&id), self.demux.get(id)) {
+            if let (Some(driver), Some(router)) = (self.drivers.get_mut(&id), self.demux.get(id)) {
                 driver.publish(router);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wake_gap_is_a_twentieth_of_the_fastest_interval_at_most_two_ms() {
+        assert_eq!(wake_gap(1), Duration::from_micros(500));
+        assert_eq!(wake_gap(2), Duration::from_millis(1));
+        assert_eq!(wake_gap(4), Duration::from_millis(2));
+        assert_eq!(wake_gap(100), MAX_WAKE_GAP);
+        assert_eq!(wake_gap(u16::MAX), MAX_WAKE_GAP);
     }
 }

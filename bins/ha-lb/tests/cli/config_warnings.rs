@@ -138,14 +138,12 @@ backends = [{ address = "192.0.2.2:80" }]
         keys,
         [
             "listeners.l.idle_timeout_ms",
-            "listeners.l.log",
             "listeners.l.non_local_bind",
             "pools.p.retries",
             "pools.p.connect_timeout_ms",
             "pools.p.max_fails",
             "pools.p.fail_timeout_ms",
             "pools.p.slow_start_ms",
-            "pools.p.on_backend_down",
         ]
     );
     assert!(

@@ -4,49 +4,22 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::Read;
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// A backend answering its name; `alive` false makes it close its listener.
-fn backend(name: &'static str) -> (SocketAddr, Arc<AtomicBool>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let addr = listener.local_addr().unwrap();
-    let alive = Arc::new(AtomicBool::new(true));
-    let flag = alive.clone();
-    thread::spawn(move || {
-        while flag.load(Ordering::Relaxed) {
-            match listener.accept() {
-                Ok((mut s, _)) => {
-                    let _ = s.set_nonblocking(false);
-                    let _ = s.write_all(name.as_bytes());
-                }
-                Err(_) => thread::sleep(Duration::from_millis(2)),
-            }
-        }
-    });
-    (addr, alive)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::backend::{free_port, Answer, Backend};
+use crate::netns::wait_until;
 
 fn get(addr: SocketAddr) -> Option<String> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     let mut t = String::new();
     s.read_to_string(&mut t).ok()?;
-    (!t.is_empty()).then_some(t)
+    let t = t.trim();
+    (!t.is_empty()).then(|| t.to_owned())
 }
 
 fn config(listen: SocketAddr, backends: &[SocketAddr]) -> String {
@@ -67,9 +40,9 @@ fn seen(listen: SocketAddr, n: usize) -> BTreeSet<String> {
 #[test]
 fn balancer_only_serves_follows_checks_reloads_and_stops() {
     let _serial = crate::netns::serial();
-    let (a, _alive_a) = backend("a");
-    let (b, alive_b) = backend("b");
-    let (c, _alive_c) = backend("c");
+    let [backend_a, mut backend_b, backend_c] =
+        ["a", "b", "c"].map(|n| Backend::local(n, Answer::Name));
+    let [a, b, c] = [&backend_a, &backend_b, &backend_c].map(Backend::addr);
     let listen: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let dir = std::env::temp_dir().join(format!("halb-bal-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -96,9 +69,13 @@ fn balancer_only_serves_follows_checks_reloads_and_stops() {
     assert_eq!(seen(listen, 10), ["a", "b"].map(String::from).into());
 
     // b's check fails: no more traffic to it.
-    alive_b.store(false, Ordering::Relaxed);
-    thread::sleep(Duration::from_millis(500));
-    assert_eq!(seen(listen, 10), ["a"].map(String::from).into());
+    backend_b.stop();
+    let only_a: BTreeSet<String> = ["a"].map(String::from).into();
+    assert!(
+        wait_until(Duration::from_secs(5), || seen(listen, 10) == only_a),
+        "b still gets traffic: {:?}",
+        seen(listen, 10)
+    );
 
     // SIGHUP with c added, and an admin endpoint.
     let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
@@ -116,7 +93,7 @@ fn balancer_only_serves_follows_checks_reloads_and_stops() {
         thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(seen(listen, 10), ["a", "c"].map(String::from).into());
-    let status = ha_lb::admin::table::fetch(admin).unwrap();
+    let status = ha_lb::status::fetch(admin).unwrap();
     let backends: Vec<(String, String)> = status.pools[0]
         .backends
         .iter()

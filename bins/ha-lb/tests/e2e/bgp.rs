@@ -17,22 +17,18 @@
 //! was answered. The tests run one at a time ([`netns::serial`]).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use crate::netns;
-
-use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
 
-use netns::{serial, tool_available, veth, wait_until, ChildGuard, Netns};
-use nix::sched::{setns, CloneFlags};
 use nix::sys::signal::Signal;
+
+use crate::backend::{Answer, Backend};
+use crate::client::{failures_started, last_started, ms, outage, per_balancer, request, Client};
+use crate::netns::{self, serial, tool_available, veth, wait_until, ChildGuard, Netns};
+use crate::topo::{halb_run, worker_pid};
 
 const VIP: &str = "203.0.113.10";
 const TARGET: &str = "203.0.113.10:80";
@@ -40,196 +36,12 @@ const TARGET: &str = "203.0.113.10:80";
 const LB_UPLINK: [&str; 2] = ["198.51.100.2", "198.51.100.3"];
 const LB_BACKEND: [&str; 2] = ["192.0.2.1", "192.0.2.2"];
 const BACKENDS: [&str; 3] = ["192.0.2.3", "192.0.2.4", "192.0.2.5"];
-const PROBE_EVERY: Duration = Duration::from_millis(5);
 /// The backends' check: every 100 ms, down after 2 failures.
 const CHECK_INTERVAL_MS: u64 = 100;
 const FALL: u64 = 2;
 /// BFD: 50 ms intervals, down after 3 missed.
 const BFD_MS: u64 = 50;
 const FRR_ZEBRA: &str = "/usr/lib/frr/zebra";
-
-/// A TCP server answering each connection with its name and the peer's address.
-struct Backend {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Backend {
-    fn start(ns: &Netns, name: &str) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let name = name.to_owned();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let thread = ns.spawn(move || {
-            let listener = TcpListener::bind("0.0.0.0:8080").unwrap();
-            listener.set_nonblocking(true).unwrap();
-            tx.send(()).unwrap();
-            while !flag.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((mut s, peer)) => {
-                        let _ = s.set_nonblocking(false);
-                        let _ = s.write_all(format!("{name} via {}\n", peer.ip()).as_bytes());
-                    }
-                    Err(_) => thread::sleep(Duration::from_millis(2)),
-                }
-            }
-        });
-        rx.recv().unwrap();
-        Backend {
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Backend {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// One request as the client saw it.
-#[derive(Debug, Clone)]
-struct Sample {
-    started: Instant,
-    answer: Option<String>,
-}
-
-impl Sample {
-    /// The lb that served it (its backend-LAN address), if answered.
-    fn via(&self) -> Option<&str> {
-        self.answer.as_deref()?.split(" via ").nth(1)
-    }
-}
-
-fn request(target: SocketAddr) -> Option<String> {
-    let mut s = TcpStream::connect_timeout(&target, Duration::from_millis(100)).ok()?;
-    s.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    let text = text.trim().to_owned();
-    text.starts_with('b').then_some(text)
-}
-
-/// A client starting a request every 5 ms, each on a thread of its own (one caught in flight
-/// by a failure hangs until its timeout without delaying the others).
-struct Client {
-    stop: Arc<AtomicBool>,
-    samples: Arc<Mutex<Vec<Sample>>>,
-    scheduler: Option<JoinHandle<()>>,
-}
-
-impl Client {
-    fn start(ns: &Netns) -> Self {
-        let target: SocketAddr = TARGET.parse().unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let samples = Arc::new(Mutex::new(Vec::new()));
-        let (flag, out) = (stop.clone(), samples.clone());
-        let netns = Arc::new(File::open(format!("/run/netns/{}", ns.name())).unwrap());
-        let scheduler = thread::spawn(move || {
-            let mut probes = Vec::new();
-            let mut next = Instant::now();
-            while !flag.load(Ordering::Relaxed) {
-                let (netns, out) = (netns.clone(), out.clone());
-                probes.push(thread::spawn(move || {
-                    setns(&*netns, CloneFlags::CLONE_NEWNET).unwrap();
-                    let started = Instant::now();
-                    let answer = request(target);
-                    out.lock().unwrap().push(Sample { started, answer });
-                }));
-                probes.retain(|p| !p.is_finished());
-                next += PROBE_EVERY;
-                thread::sleep(next.saturating_duration_since(Instant::now()));
-            }
-            for p in probes {
-                let _ = p.join();
-            }
-        });
-        Client {
-            stop,
-            samples,
-            scheduler: Some(scheduler),
-        }
-    }
-
-    /// The samples so far, by start time.
-    fn samples(&self) -> Vec<Sample> {
-        let mut s = self.samples.lock().unwrap().clone();
-        s.sort_by_key(|s| s.started);
-        s
-    }
-
-    /// Waits until `n` requests started after `since` were answered.
-    fn wait_successes(&self, since: Instant, n: usize, timeout: Duration) -> bool {
-        wait_until(timeout, || {
-            self.samples()
-                .iter()
-                .filter(|s| s.started >= since && s.answer.is_some())
-                .count()
-                >= n
-        })
-    }
-
-    fn stop(&mut self) -> Vec<Sample> {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.scheduler.take() {
-            let _ = t.join();
-        }
-        self.samples()
-    }
-}
-
-impl Drop for Client {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// Answers per lb (backend-LAN address) among the requests started in `[from, to]`.
-fn per_node(samples: &[Sample], from: Instant, to: Instant) -> BTreeMap<String, usize> {
-    let mut out = BTreeMap::new();
-    for s in samples
-        .iter()
-        .filter(|s| s.started >= from && s.started <= to)
-    {
-        if let Some(via) = s.via() {
-            *out.entry(via.to_owned()).or_insert(0) += 1;
-        }
-    }
-    out
-}
-
-/// Failed requests among those started in `[from, to]`.
-fn failures(samples: &[Sample], from: Instant, to: Instant) -> usize {
-    samples
-        .iter()
-        .filter(|s| s.started >= from && s.started <= to && s.answer.is_none())
-        .count()
-}
-
-/// From `from` until the first request after which every request (up to `to`) was answered:
-/// how long clients were not all served. Zero when nothing failed.
-fn outage(samples: &[Sample], from: Instant, to: Instant) -> Duration {
-    samples
-        .iter()
-        .filter(|s| s.started >= from && s.started <= to && s.answer.is_none())
-        .map(|s| s.started)
-        .max()
-        .and_then(|last| {
-            samples
-                .iter()
-                .find(|s| s.started > last)
-                .map(|next| next.started - from)
-        })
-        .unwrap_or(Duration::ZERO)
-}
-
-fn ms(d: Duration) -> u128 {
-    d.as_millis()
-}
 
 /// BIRD on the router: examples/bird-router.conf itself (both lbs as eBGP peers with BFD,
 /// their routes merged into one ECMP kernel route), with this test's interface, two nodes and
@@ -457,7 +269,14 @@ impl Topo {
         let backends = backend_ns
             .iter()
             .enumerate()
-            .map(|(i, ns)| Backend::start(ns, &format!("b{}", i + 1)))
+            .map(|(i, ns)| {
+                Backend::serve(
+                    Some(ns),
+                    "0.0.0.0:8080",
+                    &format!("b{}", i + 1),
+                    Answer::NameAndPeer,
+                )
+            })
             .collect();
         let mut topo = Topo {
             dir,
@@ -568,15 +387,8 @@ impl Topo {
 
     fn halb_start(&self, i: usize, config: &Path) -> ChildGuard {
         let log = File::create(self.dir.join(format!("lb{}.log", i + 1))).unwrap();
-        let mut cmd = self.lbs[i].command(&netns::halb_binary());
-        cmd.args(["run", "--config"])
-            .arg(config)
-            .args(["--drain-timeout-ms", "1000"])
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log);
-        ChildGuard::spawn(&mut cmd, Duration::from_secs(10))
+        let mut cmd = halb_run(&self.lbs[i], config, Duration::from_secs(1));
+        ChildGuard::spawn(cmd.stderr(log), Duration::from_secs(10))
     }
 
     /// The router's next hops for the VIP (empty: no route).
@@ -627,7 +439,7 @@ impl Topo {
 
     /// A client that got 50 answers.
     fn served_client(&self) -> Client {
-        let client = Client::start(&self.client);
+        let client = Client::start(&self.client, TARGET);
         assert!(
             client.wait_successes(Instant::now(), 50, Duration::from_secs(10)),
             "{}",
@@ -658,21 +470,14 @@ impl Topo {
     }
 
     /// The worker a supervisor runs (its only child).
-    fn worker_pid(&self, i: usize) -> i32 {
+    fn worker(&self, i: usize) -> i32 {
         let supervisor = self.halb[i].as_ref().unwrap().pid();
-        let tasks = std::fs::read_dir(format!("/proc/{supervisor}/task")).unwrap();
-        for t in tasks.flatten() {
-            let children = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
-            if let Some(pid) = children.split_whitespace().next() {
-                return pid.parse().unwrap();
-            }
-        }
-        panic!("no worker under {supervisor}");
+        worker_pid(supervisor).unwrap_or_else(|| panic!("no worker under {supervisor}"))
     }
 
     /// Asserts that both nodes served a fair share of what the client sent in `[from, to]`.
     fn assert_spread(&self, client: &Client, from: Instant, to: Instant) {
-        let counts = per_node(&client.samples(), from, to);
+        let counts = per_balancer(&client.samples(), from, to);
         let total: usize = counts.values().sum();
         eprintln!("flows per node: {counts:?} of {total}");
         for lb in LB_BACKEND {
@@ -709,7 +514,7 @@ fn setup(tag: &str, speaker: Speaker, withdraw_wait_ms: u64) -> Option<(Topo, Cl
     thread::sleep(Duration::from_millis(500));
     topo.assert_spread(&client, from, Instant::now());
     assert_eq!(
-        failures(&client.samples(), from, Instant::now()),
+        failures_started(&client.samples(), from, Instant::now()),
         0,
         "{}",
         topo.dump()
@@ -739,7 +544,7 @@ fn backends_lost(speaker: Speaker, tag: &str) {
     assert!(client.wait_successes(Instant::now(), 50, Duration::from_secs(5)));
     // Every request finished, also those that hung until their timeout.
     let samples = client.stop();
-    let end = samples.last().unwrap().started;
+    let end = last_started(&samples);
     let out = outage(&samples, failed, end);
     let bound = Duration::from_millis(CHECK_INTERVAL_MS * FALL + 300);
     eprintln!(
@@ -748,11 +553,11 @@ fn backends_lost(speaker: Speaker, tag: &str) {
         ms(withdrawn),
         ms(out),
         ms(bound),
-        failures(&samples, failed, end)
+        failures_started(&samples, failed, end)
     );
     assert!(out < bound, "outage {} ms\n{}", ms(out), topo.dump());
     // Everything after the withdrawal went to lb2.
-    let after = per_node(&samples, failed + out, end);
+    let after = per_balancer(&samples, failed + out, end);
     assert!(
         !after.contains_key(LB_BACKEND[0]),
         "lb1 still served: {after:?}"
@@ -773,7 +578,7 @@ fn worker_killed(speaker: Speaker, tag: &str) {
     let Some((topo, mut client)) = setup(tag, speaker, 1000) else {
         return;
     };
-    let worker = topo.worker_pid(0);
+    let worker = topo.worker(0);
     let killed = Instant::now();
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(worker), Signal::SIGKILL).unwrap();
     assert!(
@@ -786,14 +591,14 @@ fn worker_killed(speaker: Speaker, tag: &str) {
     assert!(client.wait_successes(Instant::now(), 50, Duration::from_secs(5)));
     // Every request finished, also those that hung until their timeout.
     let samples = client.stop();
-    let end = samples.last().unwrap().started;
+    let end = last_started(&samples);
     let out = outage(&samples, killed, end);
     eprintln!(
         "worker SIGKILL: route withdrawn after {} ms, clients all served again after {} ms, \
          {} failed requests",
         ms(withdrawn),
         ms(out),
-        failures(&samples, killed, end)
+        failures_started(&samples, killed, end)
     );
     // No check has to fail: the supervisor removes the VIP as soon as the worker is gone.
     // Without it, the route would stay until the restarted worker's checks passed again.
@@ -841,7 +646,7 @@ fn node_dead(speaker: Speaker, tag: &str) {
     assert!(client.wait_successes(Instant::now(), 50, Duration::from_secs(5)));
     // Every request finished, also those that hung until their timeout.
     let samples = client.stop();
-    let end = samples.last().unwrap().started;
+    let end = last_started(&samples);
     let out = outage(&samples, died, end);
     eprintln!(
         "whole node dead: BFD withdrew its route after {} ms (BFD {} ms x 3), clients all \
@@ -849,7 +654,7 @@ fn node_dead(speaker: Speaker, tag: &str) {
         ms(withdrawn),
         BFD_MS,
         ms(out),
-        failures(&samples, died, end)
+        failures_started(&samples, died, end)
     );
     // The router learnt it from BFD, not from the BGP hold timer (3 s) nor a link event.
     let birdc = std::process::Command::new("birdc")
@@ -907,15 +712,15 @@ fn graceful_stop(speaker: Speaker, tag: &str) {
     assert!(client.wait_successes(Instant::now(), 50, Duration::from_secs(5)));
     // Every request finished, also those that hung until their timeout.
     let samples = client.stop();
-    let end = samples.last().unwrap().started;
-    let failed = failures(&samples, stopping, end);
+    let end = last_started(&samples);
+    let failed = failures_started(&samples, stopping, end);
     // A connection whose first packets reached lb1 and whose next ones come after the router
     // dropped lb1's next hop is re-hashed to lb2, which resets it: that is ECMP, for anycast
     // and for any router, and only a request straddling the route change itself is exposed.
     // Every request that started after the route change was seen must be answered.
     let seen = stopping + withdrawn;
-    let straddling = failures(&samples, stopping, seen);
-    let after = failures(&samples, seen, end);
+    let straddling = failures_started(&samples, stopping, seen);
+    let after = failures_started(&samples, seen, end);
     eprintln!(
         "graceful stop: route withdrawn after {} ms, ha-lb exited after {} ms, {failed} failed \
          requests ({straddling} in flight while the router changed its route, {after} after)",
@@ -999,7 +804,7 @@ impl Single {
         ns.ip(&["link", "set", "up1", "up"]);
         ns.ip(&["addr", "add", "192.0.2.1/24", "dev", "up0"]);
         ns.ip(&["link", "set", "up0", "up"]);
-        let backend = Backend::start(&ns, "b1");
+        let backend = Backend::serve(Some(&ns), "0.0.0.0:8080", "b1", Answer::NameAndPeer);
         let dir = std::env::temp_dir().join(format!("halb-e2e-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         Some(Single {
@@ -1146,7 +951,7 @@ fn anycast_tracks_start_clean_up_reload_and_stop() {
     t.expect_held(&["203.0.113.20"], "uplink down at start");
     // `/status` (and `ha-lb status`) says which group is withdrawn and why.
     let status =
-        t.ns.run(|| ha_lb::admin::table::fetch("127.0.0.1:9555".parse().unwrap()).ok())
+        t.ns.run(|| ha_lb::status::fetch("127.0.0.1:9555".parse().unwrap()).ok())
             .expect("status");
     let a = status.anycast.iter().find(|g| g.name == "a").unwrap();
     assert!(!a.announced && a.reason == "interface up0 is down", "{a:?}");
@@ -1179,7 +984,7 @@ fn anycast_tracks_start_clean_up_reload_and_stop() {
     let answer = t.ns.run(|| request(TARGET.parse().unwrap()));
     assert!(answer.is_some_and(|a| a.starts_with("b1")));
     let status =
-        t.ns.run(|| ha_lb::admin::table::fetch("127.0.0.1:9555".parse().unwrap()).ok())
+        t.ns.run(|| ha_lb::status::fetch("127.0.0.1:9555".parse().unwrap()).ok())
             .expect("status");
     let a = status.anycast.iter().find(|g| g.name == "a").unwrap();
     assert!(

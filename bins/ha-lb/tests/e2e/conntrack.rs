@@ -3,7 +3,7 @@
 //! 10 ms echoed by its backend, keeps flowing across a SIGTERM of the Master and a SIGKILL of
 //! its worker: the node taking the VIP already holds the flow's translation.
 //!
-//! The two-node harness of `failover.rs`: lb1 192.0.2.1 (priority 150), lb2 192.0.2.2 (100),
+//! The two-node harness of `support/topo.rs`: lb1 192.0.2.1 (priority 150), lb2 192.0.2.2 (100),
 //! backends b1 and b2 (192.0.2.3, .4) echoing bytes on port 9091 after a line with their name,
 //! client 192.0.2.6, VIP 192.0.2.100. The listener balances round robin with
 //! `nat_source = "vip"`. A first connection takes b1, so the stream goes to b2: a node without
@@ -20,8 +20,9 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use crate::failover::{kill, ms, worker_pid, Topo, CLIENT, LB1, LB2, VIP};
+use crate::client::ms;
 use crate::netns::{self, serial, wait_until, Netns};
+use crate::topo::{kill, worker_pid, Topo, CLIENT, LB1, LB2, VIP};
 
 /// The longest the stream may go without an echo across a handover: lb2's Skew_Time at
 /// priority 100 (61 ms) or lb1's preemption, plus TCP's first two retransmission timeouts
@@ -317,13 +318,13 @@ fn assert_kept(topo: &Topo, stream: &Stream, at: Instant, what: &str) {
         ok,
         "{what}: the stream broke: {:?}\n{}",
         stream.error(),
-        topo.dump(&["lb1", "lb2"])
+        topo.dump()
     );
     assert!(
         gap < STREAM_BOUND,
         "{what}: {} ms without an echo\n{}",
         ms(gap),
-        topo.dump(&["lb1", "lb2"])
+        topo.dump()
     );
 }
 
@@ -355,7 +356,7 @@ fn conntrack_sync_keeps_a_stream_across_sigterm_and_worker_kill() {
                 .exists()),
             "conntrackd not running in {}\n{}",
             d.0.display(),
-            topo.dump(&["lb1", "lb2"])
+            topo.dump()
         );
     }
     // Both backends up on lb1 (the map has two slots), then a first connection takes b1.
@@ -368,7 +369,7 @@ fn conntrack_sync_keeps_a_stream_across_sigterm_and_worker_kill() {
     assert!(
         wait_until(Duration::from_secs(5), || holds_flow(topo.ns(LB2))),
         "lb2 never got the flow\n{}",
-        topo.dump(&["lb1", "lb2"])
+        topo.dump()
     );
 
     // 1. The Master stops (SIGTERM): lb2 takes the VIP after its Skew_Time.
@@ -394,13 +395,13 @@ fn conntrack_sync_keeps_a_stream_across_sigterm_and_worker_kill() {
             .is_some_and(|w| w != worker)
             && topo.state(LB1, "VI_1").as_deref() == Some("Master")),
         "{}",
-        topo.dump(&["lb1", "lb2"])
+        topo.dump()
     );
     assert_kept(&topo, &stream, at, "lb1 worker SIGKILL");
     assert!(
         topo.log("lb1").contains("keeping the running conntrackd"),
         "{}",
-        topo.dump(&["lb1"])
+        topo.dump()
     );
     assert_eq!(stream.error(), None);
 

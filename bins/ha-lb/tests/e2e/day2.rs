@@ -21,40 +21,15 @@ use std::time::{Duration, Instant};
 use netns::{wait_until, ChildGuard, Lan, Netns};
 use nix::sys::signal::Signal;
 
+use crate::backend::{free_port, Answer, Backend};
 use crate::netns::serial;
+use crate::topo::{self, ADMIN, VIP};
 
-/// A backend that writes its name and a newline, then keeps the connection until the client
-/// closes it.
-fn backend(name: &'static str) -> (SocketAddr, Arc<AtomicBool>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let addr = listener.local_addr().unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    thread::spawn(move || {
-        while !flag.load(Ordering::Relaxed) {
-            match listener.accept() {
-                Ok((mut s, _)) => {
-                    thread::spawn(move || {
-                        let _ = s.set_nonblocking(false);
-                        let _ = s.write_all(format!("{name}\n").as_bytes());
-                        let mut sink = [0u8; 64];
-                        while matches!(s.read(&mut sink), Ok(n) if n > 0) {}
-                    });
-                }
-                Err(_) => thread::sleep(Duration::from_millis(2)),
-            }
-        }
-    });
-    (addr, stop)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A backend on loopback that writes its name and a newline, then keeps the connection until
+/// the client closes it.
+fn backend(name: &str) -> (SocketAddr, Backend) {
+    let b = Backend::local(name, Answer::NameAndHold);
+    (b.addr(), b)
 }
 
 /// Opens a connection through the balancer and reads the backend's name; the stream stays
@@ -219,8 +194,8 @@ impl Lb {
         );
     }
 
-    fn backend_status(&self, addr: SocketAddr) -> ha_lb::runtime::status::BackendStatus {
-        let s = ha_lb::admin::table::fetch(self.admin).unwrap();
+    fn backend_status(&self, addr: SocketAddr) -> ha_lb::status::BackendStatus {
+        let s = ha_lb::status::fetch(self.admin).unwrap();
         s.pools[0]
             .backends
             .iter()
@@ -468,9 +443,6 @@ fn control_off_refuses_writes() {
 
 // ---- maintenance: two nodes in namespaces ----
 
-const VIP: &str = "192.0.2.100";
-const ADMIN: &str = "127.0.0.1:9555";
-
 fn vrrp_config(priority: u32) -> String {
     format!(
         "[admin]\nlisten = \"{ADMIN}\"\ncontrol = true\n\n\
@@ -480,20 +452,12 @@ fn vrrp_config(priority: u32) -> String {
     )
 }
 
-fn instance(ns: &Netns) -> Option<ha_lb::runtime::status::InstanceStatus> {
-    ns.run(|| ha_lb::admin::table::fetch(ADMIN.parse().unwrap()).ok())?
-        .instances
-        .into_iter()
-        .find(|i| i.name == "VI_1")
+fn instance(ns: &Netns) -> Option<ha_lb::status::InstanceStatus> {
+    topo::instance(ns, "VI_1")
 }
 
 fn state(ns: &Netns) -> Option<String> {
-    instance(ns).map(|i| i.state)
-}
-
-fn has_vip(ns: &Netns) -> bool {
-    ns.ip(&["-o", "addr", "show", "dev", "eth0"])
-        .contains(&format!(" {VIP}/"))
+    topo::state(ns, "VI_1")
 }
 
 /// Maintenance on hands the VIP over at once (priority 0: lb2 within its Skew_Time plus a
@@ -556,7 +520,7 @@ fn maintenance_hands_over_and_stays_backup_until_off() {
     // lb2 hears priority 0 and takes over after its Skew_Time (0.61 * 100 ms... 60 ms),
     // not after Master_Down_Interval (361 ms).
     assert!(
-        wait_until(Duration::from_secs(5), || has_vip(n2)),
+        wait_until(Duration::from_secs(5), || n2.has_address("eth0", VIP)),
         "{}",
         dump()
     );
@@ -584,7 +548,7 @@ fn maintenance_hands_over_and_stays_backup_until_off() {
         "{}",
         dump()
     );
-    assert!(!has_vip(n1));
+    assert!(!n1.has_address("eth0", VIP));
     // A SIGHUP (the file unchanged, and then changed in place) keeps it.
     std::fs::write(&file1, vrrp_config(160)).unwrap();
     lb1.signal(Signal::SIGHUP);
@@ -602,8 +566,8 @@ fn maintenance_hands_over_and_stays_backup_until_off() {
     assert!(
         wait_until(Duration::from_secs(5), || state(n1).as_deref()
             == Some("Master")
-            && has_vip(n1)
-            && !has_vip(n2)),
+            && n1.has_address("eth0", VIP)
+            && !n2.has_address("eth0", VIP)),
         "{}",
         dump()
     );
@@ -716,7 +680,7 @@ fn notify_and_check_commands_run_without_capabilities() {
     let _lb = ChildGuard::spawn(&mut cmd, Duration::from_secs(10));
     let log = || std::fs::read_to_string(dir.join("lb.log")).unwrap_or_default();
     assert!(
-        wait_until(Duration::from_secs(15), || has_vip(ns)
+        wait_until(Duration::from_secs(15), || ns.has_address("eth0", VIP)
             && std::fs::read_to_string(&notify_out)
                 .is_ok_and(|t| !t.trim().is_empty())
             && std::fs::read_to_string(&check_out)
@@ -902,7 +866,7 @@ fn accept_mode_off_needs_no_nft_program() {
     let mut node = ChildGuard::spawn(&mut cmd, Duration::from_secs(10));
     let logs = || std::fs::read_to_string(dir.join("lb.log")).unwrap_or_default();
     assert!(
-        wait_until(Duration::from_secs(15), || has_vip(lb)),
+        wait_until(Duration::from_secs(15), || lb.has_address("eth0", VIP)),
         "{}",
         logs()
     );

@@ -4,50 +4,15 @@
 //! the three backends; when lb1's worker is killed, lb2 serves within its Skew_Time + margin.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use crate::netns;
-
-use std::collections::BTreeSet;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread;
 use std::time::{Duration, Instant};
 
-use netns::{wait_until, ChildGuard, Lan, Netns};
+use nix::sys::signal::Signal;
 
-/// When a request ended, and the backend that answered it.
-type Sample = (Instant, Option<String>);
-
-fn state(ns: &Netns) -> Option<String> {
-    ns.run(|| {
-        ha_lb::admin::table::fetch("127.0.0.1:9555".parse().unwrap())
-            .ok()
-            .and_then(|s| s.instances.first().map(|i| i.state.clone()))
-    })
-}
-
-fn request(target: SocketAddr) -> Option<String> {
-    let mut s = TcpStream::connect_timeout(&target, Duration::from_millis(100)).ok()?;
-    s.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
-    let mut t = String::new();
-    s.read_to_string(&mut t).ok()?;
-    (!t.is_empty()).then_some(t)
-}
-
-fn worker_pid(supervisor: u32) -> Option<i32> {
-    for t in std::fs::read_dir(format!("/proc/{supervisor}/task"))
-        .ok()?
-        .flatten()
-    {
-        let children = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
-        if let Some(pid) = children.split_whitespace().next() {
-            return pid.parse().ok();
-        }
-    }
-    None
-}
+use crate::backend::{Answer, Backend};
+use crate::client::{answers, longest_gap, Client};
+use crate::netns::{self, wait_until, ChildGuard, Lan, Netns};
+use crate::topo::{kill, state, worker_pid};
 
 #[test]
 fn seed_active_standby_examples_fail_over() {
@@ -65,29 +30,16 @@ fn seed_active_standby_examples_fail_over() {
     ] {
         ns.ip(&["addr", "add", addr, "dev", "eth0"]);
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    for port in [8080u16, 8081, 8082] {
-        let stop = stop.clone();
-        let (tx, rx) = std::sync::mpsc::channel();
-        backends.spawn(move || {
-            let l = TcpListener::bind(("0.0.0.0", port)).unwrap();
-            l.set_nonblocking(true).unwrap();
-            tx.send(()).unwrap();
-            while !stop.load(Ordering::Relaxed) {
-                match l.accept() {
-                    Ok((mut s, _)) => {
-                        let _ = s.set_nonblocking(false);
-                        let _ = s.write_all(format!("{port}").as_bytes());
-                    }
-                    Err(_) => thread::sleep(Duration::from_millis(2)),
-                }
-            }
-        });
-        rx.recv().unwrap();
-    }
+    // The backends the files name: 192.0.2.160, ports 8080..=8082, each named after its port.
+    let _backends: Vec<_> = [8080u16, 8081, 8082]
+        .map(|port| {
+            let bind = format!("0.0.0.0:{port}");
+            Backend::serve(Some(backends), &bind, &format!("b{port}"), Answer::Name)
+        })
+        .into();
     let examples = format!("{}/../../examples", env!("CARGO_MANIFEST_DIR"));
     let start = |ns: &Netns, file: &str| {
-        let mut cmd = ns.command(env!("CARGO_BIN_EXE_ha-lb"));
+        let mut cmd = ns.command(&netns::halb_binary());
         cmd.args(["run", "--config", &format!("{examples}/{file}")])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -97,64 +49,29 @@ fn seed_active_standby_examples_fail_over() {
     let node1 = start(lb1, "active-standby-lb1.toml");
     let _node2 = start(lb2, "active-standby-lb2.toml");
     // VRRPv2 with 1 s adverts: Master_Down_Interval is 3.6 s.
-    assert!(wait_until(Duration::from_secs(20), || state(lb1)
+    assert!(wait_until(Duration::from_secs(20), || state(lb1, "VI_1")
         .as_deref()
         == Some("Master")));
-    assert!(wait_until(Duration::from_secs(5), || state(lb2).as_deref()
+    assert!(wait_until(Duration::from_secs(5), || state(lb2, "VI_1")
+        .as_deref()
         == Some("Backup")));
 
-    let samples: Arc<Mutex<Vec<Sample>>> = Arc::default();
-    let (out, flag) = (samples.clone(), stop.clone());
-    let client_thread = client.spawn(move || {
-        let vip: SocketAddr = "192.0.2.200:80".parse().unwrap();
-        while !flag.load(Ordering::Relaxed) {
-            let a = request(vip);
-            out.lock().unwrap().push((Instant::now(), a));
-            thread::sleep(Duration::from_millis(5));
-        }
-    });
-    let ok_since = |t: Instant| {
-        samples
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(at, a)| *at >= t && a.is_some())
-            .count()
-    };
+    let client = Client::start(client, "192.0.2.200:80");
     let t0 = Instant::now();
-    assert!(wait_until(Duration::from_secs(10), || ok_since(t0) >= 30));
-    let seen: BTreeSet<String> = samples
-        .lock()
-        .unwrap()
-        .iter()
-        .filter_map(|(_, a)| a.clone())
-        .collect();
-    assert_eq!(seen, ["8080", "8081", "8082"].map(String::from).into());
+    assert!(client.wait_successes(t0, 30, Duration::from_secs(10)));
+    assert_eq!(
+        answers(&client.samples(), t0),
+        ["b8080", "b8081", "b8082"].map(String::from).into()
+    );
 
     let t_kill = Instant::now();
     let worker = worker_pid(node1.pid()).expect("worker");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(worker),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    assert!(wait_until(Duration::from_secs(10), || state(lb2)
+    kill(worker, Signal::SIGKILL);
+    assert!(wait_until(Duration::from_secs(10), || state(lb2, "VI_1")
         .as_deref()
         == Some("Master")));
-    let t1 = Instant::now();
-    assert!(wait_until(Duration::from_secs(10), || ok_since(t1) >= 20));
-    stop.store(true, Ordering::Relaxed);
-    client_thread.join().unwrap();
-    let samples = samples.lock().unwrap().clone();
-    let mut last = t_kill;
-    let mut gap = Duration::ZERO;
-    for (at, _) in samples
-        .iter()
-        .filter(|(at, a)| *at >= t_kill && a.is_some())
-    {
-        gap = gap.max(*at - last);
-        last = *at;
-    }
+    assert!(client.wait_successes(Instant::now(), 20, Duration::from_secs(10)));
+    let gap = longest_gap(&client.samples(), t_kill, Instant::now());
     eprintln!(
         "seed example, worker SIGKILL: longest gap {} ms",
         gap.as_millis()

@@ -12,305 +12,22 @@
 //! The tests run one at a time (a lock), so their timings do not compete for the CPU.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use crate::netns;
-
-use std::fs::File;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
+use std::net::{SocketAddr, TcpStream};
+use std::thread;
 use std::time::{Duration, Instant};
 
-use ha_lb::runtime::status::NodeStatus;
-use netns::{wait_until, ChildGuard, Lan, Netns};
-use nix::sched::{setns, CloneFlags};
+use nix::sys::signal::Signal;
 
-use crate::netns::serial;
+use crate::client::{longest_gap, Client};
+use crate::netns::{self, serial, wait_until};
+use crate::topo::{kill, worker_pid, Topo, ADMIN, CLIENT, LB1, LB2, VIP};
 
-const LB1: usize = 0;
-const LB2: usize = 1;
-const CLIENT: usize = 5;
-const VIP: &str = "192.0.2.100";
-const ADMIN: &str = "127.0.0.1:9555";
 const ADVERT: Duration = Duration::from_millis(100);
-/// How often the client starts a request.
-const PROBE_EVERY: Duration = Duration::from_millis(5);
 /// The bound on the outage after a heal: two advert intervals + 50 ms.
 const HEAL_BOUND: Duration = Duration::from_millis(2 * 100 + 50);
 /// How long VRRP stays cut: lb2 is Master for over a second (the 1.5 s).
 const CUT_FOR: Duration = Duration::from_millis(1500);
 const ROUNDS: usize = 10;
-
-/// A TCP server in a namespace answering each connection with its name, until dropped.
-struct Backend {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Backend {
-    fn start(ns: &Netns, name: &str) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let name = name.to_owned();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let thread = ns.spawn(move || {
-            let listener = TcpListener::bind("0.0.0.0:8080").unwrap();
-            listener.set_nonblocking(true).unwrap();
-            tx.send(()).unwrap();
-            while !flag.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((mut s, _)) => {
-                        let _ = s.set_nonblocking(false);
-                        let _ = s.write_all(format!("{name}\n").as_bytes());
-                    }
-                    Err(_) => thread::sleep(Duration::from_millis(2)),
-                }
-            }
-        });
-        rx.recv().unwrap();
-        Backend {
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Backend {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// One request's result as the client saw it.
-#[derive(Debug, Clone)]
-struct Sample {
-    at: Instant,
-    ok: bool,
-}
-
-/// A client starting a request to `target` every 5 ms (each on a thread of its own, on a
-/// fixed timetable), until dropped.
-struct Client {
-    stop: Arc<AtomicBool>,
-    samples: Arc<Mutex<Vec<Sample>>>,
-    scheduler: Option<JoinHandle<()>>,
-}
-
-fn request(target: SocketAddr) -> bool {
-    let Ok(mut s) = TcpStream::connect_timeout(&target, Duration::from_millis(100)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-    let mut text = String::new();
-    s.read_to_string(&mut text).is_ok() && text.trim().starts_with('b')
-}
-
-impl Client {
-    fn start(ns: &Netns, target: &str) -> Self {
-        let target: SocketAddr = target.parse().unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let samples = Arc::new(Mutex::new(Vec::new()));
-        let (flag, out) = (stop.clone(), samples.clone());
-        let netns = Arc::new(File::open(format!("/run/netns/{}", ns.name())).unwrap());
-        let scheduler = thread::spawn(move || {
-            let mut probes = Vec::new();
-            let mut next = Instant::now();
-            while !flag.load(Ordering::Relaxed) {
-                let (netns, out) = (netns.clone(), out.clone());
-                probes.push(thread::spawn(move || {
-                    setns(&*netns, CloneFlags::CLONE_NEWNET).unwrap();
-                    let ok = request(target);
-                    let at = Instant::now();
-                    out.lock().unwrap().push(Sample { at, ok });
-                }));
-                probes.retain(|p: &JoinHandle<()>| !p.is_finished());
-                next += PROBE_EVERY;
-                thread::sleep(next.saturating_duration_since(Instant::now()));
-            }
-            for p in probes {
-                let _ = p.join();
-            }
-        });
-        Client {
-            stop,
-            samples,
-            scheduler: Some(scheduler),
-        }
-    }
-
-    fn samples(&self) -> Vec<Sample> {
-        let mut samples = self.samples.lock().unwrap().clone();
-        samples.sort_by_key(|s| s.at);
-        samples
-    }
-
-    fn wait_successes(&self, since: Instant, n: usize, timeout: Duration) -> bool {
-        wait_until(timeout, || {
-            self.samples()
-                .iter()
-                .filter(|s| s.at >= since && s.ok)
-                .count()
-                >= n
-        })
-    }
-}
-
-impl Drop for Client {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.scheduler.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// The longest time without a successful answer within `[from, to]`.
-fn longest_gap(samples: &[Sample], from: Instant, to: Instant) -> Duration {
-    let mut last = from;
-    let mut gap = Duration::ZERO;
-    for s in samples
-        .iter()
-        .filter(|s| s.at >= from && s.at <= to && s.ok)
-    {
-        gap = gap.max(s.at - last);
-        last = s.at;
-    }
-    gap.max(to.saturating_duration_since(last))
-}
-
-/// The two nodes, the backends and the client's namespace, torn down on drop.
-struct Topo {
-    lan: Lan,
-    dir: PathBuf,
-    _backends: Vec<Backend>,
-}
-
-impl Topo {
-    fn new(tag: &str) -> Option<Self> {
-        if !Netns::available(tag) {
-            return None;
-        }
-        let lan = Lan::new(tag, 6, true);
-        let backends = (0..3)
-            .map(|i| Backend::start(&lan.nodes[2 + i], &format!("b{}", i + 1)))
-            .collect();
-        let dir = std::env::temp_dir().join(format!("halb-e2e-{tag}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Some(Topo {
-            lan,
-            dir,
-            _backends: backends,
-        })
-    }
-
-    fn ns(&self, i: usize) -> &Netns {
-        &self.lan.nodes[i]
-    }
-
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.dir.join(name);
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-
-    /// Starts `ha-lb run` on node `i`; its log goes to `<name>.log`.
-    fn start(&self, i: usize, name: &str, config: &Path) -> ChildGuard {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join(format!("{name}.log")))
-            .unwrap();
-        let mut cmd = self.ns(i).command(env!("CARGO_BIN_EXE_ha-lb"));
-        cmd.args(["run", "--config"])
-            .arg(config)
-            .args(["--drain-timeout-ms", "1000"])
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log);
-        ChildGuard::spawn(&mut cmd, Duration::from_secs(10))
-    }
-
-    fn log(&self, name: &str) -> String {
-        std::fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default()
-    }
-
-    fn dump(&self) -> String {
-        ["lb1", "lb2"]
-            .iter()
-            .map(|n| format!("===== {n}.log =====\n{}", self.log(n)))
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-
-    fn status(&self, i: usize) -> Option<NodeStatus> {
-        self.ns(i)
-            .run(|| ha_lb::admin::table::fetch(ADMIN.parse().unwrap()).ok())
-    }
-
-    fn state(&self, i: usize) -> Option<String> {
-        self.status(i)?
-            .instances
-            .into_iter()
-            .find(|s| s.name == "VI_1")
-            .map(|s| s.state)
-    }
-
-    fn expect_state(&self, i: usize, state: &str, timeout: Duration) {
-        assert!(
-            wait_until(timeout, || self.state(i).as_deref() == Some(state)),
-            "node {i}: not {state} within {timeout:?} (now {:?})\n{}",
-            self.state(i),
-            self.dump()
-        );
-    }
-
-    /// Whether node `i` holds the VIP, on any interface (eth0, or its VMAC interface).
-    fn has_vip(&self, i: usize) -> bool {
-        self.ns(i)
-            .ip(&["-o", "addr", "show"])
-            .contains(&format!(" {VIP}/"))
-    }
-
-    /// The MAC the client's neighbour entry for the VIP holds, if any.
-    fn client_neigh(&self) -> Option<String> {
-        let out = self.ns(CLIENT).ip(&["neigh", "show", VIP, "dev", "eth0"]);
-        let mut words = out.split_whitespace();
-        words.find(|w| *w == "lladdr")?;
-        words.next().map(str::to_owned)
-    }
-
-    /// Cuts (`on`) or restores the switch between lb1's and lb2's ports: bridge port
-    /// isolation, so both still reach the client and the backends.
-    fn isolate(&self, on: bool) {
-        for port in ["p0", "p1"] {
-            self.lan.switch.ip(&[
-                "link",
-                "set",
-                "dev",
-                port,
-                "type",
-                "bridge_slave",
-                "isolated",
-                if on { "on" } else { "off" },
-            ]);
-        }
-    }
-}
-
-impl Drop for Topo {
-    fn drop(&mut self) {
-        if std::env::var_os("HALB_E2E_KEEP_LOGS").is_none() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
 
 /// One node's file: VI_1 on eth0 with the VIP, a listener on VIP:80 over the three backends.
 /// `extra` goes into the instance's table.
@@ -345,9 +62,9 @@ fn cut_and_heal(tag: &str, extra: &str, vmac: bool) {
     let c1 = topo.write("lb1.toml", &node_toml(200, extra));
     let c2 = topo.write("lb2.toml", &node_toml(100, extra));
     let _lb1 = topo.start(LB1, "lb1", &c1);
-    topo.expect_state(LB1, "Master", Duration::from_secs(15));
+    topo.expect_state(LB1, "VI_1", "Master", Duration::from_secs(15));
     let _lb2 = topo.start(LB2, "lb2", &c2);
-    topo.expect_state(LB2, "Backup", Duration::from_secs(15));
+    topo.expect_state(LB2, "VI_1", "Backup", Duration::from_secs(15));
     let client = Client::start(topo.ns(CLIENT), &format!("{VIP}:80"));
     assert!(
         client.wait_successes(Instant::now(), 20, Duration::from_secs(10)),
@@ -361,10 +78,10 @@ fn cut_and_heal(tag: &str, extra: &str, vmac: bool) {
         thread::sleep(Duration::from_millis(37 * round as u64 % 100));
         let cut_at = Instant::now();
         topo.isolate(true);
-        topo.expect_state(LB2, "Master", Duration::from_secs(3));
+        topo.expect_state(LB2, "VI_1", "Master", Duration::from_secs(3));
         thread::sleep(CUT_FOR.saturating_sub(cut_at.elapsed()));
         assert_eq!(
-            topo.state(LB1).as_deref(),
+            topo.state(LB1, "VI_1").as_deref(),
             Some("Master"),
             "{}",
             topo.dump()
@@ -377,7 +94,7 @@ fn cut_and_heal(tag: &str, extra: &str, vmac: bool) {
         }
         let healed = Instant::now();
         topo.isolate(false);
-        topo.expect_state(LB2, "Backup", Duration::from_secs(2));
+        topo.expect_state(LB2, "VI_1", "Backup", Duration::from_secs(2));
         assert!(
             client.wait_successes(Instant::now(), 20, Duration::from_secs(5)),
             "round {round}: the client is not answered again\n{}",
@@ -394,10 +111,10 @@ fn cut_and_heal(tag: &str, extra: &str, vmac: bool) {
             topo.dump()
         );
         assert!(
-            topo.has_vip(LB1) && !topo.has_vip(LB2),
+            topo.holds(LB1, VIP) && !topo.holds(LB2, VIP),
             "round {round}: VIP on both or none"
         );
-        assert_eq!(topo.state(LB1).as_deref(), Some("Master"));
+        assert_eq!(topo.state(LB1, "VI_1").as_deref(), Some("Master"));
         let want = if vmac { VMAC.to_owned() } else { node_mac(LB1) };
         assert_eq!(
             topo.client_neigh(),
@@ -444,35 +161,6 @@ fn macvlans(topo: &Topo, i: usize) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The worker a supervisor runs (its only child).
-fn worker_pid(supervisor: u32) -> Option<i32> {
-    let tasks = std::fs::read_dir(format!("/proc/{supervisor}/task")).ok()?;
-    for t in tasks.flatten() {
-        let children = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
-        if let Some(pid) = children.split_whitespace().next() {
-            return pid.parse().ok();
-        }
-    }
-    None
-}
-
-/// Waits until the client got 20 more answers, then checks its longest outage since `since`.
-fn assert_served_again(topo: &Topo, client: &Client, since: Instant, what: &str, bound: Duration) {
-    assert!(
-        client.wait_successes(Instant::now(), 20, Duration::from_secs(10)),
-        "{what}: not served again\n{}",
-        topo.dump()
-    );
-    let gap = longest_gap(&client.samples(), since, Instant::now());
-    eprintln!("{what}: longest gap {} ms", gap.as_millis());
-    assert!(
-        gap < bound,
-        "{what}: outage {} ms\n{}",
-        gap.as_millis(),
-        topo.dump()
-    );
-}
-
 /// `use_vmac`: the VIP lives on a macvlan `vrrp.51` with MAC 00:00:5E:00:01:33 on each node.
 /// Failover by SIGKILL of lb1's worker (its supervisor releases the VIP and the macvlan), back
 /// by preemption once the worker restarts, then by SIGKILL of the whole lb1 (its macvlan is
@@ -487,9 +175,9 @@ fn vmac_failover_keeps_the_clients_arp_entry() {
     let c1 = topo.write("lb1.toml", &node_toml(200, "use_vmac = true\n"));
     let c2 = topo.write("lb2.toml", &node_toml(100, "use_vmac = true\n"));
     let mut lb1 = topo.start(LB1, "lb1", &c1);
-    topo.expect_state(LB1, "Master", Duration::from_secs(15));
+    topo.expect_state(LB1, "VI_1", "Master", Duration::from_secs(15));
     let mut lb2 = topo.start(LB2, "lb2", &c2);
-    topo.expect_state(LB2, "Backup", Duration::from_secs(15));
+    topo.expect_state(LB2, "VI_1", "Backup", Duration::from_secs(15));
     let ours = vec![("vrrp.51".to_owned(), VMAC.to_owned())];
     assert_eq!(macvlans(&topo, LB1), ours);
     assert_eq!(
@@ -508,7 +196,7 @@ fn vmac_failover_keeps_the_clients_arp_entry() {
             .ip(&["-o", "addr", "show", "dev", "eth0"])
             .contains(&format!(" {VIP}/"))
     };
-    assert!(on_vmac(LB1) && !on_eth0(LB1) && !topo.has_vip(LB2));
+    assert!(on_vmac(LB1) && !on_eth0(LB1) && !topo.holds(LB2, VIP));
     let client = Client::start(topo.ns(CLIENT), &format!("{VIP}:80"));
     assert!(
         client.wait_successes(Instant::now(), 20, Duration::from_secs(10)),
@@ -521,14 +209,9 @@ fn vmac_failover_keeps_the_clients_arp_entry() {
     // Skew_Time (61 ms); the worker comes back and preempts.
     let worker = worker_pid(lb1.pid()).expect("lb1 has a worker");
     let t = Instant::now();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(worker),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    topo.expect_state(LB2, "Master", Duration::from_secs(5));
-    assert_served_again(
-        &topo,
+    kill(worker, Signal::SIGKILL);
+    topo.expect_state(LB2, "VI_1", "Master", Duration::from_secs(5));
+    topo.assert_served_again(
         &client,
         t,
         "vmac: worker SIGKILL",
@@ -540,8 +223,8 @@ fn vmac_failover_keeps_the_clients_arp_entry() {
         "the client's ARP entry moved"
     );
     assert!(on_vmac(LB2));
-    topo.expect_state(LB1, "Master", Duration::from_secs(15));
-    topo.expect_state(LB2, "Backup", Duration::from_secs(5));
+    topo.expect_state(LB1, "VI_1", "Master", Duration::from_secs(15));
+    topo.expect_state(LB2, "VI_1", "Backup", Duration::from_secs(5));
     assert_eq!(
         macvlans(&topo, LB1),
         ours,
@@ -549,8 +232,7 @@ fn vmac_failover_keeps_the_clients_arp_entry() {
     );
     let t = Instant::now();
     thread::sleep(Duration::from_millis(500));
-    assert_served_again(
-        &topo,
+    topo.assert_served_again(
         &client,
         t,
         "vmac: preempted back",
@@ -562,13 +244,12 @@ fn vmac_failover_keeps_the_clients_arp_entry() {
     // after Master_Down_Interval (361 ms); lb1's macvlan stays behind, without a process.
     let worker = worker_pid(lb1.pid()).expect("lb1 has a worker");
     let t = Instant::now();
-    lb1.signal(nix::sys::signal::Signal::SIGKILL);
+    lb1.signal(Signal::SIGKILL);
     assert!(wait_until(Duration::from_secs(5), || {
         std::fs::read_to_string(format!("/proc/{worker}/stat")).map_or(true, |s| s.contains(") Z "))
     }));
-    topo.expect_state(LB2, "Master", Duration::from_secs(5));
-    assert_served_again(
-        &topo,
+    topo.expect_state(LB2, "VI_1", "Master", Duration::from_secs(5));
+    topo.assert_served_again(
         &client,
         t,
         "vmac: node SIGKILL",
@@ -587,7 +268,7 @@ fn vmac_failover_keeps_the_clients_arp_entry() {
     );
     // lb1 starts again: the stale macvlan (and its VIP) go, a fresh one is made; it preempts.
     let mut lb1 = topo.start(LB1, "lb1", &c1);
-    topo.expect_state(LB1, "Master", Duration::from_secs(15));
+    topo.expect_state(LB1, "VI_1", "Master", Duration::from_secs(15));
     assert_eq!(macvlans(&topo, LB1), ours);
     assert!(
         topo.log("lb1")
@@ -597,8 +278,7 @@ fn vmac_failover_keeps_the_clients_arp_entry() {
     );
     let t = Instant::now();
     thread::sleep(Duration::from_millis(500));
-    assert_served_again(
-        &topo,
+    topo.assert_served_again(
         &client,
         t,
         "vmac: back after the crash",
@@ -610,7 +290,7 @@ fn vmac_failover_keeps_the_clients_arp_entry() {
     assert!(lb1.stop() && lb2.stop(), "{}", topo.dump());
     assert_eq!(macvlans(&topo, LB1), vec![], "{}", topo.dump());
     assert_eq!(macvlans(&topo, LB2), vec![]);
-    assert!(!topo.has_vip(LB1) && !topo.has_vip(LB2));
+    assert!(!topo.holds(LB1, VIP) && !topo.holds(LB2, VIP));
 }
 
 /// The IPv6 VIP of the interactions test, and its virtual MAC (VRID 52).
@@ -656,9 +336,9 @@ fn vmac_with_unicast_ipv6_no_accept_and_a_sync_group() {
     let c1 = topo.write("lb1.toml", &toml(200, 1, 2));
     let c2 = topo.write("lb2.toml", &toml(100, 2, 1));
     let lb1 = topo.start(LB1, "lb1", &c1);
-    topo.expect_state(LB1, "Master", Duration::from_secs(15));
+    topo.expect_state(LB1, "VI_1", "Master", Duration::from_secs(15));
     let _lb2 = topo.start(LB2, "lb2", &c2);
-    topo.expect_state(LB2, "Backup", Duration::from_secs(15));
+    topo.expect_state(LB2, "VI_1", "Backup", Duration::from_secs(15));
     let instance = |i: usize, name: &str| {
         topo.status(i)
             .and_then(|s| s.instances.into_iter().find(|x| x.name == name))
@@ -737,11 +417,7 @@ fn vmac_with_unicast_ipv6_no_accept_and_a_sync_group() {
     // lb1's worker dies: both members move to lb2 (priority 0 from the supervisor).
     let worker = worker_pid(lb1.pid()).expect("lb1 has a worker");
     let t = Instant::now();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(worker),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    kill(worker, Signal::SIGKILL);
     assert!(
         wait_until(Duration::from_secs(5), || {
             ["VI_1", "VI_6"]
@@ -751,8 +427,7 @@ fn vmac_with_unicast_ipv6_no_accept_and_a_sync_group() {
         "{}",
         topo.dump()
     );
-    assert_served_again(
-        &topo,
+    topo.assert_served_again(
         &client,
         t,
         "vmac + unicast: worker SIGKILL",

@@ -8,7 +8,7 @@
 //! namespaces, the test skips with a reason, except under `CI=true` where it fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may unwrap (docs/developing.md)
 
-use crate::netns;
+use crate::{keepalived, netns};
 
 use std::net::IpAddr;
 use std::process::Stdio;
@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ha_lb::net::{Interface, VrrpSocket, VrrpSocketConfig};
-use netns::{wait_until, ChildGuard, Lan, Netns};
+use netns::{wait_until, Lan, Netns};
 use vrrp_core::packet::{
     AddressList, Advertisement, Auth, ChecksumMode, IpContext, PacketError, Version,
 };
@@ -28,15 +28,9 @@ version 3\n    priority 100\n    advert_int 0.1\n    old_unicast_checksum\n    \
 unicast_src_ip 192.0.2.1\n    unicast_peer {\n        192.0.2.2\n    }\n    \
 virtual_ipaddress {\n        192.0.2.200/24\n    }\n}\n";
 
-fn has_vip(ns: &Netns) -> bool {
-    ns.ip(&["-o", "addr", "show", "dev", "eth0"])
-        .split_whitespace()
-        .any(|w| w.split('/').next() == Some("192.0.2.200"))
-}
-
 #[test]
 fn keepalived_old_unicast_checksum_interoperates_with_v3_multicast_pseudo_header() {
-    let _serial = crate::netns::serial();
+    let _shared = crate::netns::shared();
     let test = "keepalived_old_unicast_checksum";
     if !Netns::available(test) || !netns::tool_available(test, "keepalived", "keepalived") {
         return;
@@ -63,25 +57,7 @@ fn keepalived_old_unicast_checksum_interoperates_with_v3_multicast_pseudo_header
     std::fs::create_dir_all(&dir).unwrap();
     let conf = dir.join("keepalived.conf");
     std::fs::write(&conf, CONF).unwrap();
-    let p = |n: &str| dir.join(n).to_string_lossy().into_owned();
-    let _keepalived = ChildGuard::spawn(
-        ka_ns
-            .command("keepalived")
-            .args(["-n", "-l", "-P", "-f"])
-            .arg(&conf)
-            .args([
-                "-p",
-                &p("keepalived.pid"),
-                "-r",
-                &p("vrrp.pid"),
-                "-c",
-                &p("checkers.pid"),
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-        Duration::from_secs(5),
-    );
+    let _keepalived = keepalived::start(ka_ns, &conf, &dir, Stdio::null());
 
     // 1. keepalived's adverts: bad by RFC 5798, good with the group in the pseudo-header.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -113,7 +89,8 @@ fn keepalived_old_unicast_checksum_interoperates_with_v3_multicast_pseudo_header
         seen += 1;
     }
     assert!(
-        wait_until(Duration::from_secs(5), || has_vip(ka_ns)),
+        wait_until(Duration::from_secs(5), || ka_ns
+            .has_address("eth0", "192.0.2.200")),
         "keepalived holds the VIP as master"
     );
 
@@ -147,13 +124,16 @@ fn keepalived_old_unicast_checksum_interoperates_with_v3_multicast_pseudo_header
             }
         })
     };
-    let gave_up = wait_until(Duration::from_secs(10), || !has_vip(ka_ns));
+    let gave_up = wait_until(Duration::from_secs(10), || {
+        !ka_ns.has_address("eth0", "192.0.2.200")
+    });
     // 3. Silence: keepalived takes the VIP back after its Master_Down_Interval.
     stop.store(true, Ordering::Relaxed);
     sender.join().unwrap();
     assert!(gave_up, "keepalived ignored our old-checksum adverts");
     assert!(
-        wait_until(Duration::from_secs(10), || has_vip(ka_ns)),
+        wait_until(Duration::from_secs(10), || ka_ns
+            .has_address("eth0", "192.0.2.200")),
         "keepalived did not take the VIP back"
     );
     drop(lan);

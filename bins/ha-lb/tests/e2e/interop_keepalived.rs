@@ -28,7 +28,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use netns::{wait_until, ChildGuard, Lan, Netns};
+use netns::{wait_until_every, ChildGuard, Lan, Netns};
+
+use crate::keepalived;
 
 const HALB: &str = env!("CARGO_BIN_EXE_ha-lb");
 /// Convergence from a cold start: Master_Down_Interval (3.6 s) plus generous slack.
@@ -38,6 +40,14 @@ const CONVERGE: Duration = Duration::from_secs(20);
 const PRIORITY_ZERO_BOUND: Duration = Duration::from_millis(2800);
 /// How long the VIP's holder must stay the same to count as converged.
 const STABLE: Duration = Duration::from_secs(2);
+/// How often the VIP's holders are looked at (`ip addr` in each namespace): enough for bounds
+/// in seconds, and light enough for these tests to run alongside each other.
+const POLL: Duration = Duration::from_millis(50);
+
+/// Waits until `cond` holds, looking every [`POLL`].
+fn wait(timeout: Duration, cond: impl FnMut() -> bool) -> bool {
+    wait_until_every(POLL, timeout, cond)
+}
 
 /// One kind of virtual router.
 #[derive(Debug, Clone, Copy)]
@@ -184,24 +194,11 @@ impl World {
         let file = base.join("keepalived.conf");
         std::fs::write(&file, conf).unwrap();
         let log = base.join("keepalived.log");
-        let p = |n: &str| base.join(n).to_string_lossy().into_owned();
-        let process = ChildGuard::spawn(
-            self.ns(node)
-                .command("keepalived")
-                .args(["-n", "-l", "-D", "-P", "-f"])
-                .arg(&file)
-                .args([
-                    "-p",
-                    &p("keepalived.pid"),
-                    "-r",
-                    &p("vrrp.pid"),
-                    "-c",
-                    &p("checkers.pid"),
-                ])
-                .stdin(Stdio::null())
-                .stdout(std::fs::File::create(&log).unwrap())
-                .stderr(Stdio::null()),
-            Duration::from_secs(5),
+        let process = keepalived::start(
+            self.ns(node),
+            &file,
+            &base,
+            std::fs::File::create(&log).unwrap(),
         );
         Running {
             process,
@@ -287,7 +284,7 @@ impl World {
         nodes: &[&Running],
     ) -> Duration {
         let start = Instant::now();
-        let reached = wait_until(within, || self.holders(vip) == [want]);
+        let reached = wait(within, || self.holders(vip) == [want]);
         let took = start.elapsed();
         assert!(
             reached,
@@ -306,7 +303,7 @@ impl World {
                 self.tag,
                 self.logs(nodes)
             );
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(POLL);
         }
         took
     }
@@ -392,7 +389,7 @@ fn elections(tag: &str, kind: Kind) {
     graceful_handover(&w, kind, hl, 0, "ha-lb stops (priority 0)", &ka);
     drop(ka);
     assert!(
-        wait_until(Duration::from_secs(10), || w.holders(vip).is_empty()),
+        wait(Duration::from_secs(10), || w.holders(vip).is_empty()),
         "{tag}: a stopped node left the VIP behind: {:?}",
         w.holders(vip)
     );
@@ -406,7 +403,7 @@ fn elections(tag: &str, kind: Kind) {
         w.partition();
         let a = w.start(on0, kind, 0, 100);
         let b = w.start(on1, kind, 1, 100);
-        let both = wait_until(CONVERGE, || w.holders(vip) == [0, 1]);
+        let both = wait(CONVERGE, || w.holders(vip) == [0, 1]);
         assert!(
             both,
             "{tag} {step}: partitioned, both should be master: {:?}\n{}",
@@ -418,7 +415,7 @@ fn elections(tag: &str, kind: Kind) {
         drop(a);
         drop(b);
         assert!(
-            wait_until(Duration::from_secs(10), || w.holders(vip).is_empty()),
+            wait(Duration::from_secs(10), || w.holders(vip).is_empty()),
             "{tag} {step}: a stopped node left the VIP behind"
         );
     }
@@ -426,7 +423,7 @@ fn elections(tag: &str, kind: Kind) {
 
 #[test]
 fn keepalived_v2_pass_multicast() {
-    let _serial = crate::netns::serial();
+    let _shared = crate::netns::shared();
     elections(
         "ikv2m",
         Kind {
@@ -440,7 +437,7 @@ fn keepalived_v2_pass_multicast() {
 
 #[test]
 fn keepalived_v2_pass_unicast() {
-    let _serial = crate::netns::serial();
+    let _shared = crate::netns::shared();
     elections(
         "ikv2u",
         Kind {
@@ -454,7 +451,7 @@ fn keepalived_v2_pass_unicast() {
 
 #[test]
 fn keepalived_v3_ipv4_multicast() {
-    let _serial = crate::netns::serial();
+    let _shared = crate::netns::shared();
     elections(
         "ikv34m",
         Kind {
@@ -468,7 +465,7 @@ fn keepalived_v3_ipv4_multicast() {
 
 #[test]
 fn keepalived_v3_ipv4_unicast() {
-    let _serial = crate::netns::serial();
+    let _shared = crate::netns::shared();
     elections(
         "ikv34u",
         Kind {
@@ -482,7 +479,7 @@ fn keepalived_v3_ipv4_unicast() {
 
 #[test]
 fn keepalived_v3_ipv4_unicast_old_unicast_checksum() {
-    let _serial = crate::netns::serial();
+    let _shared = crate::netns::shared();
     // keepalived's `old_unicast_checksum` and ha-lb's: the pseudo-header names 224.0.0.18.
     elections(
         "ikv34o",
@@ -497,7 +494,7 @@ fn keepalived_v3_ipv4_unicast_old_unicast_checksum() {
 
 #[test]
 fn keepalived_v3_ipv6_multicast() {
-    let _serial = crate::netns::serial();
+    let _shared = crate::netns::shared();
     elections(
         "ikv36m",
         Kind {
@@ -511,7 +508,7 @@ fn keepalived_v3_ipv6_multicast() {
 
 #[test]
 fn keepalived_v3_ipv6_unicast() {
-    let _serial = crate::netns::serial();
+    let _shared = crate::netns::shared();
     elections(
         "ikv36u",
         Kind {
@@ -581,7 +578,7 @@ fn import(conf: &Path) -> PathBuf {
 
 #[test]
 fn a_node_migrated_with_import_keepalived_joins_the_seeds_keepalived() {
-    let _serial = crate::netns::serial();
+    let _shared = crate::netns::shared();
     let tag = "ikseed";
     if !Netns::available(tag) || !netns::tool_available(tag, "keepalived", "keepalived") {
         return;
@@ -626,9 +623,7 @@ fn a_node_migrated_with_import_keepalived_joins_the_seeds_keepalived() {
     );
     drop(ka);
     drop(hl);
-    assert!(wait_until(Duration::from_secs(10), || w
-        .holders(vip)
-        .is_empty()));
+    assert!(wait(Duration::from_secs(10), || w.holders(vip).is_empty()));
 
     // The other way: ha-lb runs the import of lb1's file (100), keepalived lb2's (50).
     let hl = w.halb_file(0, &lb1_toml);
@@ -669,7 +664,7 @@ fn a_node_migrated_with_import_keepalived_joins_the_seeds_keepalived() {
 /// returns: it takes .200 back and .201 stays; ha-lb stops: keepalived takes .201 the same way.
 #[test]
 fn a_migrated_active_active_node_shares_the_seeds_vips_with_keepalived() {
-    let _serial = crate::netns::serial();
+    let _shared = crate::netns::shared();
     let tag = "ikaa";
     if !Netns::available(tag) || !netns::tool_available(tag, "keepalived", "keepalived") {
         return;

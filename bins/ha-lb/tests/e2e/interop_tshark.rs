@@ -354,7 +354,7 @@ const PASS: &[u8] = b"123456";
 
 #[test]
 fn tshark_accepts_vrrpv2_with_pass() {
-    let _serial = crate::netns::serial();
+    let _shared = crate::netns::shared();
     let test = "tsv2";
     if !available(test) {
         return;
@@ -376,7 +376,7 @@ fn tshark_accepts_vrrpv2_with_pass() {
 
 #[test]
 fn tshark_accepts_vrrpv3_ipv4_in_both_checksum_modes() {
-    let _serial = crate::netns::serial();
+    let _shared = crate::netns::shared();
     let test = "tsv3v4";
     if !available(test) {
         return;
@@ -414,7 +414,7 @@ fn tshark_accepts_vrrpv3_ipv4_in_both_checksum_modes() {
 
 #[test]
 fn tshark_accepts_vrrpv3_ipv6() {
-    let _serial = crate::netns::serial();
+    let _shared = crate::netns::shared();
     let test = "tsv3v6";
     if !available(test) {
         return;

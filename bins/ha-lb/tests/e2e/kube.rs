@@ -257,11 +257,6 @@ fn generate(dir: &Path, ca: &Path) -> Vec<PathBuf> {
     vec![dir.join("cp1.toml"), dir.join("cp2.toml")]
 }
 
-fn has_vip(ns: &Netns) -> bool {
-    ns.ip(&["-4", "addr", "show", "dev", "eth0"])
-        .contains(&format!("{VIP}/24"))
-}
-
 #[test]
 fn kubeadm_stacked_layout_serves_checks_and_fails_over() {
     let _serial = crate::netns::serial();
@@ -314,7 +309,8 @@ fn kubeadm_stacked_layout_serves_checks_and_fails_over() {
     // apiserver serves through it.
     let client_ns = &lan.nodes[CLIENT];
     assert!(
-        wait_until(Duration::from_secs(10), || has_vip(&lan.nodes[CP1])),
+        wait_until(Duration::from_secs(10), || lan.nodes[CP1]
+            .has_address("eth0", VIP)),
         "cp1 never held the VIP\n{}",
         logs()
     );
@@ -367,7 +363,7 @@ fn kubeadm_stacked_layout_serves_checks_and_fails_over() {
     assert!(
         wait_until(Duration::from_secs(3), || get(client_ns, &client, "/who")
             .is_some()
-            && has_vip(&lan.nodes[CP2])),
+            && lan.nodes[CP2].has_address("eth0", VIP)),
         "{ENDPOINT} does not answer after cp1 crashed\n{}",
         logs()
     );

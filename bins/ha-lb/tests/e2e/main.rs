@@ -1,7 +1,10 @@
 //! The end-to-end tests, in one binary (one link step instead of one per file), a module per
-//! theme. Most make their own hosts in network namespaces (the harness: `support/netns.rs`);
-//! every test holds [`netns::serial`], so they run one at a time and their timings are not
-//! disturbed by each other.
+//! theme. Most make their own hosts in network namespaces (the harness: `support/netns.rs`; the
+//! two-node topology, its backends and measuring client: `support/{topo,backend,client}.rs`);
+//! every test that times failovers in milliseconds holds [`netns::serial`], so it runs alone
+//! and its timings are not disturbed by other tests; the interop tests with keepalived and
+//! tshark (deadlines in seconds) hold [`netns::shared`] instead and run alongside each other
+//! (CI runs them with a thread each).
 //!
 //! - failover, heal, privileges, balancer_only, examples, demo: `ha-lb run` on two nodes;
 //! - bgp: anycast VIPs announced over BGP by BIRD / FRR to an ECMP router (docs/bgp.md);
@@ -11,8 +14,16 @@
 //! - net_*: the Linux driver's pieces (sockets, addresses, announcements, links).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may unwrap (docs/developing.md)
 
+#[path = "../support/backend.rs"]
+mod backend;
+#[path = "../support/client.rs"]
+mod client;
+#[path = "../support/keepalived.rs"]
+mod keepalived;
 #[path = "../support/netns.rs"]
 mod netns;
+#[path = "../support/topo.rs"]
+mod topo;
 
 mod balancer_only;
 mod bgp;

@@ -1,5 +1,5 @@
 //! End to end: listeners in NAT mode (`mode = "nat"`): ha-lb programs nftables over netlink
-//! and the kernel forwards every connection. The two-node harness of `failover.rs` (one
+//! and the kernel forwards every connection. The two-node harness of `support/topo.rs` (one
 //! bridge: lb1 192.0.2.1, lb2 192.0.2.2, backends b1..b3 192.0.2.3..5 answering their name on
 //! port 8080, client 192.0.2.6, VIP 192.0.2.100). ha-lb itself turns on `net.ipv4.ip_forward`
 //! in the balancer's namespace: the tests set no sysctl (one turns forwarding off first, to
@@ -18,8 +18,9 @@ use std::time::{Duration, Instant};
 use ha_lb::net::nat::{NatListener, Pick, Snat};
 use nix::sys::signal::Signal;
 
-use crate::failover::{kill, worker_pid, Client, Topo, CLIENT, LB1, LB2, VIP};
+use crate::client::Client;
 use crate::netns::{self, serial, wait_until, Netns};
+use crate::topo::{kill, worker_pid, Topo, CLIENT, LB1, LB2, VIP};
 
 /// `nft list table inet ha_lb_nat` in `ns` (empty when there is none), handles and blank
 /// lines left out.
@@ -48,6 +49,7 @@ fn config(priority: u32, nat_source: &str, pool_web: &str) -> String {
     format!(
         r#"[admin]
 listen = "127.0.0.1:9555"
+control = true
 
 [instances.VI_1]
 interface = "eth0"
@@ -315,7 +317,7 @@ fn nat_balances_by_weight_and_follows_checks() {
         }),
         "{}\n{}",
         nft_table(lb),
-        topo.dump(&["lb1"])
+        topo.dump()
     );
     assert_eq!(forward().trim(), "1");
     let table = nft_table(lb);
@@ -353,6 +355,43 @@ fn nat_balances_by_weight_and_follows_checks() {
     );
     let ratio = b1 as f64 / b2 as f64;
     assert!((1.8..=2.2).contains(&ratio), "b1:b2 = {ratio}, {n:?}");
+    // Every flow is counted per backend (open ones from the table, ended ones from events).
+    let totals: BTreeMap<String, u64> = topo
+        .status(LB1)
+        .unwrap()
+        .nat
+        .into_iter()
+        .find(|l| l.name == "web")
+        .unwrap()
+        .backends
+        .into_iter()
+        .map(|b| (b.address, b.flows_total))
+        .collect();
+    let answered = |addr: &str, n: usize| totals[addr] >= n as u64;
+    assert!(
+        answered("192.0.2.3:8080", b1) && answered("192.0.2.4:8080", b2),
+        "{totals:?} {n:?}"
+    );
+    assert_eq!(totals["192.0.2.5:8080"], 0, "{totals:?}");
+
+    // A client on the balancer itself is balanced too (the output hook).
+    let local: Vec<String> = (0..3)
+        .map(|_| {
+            lb.run(|| {
+                let mut s = TcpStream::connect_timeout(
+                    &format!("{VIP}:80").parse().unwrap(),
+                    Duration::from_secs(2),
+                )
+                .unwrap();
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut s, &mut text).unwrap();
+                text.trim().to_owned()
+            })
+        })
+        .collect();
+    let mut seen = local.clone();
+    seen.sort();
+    assert_eq!(seen, ["b1", "b1", "b2"], "{local:?}");
 
     // b1's check fails (its link goes down): out of the map within one interval (200 ms) plus
     // the check's timeout (100 ms) and room for a loaded machine.
@@ -362,7 +401,7 @@ fn nat_balances_by_weight_and_follows_checks() {
         wait_until(Duration::from_secs(3), || !nft_table(lb)
             .contains("192.0.2.3 . 8080")),
         "{}",
-        topo.dump(&["lb1"])
+        topo.dump()
     );
     let took = down.elapsed();
     eprintln!("b1 out of the map after {} ms", took.as_millis());
@@ -380,6 +419,21 @@ fn nat_balances_by_weight_and_follows_checks() {
     assert!(client.wait_successes(after, 50, Duration::from_secs(10)));
     assert_eq!(counts(&client, after).keys().collect::<Vec<_>>(), ["b3"]);
 
+    // All three down: no rule, and the SYN reaches the node itself, which answers with a reset.
+    topo.ns(4).ip(&["link", "set", "eth0", "down"]);
+    assert!(wait_until(Duration::from_secs(3), || !nft_table(lb)
+        .contains("backends_1")));
+    let refused = topo.ns(CLIENT).run(|| {
+        TcpStream::connect_timeout(
+            &format!("{VIP}:80").parse().unwrap(),
+            Duration::from_secs(2),
+        )
+        .map(|_| ())
+        .map_err(|e| e.kind())
+    });
+    assert_eq!(refused, Err(std::io::ErrorKind::ConnectionRefused));
+    topo.ns(4).ip(&["link", "set", "eth0", "up"]);
+
     // b1 back: the backup is out again.
     topo.ns(2).ip(&["link", "set", "eth0", "up"]);
     assert!(wait_until(Duration::from_secs(3), || {
@@ -392,8 +446,9 @@ fn nat_balances_by_weight_and_follows_checks() {
 }
 
 /// A TCP connection through the NAT listener stays up across a reload that changes the
-/// pool (the other backend removed, a new one added) and across another backend's check going
-/// down: the table is replaced, the flow's conntrack entry is not touched.
+/// pool (the other backend removed, a new one added), an operator's drain and enable of
+/// another backend, and another backend's check going down: the table is replaced, the flow's
+/// conntrack entry is not touched. The status counts the flows per backend from conntrack.
 #[test]
 fn nat_reload_and_health_changes_keep_open_flows() {
     let _serial = serial();
@@ -428,6 +483,30 @@ fn nat_reload_and_health_changes_keep_open_flows() {
     sorted.sort();
     assert_eq!(sorted, ["b1", "b2"], "{owners:?}");
     let keep = owners.iter().position(|o| o == "b1").unwrap();
+    // The status counts them from conntrack, per backend, with their bytes.
+    let status = topo.status(LB1).unwrap();
+    let echo = status.nat.iter().find(|l| l.name == "echo").unwrap();
+    assert_eq!(echo.nat_source, "masquerade");
+    for b in &echo.backends {
+        assert_eq!((b.slots, b.flows, b.established), (1, 1, 1), "{echo:?}");
+        assert!(
+            b.bytes_from_clients > 0 && b.bytes_to_clients > 0,
+            "{echo:?}"
+        );
+    }
+    let metrics = topo.ns(LB1).run(|| {
+        let mut s = TcpStream::connect("127.0.0.1:9555").unwrap();
+        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut s, &mut text).unwrap();
+        text
+    });
+    assert!(
+        metrics.contains(
+            "ha_lb_nat_backend_established_flows{listen=\"192.0.2.100:90\",pool=\"echo\",backend=\"192.0.2.3:9090\"} 1"
+        ),
+        "{metrics}"
+    );
 
     // Reload: echo pool now b1 and b3 (b2 removed).
     let text = config(150, "masquerade", WEB).replace("192.0.2.4:9090", "192.0.2.5:9090");
@@ -439,14 +518,18 @@ fn nat_reload_and_health_changes_keep_open_flows() {
             t.contains("192.0.2.5 . 9090") && !t.contains("192.0.2.4 . 9090")
         }),
         "{}",
-        topo.dump(&["lb1"])
+        topo.dump()
     );
     assert!(
-        topo.log("lb1").contains("reload done"),
+        wait_until(Duration::from_secs(5), || topo
+            .log("lb1")
+            .contains("reload done")),
         "{}",
-        topo.dump(&["lb1"])
+        topo.dump()
     );
     assert_eq!(flows[keep].ask("after-reload").unwrap(), "b1 after-reload");
+    // The flow to the removed backend goes on too (it still serves): no conntrack flush.
+    assert_eq!(flows[1 - keep].ask("removed").unwrap(), "b2 removed");
     // A new flow goes to what the file says now.
     let mut fresh: Vec<String> = (0..4)
         .map(|_| {
@@ -457,6 +540,36 @@ fn nat_reload_and_health_changes_keep_open_flows() {
     fresh.sort();
     fresh.dedup();
     assert_eq!(fresh, ["b1", "b3"]);
+
+    // An operator drains b3 (ha-lb ctl): out of the map, b1's flow goes on; enabled: back.
+    let ctl = |action: &str| {
+        let out = topo
+            .ns(LB1)
+            .command(&netns::halb_binary())
+            .args([
+                "ctl",
+                "--admin",
+                "127.0.0.1:9555",
+                "backend",
+                "echo",
+                "192.0.2.5:9090",
+                action,
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    };
+    ctl("drain");
+    assert!(wait_until(Duration::from_secs(3), || !nft_table(
+        topo.ns(LB1)
+    )
+    .contains("192.0.2.5 . 9090")));
+    assert_eq!(flows[keep].ask("drained").unwrap(), "b1 drained");
+    ctl("enable");
+    assert!(wait_until(Duration::from_secs(3), || nft_table(
+        topo.ns(LB1)
+    )
+    .contains("192.0.2.5 . 9090")));
 
     // Another backend's check goes down (b3's link): the table changes, b1's flow goes on.
     topo.ns(4).ip(&["link", "set", "eth0", "down"]);
@@ -469,14 +582,15 @@ fn nat_reload_and_health_changes_keep_open_flows() {
             flows[keep].ask(&format!("w{i}")).unwrap(),
             format!("b1 w{i}"),
             "{}",
-            topo.dump(&["lb1"])
+            topo.dump()
         );
         thread::sleep(Duration::from_millis(10));
     }
 }
 
-/// Two balancers with the NAT listener (source NAT to the VIP): the client is served through
-/// lb1, then through lb2 after lb1 stops, within the handover bound.
+/// Two balancers with the NAT listener (source NAT to the VIP, source hash): the client is
+/// served through lb1, then through lb2 after lb1 stops, within the handover bound, and by the
+/// same backend all along.
 #[test]
 fn nat_listener_follows_the_vip() {
     let _serial = serial();
@@ -486,10 +600,13 @@ fn nat_listener_follows_the_vip() {
     let Some(topo) = Topo::new("natvip") else {
         return;
     };
-    let c1 = topo.write("lb1.toml", &config(150, "vip", WEB));
-    let c2 = topo.write("lb2.toml", &config(100, "vip", WEB));
+    let web = format!("algorithm = \"sourcehash\"\n{WEB}");
+    let c1 = topo.write("lb1.toml", &config(150, "vip", &web));
+    let c2 = topo.write("lb2.toml", &config(100, "vip", &web));
     let (mut lb1, _lb2) = topo.start_pair(&c1, &c2);
-    assert!(nft_table(topo.ns(LB1)).contains("snat ip to 192.0.2.100"));
+    let table = nft_table(topo.ns(LB1));
+    assert!(table.contains("snat ip to 192.0.2.100"), "{table}");
+    assert!(table.contains("jhash ip saddr mod 3"), "{table}");
     assert!(wait_until(Duration::from_secs(5), || nft_table(
         topo.ns(LB2)
     )
@@ -505,6 +622,11 @@ fn nat_listener_follows_the_vip() {
         "NAT, lb1 stopped",
         Duration::from_millis(61 + 500),
     );
+    // Source hash with the same seed on both nodes: the one client had one backend through
+    // lb1, and keeps it through lb2.
+    let all = counts(&client, Instant::now() - Duration::from_secs(3600));
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert!(all.values().sum::<usize>() >= 40, "{all:?}");
     // lb1's rules are gone with it.
     assert_eq!(nft_table(topo.ns(LB1)), "");
 }
@@ -528,7 +650,7 @@ fn nat_rules_are_removed_on_stop_and_after_a_kill() {
     assert!(
         wait_until(Duration::from_secs(10), programmed),
         "{}",
-        topo.dump(&["lb1"])
+        topo.dump()
     );
 
     // The worker killed: the supervisor removes the table, the new worker makes it again.
@@ -539,19 +661,19 @@ fn nat_rules_are_removed_on_stop_and_after_a_kill() {
             .log("lb1")
             .contains("NAT listeners' rules removed for the dead worker")),
         "{}",
-        topo.dump(&["lb1"])
+        topo.dump()
     );
     assert!(
         wait_until(Duration::from_secs(10), || worker_pid(lb1.pid())
             .is_some_and(|w| w != worker)
             && programmed()),
         "{}",
-        topo.dump(&["lb1"])
+        topo.dump()
     );
 
     // Graceful stop: nothing left.
     assert!(lb1.stop());
-    assert_eq!(nft_table(lb), "", "{}", topo.dump(&["lb1"]));
+    assert_eq!(nft_table(lb), "", "{}", topo.dump());
 
     // Both processes killed: the table stays; the next start (without NAT listeners) removes it.
     let mut lb1 = topo.start(LB1, "lb1", &c);
@@ -570,6 +692,252 @@ fn nat_rules_are_removed_on_stop_and_after_a_kill() {
         wait_until(Duration::from_secs(10), || nft_table(lb).is_empty()),
         "{}\n{}",
         nft_table(lb),
-        topo.dump(&["lb1"])
+        topo.dump()
     );
+}
+
+/// A TCP server on `[::]:8081` in `ns` answering each connection with `name`, until dropped.
+fn v6_server(ns: &Netns, name: &str, stop: Arc<AtomicBool>) -> JoinHandle<()> {
+    let name = name.to_owned();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let t = ns.spawn(move || {
+        let listener = TcpListener::bind("[::]:8081").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        tx.send(()).unwrap();
+        while !stop.load(Ordering::Relaxed) {
+            match listener.accept() {
+                Ok((mut s, _)) => {
+                    let _ = s.set_nonblocking(false);
+                    let _ = s.write_all(format!("{name}\n").as_bytes());
+                }
+                Err(_) => thread::sleep(Duration::from_millis(2)),
+            }
+        }
+    });
+    rx.recv().unwrap();
+    t
+}
+
+/// An IPv6 NAT listener: ha-lb turns on IPv6 forwarding, and round robin reaches both IPv6
+/// backends through the kernel (the `ip6` rules, the 16-byte address registers).
+#[test]
+fn nat_listener_over_ipv6() {
+    let _serial = serial();
+    if !has_nft("nat_listener_over_ipv6") {
+        return;
+    }
+    let Some(topo) = Topo::new("nat6") else {
+        return;
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let servers = [
+        v6_server(topo.ns(2), "b1", stop.clone()),
+        v6_server(topo.ns(3), "b2", stop.clone()),
+    ];
+    let lb = topo.ns(LB1);
+    lb.sysctl("net.ipv6.conf.all.forwarding", "0");
+    let c = topo.write(
+        "lb1.toml",
+        r#"[admin]
+listen = "127.0.0.1:9555"
+
+[instances.VI_6]
+interface = "eth0"
+vrid = 61
+priority = 150
+advert_interval_ms = 100
+vips = ["2001:db8::100/64"]
+
+[listeners.web6]
+listen = "[2001:db8::100]:80"
+pool = "web6"
+mode = "nat"
+
+[checks.tcp]
+kind = "tcp"
+interval_ms = 200
+
+[pools.web6]
+backends = [
+    { address = "[2001:db8::3]:8081", check = "tcp" },
+    { address = "[2001:db8::4]:8081", check = "tcp" },
+]
+"#,
+    );
+    let _lb1 = topo.start(LB1, "lb1", &c);
+    topo.expect_state(LB1, "VI_6", "Master", Duration::from_secs(15));
+    assert!(
+        wait_until(Duration::from_secs(5), || nft_table(lb)
+            .contains("2001:db8::4 . 8081")),
+        "{}\n{}",
+        nft_table(lb),
+        topo.dump()
+    );
+    let forwarding =
+        lb.run(|| std::fs::read_to_string("/proc/sys/net/ipv6/conf/all/forwarding").unwrap());
+    assert_eq!(forwarding.trim(), "1");
+    let since = Instant::now();
+    let client = Client::start(topo.ns(CLIENT), "[2001:db8::100]:80");
+    assert!(
+        client.wait_successes(since, 100, Duration::from_secs(10)),
+        "{}",
+        topo.dump()
+    );
+    let n = counts(&client, since);
+    eprintln!("IPv6 round robin: {n:?}");
+    assert_eq!(n.keys().collect::<Vec<_>>(), ["b1", "b2"], "{n:?}");
+    let (b1, b2) = (n["b1"], n["b2"]);
+    assert!(b1.abs_diff(b2) <= 2 + (b1 + b2) / 20, "{n:?}");
+    drop(client);
+    stop.store(true, Ordering::Relaxed);
+    for s in servers {
+        let _ = s.join();
+    }
+}
+
+/// `on_backend_down`: a backend whose check goes down but which still serves keeps its open
+/// flow with `keep`; with `close` the flow's conntrack entry goes, and the client's next
+/// packet is answered with a reset (it then reconnects to a healthy backend). With `log =
+/// true` the ended flow is in the connection log (conntrack's destroy event).
+#[test]
+fn nat_on_backend_down_keep_or_close() {
+    let _serial = serial();
+    if !has_nft("nat_on_backend_down_keep_or_close") {
+        return;
+    }
+    let Some(topo) = Topo::new("natdown") else {
+        return;
+    };
+    let _echo = [Echo::start(topo.ns(2), "b1"), Echo::start(topo.ns(3), "b2")];
+    let dir = std::env::temp_dir().join(format!("halb-natdown-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for mode in ["keep", "close"] {
+        for b in ["b1", "b2"] {
+            std::fs::write(dir.join(format!("{b}-up")), "").unwrap();
+        }
+        let check = |b: &str| {
+            format!(
+                "[checks.{b}]\nkind = \"exec\"\ncommand = [\"/usr/bin/test\", \"-e\", \"{}\"]\n\
+                 interval_ms = 100\nrise = 1\nfall = 1\n",
+                dir.join(format!("{b}-up")).display()
+            )
+        };
+        let text = format!(
+            r#"[admin]
+listen = "127.0.0.1:9555"
+
+[instances.VI_1]
+interface = "eth0"
+vrid = 51
+priority = 150
+advert_interval_ms = 100
+vips = ["{VIP}/24"]
+
+[listeners.echo]
+listen = "{VIP}:90"
+pool = "echo"
+mode = "nat"
+log = true
+
+[pools.echo]
+on_backend_down = "{mode}"
+backends = [
+    {{ address = "192.0.2.3:9090", check = "b1" }},
+    {{ address = "192.0.2.4:9090", check = "b2" }},
+]
+
+{}
+{}"#,
+            check("b1"),
+            check("b2")
+        );
+        let c = topo.write(&format!("lb1-{mode}.toml"), &text);
+        let mut lb1 = topo.start(LB1, "lb1", &c);
+        topo.expect_state(LB1, "VI_1", "Master", Duration::from_secs(15));
+        let lb = topo.ns(LB1);
+        assert!(wait_until(Duration::from_secs(5), || nft_table(lb)
+            .contains("192.0.2.4 . 9090")));
+        let mut flows = [Flow::open(topo.ns(CLIENT)), Flow::open(topo.ns(CLIENT))];
+        let on_b2 = flows
+            .iter_mut()
+            .position(|f| f.ask("hi").unwrap().starts_with("b2"))
+            .unwrap();
+        std::fs::remove_file(dir.join("b2-up")).unwrap();
+        assert!(
+            wait_until(Duration::from_secs(3), || !nft_table(lb)
+                .contains("192.0.2.4 . 9090")),
+            "{}",
+            topo.dump()
+        );
+        if mode == "close" {
+            assert!(
+                wait_until(Duration::from_secs(3), || topo
+                    .log("lb1")
+                    .contains("NAT flows ended")),
+                "{}",
+                topo.dump()
+            );
+        } else {
+            thread::sleep(Duration::from_millis(300));
+        }
+        let answer = flows[on_b2].ask("after");
+        match mode {
+            "keep" => assert_eq!(answer, Ok("b2 after".to_owned()), "{}", topo.dump()),
+            _ => {
+                assert!(answer.is_err(), "{answer:?}\n{}", topo.dump());
+                assert!(
+                    topo.log("lb1").contains("NAT flows ended"),
+                    "{}",
+                    topo.dump()
+                );
+                // The client reconnects: to b1.
+                let mut again = Flow::open(topo.ns(CLIENT));
+                assert_eq!(again.ask("again").unwrap(), "b1 again");
+                // The connection log (log = true) has the ended flow, from conntrack.
+                let line = |log: &str| {
+                    log.lines()
+                        .find(|l| {
+                            l.contains("ha_lb::connection")
+                                && l.contains("backend=192.0.2.4:9090")
+                                && l.contains("end=\"removed\"")
+                        })
+                        .map(str::to_owned)
+                };
+                assert!(
+                    wait_until(Duration::from_secs(3), || line(&topo.log("lb1")).is_some()),
+                    "{}",
+                    topo.dump()
+                );
+                let line = line(&topo.log("lb1")).unwrap();
+                for field in [
+                    "listener=echo",
+                    "client=192.0.2.6:",
+                    "pool=echo",
+                    "mode=\"nat\"",
+                ] {
+                    assert!(line.contains(field), "{field} not in {line}");
+                }
+                assert!(!line.contains("bytes_in=0 "), "{line}");
+                assert!(!line.contains("duration_ms=-1"), "{line}");
+                // b2 has no flow open any more; its ended one stays in its totals.
+                let b2 = topo
+                    .status(LB1)
+                    .unwrap()
+                    .nat
+                    .into_iter()
+                    .flat_map(|l| l.backends)
+                    .find(|b| b.address == "192.0.2.4:9090")
+                    .unwrap();
+                assert_eq!(b2.flows, 0, "{b2:?}");
+                assert!(
+                    b2.flows_total >= 1 && b2.bytes_from_clients_total > 0,
+                    "{b2:?}"
+                );
+            }
+        }
+        // The flow to b1 is untouched either way.
+        assert_eq!(flows[1 - on_b2].ask("b1?").unwrap(), "b1 b1?");
+        assert!(lb1.stop());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

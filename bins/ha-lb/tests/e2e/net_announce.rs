@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 
 use ha_lb::config::Vip;
 use ha_lb::net::{Addresses, Announcer, Interface};
-use ha_lb::runtime::announcers::Announcers;
-use ha_lb::runtime::vips::{AnnounceSpacing, Vips};
+use ha_lb::testing::{AnnounceSpacing, Announcers, Vips};
 use netns::{wait_until, Lan, Netns};
 use socket2::{Domain, Protocol, Socket, Type};
 

@@ -6,7 +6,7 @@
 //! `CI=true` where it fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may unwrap (docs/developing.md)
 
-use crate::netns;
+use crate::{keepalived, netns};
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -33,23 +33,7 @@ impl Keepalived {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("keepalived.conf");
         std::fs::write(&file, conf).unwrap();
-        let p = |n: &str| dir.join(n).to_string_lossy().into_owned();
-        let process = ChildGuard::spawn(
-            ns.command("keepalived")
-                .args(["-n", "-P", "-l", "-f"])
-                .arg(&file)
-                .args([
-                    "-p",
-                    &p("ka.pid"),
-                    "-r",
-                    &p("vrrp.pid"),
-                    "-c",
-                    &p("chk.pid"),
-                ])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null()),
-            Duration::from_secs(5),
-        );
+        let process = keepalived::start(ns, &file, &dir, Stdio::null());
         Keepalived {
             _process: process,
             dir,
@@ -111,12 +95,6 @@ fn open(ns: &Netns, ipv6: bool, join_group: bool) -> VrrpSocket {
     })
 }
 
-fn has_vip(ns: &Netns, vip: &str) -> bool {
-    ns.ip(&["-o", "addr", "show", "dev", "eth0"])
-        .split_whitespace()
-        .any(|w| w.split('/').next() == Some(vip))
-}
-
 fn run_case(c: &Case) {
     let lan = Lan::new(c.tag, 2, true);
     let (ka_ns, our_ns) = (&lan.nodes[0], &lan.nodes[1]);
@@ -164,7 +142,7 @@ fn run_case(c: &Case) {
         seen += 1;
     }
     assert!(
-        wait_until(Duration::from_secs(5), || has_vip(ka_ns, c.vip)),
+        wait_until(Duration::from_secs(5), || ka_ns.has_address("eth0", c.vip)),
         "{}: keepalived holds the VIP as master",
         c.tag
     );
@@ -204,13 +182,15 @@ fn run_case(c: &Case) {
             }
         })
     };
-    let gave_up = wait_until(Duration::from_secs(10), || !has_vip(ka_ns, c.vip));
+    let gave_up = wait_until(Duration::from_secs(10), || {
+        !ka_ns.has_address("eth0", c.vip)
+    });
     // 3. Silence: keepalived takes over again after its Master_Down_Interval.
     stop.store(true, Ordering::Relaxed);
     sender.join().unwrap();
     assert!(gave_up, "{}: keepalived ignored our higher priority", c.tag);
     assert!(
-        wait_until(Duration::from_secs(10), || has_vip(ka_ns, c.vip)),
+        wait_until(Duration::from_secs(10), || ka_ns.has_address("eth0", c.vip)),
         "{}: keepalived did not take the VIP back",
         c.tag
     );
@@ -218,7 +198,7 @@ fn run_case(c: &Case) {
 
 #[test]
 fn keepalived_v3_ipv4_interoperates() {
-    let _serial = crate::netns::serial();
+    let _shared = crate::netns::shared();
     let name = "keepalived_v3_ipv4_interoperates";
     if !Netns::available(name) || !netns::tool_available(name, "keepalived", "keepalived") {
         return;
@@ -239,7 +219,7 @@ fn keepalived_v3_ipv4_interoperates() {
 
 #[test]
 fn keepalived_v3_ipv6_interoperates() {
-    let _serial = crate::netns::serial();
+    let _shared = crate::netns::shared();
     let name = "keepalived_v3_ipv6_interoperates";
     if !Netns::available(name) || !netns::tool_available(name, "keepalived", "keepalived") {
         return;
@@ -260,7 +240,7 @@ fn keepalived_v3_ipv6_interoperates() {
 
 #[test]
 fn keepalived_v2_with_the_seeds_password_interoperates() {
-    let _serial = crate::netns::serial();
+    let _shared = crate::netns::shared();
     let name = "keepalived_v2_with_the_seeds_password_interoperates";
     if !Netns::available(name) || !netns::tool_available(name, "keepalived", "keepalived") {
         return;
@@ -281,7 +261,7 @@ fn keepalived_v2_with_the_seeds_password_interoperates() {
 
 #[test]
 fn keepalived_seed_active_standby_unicast_interoperates() {
-    let _serial = crate::netns::serial();
+    let _shared = crate::netns::shared();
     // The seed's lb1: VRRPv2, PASS 123456, advert 1 s, unicast to the peer.
     let name = "keepalived_seed_active_standby_unicast_interoperates";
     if !Netns::available(name) || !netns::tool_available(name, "keepalived", "keepalived") {

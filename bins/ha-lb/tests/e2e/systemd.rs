@@ -6,8 +6,6 @@
 
 use crate::netns;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -17,8 +15,7 @@ use netns::{wait_until, ChildGuard, Netns};
 use nix::sys::signal::Signal;
 
 use crate::netns::serial;
-
-const ADMIN: &str = "127.0.0.1:9555";
+use crate::topo::{admin_get, halb_run, kill, worker_pid};
 
 /// A temporary directory, removed on drop.
 struct TempDir(PathBuf);
@@ -90,14 +87,8 @@ fn start(
     notify: Option<&Path>,
     watchdog: Option<Duration>,
 ) -> ChildGuard {
-    let mut cmd = ns.command(env!("CARGO_BIN_EXE_ha-lb"));
-    cmd.args(["run", "--config"])
-        .arg(config)
-        .args(["--drain-timeout-ms", "200"])
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .env_remove("NOTIFY_SOCKET")
+    let mut cmd = halb_run(ns, config, Duration::from_millis(200));
+    cmd.env_remove("NOTIFY_SOCKET")
         .env_remove("WATCHDOG_USEC")
         .env_remove("WATCHDOG_PID");
     if let Some(p) = notify {
@@ -107,39 +98,6 @@ fn start(
         cmd.env("WATCHDOG_USEC", w.as_micros().to_string());
     }
     ChildGuard::spawn(&mut cmd, Duration::from_secs(5))
-}
-
-/// GET `path` on the admin endpoint inside `ns`: (status code, body), or `None` when nothing
-/// answers.
-fn get(ns: &Netns, path: &str) -> Option<(u16, String)> {
-    let path = path.to_owned();
-    ns.run(move || {
-        let mut s = TcpStream::connect(ADMIN).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
-        s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
-            .ok()?;
-        let mut text = String::new();
-        s.read_to_string(&mut text).ok()?;
-        let code = text.split_whitespace().nth(1)?.parse().ok()?;
-        let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
-        Some((code, body))
-    })
-}
-
-/// The worker a supervisor runs (its only child).
-fn worker_pid(supervisor: u32) -> Option<i32> {
-    let tasks = std::fs::read_dir(format!("/proc/{supervisor}/task")).ok()?;
-    for t in tasks.flatten() {
-        let children = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
-        if let Some(pid) = children.split_whitespace().next() {
-            return pid.parse().ok();
-        }
-    }
-    None
-}
-
-fn kill(pid: i32, signal: Signal) {
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).unwrap();
 }
 
 /// A balancer-only node (no VRRP): a listener on loopback and the admin endpoint.
@@ -173,7 +131,7 @@ fn notifies_systemd_ready_reloading_watchdog_stopping() {
         let mut node = if supervised {
             start(&ns, &config, Some(&systemd.path), Some(watchdog))
         } else {
-            let mut cmd = ns.command(env!("CARGO_BIN_EXE_ha-lb"));
+            let mut cmd = ns.command(&netns::halb_binary());
             cmd.args(["run", "--no-supervisor", "--config"])
                 .arg(&config)
                 .env("NOTIFY_SOCKET", &systemd.path)
@@ -193,9 +151,9 @@ fn notifies_systemd_ready_reloading_watchdog_stopping() {
             "{what}: no READY=1: {got:?}"
         );
         // READY only once the listener is bound and the admin endpoint answers ready.
-        let (code, body) = get(&ns, "/readyz").expect("admin endpoint answers after READY=1");
+        let (code, body) = admin_get(&ns, "/readyz").expect("admin endpoint answers after READY=1");
         assert_eq!(code, 200, "{what}: /readyz after READY=1: {body}");
-        let (code, body) = get(&ns, "/healthz").unwrap();
+        let (code, body) = admin_get(&ns, "/healthz").unwrap();
         assert_eq!((code, body.as_str()), (200, "ok\n"), "{what}: /healthz");
 
         // Watchdog: pings every 200 ms (half of 400 ms), from the event loop.
@@ -272,9 +230,11 @@ fn runs_without_systemd() {
     let dir = TempDir::new("sdx");
     let config = dir.write("ha-lb.toml", BALANCER_ONLY);
     let _node = start(&ns, &config, None, Some(Duration::from_millis(200)));
-    assert!(wait_until(Duration::from_secs(10), || get(&ns, "/readyz")
-        .is_some_and(|(c, _)| c == 200)));
-    assert_eq!(get(&ns, "/healthz").unwrap().0, 200);
+    assert!(wait_until(Duration::from_secs(10), || admin_get(
+        &ns, "/readyz"
+    )
+    .is_some_and(|(c, _)| c == 200)));
+    assert_eq!(admin_get(&ns, "/healthz").unwrap().0, 200);
 }
 
 /// `/readyz` names what is missing: an instance whose interface does not exist yet keeps it
@@ -312,16 +272,18 @@ listen = "127.0.0.1:9555"
     );
     let _node = start(&ns, &config, None, None);
     // While it starts: 503 "starting"; then 503 naming the instance.
-    assert!(wait_until(Duration::from_secs(10), || get(&ns, "/readyz")
-        .is_some_and(|(_, b)| !b.contains("starting"))));
-    let (code, body) = get(&ns, "/readyz").unwrap();
+    assert!(wait_until(Duration::from_secs(10), || admin_get(
+        &ns, "/readyz"
+    )
+    .is_some_and(|(_, b)| !b.contains("starting"))));
+    let (code, body) = admin_get(&ns, "/readyz").unwrap();
     assert_eq!(code, 503, "{body}");
     assert!(
         body.contains("instance VI_1: not running (waiting for interface late0)"),
         "{body}"
     );
     assert!(!body.contains("listener"), "the listener is bound: {body}");
-    assert_eq!(get(&ns, "/healthz").unwrap().0, 200);
+    assert_eq!(admin_get(&ns, "/healthz").unwrap().0, 200);
 
     // A veth pair inside the namespace (no dummy module on every kernel): both ends up give
     // late0 a carrier.
@@ -332,18 +294,18 @@ listen = "127.0.0.1:9555"
     ns.ip(&["link", "set", "late0p", "up"]);
     ns.ip(&["link", "set", "late0", "up"]);
     assert!(
-        wait_until(Duration::from_secs(5), || get(&ns, "/readyz")
+        wait_until(Duration::from_secs(5), || admin_get(&ns, "/readyz")
             .is_some_and(|(c, _)| c == 200)),
         "/readyz stays 503 once late0 exists: {:?}",
-        get(&ns, "/readyz")
+        admin_get(&ns, "/readyz")
     );
-    let (_, body) = get(&ns, "/readyz").unwrap();
+    let (_, body) = admin_get(&ns, "/readyz").unwrap();
     assert_eq!(body, "ok: 1 instance(s), 1 listener(s) running\n");
 
     let t = Instant::now();
     for _ in 0..100 {
-        assert_eq!(get(&ns, "/healthz").unwrap().0, 200);
-        assert_eq!(get(&ns, "/readyz").unwrap().0, 200);
+        assert_eq!(admin_get(&ns, "/healthz").unwrap().0, 200);
+        assert_eq!(admin_get(&ns, "/readyz").unwrap().0, 200);
     }
     let each = t.elapsed() / 200;
     println!("probe round trip: {each:?} each");

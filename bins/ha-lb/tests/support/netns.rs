@@ -118,6 +118,13 @@ impl Netns {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Whether `ifname` in the namespace has the address `addr` (with any prefix length).
+    pub fn has_address(&self, ifname: &str, addr: &str) -> bool {
+        self.ip(&["-o", "addr", "show", "dev", ifname])
+            .split_whitespace()
+            .any(|w| w.split('/').next() == Some(addr))
+    }
+
     /// Sets a sysctl inside the namespace.
     pub fn sysctl(&self, key: &str, value: &str) {
         let path = format!("/proc/sys/{}", key.replace('.', "/"));
@@ -283,7 +290,18 @@ impl Lan {
 }
 
 /// Polls `cond` every 10 ms until it holds or `timeout` passes; returns whether it held.
-pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+pub fn wait_until(timeout: Duration, cond: impl FnMut() -> bool) -> bool {
+    wait_until_every(Duration::from_millis(10), timeout, cond)
+}
+
+/// Polls `cond` every `every` until it holds or `timeout` passes; returns whether it held.
+/// For conditions that cost a process each time (`ip addr`) where tens of milliseconds of
+/// resolution are enough.
+pub fn wait_until_every(
+    every: Duration,
+    timeout: Duration,
+    mut cond: impl FnMut() -> bool,
+) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
         if cond() {
@@ -292,7 +310,7 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
         if Instant::now() >= deadline {
             return false;
         }
-        thread::sleep(Duration::from_millis(10));
+        thread::sleep(every);
     }
 }
 
@@ -349,12 +367,21 @@ impl Drop for ChildGuard {
     }
 }
 
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+static SERIAL: std::sync::RwLock<()> = std::sync::RwLock::new(());
 
-/// Held by every test of the e2e binary: they share one machine's CPU and time their
-/// failovers, so they run one at a time (a test that failed does not block the others).
-pub fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+/// Held by every test of the e2e binary that times what it sees in milliseconds (failover
+/// bounds): they share one machine's CPU, so such a test runs alone, with no other test of
+/// the binary (a test that failed does not block the others).
+pub fn serial() -> std::sync::RwLockWriteGuard<'static, ()> {
+    SERIAL.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Held instead of [`serial`] by a test whose deadlines are seconds (interop with keepalived
+/// and tshark) and whose own load is small: such tests run alongside each other (as many as
+/// the test harness runs threads), never alongside one that holds [`serial`]. A test waiting
+/// for [`serial`] keeps new ones from starting (the lock prefers writers), so none starves.
+pub fn shared() -> std::sync::RwLockReadGuard<'static, ()> {
+    SERIAL.read().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The `ha-lb` binary the e2e tests run: the one cargo built, or `$HALB_BINARY` (CI runs the

@@ -1,5 +1,5 @@
-//! What the node is doing now, shared by the runtime (which updates it) and the admin endpoint
-//! (which serves it as `/status` JSON and `/metrics`).
+//! The live state the runtime updates and the admin endpoint reads: the status document
+//! ([`crate::status`]) as it is now, the balancer, readiness and the event loop's heartbeat.
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
@@ -7,174 +7,12 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use serde::{Deserialize, Serialize};
-
 use super::balancer::Balancer;
-use super::health::CheckStatus;
-
-/// One VRRP instance now.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InstanceStatus {
-    /// The instance name.
-    pub name: String,
-    /// Its interface.
-    pub interface: String,
-    /// Its VRID.
-    pub vrid: u8,
-    /// `Initialize`, `Backup`, `Master` or `Fault`.
-    pub state: String,
-    /// Why it last changed state.
-    pub reason: String,
-    /// The effective priority (base and tracked weights).
-    pub priority: u8,
-    /// The configured priority.
-    pub base_priority: u8,
-    /// The master's address, when known.
-    pub master: Option<String>,
-    /// The VIPs.
-    pub vips: Vec<String>,
-    /// Held back from Master by its sync group.
-    #[serde(default)]
-    pub sync_held: bool,
-    /// Would be Master but for its sync group (or maintenance).
-    #[serde(default)]
-    pub wants_master: bool,
-    /// In maintenance (`ha-lb ctl instance NAME maintenance on`): stays Backup.
-    #[serde(default)]
-    pub maintenance: bool,
-    /// vrrp-core's counters (RFC 6527 names).
-    pub counters: vrrp_core::Stats,
-}
-
-impl InstanceStatus {
-    /// An instance that does not run yet because its interface is missing: in Fault, `why`.
-    pub fn waiting(name: &str, inst: &crate::config::Instance, why: &str) -> Self {
-        let priority = if inst.address_owner {
-            255
-        } else {
-            u8::try_from(inst.priority).unwrap_or(u8::MAX)
-        };
-        InstanceStatus {
-            name: name.to_owned(),
-            interface: inst.interface.clone(),
-            vrid: u8::try_from(inst.vrid).unwrap_or(0),
-            state: vrrp_core::State::Fault.to_string(),
-            reason: why.to_owned(),
-            priority,
-            base_priority: priority,
-            master: None,
-            vips: inst.vips.iter().map(|v| v.address.to_string()).collect(),
-            sync_held: false,
-            wants_master: false,
-            maintenance: false,
-            counters: vrrp_core::Stats::default(),
-        }
-    }
-}
-
-/// One backend now.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BackendStatus {
-    /// Its address.
-    pub address: String,
-    /// `up`, `down`, `drain` or `maintenance`.
-    pub state: String,
-    /// Its weight now (the operator's or the file's; less while slow start ramps it up).
-    #[serde(default)]
-    pub weight: u32,
-    /// An operator's change kept until the file changes the backend: `drain`, `disable`,
-    /// `weight N`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub admin: Option<String>,
-    /// Taken out by passive health.
-    pub ejected: bool,
-    /// Open connections.
-    pub active: u64,
-    /// Connections made.
-    pub connections: u64,
-    /// Failed connects.
-    pub connect_errors: u64,
-}
-
-/// One pool now.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PoolStatus {
-    /// The pool name.
-    pub name: String,
-    /// Its backends.
-    pub backends: Vec<BackendStatus>,
-}
-
-/// One listener now.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ListenerStatus {
-    /// Where it listens.
-    pub listen: String,
-    /// Its pool.
-    pub pool: String,
-    /// Connections accepted.
-    pub accepted: u64,
-    /// Connections open.
-    pub active: u64,
-    /// Failed connects to backends.
-    pub connect_errors: u64,
-    /// Clients turned away for want of a healthy backend.
-    pub no_backend: u64,
-    /// Bytes from clients.
-    pub bytes_from_clients: u64,
-    /// Bytes to clients.
-    pub bytes_to_clients: u64,
-}
-
-/// One anycast group now.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AnycastStatus {
-    /// The group name.
-    pub name: String,
-    /// Its dummy interface.
-    pub interface: String,
-    /// Its VIPs.
-    pub vips: Vec<String>,
-    /// Whether the VIPs are on the interface (the routes announced).
-    pub announced: bool,
-    /// Why it is not announced (empty when it is).
-    pub reason: String,
-}
-
-/// The whole node: the `/status` document.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct NodeStatus {
-    /// `global.router_id`, or the hostname.
-    pub router_id: String,
-    /// VRRP instances.
-    pub instances: Vec<InstanceStatus>,
-    /// Health checks.
-    pub checks: Vec<CheckStatus>,
-    /// Pools.
-    pub pools: Vec<PoolStatus>,
-    /// Listeners.
-    pub listeners: Vec<ListenerStatus>,
-    /// Anycast groups (absent from the documents of older versions).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub anycast: Vec<AnycastStatus>,
-    /// Connection log lines dropped because the log could not keep up.
-    #[serde(default)]
-    pub connection_log_dropped: u64,
-    /// Configuration loads (at start and on SIGHUP).
-    #[serde(default)]
-    pub reloads: Reloads,
-}
-
-/// Configuration loads and their outcome, for `ha_lb_config_reload_total`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct Reloads {
-    /// Loads applied (the one at start included).
-    pub success: u64,
-    /// Loads rejected (the running configuration stayed).
-    pub failure: u64,
-    /// When the last applied one was, in seconds since the Unix epoch (0: never).
-    pub last_success_unix: f64,
-}
+use super::router_config;
+use crate::status::{
+    AnycastStatus, BackendStatus, CheckStatus, InstanceStatus, ListenerStatus, NodeStatus,
+    PoolStatus, Reloads,
+};
 
 /// The live state the runtime updates and the admin endpoint reads.
 #[derive(Debug, Default)]
@@ -247,6 +85,14 @@ impl Shared {
     /// Records an instance's status.
     pub fn set_instance(&self, status: InstanceStatus) {
         lock(&self.instances).insert(status.name.clone(), status);
+    }
+
+    /// Replaces only an instance's counters (an advert sent or heard moves nothing else):
+    /// no allocation, so the VRRP ports can do it for hundreds of instances a second.
+    pub fn set_counters(&self, name: &str, counters: &vrrp_core::Stats) {
+        if let Some(status) = lock(&self.instances).get_mut(name) {
+            status.counters.clone_from(counters);
+        }
     }
 
     /// Forgets an instance (stopped, or removed by a reload).
@@ -325,7 +171,8 @@ impl Shared {
         let balancer = self.balancer();
         let stats = balancer.stats();
         let log_dropped = balancer.connection_log_dropped();
-        NodeStatus {
+        let nat = balancer.nat_views();
+        let mut status = NodeStatus {
             router_id: lock(&self.router_id).clone(),
             instances: lock(&self.instances).values().cloned().collect(),
             checks: lock(&self.checks).clone(),
@@ -365,8 +212,35 @@ impl Shared {
                     bytes_to_clients: l.bytes_to_clients,
                 })
                 .collect(),
+            nat: Vec::new(),
             connection_log_dropped: log_dropped,
             reloads: *lock(&self.reloads),
-        }
+        };
+        drop(balancer);
+        // The conntrack table is read without the balancer locked.
+        status.nat = super::nat::status(nat);
+        status
+    }
+}
+
+/// The status of an instance that does not run yet because its interface is missing: in
+/// Fault, `why`.
+pub fn waiting(name: &str, inst: &crate::config::Instance, why: &str) -> InstanceStatus {
+    // check-config bounds both; the status of a bad one is no reason to fail.
+    let priority = router_config::priority(name, inst).unwrap_or(u8::MAX);
+    InstanceStatus {
+        name: name.to_owned(),
+        interface: inst.interface.clone(),
+        vrid: router_config::vrid(name, inst).unwrap_or(0),
+        state: vrrp_core::State::Fault.to_string(),
+        reason: why.to_owned(),
+        priority,
+        base_priority: priority,
+        master: None,
+        vips: inst.vips.iter().map(|v| v.address.to_string()).collect(),
+        sync_held: false,
+        wants_master: false,
+        maintenance: false,
+        counters: vrrp_core::Stats::default(),
     }
 }

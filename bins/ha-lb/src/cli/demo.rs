@@ -125,7 +125,7 @@ fn state_of(admin: SocketAddr) -> String {
 }
 
 fn crate_status(admin: SocketAddr) -> Option<String> {
-    let status = ha_lb::admin::table::fetch(admin).ok()?;
+    let status = crate::status::fetch(admin).ok()?;
     status.instances.first().map(|i| i.state.clone())
 }
 
