@@ -405,8 +405,45 @@ fn conntrack_sync_keeps_a_stream_across_sigterm_and_worker_kill() {
     );
     assert_eq!(stream.error(), None);
 
+    // A conntrackd that died is started again at the next transition: lb2's, told to exit,
+    // is back when lb2 becomes Master (lb1 stopped); the stream still flows (the flow's state
+    // stays in lb2's kernel table).
+    let conntrackd = |d: &Conntrackd, flag: &str| {
+        std::process::Command::new("conntrackd")
+            .arg("-C")
+            .arg(d.0.join("conntrackd.conf"))
+            .arg(flag)
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(conntrackd(&d2, "-k"));
+    assert!(wait_until(Duration::from_secs(5), || !conntrackd(
+        &d2, "-s"
+    )));
+    let at = Instant::now();
+    assert!(lb1.stop());
+    topo.expect_state(LB2, "VI_1", "Master", Duration::from_secs(5));
+    assert!(
+        wait_until(Duration::from_secs(5), || conntrackd(&d2, "-s")),
+        "lb2's conntrackd was not started again\n{}",
+        topo.dump()
+    );
+    assert!(topo
+        .log("lb2")
+        .contains("conntrackd does not answer: starting it again"));
+    assert_kept(
+        &topo,
+        &stream,
+        at,
+        "lb1 SIGTERM again, lb2's conntrackd restarted",
+    );
+
     // A graceful stop ends the node's conntrackd.
     drop(stream);
+    let mut lb1 = topo.start(LB1, "lb1", &c1);
+    topo.expect_state(LB1, "VI_1", "Master", Duration::from_secs(15));
     assert!(lb1.stop());
     assert!(
         wait_until(Duration::from_secs(5), || !d1
