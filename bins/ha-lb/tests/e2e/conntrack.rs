@@ -1,7 +1,8 @@
 //! End to end: stateful failover of NAT listeners (`[conntrack_sync]`, conntrackd in FTFW
 //! mode over the VRRP link). One TCP connection from the client through the VIP, a byte every
 //! 10 ms echoed by its backend, keeps flowing across a SIGTERM of the Master and a SIGKILL of
-//! its worker: the node taking the VIP already holds the flow's translation.
+//! its worker, and across a handover to a node whose conntrackd had died (ha-lb starts it
+//! again): the node taking the VIP already holds the flow's translation.
 //!
 //! The two-node harness of `support/topo.rs`: lb1 192.0.2.1 (priority 150), lb2 192.0.2.2 (100),
 //! backends b1 and b2 (192.0.2.3, .4) echoing bytes on port 9091 after a line with their name,
