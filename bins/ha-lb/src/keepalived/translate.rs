@@ -525,6 +525,9 @@ impl Translator {
             _ => return false,
         };
         *slot = self.notify_command(node);
+        if let Some(program) = slot.as_ref().and_then(|argv| argv.first()) {
+            self.conntrackd_script(node, program);
+        }
         true
     }
 

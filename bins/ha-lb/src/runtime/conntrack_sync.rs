@@ -215,9 +215,17 @@ impl Conntrack {
     }
 }
 
-/// Runs the queued command lists one at a time, in order.
+/// Runs the queued command lists one at a time, in order. A daemon that died since is
+/// started again first (as `primary-backup.sh` does), so a transition is never lost to it.
 async fn run_queue(sync: ConntrackSync, mut rx: mpsc::UnboundedReceiver<&'static [&'static str]>) {
     while let Some(commands) = rx.recv().await {
+        if !answers(&sync).await {
+            tracing::warn!("conntrack sync: conntrackd does not answer: starting it again");
+            if let Err(e) = ensure_daemon(&sync).await {
+                tracing::error!(error = %e, "conntrack sync: conntrackd not running");
+                continue;
+            }
+        }
         for flag in commands {
             match client(&sync, flag).await {
                 Ok(()) => tracing::debug!(flag, "conntrackd command done"),

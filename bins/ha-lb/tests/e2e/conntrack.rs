@@ -1,9 +1,10 @@
 //! End to end: stateful failover of NAT listeners (`[conntrack_sync]`, conntrackd in FTFW
 //! mode over the VRRP link). One TCP connection from the client through the VIP, a byte every
 //! 10 ms echoed by its backend, keeps flowing across a SIGTERM of the Master and a SIGKILL of
-//! its worker: the node taking the VIP already holds the flow's translation.
+//! its worker, and across a handover to a node whose conntrackd had died (ha-lb starts it
+//! again): the node taking the VIP already holds the flow's translation.
 //!
-//! The two-node harness of `failover.rs`: lb1 192.0.2.1 (priority 150), lb2 192.0.2.2 (100),
+//! The two-node harness of `support/topo.rs`: lb1 192.0.2.1 (priority 150), lb2 192.0.2.2 (100),
 //! backends b1 and b2 (192.0.2.3, .4) echoing bytes on port 9091 after a line with their name,
 //! client 192.0.2.6, VIP 192.0.2.100. The listener balances round robin with
 //! `nat_source = "vip"`. A first connection takes b1, so the stream goes to b2: a node without
@@ -405,8 +406,45 @@ fn conntrack_sync_keeps_a_stream_across_sigterm_and_worker_kill() {
     );
     assert_eq!(stream.error(), None);
 
+    // A conntrackd that died is started again at the next transition: lb2's, told to exit,
+    // is back when lb2 becomes Master (lb1 stopped); the stream still flows (the flow's state
+    // stays in lb2's kernel table).
+    let conntrackd = |d: &Conntrackd, flag: &str| {
+        std::process::Command::new("conntrackd")
+            .arg("-C")
+            .arg(d.0.join("conntrackd.conf"))
+            .arg(flag)
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(conntrackd(&d2, "-k"));
+    assert!(wait_until(Duration::from_secs(5), || !conntrackd(
+        &d2, "-s"
+    )));
+    let at = Instant::now();
+    assert!(lb1.stop());
+    topo.expect_state(LB2, "VI_1", "Master", Duration::from_secs(5));
+    assert!(
+        wait_until(Duration::from_secs(5), || conntrackd(&d2, "-s")),
+        "lb2's conntrackd was not started again\n{}",
+        topo.dump()
+    );
+    assert!(topo
+        .log("lb2")
+        .contains("conntrackd does not answer: starting it again"));
+    assert_kept(
+        &topo,
+        &stream,
+        at,
+        "lb1 SIGTERM again, lb2's conntrackd restarted",
+    );
+
     // A graceful stop ends the node's conntrackd.
     drop(stream);
+    let mut lb1 = topo.start(LB1, "lb1", &c1);
+    topo.expect_state(LB1, "VI_1", "Master", Duration::from_secs(15));
     assert!(lb1.stop());
     assert!(
         wait_until(Duration::from_secs(5), || !d1

@@ -175,22 +175,27 @@ impl Lb {
         ctl(Some(&self.file), args)
     }
 
-    /// Configuration loads so far (applied and rejected), from `/metrics`.
-    fn loads(&self) -> u64 {
-        self.metrics()
-            .lines()
-            .filter(|l| l.starts_with("ha_lb_config_reload_total{"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-            .sum()
+    /// Configuration loads so far (applied and rejected), from `/metrics`; `None` while the
+    /// endpoint does not answer (a reload that changes `[admin]` restarts it).
+    fn loads(&self) -> Option<u64> {
+        Some(
+            self.metrics()?
+                .lines()
+                .filter(|l| l.starts_with("ha_lb_config_reload_total{"))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+                .sum(),
+        )
     }
 
     /// Writes `text` to the file, sends SIGHUP and waits until the load is counted.
     fn reload(&self, text: &str) {
-        let before = self.loads();
+        let before = self.loads().expect("the admin endpoint answers");
         std::fs::write(&self.file, text).unwrap();
         self.child.signal(Signal::SIGHUP);
         assert!(
-            wait_until(Duration::from_secs(10), || self.loads() > before),
+            wait_until(Duration::from_secs(10), || self
+                .loads()
+                .is_some_and(|n| n > before)),
             "{}",
             self.log()
         );
@@ -206,12 +211,12 @@ impl Lb {
             .unwrap()
     }
 
-    fn metrics(&self) -> String {
-        let mut s = TcpStream::connect(self.admin).unwrap();
-        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    fn metrics(&self) -> Option<String> {
+        let mut s = TcpStream::connect(self.admin).ok()?;
+        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").ok()?;
         let mut t = String::new();
-        s.read_to_string(&mut t).unwrap();
-        t
+        s.read_to_string(&mut t).ok()?;
+        Some(t)
     }
 }
 
@@ -383,7 +388,7 @@ fn backend_control_is_kept_across_reload_until_the_file_changes_the_backend() {
 
     // A broken file: rejected and counted.
     lb.reload("this is not toml");
-    let m = lb.metrics();
+    let m = lb.metrics().expect("the admin endpoint answers");
     for line in [
         "ha_lb_config_reload_total{result=\"success\"} 3",
         "ha_lb_config_reload_total{result=\"failure\"} 1",

@@ -505,3 +505,27 @@ fn ipvs_connection_sync_points_to_conntrack_sync() {
         .collect();
     assert_eq!(lines, [(2, true), (8, true)], "{:#?}", imp.warnings);
 }
+
+#[test]
+fn notify_commands_driving_conntrackd_point_to_conntrack_sync() {
+    let imp = text(
+        "vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 1\n priority 100\n\
+         virtual_ipaddress {\n  192.0.2.1\n }\n\
+         notify_master \"/etc/conntrackd/primary-backup.sh primary\"\n\
+         notify_backup \"/etc/conntrackd/primary-backup.sh backup\"\n\
+         notify_fault \"/usr/local/bin/page-me\"\n}\n",
+    );
+    let i = &imp.config.instances["VI_1"];
+    assert_eq!(
+        i.notify.master.as_deref().unwrap(),
+        ["/etc/conntrackd/primary-backup.sh", "primary"],
+        "still translated"
+    );
+    let lines: Vec<usize> = imp
+        .warnings
+        .iter()
+        .filter(|w| w.message.contains("[conntrack_sync]"))
+        .map(|w| w.line)
+        .collect();
+    assert_eq!(lines, [8, 9], "{:#?}", imp.warnings);
+}

@@ -1055,6 +1055,23 @@ impl Translator {
         );
     }
 
+    /// A notify command that drives conntrackd (conntrack-tools' `primary-backup.sh`, or
+    /// conntrackd itself): translated as it is, with a warning that ha-lb can do it.
+    pub(super) fn conntrackd_script(&mut self, node: &Node, program: &str) {
+        let name = program.rsplit('/').next().unwrap_or(program);
+        if name == "primary-backup.sh" || name == "conntrackd" {
+            self.warn(
+                node,
+                format!(
+                    "`{}` runs {name} (conntrack state sync): translated as it is, but ha-lb can \
+                     start and drive conntrackd itself: add [conntrack_sync] and remove this \
+                     command (both would run the same conntrackd commands)",
+                    node.keyword
+                ),
+            );
+        }
+    }
+
     /// A warning at another line of `node`'s file.
     fn warn_line(&mut self, node: &Node, line: usize, message: String) {
         let at = Node {
