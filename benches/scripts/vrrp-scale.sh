@@ -16,7 +16,9 @@
 # the ratio to keepalived, and the cost per advert (Master: CPU per advert sent; Backup: per
 # advert received).
 # Environment: NS, SIDES ("ha-lb keepalived"), ADVERT_MS, WARMUP (3), WINDOW (10), HALB (the
-# ha-lb binary; default: cargo build --release into CARGO_TARGET_DIR), SKIP_BUILD=1.
+# ha-lb binary; default: cargo build --release into CARGO_TARGET_DIR), SKIP_BUILD=1,
+# PERF_DIR (a directory: each node's daemon is also profiled by `perf record` over the window,
+# into PERF_DIR/<side>-<N>-<node>.data; read with `perf report -i FILE --sort sym`).
 # Needs root, ip (iproute2), keepalived. Everything it starts is stopped by PID and its
 # namespaces deleted on exit, also on failure or ^C.
 set -euo pipefail
@@ -153,7 +155,16 @@ measure() { # side N -> "master% backup%"
     done
     sleep "$WARMUP"
     t0a=$(ticks "$p1"); t0b=$(ticks "$p2")
+    local perfs=()
+    if [ -n "${PERF_DIR:-}" ]; then
+        mkdir -p "$PERF_DIR"
+        perf record -q -o "$PERF_DIR/$side-$n-n1.data" -p "$(tree "$p1" | paste -sd,)" -- sleep "$WINDOW" >/dev/null 2>&1 &
+        perfs+=("$!")
+        perf record -q -o "$PERF_DIR/$side-$n-n2.data" -p "$(tree "$p2" | paste -sd,)" -- sleep "$WINDOW" >/dev/null 2>&1 &
+        perfs+=("$!")
+    fi
     sleep "$WINDOW"
+    [ ${#perfs[@]} -eq 0 ] || wait "${perfs[@]}"
     t1a=$(ticks "$p1"); t1b=$(ticks "$p2")
     [ "$(vips_on n1)" -eq "$n" ] || { echo "$side N=$n: n1 lost VIPs during the window" >&2; cleanup; return 1; }
     hz=$(getconf CLK_TCK)

@@ -8,8 +8,8 @@ use std::time::Instant;
 use crate::config::{validate_priority, ConfigError, RouterConfig, PRIORITY_OWNER, PRIORITY_STOP};
 use crate::io::{DropReason, Output, Received, Transmit};
 use crate::packet::{
-    AddressList, Advertisement, Auth, Family, IpContext, OwnedAddressList, PacketError, Version,
-    TTL,
+    AddressList, Advertisement, Auth, Family, IpContext, OwnedAddressList, Packet, PacketError,
+    Version, TTL,
 };
 use crate::state::{FaultCause, Reason, State};
 use crate::stats::{ProtoErrReason, Stats};
@@ -753,8 +753,8 @@ impl Router {
         }
         // The version before the checksum: a VRRPv2 packet to a VRRPv3 router is a version
         // error, not a checksum error.
-        if let Some(&first) = rx.bytes.first() {
-            let v = first >> 4;
+        if !rx.bytes.is_empty() {
+            let v = Packet::new_unchecked(rx.bytes, family).version_number();
             if v != self.config.version.number() && Version::from_number(v).is_some() {
                 return Err(DropReason::WrongVersion(v));
             }

@@ -54,6 +54,22 @@ pub fn release(config: &Config, held: &BTreeSet<String>) {
     }
 }
 
+/// Removes the NAT listeners' nftables table a dead worker left: nobody follows the
+/// backends' health any more (the restarted worker programs it again).
+fn release_nat(config: &Config) {
+    let nat = config
+        .listeners
+        .values()
+        .any(|l| l.mode == crate::config::ListenerMode::Nat);
+    if !nat {
+        return;
+    }
+    match crate::net::nat::remove() {
+        Ok(()) => tracing::warn!("NAT listeners' rules removed for the dead worker"),
+        Err(e) => tracing::error!(error = %e, "cannot remove the dead worker's NAT rules"),
+    }
+}
+
 fn release_one(name: &str, inst: &crate::config::Instance) -> Result<usize, RuntimeError> {
     let err = |source| RuntimeError::Instance {
         instance: name.to_owned(),
@@ -228,16 +244,19 @@ pub async fn supervise(options: Options) -> Result<i32, RuntimeError> {
             }
             // The worker withdrew them; a worker killed while stopping did not.
             runtime::anycast::release(&config);
+            release_nat(&config);
             return Ok(status.code().unwrap_or(1));
         }
         if status.code() == Some(EXIT_FATAL) {
             tracing::error!(%status, "worker cannot run: not restarting it");
+            release_nat(&config);
             return Ok(1);
         }
         tracing::error!(%status, held = ?held, "worker died: releasing its VIPs and restarting it");
         // Anycast routes first: their listeners are gone with the worker.
         runtime::anycast::release(&config);
         release(&config, &held);
+        release_nat(&config);
         // Quick restarts, then slower ones if it keeps dying at once.
         if started.elapsed() > Duration::from_secs(30) {
             restarts = 0;

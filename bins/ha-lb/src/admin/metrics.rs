@@ -308,6 +308,57 @@ pub fn render(status: &NodeStatus) -> Result<String, std::fmt::Error> {
             .map(|(lb, l)| (lb, l.bytes_to_clients))
             .collect(),
     );
+    let nat = || {
+        status.nat.iter().flat_map(|l| {
+            l.backends.iter().map(|b| {
+                (
+                    labels(&[
+                        ("listen", &l.listen),
+                        ("pool", &l.pool),
+                        ("backend", &b.address),
+                    ]),
+                    b,
+                )
+            })
+        })
+    };
+    let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    gauge(
+        &mut registry,
+        "nat_backend_slots",
+        "NAT listener: the backend's slots in the kernel's map (its share of new flows; 0: none)",
+        nat().map(|(lb, b)| (lb, i64::from(b.slots))).collect(),
+    );
+    gauge(
+        &mut registry,
+        "nat_backend_open_flows",
+        "NAT listener: flows to the backend in the conntrack table now",
+        nat().map(|(lb, b)| (lb, int(b.flows))).collect(),
+    );
+    gauge(
+        &mut registry,
+        "nat_backend_established_flows",
+        "NAT listener: established TCP flows to the backend in the conntrack table now",
+        nat().map(|(lb, b)| (lb, int(b.established))).collect(),
+    );
+    counter(
+        &mut registry,
+        "nat_backend_flows",
+        "NAT listener: flows to the backend since ha-lb started (ended and open, from conntrack)",
+        nat().map(|(lb, b)| (lb, b.flows_total)).collect(),
+    );
+    counter(
+        &mut registry,
+        "nat_backend_bytes_from_clients",
+        "NAT listener: bytes from clients over the backend's flows since ha-lb started (conntrack accounting)",
+        nat().map(|(lb, b)| (lb, b.bytes_from_clients_total)).collect(),
+    );
+    counter(
+        &mut registry,
+        "nat_backend_bytes_to_clients",
+        "NAT listener: bytes to clients over the backend's flows since ha-lb started (conntrack accounting)",
+        nat().map(|(lb, b)| (lb, b.bytes_to_clients_total)).collect(),
+    );
     gauge(
         &mut registry,
         "backend_weight",
@@ -404,8 +455,10 @@ pub fn render(status: &NodeStatus) -> Result<String, std::fmt::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::status::CheckStatus;
-    use crate::status::{AnycastStatus, BackendStatus, InstanceStatus, PoolStatus};
+    use crate::status::{
+        AnycastStatus, BackendStatus, CheckStatus, InstanceStatus, NatBackendStatus,
+        NatListenerStatus, PoolStatus,
+    };
 
     #[test]
     fn renders_states_priorities_counters_and_backends() {
@@ -451,6 +504,24 @@ mod tests {
                 }],
             }],
             listeners: vec![],
+            nat: vec![NatListenerStatus {
+                name: "api".into(),
+                listen: "192.0.2.100:6443".into(),
+                pool: "web".into(),
+                nat_source: "vip".into(),
+                backends: vec![NatBackendStatus {
+                    address: "192.0.2.3:8080".into(),
+                    slots: 2,
+                    flows: 5,
+                    established: 4,
+                    bytes_from_clients: 1000,
+                    bytes_to_clients: 9000,
+                    flows_total: 12,
+                    bytes_from_clients_total: 3000,
+                    bytes_to_clients_total: 29000,
+                }],
+                error: None,
+            }],
             anycast: vec![AnycastStatus {
                 name: "api".into(),
                 interface: "ha-lb0".into(),
@@ -482,6 +553,11 @@ mod tests {
             "ha_lb_backend_weight{pool=\"web\",backend=\"192.0.2.3:8080\"} 3",
             "ha_lb_backend_admin_override{pool=\"web\",backend=\"192.0.2.3:8080\"} 1",
             "ha_lb_vrrp_maintenance{instance=\"VI_1\"} 1",
+            "ha_lb_nat_backend_slots{listen=\"192.0.2.100:6443\",pool=\"web\",backend=\"192.0.2.3:8080\"} 2",
+            "ha_lb_nat_backend_open_flows{listen=\"192.0.2.100:6443\",pool=\"web\",backend=\"192.0.2.3:8080\"} 5",
+            "ha_lb_nat_backend_flows_total{listen=\"192.0.2.100:6443\",pool=\"web\",backend=\"192.0.2.3:8080\"} 12",
+            "ha_lb_nat_backend_established_flows{listen=\"192.0.2.100:6443\",pool=\"web\",backend=\"192.0.2.3:8080\"} 4",
+            "ha_lb_nat_backend_bytes_to_clients_total{listen=\"192.0.2.100:6443\",pool=\"web\",backend=\"192.0.2.3:8080\"} 29000",
             "ha_lb_connection_log_dropped_total 4",
             "ha_lb_config_reload_total{result=\"success\"} 2",
             "ha_lb_config_reload_total{result=\"failure\"} 1",
@@ -503,5 +579,7 @@ mod tests {
         );
         assert!(table.contains("Backup (maintenance)"), "{table}");
         assert!(table.contains("weight 3"), "{table}");
+        assert!(table.contains("192.0.2.100:6443 (vip)"), "{table}");
+        assert!(table.contains("29000"), "{table}");
     }
 }

@@ -4,8 +4,12 @@
 use std::collections::BTreeSet;
 
 use super::key_path::KeyPath;
+use super::listener::{ListenerMode, DEFAULT_IDLE_TIMEOUT_MS};
+use super::pool::{
+    DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_FAIL_TIMEOUT_MS, DEFAULT_MAX_FAILS, DEFAULT_RETRIES,
+};
 use super::validate::Problem;
-use super::Config;
+use super::{Config, Listener};
 
 /// Finds the warnings of a configuration that [`super::validate`] accepted.
 pub fn advise(config: &Config) -> Vec<Problem> {
@@ -103,6 +107,8 @@ pub fn advise(config: &Config) -> Vec<Problem> {
             });
         }
     }
+    nat_advice(config, &mut out);
+    conntrack_advice(config, &mut out);
     if let Some(admin) = &config.admin {
         if !admin.listen.ip().is_loopback() {
             out.push(Problem {
@@ -113,4 +119,99 @@ pub fn advise(config: &Config) -> Vec<Problem> {
         }
     }
     out
+}
+
+/// Settings that a NAT listener (the kernel forwards, no connect of ha-lb's own) does not
+/// use: set on such a listener, or on a pool that only NAT listeners use, they are warned
+/// about with the key.
+fn nat_advice(config: &Config, out: &mut Vec<Problem>) {
+    let nat = |l: &Listener| l.mode == ListenerMode::Nat;
+    let mut warn = |path: KeyPath, message: String, hint: &str| {
+        out.push(Problem {
+            path,
+            message,
+            hint: hint.into(),
+        });
+    };
+    for (name, l) in config.listeners.iter().filter(|(_, l)| nat(l)) {
+        let p = KeyPath::root().key("listeners").key(name);
+        if l.idle_timeout_ms != DEFAULT_IDLE_TIMEOUT_MS {
+            warn(
+                p.key("idle_timeout_ms"),
+                "idle_timeout_ms is not used by a NAT listener: the kernel's conntrack timeouts end idle flows".into(),
+                "remove it; set net.netfilter.nf_conntrack_tcp_timeout_established to change how long an idle TCP flow lives",
+            );
+        }
+        if !l.non_local_bind {
+            warn(
+                p.key("non_local_bind"),
+                "non_local_bind is not used by a NAT listener: nothing is bound, the kernel rewrites packets to the address whenever they reach this node".into(),
+                "remove non_local_bind",
+            );
+        }
+    }
+    for (pname, pool) in &config.pools {
+        let mut users = config.listeners.values().filter(|l| l.pool == *pname);
+        let first = users.next();
+        if !first.is_some_and(nat) || !users.all(nat) {
+            continue;
+        }
+        let p = KeyPath::root().key("pools").key(pname);
+        let mut unused = |key: &str, set: bool, what: &str| {
+            if set {
+                warn(
+                    p.key(key),
+                    format!("{key} is not used in NAT mode: {what}, and pool {pname:?} serves only NAT listeners"),
+                    "remove it; in NAT mode only checks take a backend out",
+                );
+            }
+        };
+        unused(
+            "retries",
+            pool.retries != DEFAULT_RETRIES,
+            "the kernel sends each connection to one backend and never retries another",
+        );
+        unused(
+            "connect_timeout_ms",
+            pool.connect_timeout_ms != DEFAULT_CONNECT_TIMEOUT_MS,
+            "the client's own connect runs through to the backend",
+        );
+        unused(
+            "max_fails",
+            pool.max_fails != DEFAULT_MAX_FAILS,
+            "there is no passive health (ha-lb sees no failed connect)",
+        );
+        unused(
+            "fail_timeout_ms",
+            pool.fail_timeout_ms != DEFAULT_FAIL_TIMEOUT_MS,
+            "there is no passive health (ha-lb sees no failed connect)",
+        );
+        unused(
+            "slow_start_ms",
+            pool.slow_start_ms != 0,
+            "a backend coming up gets its full weight at once",
+        );
+    }
+}
+
+/// `[conntrack_sync]` helps NAT listeners with `nat_source = "vip"` only: without one it
+/// syncs flows nothing takes over.
+fn conntrack_advice(config: &Config, out: &mut Vec<Problem>) {
+    if config.conntrack_sync.is_none() {
+        return;
+    }
+    let vip = config
+        .listeners
+        .values()
+        .any(|l| l.mode == ListenerMode::Nat && l.nat_source == Some(super::NatSource::Vip));
+    if !vip {
+        out.push(Problem {
+            path: KeyPath::root().key("conntrack_sync"),
+            message: "no NAT listener has nat_source = \"vip\": the synced flows do not survive a \
+                      failover (their replies go to the node that forwarded them first)"
+                .into(),
+            hint: "set mode = \"nat\" and nat_source = \"vip\" on the listeners on the VIP, or remove [conntrack_sync]"
+                .into(),
+        });
+    }
 }

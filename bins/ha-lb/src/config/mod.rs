@@ -2,7 +2,7 @@
 //!
 //! One file describes the whole node: VRRP `instances` (and `sync_groups`), `anycast` VIPs
 //! announced by a routing daemon, health `checks`,
-//! balancer `listeners` and `pools`, and the `admin` endpoint. Every key is documented with its
+//! balancer `listeners` and `pools`, `conntrack_sync` and the `admin` endpoint. Every key is documented with its
 //! default in docs/config.md. [`load`] reads and validates a file; every problem comes back as a
 //! [`Diagnostic`] with file, line, column and a hint. The types are plain data, independent of
 //! the crates that run them.
@@ -11,6 +11,7 @@ mod admin;
 mod advice;
 mod anycast;
 mod check;
+mod conntrack_sync;
 mod error;
 mod garp;
 mod global;
@@ -37,12 +38,16 @@ pub use anycast::{
     Anycast, DEFAULT_ANYCAST_INTERFACE, DEFAULT_WITHDRAW_WAIT_MS, MAX_WITHDRAW_WAIT_MS,
 };
 pub use check::{Check, CheckKind, Tls};
+pub use conntrack_sync::{
+    ConntrackSync, CONNTRACKD_CONF, CONNTRACKD_LOCK, CONNTRACKD_SOCKET, DEFAULT_CONNTRACKD,
+    DEFAULT_CONNTRACK_PORT, DEFAULT_CONNTRACK_STATE_DIR,
+};
 pub use error::{ConfigError, Diagnostic, Location, Severity};
 pub use garp::Garp;
 pub use global::Global;
 pub use instance::Instance;
 pub use key_path::{KeyPath, Segment};
-pub use listener::Listener;
+pub use listener::{Listener, ListenerMode, NatSource};
 pub use load::{load, load_with_warnings, parse, parse_with_warnings};
 pub use notify::Notify;
 pub use pool::{Algorithm, Backend, OnBackendDown, Pool, ProxyProtocol};
@@ -79,4 +84,7 @@ pub struct Config {
     /// Balancer listeners by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub listeners: BTreeMap<String, Listener>,
+    /// Connection tracking state synced to the peer by conntrackd; off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conntrack_sync: Option<ConntrackSync>,
 }

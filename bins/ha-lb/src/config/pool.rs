@@ -28,6 +28,11 @@ pub enum Algorithm {
     Random,
     /// Maglev consistent hashing on the client address.
     Maglev,
+    /// NAT listeners only: the client address hashed (nftables `jhash`, keepalived's `sh`)
+    /// over the weighted backends. A client keeps its backend while the healthy set is
+    /// unchanged; a change moves most clients (not consistent hashing: use `maglev` with a
+    /// proxy listener for that).
+    Sourcehash,
 }
 
 impl Algorithm {
@@ -39,7 +44,16 @@ impl Algorithm {
             Algorithm::P2c => "p2c",
             Algorithm::Random => "random",
             Algorithm::Maglev => "maglev",
+            Algorithm::Sourcehash => "sourcehash",
         }
+    }
+
+    /// Whether nftables can do it, i.e. a NAT listener may use it.
+    pub fn nat_capable(self) -> bool {
+        matches!(
+            self,
+            Algorithm::Roundrobin | Algorithm::Random | Algorithm::Sourcehash
+        )
     }
 }
 
@@ -121,6 +135,36 @@ pub struct Backend {
     /// unless passive failures take it out).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check: Option<String>,
+}
+
+impl Pool {
+    /// A pool of `backends` with every other setting at its default.
+    pub fn new(backends: Vec<Backend>) -> Self {
+        Pool {
+            algorithm: Algorithm::default(),
+            retries: DEFAULT_RETRIES,
+            connect_timeout_ms: DEFAULT_CONNECT_TIMEOUT_MS,
+            proxy_protocol: ProxyProtocol::default(),
+            max_fails: DEFAULT_MAX_FAILS,
+            fail_timeout_ms: DEFAULT_FAIL_TIMEOUT_MS,
+            on_backend_down: OnBackendDown::default(),
+            slow_start_ms: 0,
+            backends,
+        }
+    }
+}
+
+impl Backend {
+    /// A primary backend at `address`, weight 1, no check, no limit.
+    pub fn new(address: SocketAddr) -> Self {
+        Backend {
+            address,
+            weight: default_weight(),
+            max_conns: 0,
+            backup: false,
+            check: None,
+        }
+    }
 }
 
 fn default_retries() -> u32 {

@@ -94,7 +94,31 @@ impl Config {
             );
         }
         for (name, l) in &self.listeners {
-            let _ = writeln!(out, "listener {name}: {} -> pool {}", l.listen, l.pool);
+            match l.mode {
+                super::ListenerMode::Proxy => {
+                    let _ = writeln!(out, "listener {name}: {} -> pool {}", l.listen, l.pool);
+                }
+                super::ListenerMode::Nat => {
+                    let _ = writeln!(
+                        out,
+                        "listener {name}: {} -> pool {} (nat, source {})",
+                        l.listen,
+                        l.pool,
+                        l.effective_nat_source().as_str()
+                    );
+                }
+            }
+        }
+        if let Some(c) = &self.conntrack_sync {
+            let _ = writeln!(
+                out,
+                "conntrack sync: conntrackd FTFW on {} from {} to {} port {}, driven by instance {}",
+                c.interface,
+                c.local,
+                c.peer,
+                c.port,
+                c.driving_instance(self.instances.keys()).unwrap_or("?")
+            );
         }
         match &self.admin {
             Some(a) => {

@@ -8,9 +8,15 @@ use super::check::{Check, CheckKind};
 use super::garp::Garp;
 use super::instance::Instance;
 use super::key_path::KeyPath;
+use super::listener::ListenerMode;
 use super::notify::Notify;
-use super::pool::Pool;
+use super::pool::{Algorithm, Pool, ProxyProtocol};
 use super::Config;
+
+/// The longest VRRPv3 advert interval in milliseconds (the 12-bit field in centiseconds).
+const MAX_V3_INTERVAL_MS: u64 = vrrp_core::packet::MAX_V3_INTERVAL_CS as u64 * 10;
+/// The longest VRRPv2 advert interval in milliseconds (the 8-bit field in seconds).
+const MAX_V2_INTERVAL_MS: u64 = vrrp_core::packet::MAX_V2_INTERVAL_S as u64 * 1000;
 
 /// Ethernet's MTU: an advert longer than this is never heard on most LANs.
 const ETHERNET_MTU: usize = 1500;
@@ -51,6 +57,9 @@ pub fn validate(config: &Config) -> Vec<Problem> {
     }
     v.listeners(config);
     v.anycast(config);
+    if let Some(sync) = &config.conntrack_sync {
+        v.conntrack_sync(config, sync);
+    }
     if let Some(admin) = &config.admin {
         if admin.listen.port() == 0 {
             v.push(
@@ -203,12 +212,15 @@ impl Validator {
     }
 
     fn weight(&mut self, path: KeyPath, weight: i32) {
-        if !(-253..=253).contains(&weight) {
+        let max = i32::from(vrrp_core::MAX_TRACK_WEIGHT);
+        if !(-max..=max).contains(&weight) {
             self.push(
                 path,
                 format!("weight {weight} is out of range"),
-                "use -253..=253 (as keepalived): negative lowers the priority while down, positive raises it \
-                 while up, 0 means Fault while down",
+                format!(
+                    "use -{max}..={max} (as keepalived): negative lowers the priority while down, \
+                     positive raises it while up, 0 means Fault while down"
+                ),
             );
         }
     }
@@ -292,19 +304,24 @@ impl Validator {
                 "the advertisement interval must not be zero",
                 "use 1000 (one second, the default) or, with version 3, down to 10",
             );
-        } else if v2 && (ai % 1000 != 0 || ai > 255_000) {
-            self.push(
-                p.key("advert_interval_ms"),
-                format!("VRRPv2 advertises in whole seconds; {ai} ms is not 1..=255 s"),
-                "use a multiple of 1000 up to 255000, or version = 3 for sub-second intervals",
-            );
-        } else if !v2 && (ai % 10 != 0 || !(10..=40_950).contains(&ai)) {
+        } else if v2 && (ai % 1000 != 0 || ai > MAX_V2_INTERVAL_MS) {
             self.push(
                 p.key("advert_interval_ms"),
                 format!(
-                    "VRRPv3 advertises in centiseconds; {ai} ms is not 10..=40950 in steps of 10"
+                    "VRRPv2 advertises in whole seconds; {ai} ms is not 1..={} s",
+                    MAX_V2_INTERVAL_MS / 1000
                 ),
-                "use a multiple of 10 between 10 and 40950",
+                format!(
+                    "use a multiple of 1000 up to {MAX_V2_INTERVAL_MS}, or version = 3 for sub-second intervals"
+                ),
+            );
+        } else if !v2 && (ai % 10 != 0 || !(10..=MAX_V3_INTERVAL_MS).contains(&ai)) {
+            self.push(
+                p.key("advert_interval_ms"),
+                format!(
+                    "VRRPv3 advertises in centiseconds; {ai} ms is not 10..={MAX_V3_INTERVAL_MS} in steps of 10"
+                ),
+                format!("use a multiple of 10 between 10 and {MAX_V3_INTERVAL_MS}"),
             );
         }
         self.duration(
@@ -920,6 +937,7 @@ impl Validator {
                     "remove non_local_bind = false (the default, true, binds with IP_FREEBIND)",
                 );
             }
+            self.nat_listener(config, &p, l);
             if let Some(other) = seen.insert(l.listen, name) {
                 self.push(
                     p.key("listen"),
@@ -932,6 +950,107 @@ impl Validator {
 }
 
 impl Validator {
+    /// `mode = "nat"`: what nftables cannot do is refused, naming the key; `nat_source` only
+    /// with it.
+    fn nat_listener(&mut self, config: &Config, p: &KeyPath, l: &super::Listener) {
+        if l.mode != ListenerMode::Nat {
+            if l.nat_source.is_some() {
+                self.push(
+                    p.key("nat_source"),
+                    "nat_source applies to NAT listeners only: a proxy listener's backends see ha-lb's own address",
+                    "add mode = \"nat\", or remove nat_source",
+                );
+            }
+            if let Some(pool) = config.pools.get(&l.pool) {
+                if pool.algorithm == Algorithm::Sourcehash {
+                    self.push(
+                        KeyPath::root().key("pools").key(&l.pool).key("algorithm"),
+                        format!(
+                            "algorithm sourcehash is for NAT listeners, and proxy listener {} uses pool {:?}",
+                            l.listen, l.pool
+                        ),
+                        "use maglev (consistent hashing on the client address) for a proxy listener",
+                    );
+                }
+            }
+            return;
+        }
+        let ip = l.listen.ip();
+        if ip.is_unspecified() || ip.is_multicast() {
+            self.push(
+                p.key("listen"),
+                format!("{ip} is not an address a NAT listener can rewrite"),
+                "give the VIP (or node address) clients connect to, e.g. \"192.0.2.200:80\"",
+            );
+        } else if ip.is_loopback() {
+            self.push(
+                p.key("listen"),
+                format!("{ip} is a loopback address: the kernel does not route loopback sources to other hosts, so a NAT listener cannot forward from it"),
+                "listen on a VIP or a node address, or use mode = \"proxy\" for a loopback listener",
+            );
+        }
+        if l.max_connections > 0 {
+            self.push(
+                p.key("max_connections"),
+                "max_connections is not enforced by a NAT listener (the kernel forwards every connection)",
+                "remove max_connections, or use mode = \"proxy\"",
+            );
+        }
+        let Some(pool) = config.pools.get(&l.pool) else {
+            return;
+        };
+        let pp = KeyPath::root().key("pools").key(&l.pool);
+        if !pool.algorithm.nat_capable() {
+            self.push(
+                pp.key("algorithm"),
+                format!(
+                    "algorithm {} has no nftables form, and NAT listener {} uses pool {:?}",
+                    pool.algorithm.as_str(),
+                    l.listen,
+                    l.pool
+                ),
+                "NAT listeners support roundrobin, random and sourcehash (weighted); \
+                 use one of them, or mode = \"proxy\"",
+            );
+        }
+        if pool.proxy_protocol != ProxyProtocol::Off {
+            self.push(
+                pp.key("proxy_protocol"),
+                format!(
+                    "NAT listener {} sends no PROXY protocol header, and backends of pool {:?} would wait for one",
+                    l.listen, l.pool
+                ),
+                "remove proxy_protocol (with nat_source = \"preserve\" backends see the client address itself)",
+            );
+        }
+        for (i, b) in pool.backends.iter().enumerate() {
+            let bp = pp.key("backends").index(i);
+            if b.max_conns > 0 {
+                self.push(
+                    bp.key("max_conns"),
+                    format!(
+                        "max_conns is not enforced for NAT listener {} (the kernel forwards every connection)",
+                        l.listen
+                    ),
+                    "remove max_conns, or use mode = \"proxy\"",
+                );
+            }
+            if b.address.is_ipv4() != l.listen.is_ipv4() {
+                self.push(
+                    bp.key("address"),
+                    format!(
+                        "backend {} is {} and NAT listener {} is {}: nftables NAT does not translate between families",
+                        b.address,
+                        family(&b.address.ip()),
+                        l.listen,
+                        family(&ip)
+                    ),
+                    "use backends of the listener's family, or mode = \"proxy\"",
+                );
+            }
+        }
+    }
+
     /// `[anycast.NAME]`: host addresses each in one place, a usable dummy interface name that
     /// no VRRP instance uses, tracked things that exist.
     fn anycast(&mut self, config: &Config) {
@@ -1102,5 +1221,92 @@ fn defined_hint<V>(section: &str, map: &BTreeMap<String, V>) -> String {
             "define it as [{section}.NAME], or use one of: {}",
             names.join(", ")
         )
+    }
+}
+
+impl Validator {
+    /// `[conntrack_sync]`: two distinct unicast addresses of one family, an instance to drive
+    /// it, absolute paths, and a control socket path that fits a Unix socket address.
+    fn conntrack_sync(&mut self, config: &Config, sync: &super::ConntrackSync) {
+        let p = KeyPath::root().key("conntrack_sync");
+        if sync.interface.is_empty() || sync.interface.len() > 15 || sync.interface.contains('/') {
+            self.push(
+                p.key("interface"),
+                format!("{:?} cannot name an interface", sync.interface),
+                "name the sync link's interface, e.g. \"eth1\"",
+            );
+        }
+        for (key, ip) in [("local", sync.local), ("peer", sync.peer)] {
+            if ip.is_unspecified() || ip.is_multicast() || ip.is_loopback() {
+                self.push(
+                    p.key(key),
+                    format!("{ip} is not an address of the sync link"),
+                    "give a unicast address on the sync link's interface",
+                );
+            }
+        }
+        if sync.local == sync.peer {
+            self.push(
+                p.key("peer"),
+                format!("peer {} is also the local address", sync.peer),
+                "give the other balancer's address on the sync link",
+            );
+        } else if sync.local.is_ipv4() != sync.peer.is_ipv4() {
+            self.push(
+                p.key("peer"),
+                format!(
+                    "peer {} is {} and local {} is {}",
+                    sync.peer,
+                    family(&sync.peer),
+                    sync.local,
+                    family(&sync.local)
+                ),
+                "give both addresses of one family",
+            );
+        }
+        if sync.port == 0 {
+            self.push(
+                p.key("port"),
+                "port 0 is not a fixed port",
+                "use the same port on both nodes, e.g. 3780 (the default)",
+            );
+        }
+        match sync.driving_instance(config.instances.keys()) {
+            Some(name) if config.instances.contains_key(name) => {}
+            Some(name) => self.push(
+                p.key("instance"),
+                format!("no instance named {name:?}"),
+                defined_hint("instances", &config.instances),
+            ),
+            None => self.push(
+                p.key("instance"),
+                if config.instances.is_empty() {
+                    "conntrack_sync needs a VRRP instance: its transitions decide which node owns the flows".to_string()
+                } else {
+                    "several instances: which one holds the NAT listeners' VIP?".to_string()
+                },
+                "set instance = \"NAME\" (the instance whose VIP the NAT listeners use)",
+            ),
+        }
+        for (key, path) in [("program", &sync.program), ("state_dir", &sync.state_dir)] {
+            if !path.is_absolute() {
+                self.push(
+                    p.key(key),
+                    format!("{} is not an absolute path", path.display()),
+                    "give an absolute path",
+                );
+            }
+        }
+        // sockaddr_un holds 108 bytes with the terminating NUL.
+        let socket = sync
+            .state_dir
+            .join(super::conntrack_sync::CONNTRACKD_SOCKET);
+        if socket.as_os_str().len() > 107 {
+            self.push(
+                p.key("state_dir"),
+                format!("{} is too long for a Unix socket path", socket.display()),
+                "use a shorter directory, e.g. \"/run/ha-lb/conntrackd\"",
+            );
+        }
     }
 }

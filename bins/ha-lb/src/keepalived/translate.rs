@@ -1,8 +1,9 @@
 //! Translates the statement tree of a keepalived.conf into an ha-lb [`Config`].
 //!
 //! Several passes, because keepalived lets an instance name a `vrrp_script` defined after it:
-//! first `global_defs` and `vrrp_script`, then `vrrp_track_process`, then `vrrp_instance` and
-//! `vrrp_sync_group`. Every statement either lands in the config or becomes a [`Warning`]
+//! first `global_defs`, `vrrp_script`, `virtual_server_group` and `SSL`, then
+//! `vrrp_track_process`, then `vrrp_instance`, `vrrp_sync_group` and `virtual_server` (LVS, in
+//! [`lvs`]). Every statement either lands in the config or becomes a [`Warning`]
 //! with its line.
 
 use std::collections::BTreeMap;
@@ -16,6 +17,8 @@ use crate::config::{
 use super::lexer::split_command;
 use super::tree::Node;
 use super::warning::Warning;
+
+mod lvs;
 
 /// keepalived's own default VRRP version when neither the instance nor `vrrp_version` says.
 const KEEPALIVED_DEFAULT_VERSION: u32 = 2;
@@ -86,6 +89,10 @@ pub(crate) struct Translator {
     garp: GarpOverrides,
     scripts: BTreeMap<String, Script>,
     processes: BTreeMap<String, Script>,
+    /// `virtual_server_group`s by name, for the virtual servers that name them.
+    vs_groups: BTreeMap<String, lvs::VsGroup>,
+    /// The top-level `SSL` block: the client certificate of SSL_GET checks.
+    ssl: lvs::SslDefaults,
     base_dir: PathBuf,
 }
 
@@ -102,6 +109,8 @@ impl Translator {
             garp: GarpOverrides::default(),
             scripts: BTreeMap::new(),
             processes: BTreeMap::new(),
+            vs_groups: BTreeMap::new(),
+            ssl: lvs::SslDefaults::default(),
             base_dir: base_dir.to_path_buf(),
         }
     }
@@ -117,6 +126,9 @@ impl Translator {
             match node.keyword.as_str() {
                 "global_defs" => self.global_defs(node),
                 "vrrp_script" => self.vrrp_script(node),
+                // Before any virtual_server, which may name a group defined after it.
+                "virtual_server_group" => self.virtual_server_group(node),
+                "SSL" => self.ssl_block(node),
                 _ => {}
             }
         }
@@ -130,16 +142,14 @@ impl Translator {
         for (i, node) in nodes.iter().enumerate() {
             self.current = i;
             match node.keyword.as_str() {
-                "global_defs" | "vrrp_script" | "vrrp_track_process" => {}
+                "global_defs"
+                | "vrrp_script"
+                | "vrrp_track_process"
+                | "virtual_server_group"
+                | "SSL" => {}
                 "vrrp_instance" => self.vrrp_instance(node),
                 "vrrp_sync_group" => self.vrrp_sync_group(node),
-                "virtual_server" | "virtual_server_group" => self.warn(
-                    node,
-                    format!(
-                        "`{}` (LVS) is not translated: describe the service as [listeners.NAME] and [pools.NAME]",
-                        node.keyword
-                    ),
-                ),
+                "virtual_server" => self.virtual_server(node),
                 other => self.warn(node, format!("`{other}` is not translated")),
             }
         }
@@ -286,6 +296,7 @@ impl Translator {
                 // ha-lb always refuses, when it runs as root, programs that another user could
                 // change: keepalived's script security is on without asking.
                 "enable_script_security" => {}
+                "lvs_sync_daemon" => self.lvs_sync_daemon(child),
                 "vrrp_strict" => self.warn(
                     child,
                     "`vrrp_strict` is not translated: set accept_mode = false and leave out password per instance instead",
@@ -430,13 +441,14 @@ impl Translator {
     /// Reads `weight N [reverse]` arguments.
     fn weight_args(&mut self, node: &Node, args: &[String]) -> i32 {
         let raw = args.first().map(String::as_str).unwrap_or("");
+        let max = i32::from(vrrp_core::MAX_TRACK_WEIGHT);
         let weight = match raw.parse::<i32>() {
-            Ok(w) if (-253..=253).contains(&w) => w,
+            Ok(w) if (-max..=max).contains(&w) => w,
             _ => {
                 self.warn(
                     node,
                     format!(
-                        "weight {raw:?} is not a number in -253..=253; using 0 (fault while down)"
+                        "weight {raw:?} is not a number in -{max}..={max}; using 0 (fault while down)"
                     ),
                 );
                 0
@@ -634,6 +646,7 @@ impl Translator {
                     "`virtual_ipaddress_excluded` is not translated: list those addresses in vips of an \
                      instance of their family",
                 ),
+                "lvs_sync_daemon_interface" => self.lvs_sync_daemon(child),
                 "dont_track_primary" => self.warn(
                     child,
                     "`dont_track_primary` is not translated: ha-lb always puts an instance in Fault when its interface is down",

@@ -8,12 +8,15 @@
 
 pub mod addresses;
 pub mod announce;
+pub mod conntrack;
 pub mod dummy;
 pub mod error;
 pub mod firewall;
 pub mod interface;
 pub mod links;
 pub mod local_route;
+pub mod nat;
+pub(crate) mod nftables;
 pub mod rtnl;
 pub mod vmac;
 pub mod vrrp_socket;

@@ -17,6 +17,7 @@ use lb_core::{
 use serde::{Deserialize, Serialize};
 
 use super::error::RuntimeError;
+use super::nat::NatTable;
 use crate::config::{self, Config};
 
 /// Maglev lookup table size (a prime well above any pool size).
@@ -80,6 +81,8 @@ pub struct Balancer {
     checks_down: BTreeSet<(String, SocketAddr)>,
     /// Where listeners with `log = true` send their records.
     log: Option<ConnectionLog>,
+    /// The listeners in NAT mode: nftables rules, no socket.
+    nat: NatTable,
 }
 
 fn algorithm(a: config::Algorithm) -> Algorithm {
@@ -88,7 +91,9 @@ fn algorithm(a: config::Algorithm) -> Algorithm {
         config::Algorithm::Leastconn => Algorithm::LeastConn,
         config::Algorithm::P2c => Algorithm::PowerOfTwo,
         config::Algorithm::Random => Algorithm::Random,
-        config::Algorithm::Maglev => Algorithm::Maglev {
+        // sourcehash is refused by check-config for proxy listeners; a pool that only NAT
+        // listeners use still gets an lb-core pool (it keeps the backends' states).
+        config::Algorithm::Maglev | config::Algorithm::Sourcehash => Algorithm::Maglev {
             table_size: MAGLEV_TABLE_SIZE,
         },
     }
@@ -183,6 +188,9 @@ impl Balancer {
         };
         let mut bound = Vec::new();
         for (name, l) in &config.listeners {
+            if l.mode == config::ListenerMode::Nat {
+                continue;
+            }
             let keep = self
                 .listeners
                 .get(name)
@@ -230,14 +238,29 @@ impl Balancer {
         let gone: Vec<String> = self
             .listeners
             .keys()
-            .filter(|n| !config.listeners.contains_key(*n))
+            .filter(|n| {
+                config
+                    .listeners
+                    .get(*n)
+                    .is_none_or(|l| l.mode == config::ListenerMode::Nat)
+            })
             .cloned()
             .collect();
         for name in gone {
             if let Some((_, old)) = self.listeners.remove(&name) {
-                tracing::info!(listener = %name, "listener stopped (no longer configured)");
+                tracing::info!(listener = %name, "listener stopped (no longer configured, or now in NAT mode)");
                 retired.push(old);
             }
+        }
+        self.nat.configure(config);
+        if let Err(e) = self.nat.sync(&self.pools) {
+            // At start nothing runs yet: the start fails (no nf_tables, no CAP_NET_ADMIN). On a
+            // reload the rest is committed already: the kernel keeps the rules it had, and
+            // the next change of a backend tries again.
+            if !self.nat.has_programmed() {
+                return Err(RuntimeError::Nat(e));
+            }
+            tracing::error!(error = %e, "NAT listeners not updated: the kernel keeps the previous rules");
         }
         Ok(retired)
     }
@@ -342,12 +365,52 @@ impl Balancer {
             return Ok(());
         }
         let key = (pool.to_owned(), addr);
-        if up {
+        let went_down = if up {
             self.checks_down.remove(&key);
+            false
         } else {
-            self.checks_down.insert(key);
+            self.checks_down.insert(key)
+        };
+        self.push_backend(pool, addr, true)?;
+        self.sync_nat();
+        let close = self
+            .pools
+            .get(pool)
+            .is_some_and(|(c, _)| c.on_backend_down == config::OnBackendDown::Close);
+        if went_down && close {
+            self.close_nat_flows(pool, addr, "its check is down");
         }
-        self.push_backend(pool, addr, true)
+        Ok(())
+    }
+
+    /// Ends the NAT flows to backend `addr` of `pool` (lb-core closes the proxied ones).
+    fn close_nat_flows(&self, pool: &str, addr: SocketAddr, why: &str) {
+        match self.nat.close_flows(pool, addr) {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(pool = %pool, backend = %addr, flows = n, "NAT flows ended: {why}")
+            }
+            Err(e) => {
+                tracing::warn!(pool = %pool, backend = %addr, error = %e, "cannot end the NAT flows")
+            }
+        }
+    }
+
+    /// Programs the NAT listeners when their backends changed; a refusal is logged (the
+    /// kernel keeps what it had) and tried again at the next change.
+    fn sync_nat(&mut self) {
+        if let Err(e) = self.nat.sync(&self.pools) {
+            tracing::error!(error = %e, "NAT listeners not updated");
+        }
+    }
+
+    /// Removes the NAT listeners' rules (graceful stop).
+    ///
+    /// # Errors
+    ///
+    /// The kernel's refusal.
+    pub fn clear_nat(&mut self) -> Result<(), RuntimeError> {
+        self.nat.clear().map_err(RuntimeError::Nat)
     }
 
     /// An operator's change to backend `addr` of `pool`; what to say back.
@@ -393,6 +456,7 @@ impl Balancer {
         }
         self.push_backend(pool, addr, false)
             .map_err(|e| e.to_string())?;
+        self.sync_nat();
         tracing::info!(pool = %pool, backend = %addr, now = %said, "operator changed a backend");
         Ok(format!("pool {pool} backend {addr}: {said}"))
     }
@@ -408,6 +472,7 @@ impl Balancer {
             if let Err(e) = p.close_connections(addr, End::Disabled) {
                 tracing::warn!(pool = %pool, backend = %addr, error = %e, "cannot close connections");
             }
+            self.close_nat_flows(pool, addr, "disabled by an operator");
         }
     }
 
@@ -440,9 +505,18 @@ impl Balancer {
         })
     }
 
-    /// The names of the listeners that are bound.
+    /// The NAT listeners and their backends' shares, for the status.
+    pub fn nat_views(&self) -> Vec<super::nat::NatView> {
+        self.nat.views(&self.pools)
+    }
+
+    /// The names of the listeners that are bound, and of the NAT listeners once programmed.
     pub fn listening(&self) -> Vec<String> {
-        self.listeners.keys().cloned().collect()
+        self.listeners
+            .keys()
+            .cloned()
+            .chain(self.nat.programmed_names())
+            .collect()
     }
 
     /// Every counter now.

@@ -37,9 +37,15 @@ pub enum RuntimeError {
         #[source]
         source: NetError,
     },
+    /// conntrackd (`[conntrack_sync]`) could not be started.
+    #[error("conntrack_sync: {0}")]
+    ConntrackSync(#[source] super::conntrack_sync::ConntrackError),
     /// The nftables rules of `accept_mode = false` could not be applied.
     #[error("accept_mode = false: {0}")]
     AcceptMode(#[source] NetError),
+    /// The nftables rules of the NAT listeners could not be set.
+    #[error("cannot program the NAT listeners (nftables table inet ha_lb_nat): {0}")]
+    Nat(#[source] NetError),
     /// vrrp-core refused an instance's configuration.
     #[error("instance {instance}: {source}")]
     Router {

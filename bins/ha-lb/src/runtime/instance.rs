@@ -261,6 +261,7 @@ pub fn start(
         notifier: Notifier::start(name),
         shared: context.shared.clone(),
         reason: "startup".into(),
+        published_master: None,
     };
     let membership = context
         .ports
@@ -297,6 +298,9 @@ pub struct Driver {
     notifier: Notifier,
     shared: Arc<Shared>,
     reason: String,
+    /// The master address `/status` shows (an advert from a new master changes only it and
+    /// the counters).
+    published_master: Option<IpAddr>,
 }
 
 /// An instance's VMAC interface (`use_vmac`).
@@ -398,10 +402,12 @@ impl Driver {
     }
 
     /// A command from the runtime, given to the instance's router (Shutdown is the port's).
-    pub(crate) fn command(&mut self, router: &mut Router, command: Command) {
+    /// Whether it may have changed what `/status` shows (a tracked object or the link that
+    /// did not change did not).
+    pub(crate) fn command(&mut self, router: &mut Router, command: Command) -> bool {
         match command {
-            Command::Track { id, up, what } => self.track(router, id, up, &what),
-            Command::InterfaceUp(up) if up == self.link_up => {}
+            Command::Track { id, up, what } => return self.track(router, id, up, &what),
+            Command::InterfaceUp(up) if up == self.link_up => return false,
             Command::InterfaceUp(up) => {
                 self.link_up = up;
                 tracing::info!(instance = %self.name, interface = %self.interface, up, "link state changed");
@@ -428,6 +434,7 @@ impl Driver {
                 let _ = done.send(());
             }
         }
+        true
     }
 
     /// New priority and notify commands from a reload, without a restart: the state, the
@@ -469,9 +476,10 @@ impl Driver {
         }
     }
 
-    fn track(&mut self, router: &mut Router, id: TrackId, up: bool, why: &str) {
+    /// Whether the tracked object changed.
+    fn track(&mut self, router: &mut Router, id: TrackId, up: bool, why: &str) -> bool {
         if router.is_tracked_up(id) == Some(up) {
-            return;
+            return false;
         }
         let before = router.effective_priority();
         if let Err(e) = router.set_tracked(now(), id, up) {
@@ -486,6 +494,7 @@ impl Driver {
             "tracked object changed"
         );
         self.reason = format!("{why} {}", if up { "up" } else { "down" });
+        true
     }
 
     /// Performs one output of its router; adverts leave through the port's socket.
@@ -588,8 +597,19 @@ impl Driver {
         }
     }
 
+    /// Shows the instance's counters in `/status`: only them, unless the master changed too
+    /// (then all of it). For adverts sent and heard, which change nothing else.
+    pub(crate) fn publish_counters(&mut self, router: &Router) {
+        if router.master_address() == self.published_master {
+            self.shared.set_counters(&self.name, router.stats());
+        } else {
+            self.publish(router);
+        }
+    }
+
     /// Shows the instance in `/status`.
-    pub(crate) fn publish(&self, router: &Router) {
+    pub(crate) fn publish(&mut self, router: &Router) {
+        self.published_master = router.master_address();
         self.shared.set_instance(InstanceStatus {
             name: self.name.clone(),
             interface: self.interface.clone(),

@@ -8,7 +8,8 @@
 //!   instance's priority (keepalived's weights); [`links`]: link state;
 //! - [`anycast`]: anycast VIPs on a dummy interface, announced by a routing daemon while
 //!   healthy;
-//! - [`balancer`]: lb-core listeners on the VIPs and their pools;
+//! - [`balancer`]: lb-core listeners on the VIPs and their pools; [`nat`]: listeners in NAT
+//!   mode (nftables);
 //! - [`notify`]: notify commands, in order per instance;
 //! - [`groups`]: sync groups (vrrp-core's `SyncGroup` decides: hold, let go, step down);
 //! - [`router_config`]: the one adapter from the configuration to vrrp-core;
@@ -22,12 +23,14 @@ pub mod anycast;
 pub mod balancer;
 pub mod capabilities;
 pub mod conn_log;
+pub mod conntrack_sync;
 pub mod control;
 pub mod error;
 pub mod groups;
 pub mod health;
 pub mod instance;
 pub mod links;
+pub mod nat;
 pub mod node;
 pub mod notify;
 pub mod ports;
@@ -38,6 +41,7 @@ pub mod scripts;
 pub mod shared;
 pub mod tracks;
 pub mod vips;
+pub mod vrrp_thread;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -145,14 +149,20 @@ pub async fn run(options: Options, shared: Arc<Shared>) -> Result<(), RuntimeErr
         links: Links::default(),
         slots: BTreeMap::new(),
         announcers: announcers::Announcers::default(),
-        ports: ports::Ports::default(),
+        ports: ports::Ports::dedicated(),
         state_tx,
         groups: Groups::default(),
         admin: None,
         anycast: anycast::Anycast::default(),
         control_tx,
+        conntrack: conntrack_sync::Conntrack::default(),
     };
     node.health.apply(&config)?;
+    // Before any instance starts: its first transition drives the daemon.
+    node.conntrack
+        .apply(&config)
+        .await
+        .map_err(RuntimeError::ConntrackSync)?;
     let retired = node.shared.balancer().apply(&config)?;
     drop(retired);
     if let Some(admin) = &config.admin {

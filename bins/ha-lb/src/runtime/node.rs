@@ -17,8 +17,8 @@ use super::links::Links;
 use super::shared::{self, Shared};
 use super::tracks::{tracked, TrackSource};
 use super::{
-    announcers, anycast, balancer, control, health, ports, router_config, set_no_accept, Options,
-    RuntimeError,
+    announcers, anycast, balancer, conntrack_sync, control, health, ports, router_config,
+    set_no_accept, Options, RuntimeError,
 };
 use crate::config::{self, Config};
 use crate::net::LinkEvent;
@@ -68,6 +68,8 @@ pub(super) struct Node {
     pub anycast: anycast::Anycast,
     /// Where the admin endpoint sends operators' requests.
     pub control_tx: control::ControlSender,
+    /// conntrackd, when `[conntrack_sync]` asks for it.
+    pub conntrack: conntrack_sync::Conntrack,
 }
 
 impl Node {
@@ -176,6 +178,9 @@ impl Node {
     /// An instance changed state (or its want of Master): its sync group follows (and runs
     /// its notify), and the members are told what the group decided.
     pub(super) fn state_changed(&mut self, event: StateEvent) {
+        if let StateEvent::Changed { name, to, .. } = &event {
+            self.conntrack.state_changed(name, *to);
+        }
         let changed = self.groups.handle_event(&self.config, event);
         self.apply_group_commands();
         if changed {
@@ -440,6 +445,11 @@ impl Node {
         if let Err(e) = set_no_accept(&Config::default(), Some(&self.config)) {
             tracing::warn!(error = %e, "the nftables table inet ha_lb stays");
         }
+        if let Err(e) = self.shared.balancer().clear_nat() {
+            tracing::warn!(error = %e, "the NAT listeners' rules stay");
+        }
+        // The peer, now Master, holds the flows; ours end with the node.
+        self.conntrack.stop().await;
         tokio::time::sleep_until(withdrawn + wait).await;
         let listeners = self.shared.balancer().take_listeners();
         balancer::drain(listeners, self.options.drain_timeout).await;

@@ -10,6 +10,9 @@
 //! share one per source address (the socket is bound to it). Instances join and leave a port
 //! without disturbing the others on it; the last one to leave closes it.
 //!
+//! `ha-lb run` runs every port task on one thread of its own ([`super::vrrp_thread`]); an
+//! embedder's ports run on its runtime.
+//!
 //! The receive path keeps the order RFC 5798's timers need: queued adverts are read before due
 //! timers are run, each handed over with the time the kernel received it, so a task that was
 //! late (CPU starvation) does not take a silent Master for a dead one.
@@ -20,6 +23,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
+use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use vrrp_core::packet::Family;
@@ -27,6 +31,7 @@ use vrrp_core::{Demux, DemuxError, Output, Router, RouterId};
 
 use super::instance::{arrival, now, Command, Driver};
 use super::readiness::{register, Owned};
+use super::vrrp_thread::VrrpThread;
 use crate::net::{Interface, NetError, VrrpSocket, VrrpSocketConfig, RECV_BUFFER_LEN};
 
 /// How long counters-only changes (an advert heard, a packet dropped) may wait before they
@@ -63,10 +68,16 @@ enum PortMessage {
 }
 
 /// The node's ports, by interface, family and receive mode. Cloning shares them.
+///
+/// [`Ports::default`] runs the ports' tasks on the tokio runtime that [`join`](Ports::join)s
+/// (an embedder's); [`Ports::dedicated`] on a thread of their own ([`VrrpThread`]), as
+/// `ha-lb run` does.
 #[derive(Debug, Clone, Default)]
 pub struct Ports {
     by_key: Arc<Mutex<BTreeMap<PortKey, PortEntry>>>,
     next_member: Arc<Mutex<u64>>,
+    /// Where the ports' tasks run: `None`, the caller's runtime.
+    thread: Option<VrrpThread>,
 }
 
 /// An instance's place in its port: where its commands go, and its leave.
@@ -77,6 +88,8 @@ pub struct Membership {
     member: u64,
     tx: mpsc::UnboundedSender<PortMessage>,
     left: bool,
+    /// Its advert interval (centiseconds), which paces the VRRP thread.
+    interval_cs: u16,
 }
 
 /// Where commands for one instance go; cloned freely (ignored once the instance stopped).
@@ -123,6 +136,9 @@ impl Membership {
         if std::mem::replace(&mut self.left, true) {
             return;
         }
+        if let Some(thread) = &self.ports.thread {
+            thread.remove_interval(self.interval_cs);
+        }
         let mut map = self.ports.lock();
         if let Some(entry) = map.get_mut(&self.key) {
             entry.members = entry.members.saturating_sub(1);
@@ -146,17 +162,29 @@ impl Drop for Membership {
 }
 
 impl Ports {
+    /// Ports whose tasks all run on one thread of their own, with a current-thread runtime
+    /// (started at the first [`join`](Self::join), in the network namespace of the thread
+    /// that calls it), so that VRRP neither pays for nor competes with the rest of the node.
+    pub fn dedicated() -> Self {
+        Self {
+            thread: Some(VrrpThread::default()),
+            ..Self::default()
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<PortKey, PortEntry>> {
         self.by_key.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Puts an instance's router (not started yet) and driver on the port of `interface` for
     /// its family and mode, opening the port's socket if it is the first. Must run within the
-    /// tokio runtime.
+    /// tokio runtime (also with [`dedicated`](Self::dedicated) ports: the instance's notify
+    /// commands run there).
     ///
     /// # Errors
     ///
-    /// [`NetError`] when the socket cannot be opened (no CAP_NET_RAW, the interface went).
+    /// [`NetError`] when the socket cannot be opened (no CAP_NET_RAW, the interface went) or
+    /// the VRRP thread cannot be started.
     pub fn join(
         &self,
         interface: &Interface,
@@ -190,8 +218,19 @@ impl Ports {
                     },
                 )?;
                 socket.set_nonblocking(true)?;
-                let socket =
-                    register(socket).map_err(|e| NetError::io("register VRRP socket")(e))?;
+                let runtime = match &self.thread {
+                    Some(thread) => Some(
+                        thread
+                            .handle()
+                            .map_err(|e| NetError::io("start the VRRP thread")(e))?,
+                    ),
+                    None => None,
+                };
+                // Registered with the reactor of the runtime that will poll it.
+                let socket = {
+                    let _entered = runtime.as_ref().map(Handle::enter);
+                    register(socket).map_err(|e| NetError::io("register VRRP socket")(e))?
+                };
                 let (tx, rx) = mpsc::unbounded_channel();
                 let port = Port {
                     name: format!(
@@ -208,13 +247,20 @@ impl Ports {
                     touched: BTreeSet::new(),
                     publish_at: None,
                 };
-                tokio::spawn(port.run(rx));
+                match runtime {
+                    Some(runtime) => drop(runtime.spawn(port.run(rx))),
+                    None => drop(tokio::spawn(port.run(rx))),
+                }
                 v.insert(PortEntry { tx, members: 0 })
             }
         };
         entry.members += 1;
         let tx = entry.tx.clone();
         drop(map);
+        let interval_cs = router.config().advert_interval_cs;
+        if let Some(thread) = &self.thread {
+            thread.add_interval(interval_cs);
+        }
         let _ = tx.send(PortMessage::Join {
             member,
             router: Box::new(router),
@@ -226,6 +272,7 @@ impl Ports {
             member,
             tx,
             left: false,
+            interval_cs,
         })
     }
 }
@@ -279,40 +326,62 @@ impl Port {
                 message = rx.recv() => Event::Message(message),
             };
             match event {
-                // Readiness was cleared first, then every queued datagram is read: one that
-                // arrives after the last read raises readiness again.
-                Event::Readable(Ok(())) => self.receive_all(&mut buf),
+                // Readiness is cleared first, then every queued datagram is read below: one
+                // that arrives after the last read raises readiness again.
+                Event::Readable(Ok(())) | Event::Timeout => {}
                 Event::Readable(Err(e)) => {
                     tracing::error!(port = %self.name, error = %e, "VRRP socket");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
-                // Adverts that came meanwhile are read first, each at the time it arrived (as
-                // keepalived reads ready sockets before expiring timers). The routers keep
-                // periodic timers on their schedule, so wake-up latency does not add up.
-                Event::Timeout => {
-                    self.receive_all(&mut buf);
-                    self.demux.handle_timeout(now());
-                    if self.publish_at.is_some_and(|at| at <= Instant::now()) {
-                        self.publish_touched();
-                    }
-                }
-                Event::Message(Some(PortMessage::Join {
-                    member,
-                    router,
-                    driver,
-                })) => self.join(member, *router, *driver),
-                Event::Message(Some(PortMessage::Command { member, command })) => {
-                    self.command(member, command);
-                }
+                Event::Message(Some(message)) => self.message(message),
                 Event::Message(None) => break,
             }
+            // Whatever woke the task, everything is done in this one wake-up (a busy socket
+            // must starve neither the timers nor the instances' commands). Adverts that came
+            // meanwhile are read first, each at the time it arrived (as keepalived reads ready
+            // sockets before expiring timers); the routers keep periodic timers on their
+            // schedule, so wake-up latency does not add up.
+            self.receive_all(&mut buf);
+            self.run_due();
+            let closed = loop {
+                match rx.try_recv() {
+                    Ok(message) => self.message(message),
+                    Err(mpsc::error::TryRecvError::Empty) => break false,
+                    Err(mpsc::error::TryRecvError::Disconnected) => break true,
+                }
+            };
             self.drain();
+            if closed {
+                break;
+            }
         }
         // Every instance left through a shutdown before the registry let go of the port.
         for (_, driver) in self.drivers.drain() {
             driver.abandon();
         }
         tracing::debug!(port = %self.name, "VRRP port closed");
+    }
+
+    fn message(&mut self, message: PortMessage) {
+        match message {
+            PortMessage::Join {
+                member,
+                router,
+                driver,
+            } => self.join(member, *router, *driver),
+            PortMessage::Command { member, command } => self.command(member, command),
+        }
+    }
+
+    /// Runs the routers' due timers, and publishes counters when it is time.
+    fn run_due(&mut self) {
+        let now = now();
+        if self.demux.poll_timeout().is_some_and(|at| at <= now) {
+            self.demux.handle_timeout(now);
+        }
+        if self.publish_at.is_some_and(|at| at <= Instant::now()) {
+            self.publish_touched();
+        }
     }
 
     fn join(&mut self, member: u64, router: Router, driver: Driver) {
@@ -349,7 +418,14 @@ impl Port {
         else {
             return;
         };
-        driver.command(&mut router, command);
+        if driver.command(&mut router, command) {
+            // A priority or a reason may have changed without any output: shown now.
+            drop(router);
+            self.touched.remove(&id);
+            if let (Some(driver), Some(router)) = (self.drivers.get_mut(&id), self.demux.get(id)) {
+                driver.publish(router);
+            }
+        }
     }
 
     /// An instance stops: priority 0 if Master, its outputs performed, then it leaves.
@@ -444,8 +520,8 @@ impl Port {
     fn publish_touched(&mut self) {
         self.publish_at = None;
         for id in std::mem::take(&mut self.touched) {
-            if let (Some(driver), Some(router)) = (self.drivers.get(&id), self.demux.get(id)) {
-                driver.publish(router);
+            if let (Some(driver), Some(router)) = (self.drivers.get_mut(&id), self.demux.get(id)) {
+                driver.publish_counters(router);
             }
         }
     }
@@ -469,7 +545,7 @@ impl Port {
         }
         for id in changed {
             self.touched.remove(&id);
-            if let (Some(driver), Some(router)) = (self.drivers.get(&id), self.demux.get(id)) {
+            if let (Some(driver), Some(router)) = (self.drivers.get_mut(&id), self.demux.get(id)) {
                 driver.publish(router);
             }
         }

@@ -139,6 +139,9 @@ impl Node {
         self.update_anycast();
         self.shared.set_checks(self.health.statuses());
         self.shared.set_router_id(router_id(&new));
+        if let Err(e) = self.conntrack.apply(&new).await {
+            tracing::error!(error = %e, "reload: conntrack sync not running");
+        }
         tracing::info!("reload done");
     }
 }

@@ -87,6 +87,14 @@ impl Shared {
         lock(&self.instances).insert(status.name.clone(), status);
     }
 
+    /// Replaces only an instance's counters (an advert sent or heard moves nothing else):
+    /// no allocation, so the VRRP ports can do it for hundreds of instances a second.
+    pub fn set_counters(&self, name: &str, counters: &vrrp_core::Stats) {
+        if let Some(status) = lock(&self.instances).get_mut(name) {
+            status.counters.clone_from(counters);
+        }
+    }
+
     /// Forgets an instance (stopped, or removed by a reload).
     pub fn remove_instance(&self, name: &str) {
         lock(&self.instances).remove(name);
@@ -163,7 +171,8 @@ impl Shared {
         let balancer = self.balancer();
         let stats = balancer.stats();
         let log_dropped = balancer.connection_log_dropped();
-        NodeStatus {
+        let nat = balancer.nat_views();
+        let mut status = NodeStatus {
             router_id: lock(&self.router_id).clone(),
             instances: lock(&self.instances).values().cloned().collect(),
             checks: lock(&self.checks).clone(),
@@ -203,9 +212,14 @@ impl Shared {
                     bytes_to_clients: l.bytes_to_clients,
                 })
                 .collect(),
+            nat: Vec::new(),
             connection_log_dropped: log_dropped,
             reloads: *lock(&self.reloads),
-        }
+        };
+        drop(balancer);
+        // The conntrack table is read without the balancer locked.
+        status.nat = super::nat::status(nat);
+        status
     }
 }
 

@@ -100,6 +100,51 @@ pub struct ListenerStatus {
     pub bytes_to_clients: u64,
 }
 
+/// One backend of a NAT listener now: its share of new flows and its flows in the kernel's
+/// conntrack table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NatBackendStatus {
+    /// Its address.
+    pub address: String,
+    /// Map slots it has (its share of new flows; 0: it takes none now).
+    pub slots: u32,
+    /// Flows to it in the conntrack table now (any TCP state).
+    pub flows: u64,
+    /// Of those, the established ones.
+    pub established: u64,
+    /// Bytes from clients over the flows in the table now (0 without conntrack accounting).
+    pub bytes_from_clients: u64,
+    /// Bytes to clients over the flows in the table now.
+    pub bytes_to_clients: u64,
+    /// Flows to it since ha-lb started: ended ones (conntrack's events) and those in the table.
+    #[serde(default)]
+    pub flows_total: u64,
+    /// Bytes from clients over those flows.
+    #[serde(default)]
+    pub bytes_from_clients_total: u64,
+    /// Bytes to clients over those flows.
+    #[serde(default)]
+    pub bytes_to_clients_total: u64,
+}
+
+/// One NAT listener now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NatListenerStatus {
+    /// The listener's name.
+    pub name: String,
+    /// Address and port it rewrites.
+    pub listen: String,
+    /// Its pool.
+    pub pool: String,
+    /// `masquerade`, `vip` or `preserve`.
+    pub nat_source: String,
+    /// Every backend of the pool.
+    pub backends: Vec<NatBackendStatus>,
+    /// Why the flows are unknown (the conntrack table could not be read), if so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 /// One anycast group now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AnycastStatus {
@@ -128,6 +173,9 @@ pub struct NodeStatus {
     pub pools: Vec<PoolStatus>,
     /// Listeners.
     pub listeners: Vec<ListenerStatus>,
+    /// Listeners in NAT mode (absent from the documents of older versions).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nat: Vec<NatListenerStatus>,
     /// Anycast groups (absent from the documents of older versions).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub anycast: Vec<AnycastStatus>,

@@ -93,5 +93,36 @@ pub fn render(s: &NodeStatus) -> String {
             l.listen, l.pool, l.accepted, l.active, l.no_backend
         ));
     }
+    if !s.nat.is_empty() {
+        out.push_str(&format!(
+            "\n{:<28} {:<28} {:>5} {:>7} {:>11} {:>11} {:>14} {:>14}\n",
+            "NAT LISTENER",
+            "BACKEND",
+            "SLOTS",
+            "OPEN",
+            "ESTABLISHED",
+            "FLOWS",
+            "BYTES_IN",
+            "BYTES_OUT"
+        ));
+        for l in &s.nat {
+            for b in &l.backends {
+                out.push_str(&format!(
+                    "{:<28} {:<28} {:>5} {:>7} {:>11} {:>11} {:>14} {:>14}\n",
+                    format!("{} ({})", l.listen, l.nat_source),
+                    b.address,
+                    b.slots,
+                    b.flows,
+                    b.established,
+                    b.flows_total,
+                    b.bytes_from_clients_total,
+                    b.bytes_to_clients_total
+                ));
+            }
+            if let Some(e) = &l.error {
+                out.push_str(&format!("{:<28} flows unknown: {e}\n", l.listen));
+            }
+        }
+    }
     out
 }

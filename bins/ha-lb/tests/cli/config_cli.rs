@@ -31,6 +31,20 @@ fn valid_file_prints_a_summary() {
 }
 
 #[test]
+fn nat_example_summary_names_the_mode_and_source() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/nat-lb.toml");
+    let out = ha_lb().arg("check-config").arg(&file).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("listener https: 192.0.2.200:443 -> pool web (nat, source vip)"),
+        "{stdout}"
+    );
+    assert!(!stderr.contains("warning"), "{stderr}");
+}
+
+#[test]
 fn invalid_file_exits_1_with_file_line_column_and_hint() {
     let dir = std::env::temp_dir().join(format!("ha-lb-config-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

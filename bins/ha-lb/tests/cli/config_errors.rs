@@ -844,3 +844,139 @@ fn pool_day2_options() {
         "does not apply",
     );
 }
+
+/// BASE with its listener in NAT mode (and `extra` keys after `pool = "web"`).
+fn nat(extra: &str) -> String {
+    edit(
+        "pool = \"web\"\n",
+        &format!("pool = \"web\"\nmode = \"nat\"\n{extra}"),
+    )
+}
+
+#[test]
+fn nat_listeners_refuse_what_nftables_cannot_do() {
+    // The base NAT listener, and each source NAT, are valid.
+    parse(&nat(""), Path::new("t.toml")).unwrap();
+    for source in ["masquerade", "vip", "preserve"] {
+        parse(
+            &nat(&format!("nat_source = \"{source}\"\n")),
+            Path::new("t.toml"),
+        )
+        .unwrap();
+    }
+    let text = nat("nat_source = \"dsr\"\n");
+    assert_problem(
+        &text,
+        "nat_source",
+        "\"dsr\"",
+        "listeners.web.nat_source",
+        "unknown variant `dsr`",
+    );
+    let text = edit("pool = \"web\"\n", "pool = \"web\"\nmode = \"tproxy\"\n");
+    assert_problem(
+        &text,
+        "mode",
+        "\"tproxy\"",
+        "listeners.web.mode",
+        "unknown variant `tproxy`",
+    );
+    // nat_source on a proxy listener means nothing.
+    let text = edit("pool = \"web\"\n", "pool = \"web\"\nnat_source = \"vip\"\n");
+    assert_problem(
+        &text,
+        "nat_source",
+        "\"vip\"",
+        "listeners.web.nat_source",
+        "NAT listeners only",
+    );
+    // Algorithms without an nftables form: refused with the list of those that have one.
+    for algorithm in ["leastconn", "p2c", "maglev"] {
+        let text = nat("").replace(
+            "[pools.web]\n",
+            &format!("[pools.web]\nalgorithm = \"{algorithm}\"\n"),
+        );
+        assert_problem(
+            &text,
+            "[pools.web]",
+            &format!("\"{algorithm}\""),
+            "pools.web.algorithm",
+            &format!("algorithm {algorithm} has no nftables form"),
+        );
+        let d = diagnostics(&text);
+        assert!(
+            d[0].hint.contains("roundrobin, random and sourcehash"),
+            "{}",
+            d[0]
+        );
+    }
+    for algorithm in ["roundrobin", "random", "sourcehash"] {
+        let text = nat("").replace(
+            "[pools.web]\n",
+            &format!("[pools.web]\nalgorithm = \"{algorithm}\"\n"),
+        );
+        parse(&text, Path::new("t.toml")).unwrap();
+    }
+    // sourcehash is NAT's: a proxy listener is pointed to maglev.
+    let text = edit("[pools.web]\n", "[pools.web]\nalgorithm = \"sourcehash\"\n");
+    assert_problem(
+        &text,
+        "[pools.web]",
+        "\"sourcehash\"",
+        "pools.web.algorithm",
+        "sourcehash is for NAT listeners",
+    );
+    // Backends would wait for a PROXY header that never comes.
+    let text = nat("").replace("[pools.web]\n", "[pools.web]\nproxy_protocol = \"v2\"\n");
+    assert_problem(
+        &text,
+        "[pools.web]",
+        "\"v2\"",
+        "pools.web.proxy_protocol",
+        "sends no PROXY protocol header",
+    );
+    // Limits the kernel does not enforce.
+    let text = nat("max_connections = 10\n");
+    assert_problem(
+        &text,
+        "max_connections",
+        "10",
+        "listeners.web.max_connections",
+        "not enforced by a NAT listener",
+    );
+    let text = nat("").replace("check = \"web\" }]", "check = \"web\", max_conns = 5 }]");
+    assert_problem(
+        &text,
+        "backends",
+        "5 }",
+        "pools.web.backends[0].max_conns",
+        "not enforced for NAT listener",
+    );
+    // No NAT across families, none from loopback or to a wildcard.
+    let text = nat("").replace(
+        "address = \"192.0.2.21:80\", check",
+        "address = \"[2001:db8::21]:80\", check",
+    );
+    assert_problem(
+        &text,
+        "[pools.web]",
+        "\"[2001:db8::21]:80\"",
+        "pools.web.backends[0].address",
+        "does not translate between families",
+    );
+    let text = nat("").replace("listen = \"192.0.2.200:80\"", "listen = \"127.0.0.1:80\"");
+    assert_problem(
+        &text,
+        "[listeners.web]",
+        "\"127.0.0.1:80\"",
+        "listeners.web.listen",
+        "loopback",
+    );
+    let text = nat("").replace("listen = \"192.0.2.200:80\"", "listen = \"0.0.0.0:80\"");
+    assert_problem(
+        &text,
+        "[listeners.web]",
+        "\"0.0.0.0:80\"",
+        "listeners.web.listen",
+        "not an address a NAT listener can rewrite",
+    );
+}

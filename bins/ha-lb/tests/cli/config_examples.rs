@@ -30,6 +30,7 @@ fn every_example_validates() {
         "active-standby-lb2.toml",
         "anycast-bgp.toml",
         "kube-apiserver.toml",
+        "nat-lb.toml",
         "vrrp-only-nginx.toml",
     ] {
         assert!(
@@ -165,6 +166,7 @@ pool = "p"
 fn a_config_survives_a_toml_round_trip() {
     for name in [
         "kube-apiserver.toml",
+        "nat-lb.toml",
         "vrrp-only-nginx.toml",
         "active-active-lb1.toml",
     ] {

@@ -112,3 +112,60 @@ fn examples_have_no_warnings() {
         }
     }
 }
+
+#[test]
+fn proxy_only_settings_on_nat_listeners_are_warned_with_their_key() {
+    let text = r#"[listeners.l]
+listen = "192.0.2.1:80"
+pool = "p"
+mode = "nat"
+idle_timeout_ms = 60000
+log = true
+non_local_bind = false
+
+[pools.p]
+retries = 5
+connect_timeout_ms = 100
+max_fails = 3
+fail_timeout_ms = 1000
+slow_start_ms = 5000
+on_backend_down = "close"
+backends = [{ address = "192.0.2.2:80" }]
+"#;
+    let (_, warnings) = parse_with_warnings(text, Path::new("w.toml")).unwrap();
+    let keys: Vec<&str> = warnings.iter().map(|w| w.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "listeners.l.idle_timeout_ms",
+            "listeners.l.non_local_bind",
+            "pools.p.retries",
+            "pools.p.connect_timeout_ms",
+            "pools.p.max_fails",
+            "pools.p.fail_timeout_ms",
+            "pools.p.slow_start_ms",
+        ]
+    );
+    assert!(
+        warnings[3].message.contains("not used in NAT mode"),
+        "{}",
+        warnings[3]
+    );
+    assert!(
+        warnings[5].message.contains("no passive health"),
+        "{}",
+        warnings[5]
+    );
+    // The same pool also behind a proxy listener: its settings are used there, no warning.
+    let both = format!("{text}\n[listeners.m]\nlisten = \"192.0.2.1:81\"\npool = \"p\"\n");
+    let (_, warnings) = parse_with_warnings(&both, Path::new("w.toml")).unwrap();
+    assert!(
+        warnings.iter().all(|w| w.key.starts_with("listeners.l.")),
+        "{warnings:#?}"
+    );
+    // Defaults are no warning.
+    let plain = "[listeners.l]\nlisten = \"192.0.2.1:80\"\npool = \"p\"\nmode = \"nat\"\n\n\
+                 [pools.p]\nbackends = [{ address = \"192.0.2.2:80\" }]\n";
+    let (_, warnings) = parse_with_warnings(plain, Path::new("w.toml")).unwrap();
+    assert!(warnings.is_empty(), "{warnings:#?}");
+}

@@ -7,5 +7,6 @@ mod config_cli;
 mod config_errors;
 mod config_examples;
 mod config_warnings;
+mod conntrack_config;
 mod deb_scripts;
 mod kube_cli;

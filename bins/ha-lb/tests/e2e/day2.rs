@@ -156,8 +156,10 @@ impl Lb {
             admin,
             listen,
         };
+        // The listener binds before the admin endpoint does: wait for both.
         assert!(
-            wait_until(Duration::from_secs(10), || open(lb.listen).is_some()),
+            wait_until(Duration::from_secs(10), || open(lb.listen).is_some()
+                && TcpStream::connect(lb.admin).is_ok()),
             "{}",
             lb.log()
         );

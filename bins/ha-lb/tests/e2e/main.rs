@@ -27,6 +27,7 @@ mod topo;
 
 mod balancer_only;
 mod bgp;
+mod conntrack;
 mod day2;
 mod demo;
 mod examples;
@@ -36,6 +37,7 @@ mod interop_checksum;
 mod interop_keepalived;
 mod interop_tshark;
 mod kube;
+mod nat;
 mod net_addresses;
 mod net_announce;
 mod net_keepalived;

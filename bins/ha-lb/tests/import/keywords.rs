@@ -302,8 +302,8 @@ fn everything_not_translated_is_a_warning_with_its_line() {
         ),
         (
             main.clone(),
-            line_of(&main, "virtual_server 192.0.2.100 80"),
-            "virtual_server",
+            line_of(&main, "virtual_server 192.0.2.120 80"),
+            "keepalived's default wlc",
         ),
     ];
     let got: Vec<(PathBuf, usize, String)> = imp
