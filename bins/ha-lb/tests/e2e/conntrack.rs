@@ -12,7 +12,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
+use crate::backend::{Answer, Backend};
 use crate::client::ms;
 use crate::netns::{self, serial, wait_until, Netns};
 use crate::topo::{kill, worker_pid, Topo, CLIENT, LB1, LB2, VIP};
@@ -72,81 +73,6 @@ state_dir = "{}"
 "#,
         state_dir.display()
     )
-}
-
-/// A byte echo server on port 9091 that first sends a line with its name, until dropped.
-struct Echo {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Echo {
-    fn start(ns: &Netns, name: &str) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let name = name.to_owned();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let thread = ns.spawn(move || {
-            let listener = TcpListener::bind("0.0.0.0:9091").unwrap();
-            listener.set_nonblocking(true).unwrap();
-            tx.send(()).unwrap();
-            let mut conns = Vec::new();
-            while !flag.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((s, _)) => {
-                        let name = name.clone();
-                        let flag = flag.clone();
-                        conns.push(thread::spawn(move || {
-                            s.set_nonblocking(false).unwrap();
-                            s.set_nodelay(true).unwrap();
-                            s.set_read_timeout(Some(Duration::from_millis(100)))
-                                .unwrap();
-                            let mut s = s;
-                            if s.write_all(format!("{name}\n").as_bytes()).is_err() {
-                                return;
-                            }
-                            let mut buf = [0u8; 256];
-                            while !flag.load(Ordering::Relaxed) {
-                                match s.read(&mut buf) {
-                                    Ok(0) => return,
-                                    Ok(n) => {
-                                        if s.write_all(&buf[..n]).is_err() {
-                                            return;
-                                        }
-                                    }
-                                    Err(e)
-                                        if matches!(
-                                            e.kind(),
-                                            std::io::ErrorKind::WouldBlock
-                                                | std::io::ErrorKind::TimedOut
-                                        ) => {}
-                                    Err(_) => return,
-                                }
-                            }
-                        }));
-                    }
-                    Err(_) => thread::sleep(Duration::from_millis(2)),
-                }
-            }
-            for c in conns {
-                let _ = c.join();
-            }
-        });
-        rx.recv().unwrap();
-        Echo {
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Echo {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 /// What the streaming client saw.
@@ -346,8 +272,9 @@ fn conntrack_sync_keeps_a_stream_across_sigterm_and_worker_kill() {
     let (d1, d2) = (Conntrackd(dir("lb1")), Conntrackd(dir("lb2")));
     let c1 = topo.write("lb1.toml", &config(150, "192.0.2.1", "192.0.2.2", &d1.0));
     let c2 = topo.write("lb2.toml", &config(100, "192.0.2.2", "192.0.2.1", &d2.0));
-    let _b1 = Echo::start(topo.ns(2), "b1");
-    let _b2 = Echo::start(topo.ns(3), "b2");
+    // Byte echo servers on port 9091 that first send a line with their name.
+    let _b1 = Backend::serve(Some(topo.ns(2)), "0.0.0.0:9091", "b1", Answer::NameThenEcho);
+    let _b2 = Backend::serve(Some(topo.ns(3)), "0.0.0.0:9091", "b2", Answer::NameThenEcho);
     let (mut lb1, _lb2) = topo.start_pair(&c1, &c2);
     for d in [&d1, &d2] {
         assert!(

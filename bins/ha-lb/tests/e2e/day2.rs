@@ -749,21 +749,6 @@ fn script_writable_by_another_user_is_refused() {
 
 // ---- accept_mode = false over netlink ----
 
-/// `nft list table inet ha_lb` in `ns`, handles and blank lines left out.
-fn nft_table(ns: &Netns) -> String {
-    let out = ns
-        .command("nft")
-        .args(["list", "table", "inet", "ha_lb"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(str::to_owned)
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 /// The table ha-lb makes over netlink is, as `nft` lists it, the very table its `nft` script
 /// makes; replacing it (other addresses, one family only) and removing it work the same.
 #[test]
@@ -795,19 +780,8 @@ fn nf_tables_over_netlink_matches_the_nft_script() {
         let a = addresses.clone();
         ours.run(move || ha_lb::net::firewall::apply(&a)).unwrap();
         let script = ha_lb::net::firewall::ruleset(&addresses);
-        let mut nft = theirs
-            .command("nft")
-            .args(["-f", "-"])
-            .stdin(Stdio::piped())
-            .spawn()
-            .unwrap();
-        nft.stdin
-            .take()
-            .unwrap()
-            .write_all(script.as_bytes())
-            .unwrap();
-        assert!(nft.wait().unwrap().success(), "{script}");
-        let (got, want) = (nft_table(&ours), nft_table(&theirs));
+        theirs.nft_apply(&script);
+        let (got, want) = (ours.nft_table("ha_lb"), theirs.nft_table("ha_lb"));
         assert_eq!(got, want, "for {addresses:?}");
         for a in &addresses {
             assert!(got.contains(&a.to_string()), "{got}");
@@ -889,9 +863,17 @@ fn accept_mode_off_needs_no_nft_program() {
     };
     assert_eq!(ask("192.0.2.1:8080").as_deref(), Some("here\n"));
     assert_eq!(ask(&format!("{VIP}:8080")), None, "{}", logs());
-    assert!(nft_table(lb).contains(VIP), "{}", nft_table(lb));
+    assert!(
+        lb.nft_table("ha_lb").contains(VIP),
+        "{}",
+        lb.nft_table("ha_lb")
+    );
     assert!(node.stop(), "{}", logs());
-    assert!(nft_table(lb).is_empty(), "table left: {}", nft_table(lb));
+    assert!(
+        lb.nft_table("ha_lb").is_empty(),
+        "table left: {}",
+        lb.nft_table("ha_lb")
+    );
     stop.store(true, Ordering::Relaxed);
     let _ = server.join();
     let _ = std::fs::remove_dir_all(&dir);

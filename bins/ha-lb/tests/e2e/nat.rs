@@ -9,7 +9,6 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -18,24 +17,14 @@ use std::time::{Duration, Instant};
 use ha_lb::net::nat::{NatListener, Pick, Snat};
 use nix::sys::signal::Signal;
 
+use crate::backend::{Answer, Backend};
 use crate::client::Client;
 use crate::netns::{self, serial, wait_until, Netns};
 use crate::topo::{kill, worker_pid, Topo, CLIENT, LB1, LB2, VIP};
 
-/// `nft list table inet ha_lb_nat` in `ns` (empty when there is none), handles and blank
-/// lines left out.
+/// Our NAT table as `nft` lists it in `ns`.
 fn nft_table(ns: &Netns) -> String {
-    let out = ns
-        .command("nft")
-        .args(["list", "table", "inet", "ha_lb_nat"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(str::to_owned)
-        .collect::<Vec<_>>()
-        .join("\n")
+    ns.nft_table("ha_lb_nat")
 }
 
 fn has_nft(test: &str) -> bool {
@@ -98,71 +87,8 @@ const WEB: &str = r#"backends = [
 ]"#;
 
 /// A line echo server on port 9090 that prefixes each line with its name, until dropped.
-struct Echo {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Echo {
-    fn start(ns: &Netns, name: &str) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let name = name.to_owned();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let thread = ns.spawn(move || {
-            let listener = TcpListener::bind("0.0.0.0:9090").unwrap();
-            listener.set_nonblocking(true).unwrap();
-            tx.send(()).unwrap();
-            let mut conns = Vec::new();
-            while !flag.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((s, _)) => {
-                        let name = name.clone();
-                        let flag = flag.clone();
-                        conns.push(thread::spawn(move || {
-                            s.set_nonblocking(false).unwrap();
-                            s.set_read_timeout(Some(Duration::from_millis(100)))
-                                .unwrap();
-                            let mut w = s.try_clone().unwrap();
-                            let mut r = BufReader::new(s);
-                            let mut line = String::new();
-                            while !flag.load(Ordering::Relaxed) {
-                                match r.read_line(&mut line) {
-                                    Ok(0) => return,
-                                    Ok(_) => {
-                                        if w.write_all(format!("{name} {line}").as_bytes()).is_err()
-                                        {
-                                            return;
-                                        }
-                                        line.clear();
-                                    }
-                                    Err(_) => {}
-                                }
-                            }
-                        }));
-                    }
-                    Err(_) => thread::sleep(Duration::from_millis(2)),
-                }
-            }
-            for c in conns {
-                let _ = c.join();
-            }
-        });
-        rx.recv().unwrap();
-        Echo {
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Echo {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+fn echo(ns: &Netns, name: &str) -> Backend {
+    Backend::serve(Some(ns), "0.0.0.0:9090", name, Answer::EchoLines)
 }
 
 /// One TCP connection from the client to VIP:90, kept open.
@@ -269,19 +195,8 @@ fn nat_tables_over_netlink_match_the_nft_script() {
         let l = listeners.clone();
         ours.run(move || ha_lb::net::nat::apply(&l)).unwrap();
         let script = ha_lb::net::nat::ruleset(&listeners);
-        let mut nft = theirs
-            .command("nft")
-            .args(["-f", "-"])
-            .stdin(Stdio::piped())
-            .spawn()
-            .unwrap();
-        nft.stdin
-            .take()
-            .unwrap()
-            .write_all(script.as_bytes())
-            .unwrap();
-        assert!(nft.wait().unwrap().success(), "{script}");
-        let (got, want) = (nft_table(&ours), nft_table(&theirs));
+        theirs.nft_apply(&script);
+        let (got, want) = (ours.nft_table("ha_lb_nat"), theirs.nft_table("ha_lb_nat"));
         assert_eq!(got, want, "for {listeners:?}");
         for l in listeners.iter().filter(|l| !l.slots.is_empty()) {
             assert!(got.contains(&l.listen.ip().to_string()), "{got}");
@@ -312,15 +227,15 @@ fn nat_balances_by_weight_and_follows_checks() {
     // Both primaries in the map (weights as repeated entries), the backup not.
     assert!(
         wait_until(Duration::from_secs(5), || {
-            let t = nft_table(lb);
+            let t = lb.nft_table("ha_lb_nat");
             t.contains("192.0.2.3 . 8080") && t.contains("192.0.2.4 . 8080")
         }),
         "{}\n{}",
-        nft_table(lb),
+        lb.nft_table("ha_lb_nat"),
         topo.dump()
     );
     assert_eq!(forward().trim(), "1");
-    let table = nft_table(lb);
+    let table = lb.nft_table("ha_lb_nat");
     assert_eq!(table.matches("192.0.2.3 . 8080").count(), 2, "{table}");
     assert_eq!(table.matches("192.0.2.4 . 8080").count(), 1, "{table}");
     assert!(!table.contains("192.0.2.5 . 8080"), "{table}");
@@ -398,7 +313,8 @@ fn nat_balances_by_weight_and_follows_checks() {
     let down = Instant::now();
     topo.ns(2).ip(&["link", "set", "eth0", "down"]);
     assert!(
-        wait_until(Duration::from_secs(3), || !nft_table(lb)
+        wait_until(Duration::from_secs(3), || !lb
+            .nft_table("ha_lb_nat")
             .contains("192.0.2.3 . 8080")),
         "{}",
         topo.dump()
@@ -413,7 +329,8 @@ fn nat_balances_by_weight_and_follows_checks() {
 
     // b2 down too: the backup takes the new flows.
     topo.ns(3).ip(&["link", "set", "eth0", "down"]);
-    assert!(wait_until(Duration::from_secs(3), || nft_table(lb)
+    assert!(wait_until(Duration::from_secs(3), || lb
+        .nft_table("ha_lb_nat")
         .contains("192.0.2.5 . 8080")));
     let after = Instant::now();
     assert!(client.wait_successes(after, 50, Duration::from_secs(10)));
@@ -421,7 +338,8 @@ fn nat_balances_by_weight_and_follows_checks() {
 
     // All three down: no rule, and the SYN reaches the node itself, which answers with a reset.
     topo.ns(4).ip(&["link", "set", "eth0", "down"]);
-    assert!(wait_until(Duration::from_secs(3), || !nft_table(lb)
+    assert!(wait_until(Duration::from_secs(3), || !lb
+        .nft_table("ha_lb_nat")
         .contains("backends_1")));
     let refused = topo.ns(CLIENT).run(|| {
         TcpStream::connect_timeout(
@@ -437,7 +355,7 @@ fn nat_balances_by_weight_and_follows_checks() {
     // b1 back: the backup is out again.
     topo.ns(2).ip(&["link", "set", "eth0", "up"]);
     assert!(wait_until(Duration::from_secs(3), || {
-        let t = nft_table(lb);
+        let t = lb.nft_table("ha_lb_nat");
         t.contains("192.0.2.3 . 8080") && !t.contains("192.0.2.5 . 8080")
     }));
     let after = Instant::now();
@@ -459,9 +377,9 @@ fn nat_reload_and_health_changes_keep_open_flows() {
         return;
     };
     let _echo = [
-        Echo::start(topo.ns(2), "b1"),
-        Echo::start(topo.ns(3), "b2"),
-        Echo::start(topo.ns(4), "b3"),
+        echo(topo.ns(2), "b1"),
+        echo(topo.ns(3), "b2"),
+        echo(topo.ns(4), "b3"),
     ];
     let c = topo.write("lb1.toml", &config(150, "masquerade", WEB));
     let lb1 = topo.start(LB1, "lb1", &c);
@@ -646,7 +564,7 @@ fn nat_rules_are_removed_on_stop_and_after_a_kill() {
     let lb = topo.ns(LB1);
     let c = topo.write("lb1.toml", &config(150, "masquerade", WEB));
     let mut lb1 = topo.start(LB1, "lb1", &c);
-    let programmed = || nft_table(lb).contains("192.0.2.3 . 8080");
+    let programmed = || lb.nft_table("ha_lb_nat").contains("192.0.2.3 . 8080");
     assert!(
         wait_until(Duration::from_secs(10), programmed),
         "{}",
@@ -673,7 +591,7 @@ fn nat_rules_are_removed_on_stop_and_after_a_kill() {
 
     // Graceful stop: nothing left.
     assert!(lb1.stop());
-    assert_eq!(nft_table(lb), "", "{}", topo.dump());
+    assert_eq!(lb.nft_table("ha_lb_nat"), "", "{}", topo.dump());
 
     // Both processes killed: the table stays; the next start (without NAT listeners) removes it.
     let mut lb1 = topo.start(LB1, "lb1", &c);
@@ -689,9 +607,11 @@ fn nat_rules_are_removed_on_stop_and_after_a_kill() {
     let c = topo.write("lb1-proxy.toml", &proxy_only);
     let _lb1 = topo.start(LB1, "lb1", &c);
     assert!(
-        wait_until(Duration::from_secs(10), || nft_table(lb).is_empty()),
+        wait_until(Duration::from_secs(10), || lb
+            .nft_table("ha_lb_nat")
+            .is_empty()),
         "{}\n{}",
-        nft_table(lb),
+        lb.nft_table("ha_lb_nat"),
         topo.dump()
     );
 }
@@ -767,10 +687,11 @@ backends = [
     let _lb1 = topo.start(LB1, "lb1", &c);
     topo.expect_state(LB1, "VI_6", "Master", Duration::from_secs(15));
     assert!(
-        wait_until(Duration::from_secs(5), || nft_table(lb)
+        wait_until(Duration::from_secs(5), || lb
+            .nft_table("ha_lb_nat")
             .contains("2001:db8::4 . 8081")),
         "{}\n{}",
-        nft_table(lb),
+        lb.nft_table("ha_lb_nat"),
         topo.dump()
     );
     let forwarding =
@@ -808,7 +729,7 @@ fn nat_on_backend_down_keep_or_close() {
     let Some(topo) = Topo::new("natdown") else {
         return;
     };
-    let _echo = [Echo::start(topo.ns(2), "b1"), Echo::start(topo.ns(3), "b2")];
+    let _echo = [echo(topo.ns(2), "b1"), echo(topo.ns(3), "b2")];
     let dir = std::env::temp_dir().join(format!("halb-natdown-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     for mode in ["keep", "close"] {
@@ -855,7 +776,8 @@ backends = [
         let mut lb1 = topo.start(LB1, "lb1", &c);
         topo.expect_state(LB1, "VI_1", "Master", Duration::from_secs(15));
         let lb = topo.ns(LB1);
-        assert!(wait_until(Duration::from_secs(5), || nft_table(lb)
+        assert!(wait_until(Duration::from_secs(5), || lb
+            .nft_table("ha_lb_nat")
             .contains("192.0.2.4 . 9090")));
         let mut flows = [Flow::open(topo.ns(CLIENT)), Flow::open(topo.ns(CLIENT))];
         let on_b2 = flows
@@ -864,7 +786,8 @@ backends = [
             .unwrap();
         std::fs::remove_file(dir.join("b2-up")).unwrap();
         assert!(
-            wait_until(Duration::from_secs(3), || !nft_table(lb)
+            wait_until(Duration::from_secs(3), || !lb
+                .nft_table("ha_lb_nat")
                 .contains("192.0.2.4 . 9090")),
             "{}",
             topo.dump()

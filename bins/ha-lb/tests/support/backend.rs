@@ -6,7 +6,7 @@
 //! Included by `tests/e2e/main.rs` with `#[path]`, as `netns.rs` is.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // each test module uses a part
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -28,6 +28,12 @@ pub enum Answer {
     /// check) gets `200 OK` with the name as body; one that sends nothing (a probe) gets
     /// `NAME\n`.
     HttpAware,
+    /// A line echo: each line comes back as `NAME LINE`, until the client closes or the
+    /// backend stops (long-lived flows through NAT).
+    EchoLines,
+    /// `NAME\n` first, then every byte echoed, until the client closes or the backend stops
+    /// (a stream that must survive a failover).
+    NameThenEcho,
 }
 
 /// A running backend; stops on drop.
@@ -60,11 +66,16 @@ impl Backend {
             let listener = TcpListener::bind(&bind).unwrap();
             listener.set_nonblocking(true).unwrap();
             tx.send(listener.local_addr().unwrap()).unwrap();
+            // The echo connections end when the backend stops: waited for here.
+            let mut echoes = Vec::new();
             while !flag.load(Ordering::Relaxed) {
                 match listener.accept() {
-                    Ok((s, peer)) => reply(s, peer, &name, answer),
+                    Ok((s, peer)) => echoes.extend(reply(s, peer, &name, answer, &flag)),
                     Err(_) => thread::sleep(Duration::from_millis(2)),
                 }
+            }
+            for e in echoes {
+                let _ = e.join();
             }
         };
         let thread = match ns {
@@ -99,7 +110,14 @@ impl Drop for Backend {
     }
 }
 
-fn reply(mut s: TcpStream, peer: SocketAddr, name: &str, answer: Answer) {
+/// Answers one connection; the echo answers return their thread, which ends with `stop`.
+fn reply(
+    mut s: TcpStream,
+    peer: SocketAddr,
+    name: &str,
+    answer: Answer,
+    stop: &Arc<AtomicBool>,
+) -> Option<JoinHandle<()>> {
     let _ = s.set_nonblocking(false);
     match answer {
         Answer::Name => {
@@ -131,6 +149,61 @@ fn reply(mut s: TcpStream, peer: SocketAddr, name: &str, answer: Answer) {
                 };
                 let _ = s.write_all(text.as_bytes());
             });
+        }
+        Answer::EchoLines => {
+            let (name, stop) = (name.to_owned(), stop.clone());
+            return Some(thread::spawn(move || echo_lines(s, &name, &stop)));
+        }
+        Answer::NameThenEcho => {
+            let (name, stop) = (name.to_owned(), stop.clone());
+            return Some(thread::spawn(move || name_then_echo(s, &name, &stop)));
+        }
+    }
+    None
+}
+
+fn echo_lines(s: TcpStream, name: &str, stop: &AtomicBool) {
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut w = s.try_clone().unwrap();
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    while !stop.load(Ordering::Relaxed) {
+        match r.read_line(&mut line) {
+            Ok(0) => return,
+            Ok(_) => {
+                if w.write_all(format!("{name} {line}").as_bytes()).is_err() {
+                    return;
+                }
+                line.clear();
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+fn name_then_echo(mut s: TcpStream, name: &str, stop: &AtomicBool) {
+    s.set_nodelay(true).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    if s.write_all(format!("{name}\n").as_bytes()).is_err() {
+        return;
+    }
+    let mut buf = [0u8; 256];
+    while !stop.load(Ordering::Relaxed) {
+        match s.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => {
+                if s.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return,
         }
     }
 }

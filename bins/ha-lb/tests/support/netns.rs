@@ -16,6 +16,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // each test file uses a part
 
 use std::fs::File;
+use std::io::Write;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
@@ -123,6 +124,38 @@ impl Netns {
         self.ip(&["-o", "addr", "show", "dev", ifname])
             .split_whitespace()
             .any(|w| w.split('/').next() == Some(addr))
+    }
+
+    /// `nft list table inet TABLE` in the namespace, blank lines left out (empty when there is
+    /// no such table).
+    pub fn nft_table(&self, table: &str) -> String {
+        let out = self
+            .command("nft")
+            .args(["list", "table", "inet", table])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Loads an `nft -f` script in the namespace; panics with the script when nft refuses it.
+    pub fn nft_apply(&self, script: &str) {
+        let mut nft = self
+            .command("nft")
+            .args(["-f", "-"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        nft.stdin
+            .take()
+            .unwrap()
+            .write_all(script.as_bytes())
+            .unwrap();
+        assert!(nft.wait().unwrap().success(), "{script}");
     }
 
     /// Sets a sysctl inside the namespace.
