@@ -11,6 +11,7 @@ use std::time::Duration;
 use netlink_sys::{protocols::NETLINK_NETFILTER, Socket, SocketAddr as NlAddr};
 
 use super::error::{NetError, Result};
+use super::nftables::messages;
 
 /// One TCP flow in the conntrack table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -258,13 +259,9 @@ pub fn delete(flows: &[Flow]) -> Result<usize> {
         let n = socket
             .recv(&mut &mut buf[..], 0)
             .map_err(|e| fail("answer", e))?;
-        let word = |i: usize| -> u32 {
-            buf.get(i..i + 4)
-                .and_then(|b| b.try_into().ok())
-                .map_or(0, u32::from_ne_bytes)
-        };
-        if n >= 20 && (word(4) & 0xffff) as u16 == ct::NLMSG_ERROR {
-            match -(word(16) as i32) {
+        let answer = messages(&buf[..n]).find(|m| m.kind == ct::NLMSG_ERROR);
+        if let Some(m) = answer {
+            match -m.error() {
                 0 => deleted += 1,
                 ct::ENOENT => {}
                 code => {
@@ -383,22 +380,11 @@ pub fn tcp_flows(wanted: impl Fn(SocketAddr) -> bool) -> Result<Vec<Flow>> {
         let n = socket
             .recv(&mut &mut buf[..], 0)
             .map_err(|e| fail("dump", e))?;
-        let mut at = 0;
-        while at + 16 <= n {
-            let word = |i: usize| -> u32 {
-                buf.get(at + i..at + i + 4)
-                    .and_then(|b| b.try_into().ok())
-                    .map_or(0, u32::from_ne_bytes)
-            };
-            let len = word(0) as usize;
-            let kind = (word(4) & 0xffff) as u16;
-            if len < 16 || at + len > n {
-                break;
-            }
-            match kind {
+        for m in messages(&buf[..n]) {
+            match m.kind {
                 ct::NLMSG_DONE => return Ok(out),
                 ct::NLMSG_ERROR => {
-                    let code = word(16) as i32;
+                    let code = m.error();
                     if code != 0 {
                         return Err(NetError::Firewall(format!(
                             "the kernel refused the conntrack dump: {}",
@@ -408,14 +394,13 @@ pub fn tcp_flows(wanted: impl Fn(SocketAddr) -> bool) -> Result<Vec<Flow>> {
                 }
                 _ => {
                     // Header (16), nfgenmsg (4), attributes.
-                    if let Some(f) = buf.get(at + 20..at + len).and_then(flow) {
+                    if let Some(f) = m.bytes.get(20..).and_then(flow) {
                         if wanted(f.original_dst) {
                             out.push(f);
                         }
                     }
                 }
             }
-            at += (len + 3) & !3;
         }
         if n == 0 {
             return Ok(out);

@@ -87,17 +87,11 @@ fn icmpv6_type(t: u8) -> Vec<Attrs> {
 
 /// The batch that makes the table hold exactly `addresses` (see [`ruleset`]).
 fn batch(addresses: &[IpAddr]) -> Batch {
-    let table = |a: &mut Attrs| {
-        a.str(nft::TABLE_NAME, TABLE);
-    };
-    let mut b = Batch::new();
-    // Declared (made if missing), then deleted: whatever was there goes.
-    b.add(nft::NEWTABLE, true, &Attrs::build(table));
-    b.add(nft::DELTABLE, false, &Attrs::build(table));
+    let mut b = Batch::clearing(TABLE);
     if addresses.is_empty() {
         return b.finish();
     }
-    b.add(nft::NEWTABLE, true, &Attrs::build(table));
+    b.add_table(TABLE);
     for (v6, name, id, key_type, key_len) in [
         (false, "no_accept_v4", 1u32, nft::TYPE_IPADDR, 4u32),
         (true, "no_accept_v6", 2, nft::TYPE_IP6ADDR, 16),

@@ -453,16 +453,11 @@ fn rule(b: &mut Batch, chain: &str, exprs: &[Attrs]) {
 
 /// The batch that makes the table hold exactly `listeners` (see [`ruleset`]).
 fn batch(listeners: &[NatListener]) -> Batch {
-    let table = |a: &mut Attrs| {
-        a.str(nft::TABLE_NAME, TABLE);
-    };
-    let mut b = Batch::new();
-    b.add(nft::NEWTABLE, true, &Attrs::build(table));
-    b.add(nft::DELTABLE, false, &Attrs::build(table));
+    let mut b = Batch::clearing(TABLE);
     if listeners.is_empty() {
         return b.finish();
     }
-    b.add(nft::NEWTABLE, true, &Attrs::build(table));
+    b.add_table(TABLE);
     let mut ids = Vec::new();
     for (i, l) in listeners.iter().enumerate() {
         let id = u32::try_from(i + 1).unwrap_or(u32::MAX);

@@ -304,6 +304,28 @@ impl Batch {
         }
     }
 
+    /// A batch that first removes the `inet` table `name`, whatever it held: declared (made if
+    /// missing, so that deleting it is no error), then deleted. [`Batch::add_table`] makes it
+    /// again.
+    pub(crate) fn clearing(name: &str) -> Self {
+        let mut b = Batch::new();
+        let table = Attrs::build(|a| {
+            a.str(nft::TABLE_NAME, name);
+        });
+        b.add(nft::NEWTABLE, true, &table);
+        b.add(nft::DELTABLE, false, &table);
+        b
+    }
+
+    /// Makes the `inet` table `name`.
+    pub(crate) fn add_table(&mut self, name: &str) {
+        let table = Attrs::build(|a| {
+            a.str(nft::TABLE_NAME, name);
+        });
+        self.add(nft::NEWTABLE, true, &table);
+    }
+
+    /// One nf_tables message in the `inet` family, acknowledged; `create` for NEW* messages.
     pub(crate) fn add(&mut self, kind: u16, create: bool, attrs: &Attrs) {
         let mut flags = nft::NLM_F_REQUEST | nft::NLM_F_ACK;
         if create {
@@ -352,20 +374,9 @@ pub(crate) fn send(batch: &Batch) -> Result<()> {
         let n = socket
             .recv(&mut &mut buf[..], 0)
             .map_err(|e| fail("answer", e))?;
-        let mut at = 0;
-        while at + 16 <= n {
-            let word = |i: usize| -> u32 {
-                buf.get(at + i..at + i + 4)
-                    .and_then(|b| b.try_into().ok())
-                    .map_or(0, u32::from_ne_bytes)
-            };
-            let len = word(0) as usize;
-            let kind = (word(4) & 0xffff) as u16;
-            if len < 16 {
-                break;
-            }
-            if kind == nft::NLMSG_ERROR {
-                let code = word(16) as i32;
+        for m in messages(&buf[..n]) {
+            if m.kind == nft::NLMSG_ERROR {
+                let code = m.error();
                 if code != 0 {
                     return Err(NetError::Firewall(format!(
                         "the kernel refused the nf_tables rules: {}",
@@ -374,10 +385,50 @@ pub(crate) fn send(batch: &Batch) -> Result<()> {
                 }
                 acked += 1;
             }
-            at += (len + 3) & !3;
         }
     }
     Ok(())
+}
+
+/// One netlink message of what the kernel sent: its type, and its bytes from the header on.
+pub(crate) struct Message<'a> {
+    /// `nlmsg_type`.
+    pub kind: u16,
+    /// The whole message, header included.
+    pub bytes: &'a [u8],
+}
+
+impl Message<'_> {
+    /// The errno of an `NLMSG_ERROR` message (0 for an acknowledgement); meaningless for others.
+    pub fn error(&self) -> i32 {
+        self.bytes
+            .get(16..20)
+            .and_then(|b| b.try_into().ok())
+            .map_or(0, i32::from_ne_bytes)
+    }
+}
+
+/// The netlink messages in `buf` (what one `recv` returned), in order, up to the first whose
+/// length does not fit.
+pub(crate) fn messages(buf: &[u8]) -> impl Iterator<Item = Message<'_>> {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let word = |i: usize| -> u32 {
+            buf.get(at + i..at + i + 4)
+                .and_then(|b| b.try_into().ok())
+                .map_or(0, u32::from_ne_bytes)
+        };
+        let len = usize::try_from(word(0)).ok()?;
+        if len < 16 || at + len > buf.len() {
+            return None;
+        }
+        let message = Message {
+            kind: u16::try_from(word(4) & 0xffff).unwrap_or(0),
+            bytes: &buf[at..at + len],
+        };
+        at += (len + 3) & !3;
+        Some(message)
+    })
 }
 
 /// A receive timeout, so that a kernel that never answers cannot hang the caller.
