@@ -686,12 +686,18 @@ fn notify_and_check_commands_run_without_capabilities() {
         .stderr(log);
     let _lb = ChildGuard::spawn(&mut cmd, Duration::from_secs(10));
     let log = || std::fs::read_to_string(dir.join("lb.log")).unwrap_or_default();
+    // The check runs again every interval and rewrites its file: keep what was read whole.
+    let check = std::cell::RefCell::new(String::new());
     assert!(
         wait_until(Duration::from_secs(15), || ns.has_address("eth0", VIP)
             && std::fs::read_to_string(&notify_out)
                 .is_ok_and(|t| !t.trim().is_empty())
-            && std::fs::read_to_string(&check_out)
-                .is_ok_and(|t| t.contains("CapEff"))),
+            && std::fs::read_to_string(&check_out).is_ok_and(|t| t
+                .contains("CapEff")
+                && {
+                    *check.borrow_mut() = t;
+                    true
+                })),
         "{}",
         log()
     );
@@ -700,7 +706,7 @@ fn notify_and_check_commands_run_without_capabilities() {
     assert!(!ns
         .ip(&["addr", "show", "dev", "eth0"])
         .contains("198.51.100.7"));
-    let check = std::fs::read_to_string(&check_out).unwrap();
+    let check = check.into_inner();
     assert!(check.starts_with("65534\n"), "{check}");
     assert!(check.trim_end().ends_with("0000000000000000"), "{check}");
     let _ = std::fs::remove_dir_all(&dir);
