@@ -168,19 +168,7 @@ fn batch(addresses: &[IpAddr]) -> Batch {
         [daddr_in(true), vec![verdict(nft::NF_DROP)]].concat(),
     ];
     for exprs in rules {
-        let mut list = Attrs::default();
-        for e in &exprs {
-            list.nest(nft::LIST_ELEM, e);
-        }
-        b.add(
-            nft::NEWRULE,
-            true,
-            &Attrs::build(|a| {
-                a.str(nft::RULE_TABLE, TABLE)
-                    .str(nft::RULE_CHAIN, "input")
-                    .nest(nft::RULE_EXPRESSIONS, &list);
-            }),
-        );
+        b.add_rule(TABLE, "input", &exprs);
     }
     b.finish()
 }

@@ -435,22 +435,6 @@ fn snat(l: &NatListener) -> Option<Vec<Attrs>> {
     }
 }
 
-fn rule(b: &mut Batch, chain: &str, exprs: &[Attrs]) {
-    let mut list = Attrs::default();
-    for e in exprs {
-        list.nest(nft::LIST_ELEM, e);
-    }
-    b.add(
-        nft::NEWRULE,
-        true,
-        &Attrs::build(|a| {
-            a.str(nft::RULE_TABLE, TABLE)
-                .str(nft::RULE_CHAIN, chain)
-                .nest(nft::RULE_EXPRESSIONS, &list);
-        }),
-    );
-}
-
 /// The batch that makes the table hold exactly `listeners` (see [`ruleset`]).
 fn batch(listeners: &[NatListener]) -> Batch {
     let mut b = Batch::clearing(TABLE);
@@ -550,13 +534,13 @@ fn batch(listeners: &[NatListener]) -> Batch {
             }
             let name = format!("backends_{i}");
             let exprs = [matches_listen(l.listen), dnat(l, &name, ids[i])].concat();
-            rule(&mut b, chain, &exprs);
+            b.add_rule(TABLE, chain, &exprs);
         }
     }
     for l in listeners.iter().filter(|l| !l.slots.is_empty()) {
         if let Some(action) = snat(l) {
-            rule(
-                &mut b,
+            b.add_rule(
+                TABLE,
                 "postrouting",
                 &[matches_dnat_flow(l.listen), action].concat(),
             );

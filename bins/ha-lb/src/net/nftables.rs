@@ -325,6 +325,20 @@ impl Batch {
         self.add(nft::NEWTABLE, true, &table);
     }
 
+    /// A rule at the end of `chain` of the `inet` table `table`: `exprs` in order.
+    pub(crate) fn add_rule(&mut self, table: &str, chain: &str, exprs: &[Attrs]) {
+        let mut list = Attrs::default();
+        for e in exprs {
+            list.nest(nft::LIST_ELEM, e);
+        }
+        let rule = Attrs::build(|a| {
+            a.str(nft::RULE_TABLE, table)
+                .str(nft::RULE_CHAIN, chain)
+                .nest(nft::RULE_EXPRESSIONS, &list);
+        });
+        self.add(nft::NEWRULE, true, &rule);
+    }
+
     /// One nf_tables message in the `inet` family, acknowledged; `create` for NEW* messages.
     pub(crate) fn add(&mut self, kind: u16, create: bool, attrs: &Attrs) {
         let mut flags = nft::NLM_F_REQUEST | nft::NLM_F_ACK;
