@@ -14,14 +14,18 @@
 # The NAT listener masquerades (NAT_SOURCE=preserve or vip to change it: the backend's default
 # route is the balancer, so all three work).
 #
-# Every target runs all the time; ROUNDS rounds each measure every target in turn, so drift of
-# a shared machine hits all alike. Reported: medians over rounds, and the median of the
+# Every target runs all the time; ROUNDS rounds each measure every target in turn (in reverse
+# every other round), so drift of a shared machine hits all alike; the CPU time the hypervisor
+# stole is printed per row and for the whole run. Reported: medians over rounds, and the median of the
 # per-round ratios to haproxy.
 #
-# Environment: DURATION (seconds per row, default 5), ROUNDS (default 3), CONNS (wrk
+# Environment: DURATION (seconds per row, default 5), ROUNDS (default 3), THREADS (wrk
+# threads, default 2: with one, the client is the bottleneck of the "close" rows, its thread
+# at 98 % of a core in the direct row), CONNS (wrk
 # connections, default 50), NAT_SOURCE (default masquerade), TARGETS (the rows, default
 # "direct haproxy ha-lb-proxy ha-lb-nat"; ratios need haproxy and direct), CARGO_TARGET_DIR
-# (where ha-lb is built, release), SKIP_BUILD=1 to use an existing build, DEBUG_DIR (the
+# (where ha-lb is built, release), SKIP_BUILD=1 to use an existing build, HALB (an ha-lb
+# binary to use instead of building one), DEBUG_DIR (the
 # balancer's nftables ruleset and conntrack statistics are copied there at the end).
 # Needs: root, iproute2, haproxy, nginx, wrk, python3. Every process it starts is killed by PID
 # and every namespace it made is deleted on exit.
@@ -31,6 +35,7 @@ cd "$(dirname "$0")/../.."
 DURATION=${DURATION:-5}
 ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-50}
+THREADS=${THREADS:-2}
 NAT_SOURCE=${NAT_SOURCE:-masquerade}
 TARGET=${CARGO_TARGET_DIR:-target}
 
@@ -38,10 +43,13 @@ TARGET=${CARGO_TARGET_DIR:-target}
 for tool in ip haproxy nginx wrk python3; do
     command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
 done
-if [ "${SKIP_BUILD:-0}" != 1 ]; then
-    CARGO_TARGET_DIR="$TARGET" cargo build --release -q -p ha-lb
+if [ -z "${HALB:-}" ]; then
+    if [ "${SKIP_BUILD:-0}" != 1 ]; then
+        CARGO_TARGET_DIR="$TARGET" cargo build --release -q -p ha-lb
+    fi
+    HALB="$TARGET/release/ha-lb"
 fi
-HALB_BIN=$(realpath "$TARGET/release/ha-lb")
+HALB_BIN=$(realpath "$HALB")
 
 TAG=nh2h$$
 NS_C=$TAG-client; NS_L=$TAG-lb; NS_B=$TAG-backend
@@ -55,6 +63,8 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+# Foreground only: `in_ns ... &` would be a subshell, whose PID is not the daemon's (the daemons
+# below are started with `ip netns exec` itself, so the PIDs kept are theirs).
 in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 
 # --- namespaces: client -- balancer -- backend, routed ---
@@ -116,7 +126,7 @@ http {
     }
 }
 CONF
-in_ns "$NS_B" nginx -p "$WORK/backend" -c "$WORK/backend/nginx.conf" & PIDS+=($!)
+ip netns exec "$NS_B" nginx -p "$WORK/backend" -c "$WORK/backend/nginx.conf" & PIDS+=($!)
 
 # --- haproxy, tcp mode, one thread ---
 cat > "$WORK/haproxy.cfg" <<CONF
@@ -137,7 +147,7 @@ backend web
     server b2 198.51.100.3:$B2
     server b3 198.51.100.3:$B3
 CONF
-in_ns "$NS_L" haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 & PIDS+=($!)
+ip netns exec "$NS_L" haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 & PIDS+=($!)
 
 # --- ha-lb: a proxy listener and a NAT listener on the same pool of three ---
 cat > "$WORK/ha-lb.toml" <<CONF
@@ -159,7 +169,7 @@ backends = [{ address = "198.51.100.4:$B1" }, { address = "198.51.100.4:$B2" }, 
 backends = [{ address = "198.51.100.5:$B1" }, { address = "198.51.100.5:$B2" }, { address = "198.51.100.5:$B3" }]
 CONF
 "$HALB_BIN" check-config "$WORK/ha-lb.toml" >/dev/null
-in_ns "$NS_L" "$HALB_BIN" run --no-supervisor --config "$WORK/ha-lb.toml" 2>"$WORK/ha-lb.log" & PIDS+=($!)
+ip netns exec "$NS_L" "$HALB_BIN" run --no-supervisor --config "$WORK/ha-lb.toml" 2>"$WORK/ha-lb.log" & PIDS+=($!)
 
 # Waits until a request through `port` on `host` (from the client) is answered.
 wait_http() { # host port
@@ -189,7 +199,7 @@ read -r -a NAMES <<< "${TARGETS:-direct haproxy ha-lb-proxy ha-lb-nat}"
 # wrk from the client namespace -> "req/s p99_ms"
 run_wrk() { # url extra-args...
     local url=$1; shift
-    in_ns "$NS_C" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$@" "$url" > "$WORK/wrk.out" 2>&1 || true
+    in_ns "$NS_C" wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency "$@" "$url" > "$WORK/wrk.out" 2>&1 || true
     if [ -n "${DEBUG_DIR:-}" ]; then
         { echo "=== $url $*"; cat "$WORK/wrk.out"; } >> "$DEBUG_DIR/wrk-all.txt"
     fi
@@ -212,17 +222,31 @@ PY
 
 RESULTS="$WORK/results.txt"
 : > "$RESULTS"
-echo "measuring: $ROUNDS rounds, $DURATION s per row, $CONNS wrk connections, NAT source $NAT_SOURCE" >&2
+echo "measuring: $ROUNDS rounds, $DURATION s per row, $CONNS wrk connections on $THREADS threads, NAT source $NAT_SOURCE" >&2
+# CPU time the hypervisor gave to others while this VM wanted it ("steal", /proc/stat), and
+# all CPU time: a row measured while the host was busy is slower for a reason of its own.
+cpu_ticks() { awk '/^cpu / { print $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9; exit }' /proc/stat; }
+STEAL0=$(cpu_ticks)
 for round in $(seq 1 "$ROUNDS"); do
-    for n in "${NAMES[@]}"; do
+    # Every other round the rows go in reverse, so a drift of the machine hits all alike.
+    order=("${NAMES[@]}")
+    if [ $((round % 2)) -eq 0 ]; then
+        order=(); for ((i = ${#NAMES[@]} - 1; i >= 0; i--)); do order+=("${NAMES[$i]}"); done
+    fi
+    for n in "${order[@]}"; do
+        read -r s0 t0 <<< "$(cpu_ticks)"
         ka=$(run_wrk "${URL[$n]}")
         cl=$(run_wrk "${URL[$n]}" -H "Connection: close")
+        read -r s1 t1 <<< "$(cpu_ticks)"
+        steal=$(awk -v s=$((s1 - s0)) -v t=$((t1 - t0)) 'BEGIN { printf "%.0f", (t > 0 ? 100 * s / t : 0) }')
         read -r ka_r ka_p _ <<< "$ka"; read -r cl_r cl_p _ <<< "$cl"
         echo "$round $n keepalive $ka_r $ka_p" >> "$RESULTS"
         echo "$round $n close $cl_r $cl_p" >> "$RESULTS"
-        echo "  round $round $n: keep-alive $ka | close $cl" >&2
+        echo "  round $round $n: keep-alive $ka | close $cl | steal ${steal} %" >&2
     done
 done
+read -r s0 t0 <<< "$STEAL0"; read -r s1 t1 <<< "$(cpu_ticks)"
+STEAL=$(awk -v s=$((s1 - s0)) -v t=$((t1 - t0)) 'BEGIN { printf "%.0f", (t > 0 ? 100 * s / t : 0) }')
 
 if [ -n "${DEBUG_DIR:-}" ]; then
     mkdir -p "$DEBUG_DIR"
@@ -235,11 +259,12 @@ if [ -n "${DEBUG_DIR:-}" ]; then
     cp "$WORK/ha-lb.log" "$DEBUG_DIR/" 2>/dev/null || true
 fi
 
-python3 - "$RESULTS" "$DURATION" "${NAMES[@]}" <<'PY'
+python3 - "$RESULTS" "$DURATION" "$STEAL" "${NAMES[@]}" <<'PY'
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
 duration = float(sys.argv[2])
-names = sys.argv[3:]
+steal = sys.argv[3]
+names = sys.argv[4:]
 val, p99 = {}, {}
 for r in rows:
     key = (int(r[0]), r[1], r[2])
@@ -265,8 +290,9 @@ for n in names:
                   f(ratio(n, t, "haproxy"), ".2f"), f(ratio(n, t, "direct"), ".2f")]
     print("| " + " | ".join(cells) + " |")
 print()
-print(f"medians over {len(rounds)} rounds of {duration:.0f} s per row; ratios are medians of")
-print("per-round throughput ratios")
+print(f"medians over {len(rounds)} rounds of {duration:.0f} s per row (the rows' order reversed")
+print("every other round); ratios are medians of per-round throughput ratios; CPU time stolen")
+print(f"by the hypervisor while measuring: {steal} %")
 print()
 print("per-round ratios to haproxy (keep-alive / close), in round order:")
 for n in names:
