@@ -17,7 +17,8 @@
 //! conntrack-tools documentation advises for such setups.
 //!
 //! The daemon lives apart from ha-lb's processes (it detaches), so a killed worker leaves it
-//! running and the restarted worker keeps it; a graceful stop kills it (`-k`).
+//! running and the restarted worker keeps it; a graceful stop kills it (`-k`). ha-lb asks it
+//! every few seconds whether it runs, and starts a daemon that died again.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -33,6 +34,8 @@ use crate::config::{self, ConntrackSync, CONNTRACKD_CONF, CONNTRACKD_LOCK, CONNT
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest a starting daemon may take to answer on its control socket.
 const START_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the daemon is asked whether it runs (`conntrackd -s`, a short-lived client).
+const WATCH_EVERY: Duration = Duration::from_secs(5);
 
 /// Why conntrackd could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -172,7 +175,7 @@ impl Conntrack {
                 self.stop().await;
                 ensure_daemon(&sync).await?;
                 let (tx, rx) = mpsc::unbounded_channel();
-                let task = tokio::spawn(run_queue(sync.clone(), rx));
+                let task = tokio::spawn(drive(sync.clone(), rx));
                 tracing::info!(
                     interface = %sync.interface,
                     local = %sync.local,
@@ -215,17 +218,48 @@ impl Conntrack {
     }
 }
 
-/// Runs the queued command lists one at a time, in order. A daemon that died since is
-/// started again first (as `primary-backup.sh` does), so a transition is never lost to it.
-async fn run_queue(sync: ConntrackSync, mut rx: mpsc::UnboundedReceiver<&'static [&'static str]>) {
-    while let Some(commands) = rx.recv().await {
-        if !answers(&sync).await {
-            tracing::warn!("conntrack sync: conntrackd does not answer: starting it again");
-            if let Err(e) = ensure_daemon(&sync).await {
-                tracing::error!(error = %e, "conntrack sync: conntrackd not running");
-                continue;
+/// Runs the queued command lists one at a time, in order, and watches the daemon: one that
+/// died is started again within [`WATCH_EVERY`] and given the commands of the instance's
+/// current state (a restarted Backup asks the Master for everything, a restarted Master
+/// sends everything it has), so the peer's flows are not missing at the next handover. A
+/// transition that finds the daemon dead starts it first (as `primary-backup.sh` does).
+async fn drive(sync: ConntrackSync, mut rx: mpsc::UnboundedReceiver<&'static [&'static str]>) {
+    let mut watch = tokio::time::interval(WATCH_EVERY);
+    watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick is immediate: the daemon was just started.
+    watch.tick().await;
+    let mut last: Option<&'static [&'static str]> = None;
+    loop {
+        let commands = tokio::select! {
+            commands = rx.recv() => match commands {
+                Some(commands) => {
+                    last = Some(commands);
+                    if !answers(&sync).await {
+                        tracing::warn!("conntrack sync: conntrackd does not answer: starting it again");
+                        if let Err(e) = ensure_daemon(&sync).await {
+                            tracing::error!(error = %e, "conntrack sync: conntrackd not running");
+                            continue;
+                        }
+                    }
+                    commands
+                }
+                None => return,
+            },
+            _ = watch.tick() => {
+                if answers(&sync).await {
+                    continue;
+                }
+                tracing::warn!("conntrack sync: conntrackd died: starting it again");
+                if let Err(e) = ensure_daemon(&sync).await {
+                    tracing::error!(error = %e, "conntrack sync: conntrackd not running (tried again in {WATCH_EVERY:?})");
+                    continue;
+                }
+                match last {
+                    Some(commands) => commands,
+                    None => continue,
+                }
             }
-        }
+        };
         for flag in commands {
             match client(&sync, flag).await {
                 Ok(()) => tracing::debug!(flag, "conntrackd command done"),
