@@ -697,7 +697,7 @@ impl<'a> AddressList<'a> {
     pub fn encode_v4(addrs: &[Ipv4Addr]) -> OwnedAddressList {
         OwnedAddressList {
             family: Family::Ipv4,
-            bytes: addrs.iter().flat_map(|a| a.octets()).collect(),
+            bytes: Encoded::new(addrs.iter().flat_map(|a| a.octets()).collect()),
         }
     }
 
@@ -705,7 +705,7 @@ impl<'a> AddressList<'a> {
     pub fn encode_v6(addrs: &[Ipv6Addr]) -> OwnedAddressList {
         OwnedAddressList {
             family: Family::Ipv6,
-            bytes: addrs.iter().flat_map(|a| a.octets()).collect(),
+            bytes: Encoded::new(addrs.iter().flat_map(|a| a.octets()).collect()),
         }
     }
 
@@ -731,7 +731,10 @@ impl<'a> AddressList<'a> {
                 }
             }
         }
-        Ok(OwnedAddressList { family, bytes })
+        Ok(OwnedAddressList {
+            family,
+            bytes: Encoded::new(bytes),
+        })
     }
 }
 
@@ -746,7 +749,7 @@ impl fmt::Debug for AddressList<'_> {
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct OwnedAddressList {
     family: Family,
-    bytes: Vec<u8>,
+    bytes: Encoded,
 }
 
 impl OwnedAddressList {
@@ -754,7 +757,43 @@ impl OwnedAddressList {
     pub fn as_list(&self) -> AddressList<'_> {
         AddressList {
             family: self.family,
-            bytes: &self.bytes,
+            bytes: self.bytes.as_slice(),
+        }
+    }
+}
+
+/// The most address bytes an [`OwnedAddressList`] keeps in place: one IPv6 or four IPv4
+/// addresses.
+const INLINE_ADDRESS_BYTES: usize = 16;
+
+/// Encoded addresses: the common short list in place, so that a router comparing an advert's
+/// list with its own (every advert) reads no memory but its own; a longer one on the heap.
+/// A list is in place exactly when it fits, so equal lists compare equal.
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Encoded {
+    Inline {
+        len: u8,
+        bytes: [u8; INLINE_ADDRESS_BYTES],
+    },
+    Heap(Vec<u8>),
+}
+
+impl Encoded {
+    fn new(bytes: Vec<u8>) -> Self {
+        let mut inline = [0u8; INLINE_ADDRESS_BYTES];
+        match (inline.get_mut(..bytes.len()), u8::try_from(bytes.len())) {
+            (Some(place), Ok(len)) => {
+                place.copy_from_slice(&bytes);
+                Self::Inline { len, bytes: inline }
+            }
+            _ => Self::Heap(bytes),
+        }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Self::Inline { len, bytes } => bytes.get(..usize::from(*len)).unwrap_or(bytes),
+            Self::Heap(bytes) => bytes,
         }
     }
 }

@@ -985,7 +985,9 @@ fn step_down_backoff(
 /// The same addresses, in any order: keepalived compares them so, and a peer listing the VIPs
 /// in another order is not misconfigured.
 fn same_addresses(theirs: &AddressList<'_>, ours: &AddressList<'_>) -> bool {
-    theirs.len() == ours.len() && ours.iter().all(|a| theirs.contains(&a))
+    // Almost always the same list in the same order: one comparison of bytes.
+    (theirs.family() == ours.family() && theirs.as_bytes() == ours.as_bytes())
+        || (theirs.len() == ours.len() && ours.iter().all(|a| theirs.contains(&a)))
 }
 
 /// `a > b` as unsigned integers in network order (RFC 5798 §6.4.3's tie-break).

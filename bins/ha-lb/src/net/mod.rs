@@ -26,4 +26,6 @@ pub use announce::Announcer;
 pub use error::NetError;
 pub use interface::Interface;
 pub use links::{link_state, LinkEvent, LinkState, LinkWatcher};
-pub use vrrp_socket::{Received, VrrpSocket, VrrpSocketConfig, RECV_BUFFER_LEN};
+pub use vrrp_socket::{
+    Received, RecvBatch, VrrpSocket, VrrpSocketConfig, RECV_BATCH, RECV_BUFFER_LEN,
+};

@@ -24,8 +24,8 @@ use std::time::{Duration, SystemTime};
 
 use nix::libc;
 use nix::sys::socket::{
-    recvmsg, sendmsg, setsockopt, sockopt, ControlMessage, ControlMessageOwned, MsgFlags,
-    SockaddrIn, SockaddrIn6, SockaddrStorage,
+    recvmmsg, recvmsg, sendmsg, setsockopt, sockopt, ControlMessage, ControlMessageOwned, MsgFlags,
+    MultiHeaders, RecvMsg, SockaddrIn, SockaddrIn6, SockaddrStorage,
 };
 use socket2::{Domain, InterfaceIndexOrAddress, Protocol, SockAddr, Socket, Type};
 use vrrp_core::packet::{Family, IP_PROTOCOL, MULTICAST_V4, MULTICAST_V6, TTL};
@@ -53,7 +53,8 @@ pub struct Received {
     pub dst: IpAddr,
     /// The TTL (IPv4) or hop limit (IPv6) it arrived with.
     pub ttl: u8,
-    /// Where the VRRP message (the IP payload) is in the buffer given to `recv`.
+    /// Where the VRRP message (the IP payload) is in the buffer given to `recv` (or in the
+    /// datagram [`RecvBatch::get`] returns with it).
     pub payload: Range<usize>,
     /// The datagram was longer than the buffer: `payload` is only its start, never to be
     /// decoded (no legal advert is cut by a buffer of [`RECV_BUFFER_LEN`]).
@@ -293,7 +294,7 @@ impl VrrpSocket {
     /// messages (counted and dropped by the caller).
     pub fn recv(&self, buf: &mut [u8]) -> Result<Received> {
         let mut cmsg = nix::cmsg_space!(libc::in6_pktinfo, libc::c_int, libc::timespec);
-        let (n, truncated, src, mut dst, mut hops, mut at) = {
+        let header = {
             let mut iov = [IoSliceMut::new(buf)];
             let msg = recvmsg::<SockaddrStorage>(
                 self.socket.as_raw_fd(),
@@ -305,37 +306,76 @@ impl VrrpSocket {
                 op: "receive VRRP advert",
                 source: e.into(),
             })?;
-            let src = msg
-                .address
-                .and_then(|a| a.as_sockaddr_in6().map(|a| IpAddr::V6(a.ip())));
-            let (mut dst, mut hops, mut at) = (None, None, None);
-            for c in msg.cmsgs().map_err(|e| NetError::Io {
-                op: "receive VRRP advert (control messages)",
-                source: e.into(),
-            })? {
-                match c {
-                    ControlMessageOwned::Ipv6PacketInfo(info) => {
-                        dst = Some(IpAddr::V6(Ipv6Addr::from(info.ipi6_addr.s6_addr)));
-                    }
-                    ControlMessageOwned::Ipv6HopLimit(h) => hops = u8::try_from(h).ok(),
-                    ControlMessageOwned::ScmTimestampns(ts) => at = system_time(ts),
-                    _ => {}
-                }
-            }
-            (
-                msg.bytes,
-                msg.flags.contains(MsgFlags::MSG_TRUNC),
-                src,
-                dst,
-                hops,
-                at,
-            )
+            Header::of(&msg)
         };
+        self.received(header?, buf)
+    }
+
+    /// Reads the datagrams queued on the socket, at most [`RECV_BATCH`], in one system call
+    /// (`recvmmsg`), without waiting: each is then in `batch` ([`RecvBatch::get`]), as
+    /// [`recv`](Self::recv) would have returned it. Returns how many were read; fewer than
+    /// [`RECV_BATCH`] means the queue was empty when the call returned.
+    ///
+    /// # Errors
+    ///
+    /// [`NetError::Io`]: EAGAIN when nothing was queued; a datagram that does not hold
+    /// together is not an error of the call but of its entry in `batch`.
+    pub fn recv_batch(&self, batch: &mut RecvBatch) -> Result<usize> {
+        batch.headers.clear();
+        {
+            let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(
+                RECV_BATCH,
+                Some(nix::cmsg_space!(
+                    libc::in6_pktinfo,
+                    libc::c_int,
+                    libc::timespec
+                )),
+            );
+            let mut slots = batch.data.chunks_exact_mut(RECV_BUFFER_LEN);
+            let mut iovs: [[IoSliceMut<'_>; 1]; RECV_BATCH] =
+                std::array::from_fn(|_| [IoSliceMut::new(slots.next().unwrap_or_default())]);
+            let msgs = recvmmsg(
+                self.socket.as_raw_fd(),
+                &mut headers,
+                iovs.iter_mut(),
+                MsgFlags::MSG_DONTWAIT,
+                None,
+            )
+            .map_err(|e| NetError::Io {
+                op: "receive VRRP adverts",
+                source: e.into(),
+            })?;
+            batch.headers.extend(msgs.map(|m| Header::of(&m)));
+        }
+        let count = batch.headers.len();
+        batch.received.clear();
+        for (header, slot) in batch
+            .headers
+            .drain(..)
+            .zip(batch.data.chunks_exact(RECV_BUFFER_LEN))
+        {
+            batch
+                .received
+                .push(header.and_then(|h| self.received(h, slot)));
+        }
+        Ok(count)
+    }
+
+    /// A datagram from what the kernel said about it and its bytes in `buf`.
+    fn received(&self, header: Header, buf: &[u8]) -> Result<Received> {
+        let Header {
+            len: n,
+            truncated,
+            src,
+            mut dst,
+            mut hops,
+            mut at,
+        } = header;
         let mut payload = 0..n;
         let src = match self.family {
             Family::Ipv4 => {
                 // The IP header comes with the payload: addresses and TTL are read from it.
-                let header = parse_ipv4(&buf[..n], truncated)?;
+                let header = parse_ipv4(buf.get(..n).unwrap_or(buf), truncated)?;
                 dst = Some(header.dst);
                 hops = Some(header.ttl);
                 at = at.or(header.at);
@@ -354,6 +394,82 @@ impl VrrpSocket {
             truncated,
             at,
         })
+    }
+}
+
+/// What the kernel said about one datagram: its length, the IPv6 source and the control
+/// messages (the IPv4 addresses are in the datagram itself).
+#[derive(Debug, Clone, Copy)]
+struct Header {
+    len: usize,
+    truncated: bool,
+    src: Option<IpAddr>,
+    dst: Option<IpAddr>,
+    hops: Option<u8>,
+    at: Option<SystemTime>,
+}
+
+impl Header {
+    fn of(msg: &RecvMsg<'_, '_, SockaddrStorage>) -> Result<Self> {
+        let src = msg
+            .address
+            .and_then(|a| a.as_sockaddr_in6().map(|a| IpAddr::V6(a.ip())));
+        let (mut dst, mut hops, mut at) = (None, None, None);
+        for c in msg.cmsgs().map_err(|e| NetError::Io {
+            op: "receive VRRP advert (control messages)",
+            source: e.into(),
+        })? {
+            match c {
+                ControlMessageOwned::Ipv6PacketInfo(info) => {
+                    dst = Some(IpAddr::V6(Ipv6Addr::from(info.ipi6_addr.s6_addr)));
+                }
+                ControlMessageOwned::Ipv6HopLimit(h) => hops = u8::try_from(h).ok(),
+                ControlMessageOwned::ScmTimestampns(ts) => at = system_time(ts),
+                _ => {}
+            }
+        }
+        Ok(Self {
+            len: msg.bytes,
+            truncated: msg.flags.contains(MsgFlags::MSG_TRUNC),
+            src,
+            dst,
+            hops,
+            at,
+        })
+    }
+}
+
+/// How many datagrams [`VrrpSocket::recv_batch`] reads at most in one call.
+pub const RECV_BATCH: usize = 16;
+
+/// The buffers [`VrrpSocket::recv_batch`] reads into, kept from call to call: room for
+/// [`RECV_BATCH`] datagrams of [`RECV_BUFFER_LEN`] bytes and what was read.
+#[derive(Debug)]
+pub struct RecvBatch {
+    data: Vec<u8>,
+    headers: Vec<Result<Header>>,
+    received: Vec<Result<Received>>,
+}
+
+impl Default for RecvBatch {
+    fn default() -> Self {
+        Self {
+            data: vec![0; RECV_BATCH * RECV_BUFFER_LEN],
+            headers: Vec::with_capacity(RECV_BATCH),
+            received: Vec::with_capacity(RECV_BATCH),
+        }
+    }
+}
+
+impl RecvBatch {
+    /// The `i`-th datagram of the last read (`i` below what it returned): as
+    /// [`VrrpSocket::recv`] returns it (its `payload` indexes the bytes given with it), or why
+    /// it was dropped.
+    #[must_use]
+    pub fn get(&self, i: usize) -> Option<(&Result<Received>, &[u8])> {
+        let received = self.received.get(i)?;
+        let start = i * RECV_BUFFER_LEN;
+        Some((received, self.data.get(start..start + RECV_BUFFER_LEN)?))
     }
 }
 

@@ -383,16 +383,33 @@ pub(crate) fn now() -> std::time::Instant {
     Instant::now().into_std()
 }
 
-/// The monotonic instant a datagram arrived, from the kernel's real-time stamp: now, less how
-/// long ago the stamp is. Without a stamp, or with a real-time clock that stepped back since,
-/// it is now; a stamp in the future cannot be later than now. The router never goes back in
-/// time whatever this says.
-pub(crate) fn arrival(stamp: Option<std::time::SystemTime>) -> std::time::Instant {
-    let now = now();
-    stamp
-        .and_then(|at| std::time::SystemTime::now().duration_since(at).ok())
-        .and_then(|age| now.checked_sub(age))
-        .unwrap_or(now)
+/// The two clocks read together: arrival times of a batch of datagrams are worked out
+/// against one reading, rather than two clock reads per datagram.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Clock {
+    now: std::time::Instant,
+    wall: std::time::SystemTime,
+}
+
+impl Clock {
+    /// Reads both clocks.
+    pub(crate) fn read() -> Self {
+        Self {
+            now: now(),
+            wall: std::time::SystemTime::now(),
+        }
+    }
+
+    /// The monotonic instant a datagram arrived, from the kernel's real-time stamp: the
+    /// reading, less how long before it the stamp is. Without a stamp, with a stamp after the
+    /// reading (it came while the batch was read) or with a real-time clock that stepped back
+    /// since, it is the reading. The router never goes back in time whatever this says.
+    pub(crate) fn arrival(self, stamp: Option<std::time::SystemTime>) -> std::time::Instant {
+        stamp
+            .and_then(|at| self.wall.duration_since(at).ok())
+            .and_then(|age| self.now.checked_sub(age))
+            .unwrap_or(self.now)
+    }
 }
 
 impl Driver {

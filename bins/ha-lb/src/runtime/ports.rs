@@ -29,14 +29,18 @@ use tokio::time::Instant;
 use vrrp_core::packet::Family;
 use vrrp_core::{Demux, DemuxError, Output, Router, RouterId};
 
-use super::instance::{arrival, now, Command, Driver};
+use super::instance::{now, Clock, Command, Driver};
 use super::readiness::{register, Owned};
 use super::vrrp_thread::VrrpThread;
-use crate::net::{Interface, NetError, VrrpSocket, VrrpSocketConfig, RECV_BUFFER_LEN};
+use crate::net::{
+    Interface, NetError, Received, RecvBatch, VrrpSocket, VrrpSocketConfig, RECV_BATCH,
+};
 
 /// How long counters-only changes (an advert heard, a packet dropped) may wait before they
-/// show in `/status`: state changes show at once.
-const PUBLISH_EVERY: Duration = Duration::from_millis(200);
+/// show in `/status`: state changes show at once. A second: each publication is a lookup in
+/// the status of every instance, and at hundreds of instances publishing more often cost a
+/// few per cent of the Backup's CPU.
+const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 
 /// What tells one port from another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -244,7 +248,7 @@ impl Ports {
                     demux: Demux::new(),
                     drivers: HashMap::new(),
                     members: HashMap::new(),
-                    touched: BTreeSet::new(),
+                    touched: Touched::default(),
                     publish_at: None,
                 };
                 match runtime {
@@ -294,15 +298,54 @@ struct Port {
     /// Member number (as the instance's [`Membership`] knows it) to router.
     members: HashMap<u64, RouterId>,
     /// Routers whose counters changed since their status was last published.
-    touched: BTreeSet<RouterId>,
+    touched: Touched,
     /// When `touched` is published.
     publish_at: Option<Instant>,
+}
+
+/// Routers whose counters changed since they were last published: a flag per router and
+/// the list of those flagged, so that marking one (once per advert) is a store, not a tree
+/// insert.
+#[derive(Debug, Default)]
+struct Touched {
+    flags: Vec<bool>,
+    list: Vec<RouterId>,
+}
+
+impl Touched {
+    fn insert(&mut self, id: RouterId) {
+        if self.flags.len() <= id.0 {
+            self.flags.resize(id.0 + 1, false);
+        }
+        if let Some(flag) = self.flags.get_mut(id.0) {
+            if !*flag {
+                *flag = true;
+                self.list.push(id);
+            }
+        }
+    }
+
+    fn remove(&mut self, id: RouterId) {
+        if let Some(flag) = self.flags.get_mut(id.0) {
+            *flag = false;
+        }
+    }
+
+    /// The flagged routers, each once, unflagged.
+    fn drain(&mut self) -> impl Iterator<Item = RouterId> + '_ {
+        let flags = &mut self.flags;
+        self.list.drain(..).filter(move |id| {
+            flags
+                .get_mut(id.0)
+                .is_some_and(|f| std::mem::replace(f, false))
+        })
+    }
 }
 
 impl Port {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<PortMessage>) {
         tracing::debug!(port = %self.name, "VRRP port opened");
-        let mut buf = vec![0u8; RECV_BUFFER_LEN];
+        let mut batch = RecvBatch::default();
         loop {
             let deadline = [
                 self.demux.poll_timeout().map(Instant::from_std),
@@ -341,7 +384,7 @@ impl Port {
             // meanwhile are read first, each at the time it arrived (as keepalived reads ready
             // sockets before expiring timers); the routers keep periodic timers on their
             // schedule, so wake-up latency does not add up.
-            self.receive_all(&mut buf);
+            self.receive_all(&mut batch);
             self.run_due();
             let closed = loop {
                 match rx.try_recv() {
@@ -375,11 +418,13 @@ impl Port {
 
     /// Runs the routers' due timers, and publishes counters when it is time.
     fn run_due(&mut self) {
-        let now = now();
+        // One clock read for both.
+        let clock = Instant::now();
+        let now = clock.into_std();
         if self.demux.poll_timeout().is_some_and(|at| at <= now) {
             self.demux.handle_timeout(now);
         }
-        if self.publish_at.is_some_and(|at| at <= Instant::now()) {
+        if self.publish_at.is_some_and(|at| at <= clock) {
             self.publish_touched();
         }
     }
@@ -421,7 +466,7 @@ impl Port {
         if driver.command(&mut router, command) {
             // A priority or a reason may have changed without any output: shown now.
             drop(router);
-            self.touched.remove(&id);
+            self.touched.remove(id);
             if let (Some(driver), Some(router)) = (self.drivers.get_mut(&id), self.demux.get(id)) {
                 driver.publish(router);
             }
@@ -437,7 +482,7 @@ impl Port {
         }
         self.drain();
         self.members.remove(&member);
-        self.touched.remove(&id);
+        self.touched.remove(id);
         let router = self.demux.remove(id);
         match (self.drivers.remove(&id), router) {
             (Some(driver), Some(router)) => driver.finish_stop(&router, done),
@@ -447,24 +492,20 @@ impl Port {
         }
     }
 
-    /// Reads every datagram queued on the socket and hands each to its router.
-    fn receive_all(&mut self, buf: &mut [u8]) {
+    /// Reads every datagram queued on the socket, [`RECV_BATCH`] per system call, and hands
+    /// each to its router.
+    fn receive_all(&mut self, batch: &mut RecvBatch) {
         let mut errors = 0u32;
         loop {
-            let rx = match self.socket.get_ref().0.recv(buf) {
-                Ok(rx) => rx,
+            let count = match self.socket.get_ref().0.recv_batch(batch) {
+                Ok(count) => count,
                 Err(NetError::Io { source, .. })
                     if source.kind() == std::io::ErrorKind::WouldBlock =>
                 {
                     return;
                 }
-                // A datagram that does not parse was consumed: read on.
-                Err(e @ NetError::Malformed(_)) => {
-                    tracing::debug!(port = %self.name, error = %e, "datagram dropped");
-                    continue;
-                }
-                // A socket error is reported once, then the queue reads on; a bound on them
-                // in a row keeps a socket stuck in error from spinning this loop.
+                // A socket error is reported, then the queue reads on; a bound on them in a
+                // row keeps a socket stuck in error from spinning this loop.
                 Err(e) => {
                     tracing::debug!(port = %self.name, error = %e, "VRRP receive");
                     errors += 1;
@@ -474,37 +515,60 @@ impl Port {
                     continue;
                 }
             };
-            let Some(bytes) = buf.get(rx.payload.clone()) else {
-                continue;
-            };
-            let at = arrival(rx.at);
-            if rx.truncated {
-                // Never decoded: only counted, by its router if its VRID is one of ours.
-                let family = Family::of(&rx.src);
-                if let Some(id) = bytes.get(1).and_then(|&v| self.demux.lookup(v, family)) {
-                    if let Some(mut router) = self.demux.get_mut(id) {
-                        router.handle_truncated(at);
-                    }
-                    self.touch(id);
+            let clock = Clock::read();
+            for i in 0..count {
+                if let Some((rx, bytes)) = batch.get(i) {
+                    self.receive(rx, bytes, clock);
                 }
-                tracing::debug!(port = %self.name, src = %rx.src, "advert longer than the receive buffer dropped");
-                continue;
             }
-            let received = vrrp_core::Received {
-                src: rx.src,
-                dst: rx.dst,
-                ttl: rx.ttl,
-                bytes,
-            };
-            match self.demux.handle_packet(at, &received) {
-                Ok(id) => self.touch(id),
-                Err(DemuxError::Dropped { router, reason }) => {
-                    self.touch(router);
-                    tracing::trace!(port = %self.name, src = %rx.src, %reason, "advert dropped");
+            // A short batch emptied the queue; a datagram that came after it raised the
+            // socket's readiness again (cleared before the first read).
+            if count < RECV_BATCH {
+                return;
+            }
+        }
+    }
+
+    /// Hands one datagram read from the socket to its router.
+    fn receive(&mut self, rx: &Result<Received, NetError>, datagram: &[u8], clock: Clock) {
+        let rx = match rx {
+            Ok(rx) => rx,
+            // A datagram that does not parse was consumed: counted by nobody, logged.
+            Err(e) => {
+                tracing::debug!(port = %self.name, error = %e, "datagram dropped");
+                return;
+            }
+        };
+        let Some(bytes) = datagram.get(rx.payload.clone()) else {
+            return;
+        };
+        let at = clock.arrival(rx.at);
+        if rx.truncated {
+            // Never decoded: only counted, by its router if its VRID is one of ours.
+            let family = Family::of(&rx.src);
+            if let Some(id) = bytes.get(1).and_then(|&v| self.demux.lookup(v, family)) {
+                if let Some(mut router) = self.demux.get_mut(id) {
+                    router.handle_truncated(at);
                 }
-                Err(e) => {
-                    tracing::trace!(port = %self.name, src = %rx.src, error = %e, "advert for no instance here")
-                }
+                self.touch(id);
+            }
+            tracing::debug!(port = %self.name, src = %rx.src, "advert longer than the receive buffer dropped");
+            return;
+        }
+        let received = vrrp_core::Received {
+            src: rx.src,
+            dst: rx.dst,
+            ttl: rx.ttl,
+            bytes,
+        };
+        match self.demux.handle_packet(at, &received) {
+            Ok(id) => self.touch(id),
+            Err(DemuxError::Dropped { router, reason }) => {
+                self.touch(router);
+                tracing::trace!(port = %self.name, src = %rx.src, %reason, "advert dropped");
+            }
+            Err(e) => {
+                tracing::trace!(port = %self.name, src = %rx.src, error = %e, "advert for no instance here")
             }
         }
     }
@@ -519,11 +583,13 @@ impl Port {
 
     fn publish_touched(&mut self) {
         self.publish_at = None;
-        for id in std::mem::take(&mut self.touched) {
+        let mut touched = std::mem::take(&mut self.touched);
+        for id in touched.drain() {
             if let (Some(driver), Some(router)) = (self.drivers.get_mut(&id), self.demux.get(id)) {
                 driver.publish_counters(router);
             }
         }
+        self.touched = touched;
     }
 
     /// Performs every output the routers have queued. An instance whose state, want or
@@ -544,7 +610,7 @@ impl Port {
             }
         }
         for id in changed {
-            self.touched.remove(&id);
+            self.touched.remove(id);
             if let (Some(driver), Some(router)) = (self.drivers.get_mut(&id), self.demux.get(id)) {
                 driver.publish(router);
             }
