@@ -7,22 +7,9 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
+use super::data::{data, line_of};
 use ha_lb::config::{self, CheckKind, TrackInterface};
 use ha_lb::keepalived::{import_file, Import, ImportError};
-
-fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/keepalived")
-        .join(name)
-}
-
-fn line_of(path: &Path, needle: &str) -> usize {
-    let text = std::fs::read_to_string(path).unwrap();
-    text.lines()
-        .position(|l| l.contains(needle))
-        .unwrap_or_else(|| panic!("{needle:?}"))
-        + 1
-}
 
 fn full() -> Import {
     import_file(&data("full.conf")).unwrap()

@@ -6,36 +6,11 @@
 #![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use super::data::{data, line_of, nth_line_of};
 use ha_lb::config::{self, Algorithm, CheckKind, ListenerMode, NatSource};
 use ha_lb::keepalived::{import_file, import_str, Import};
-
-fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/keepalived")
-        .join(name)
-}
-
-fn line_of(path: &Path, needle: &str) -> usize {
-    let text = std::fs::read_to_string(path).unwrap();
-    text.lines()
-        .position(|l| l.contains(needle))
-        .unwrap_or_else(|| panic!("{needle:?}"))
-        + 1
-}
-
-/// The `nth` (0-based) line of `path` containing `needle`.
-fn nth_line_of(path: &Path, needle: &str, nth: usize) -> usize {
-    let text = std::fs::read_to_string(path).unwrap();
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| l.contains(needle))
-        .nth(nth)
-        .unwrap_or_else(|| panic!("{needle:?} #{nth}"))
-        .0
-        + 1
-}
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()

@@ -3,6 +3,7 @@
 //! over generated input (`props`).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may unwrap (docs/developing.md)
 
+mod data;
 mod keywords;
 mod lvs;
 mod props;

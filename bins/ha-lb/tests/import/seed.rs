@@ -5,20 +5,15 @@
 #![allow(clippy::unwrap_used)]
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
+use super::data;
 use ha_lb::config::{self, CheckKind};
 use ha_lb::keepalived::{import_file, Import};
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/keepalived")
-        .join(name)
-}
-
 fn import(name: &str) -> Import {
-    import_file(&fixture(name)).unwrap()
+    import_file(&data::data(name)).unwrap()
 }
 
 fn ip(s: &str) -> IpAddr {
@@ -27,8 +22,7 @@ fn ip(s: &str) -> IpAddr {
 
 /// The line of the first line of `file` that contains `needle`.
 fn line_of(file: &str, needle: &str) -> usize {
-    let text = std::fs::read_to_string(fixture(file)).unwrap();
-    text.lines().position(|l| l.contains(needle)).unwrap() + 1
+    data::line_of(&data::data(file), needle)
 }
 
 #[test]
@@ -139,7 +133,7 @@ fn seed_warnings_name_their_lines() {
         "{:#?}",
         imp.warnings
     );
-    assert!(imp.warnings.iter().all(|w| w.file == fixture(file)));
+    assert!(imp.warnings.iter().all(|w| w.file == data::data(file)));
     assert!(
         imp.warnings[0].message.contains("stops keepalived"),
         "{}",
@@ -150,9 +144,10 @@ fn seed_warnings_name_their_lines() {
         "{}",
         imp.warnings[0]
     );
-    assert!(imp.warnings[1]
-        .to_string()
-        .starts_with(&format!("{}:{state1}: warning:", fixture(file).display())));
+    assert!(imp.warnings[1].to_string().starts_with(&format!(
+        "{}:{state1}: warning:",
+        data::data(file).display()
+    )));
 }
 
 #[test]
@@ -187,7 +182,7 @@ fn cli_output_passes_cli_check_config() {
     let bin = env!("CARGO_BIN_EXE_ha-lb");
     let import = Command::new(bin)
         .arg("import-keepalived")
-        .arg(fixture("lb1-active-active.conf"))
+        .arg(data::data("lb1-active-active.conf"))
         .arg("--output")
         .arg(&out_file)
         .output()
@@ -219,7 +214,7 @@ fn cli_output_passes_cli_check_config() {
 fn stdout_is_the_config_and_nothing_else() {
     let out = Command::new(env!("CARGO_BIN_EXE_ha-lb"))
         .arg("import-keepalived")
-        .arg(fixture("lb2-active-standby.conf"))
+        .arg(data::data("lb2-active-standby.conf"))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
