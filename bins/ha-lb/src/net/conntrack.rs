@@ -11,7 +11,7 @@ use std::time::Duration;
 use netlink_sys::{protocols::NETLINK_NETFILTER, Socket, SocketAddr as NlAddr};
 
 use super::error::{NetError, Result};
-use super::nftables::messages;
+use super::nftables::{messages, request_socket};
 
 /// One TCP flow in the conntrack table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,19 +166,6 @@ fn flow(body: &[u8]) -> Option<Flow> {
     })
 }
 
-fn socket() -> Result<Socket> {
-    let fail = |what: &str, e: std::io::Error| NetError::Firewall(format!("conntrack {what}: {e}"));
-    let mut socket = Socket::new(NETLINK_NETFILTER).map_err(|e| fail("socket", e))?;
-    socket.bind_auto().map_err(|e| fail("bind", e))?;
-    socket
-        .connect(&NlAddr::new(0, 0))
-        .map_err(|e| fail("connect", e))?;
-    socket2::SockRef::from(&socket)
-        .set_read_timeout(Some(Duration::from_secs(2)))
-        .map_err(|e| fail("timeout", e))?;
-    Ok(socket)
-}
-
 fn put_attr(buf: &mut Vec<u8>, kind: u16, value: &[u8]) {
     let len = u16::try_from(4 + value.len()).unwrap_or(u16::MAX);
     buf.extend_from_slice(&len.to_ne_bytes());
@@ -248,7 +235,7 @@ pub fn delete(flows: &[Flow]) -> Result<usize> {
         return Ok(0);
     }
     let fail = |what: &str, e: std::io::Error| NetError::Firewall(format!("conntrack {what}: {e}"));
-    let socket = socket()?;
+    let socket = request_socket("conntrack")?;
     let mut deleted = 0;
     let mut buf = vec![0u8; 8192];
     for (i, f) in flows.iter().enumerate() {
@@ -363,7 +350,7 @@ impl Ends {
 /// conntrack support, no CAP_NET_ADMIN).
 pub fn tcp_flows(wanted: impl Fn(SocketAddr) -> bool) -> Result<Vec<Flow>> {
     let fail = |what: &str, e: std::io::Error| NetError::Firewall(format!("conntrack {what}: {e}"));
-    let socket = socket()?;
+    let socket = request_socket("conntrack")?;
     let mut req = Vec::with_capacity(20);
     let msg_type = (ct::NFNL_SUBSYS_CTNETLINK << 8) | ct::IPCTNL_MSG_CT_GET;
     req.extend_from_slice(&20u32.to_ne_bytes());

@@ -371,15 +371,10 @@ impl Batch {
 /// error, e.g. no nf_tables support, or no CAP_NET_ADMIN).
 pub(crate) fn send(batch: &Batch) -> Result<()> {
     let fail = |what: &str, e: std::io::Error| NetError::Firewall(format!("nf_tables {what}: {e}"));
-    let mut socket = Socket::new(NETLINK_NETFILTER).map_err(|e| fail("socket", e))?;
-    socket.bind_auto().map_err(|e| fail("bind", e))?;
-    socket
-        .connect(&SocketAddr::new(0, 0))
-        .map_err(|e| fail("connect", e))?;
+    let socket = request_socket("nf_tables")?;
     socket
         .set_rx_buf_sz(1 << 20)
         .map_err(|e| fail("receive buffer", e))?;
-    set_recv_timeout(&socket, Duration::from_secs(2)).map_err(|e| fail("timeout", e))?;
     socket.send(&batch.buf, 0).map_err(|e| fail("send", e))?;
     // Every message asked for an acknowledgement; the first error aborts the whole batch.
     let mut acked = 0;
@@ -445,7 +440,22 @@ pub(crate) fn messages(buf: &[u8]) -> impl Iterator<Item = Message<'_>> {
     })
 }
 
-/// A receive timeout, so that a kernel that never answers cannot hang the caller.
-fn set_recv_timeout(socket: &Socket, timeout: Duration) -> std::io::Result<()> {
-    socket2::SockRef::from(socket).set_read_timeout(Some(timeout))
+/// A netfilter netlink socket talking to the kernel (nf_tables batches, conntrack dumps and
+/// deletes), with a receive timeout so that a kernel that never answers cannot hang the
+/// caller. `user` names the caller in errors.
+///
+/// # Errors
+///
+/// [`NetError::Firewall`] naming the step that failed.
+pub(crate) fn request_socket(user: &str) -> Result<Socket> {
+    let fail = |what: &str, e: std::io::Error| NetError::Firewall(format!("{user} {what}: {e}"));
+    let mut socket = Socket::new(NETLINK_NETFILTER).map_err(|e| fail("socket", e))?;
+    socket.bind_auto().map_err(|e| fail("bind", e))?;
+    socket
+        .connect(&SocketAddr::new(0, 0))
+        .map_err(|e| fail("connect", e))?;
+    socket2::SockRef::from(&socket)
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .map_err(|e| fail("timeout", e))?;
+    Ok(socket)
 }
