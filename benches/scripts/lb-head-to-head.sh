@@ -205,21 +205,7 @@ TICK_US=$((1000000 / $(getconf CLK_TCK)))
 run_wrk() { # port extra-args...
     local port=$1; shift
     wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$@" "http://127.0.0.1:$port/" > "$WORK/wrk.out" 2>&1 || true
-    python3 - "$WORK/wrk.out" <<'PY'
-import re, sys
-t = open(sys.argv[1]).read()
-rps = re.search(r"Requests/sec:\s*([\d.]+)", t)
-p99 = re.search(r"^\s*99%\s+([\d.]+)(us|ms|s)\s*$", t, re.M)
-errs = re.search(r"Socket errors: (.*)", t)
-non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
-ms = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-r = float(rps.group(1)) if rps else 0.0
-p = float(p99.group(1)) * ms[p99.group(2)] if p99 else float("nan")
-note = ""
-if errs: note += " errors[" + errs.group(1).strip() + "]"
-if non2xx: note += " non2xx=" + non2xx.group(1)
-print(f"{r:.0f} {p:.2f}{note}")
-PY
+    python3 benches/scripts/wrk-summary.py "$WORK/wrk.out"
 }
 
 # iperf3 -> Gbit/s
