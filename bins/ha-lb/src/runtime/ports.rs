@@ -10,8 +10,9 @@
 //! share one per source address (the socket is bound to it). Instances join and leave a port
 //! without disturbing the others on it; the last one to leave closes it.
 //!
-//! `ha-lb run` runs every port task on one thread of its own ([`super::vrrp_thread`]); an
-//! embedder's ports run on its runtime.
+//! `ha-lb run` runs every port on one thread of its own, one event loop for all of them
+//! ([`super::vrrp_thread`]); an embedder's ports are tasks on its tokio runtime
+//! ([`Port::run`]). Both drive a port the same way ([`Port::after_wake`]).
 //!
 //! The receive path keeps the order RFC 5798's timers need: queued adverts are read before due
 //! timers are run, each handed over with the time the kernel received it, so a task that was
@@ -20,18 +21,16 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::unix::AsyncFd;
-use tokio::runtime::Handle;
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 use vrrp_core::packet::Family;
 use vrrp_core::{Demux, DemuxError, Output, Router, RouterId};
 
 use super::instance::{now, Clock, Command, Driver};
 use super::readiness::{register, Owned};
-use super::vrrp_thread::VrrpThread;
+use super::vrrp_thread::{ThreadWaker, VrrpThread};
 use crate::net::{
     Interface, NetError, Received, RecvBatch, VrrpSocket, VrrpSocketConfig, RECV_BATCH,
 };
@@ -54,13 +53,53 @@ struct PortKey {
 /// A running port, as the registry holds it.
 #[derive(Debug)]
 struct PortEntry {
-    tx: mpsc::UnboundedSender<PortMessage>,
+    tx: PortTx,
     members: usize,
 }
 
-/// What a port's task is told.
+/// Where a port's messages go. A port on the VRRP thread is not a task that a channel wakes:
+/// every message, and every sender going (the last one closes the port), wakes the thread.
 #[derive(Debug)]
-enum PortMessage {
+struct PortTx {
+    /// `None` only while dropping.
+    tx: Option<mpsc::UnboundedSender<PortMessage>>,
+    /// The VRRP thread's waker, for its ports.
+    waker: Option<ThreadWaker>,
+}
+
+impl PortTx {
+    fn send(&self, message: PortMessage) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(message);
+        }
+        if let Some(waker) = &self.waker {
+            waker.wake();
+        }
+    }
+}
+
+impl Clone for PortTx {
+    fn clone(&self) -> Self {
+        Self {
+            tx: self.tx.clone(),
+            waker: self.waker.clone(),
+        }
+    }
+}
+
+impl Drop for PortTx {
+    fn drop(&mut self) {
+        // Released first, so that the thread finds the port closed if this was its last.
+        drop(self.tx.take());
+        if let Some(waker) = &self.waker {
+            waker.wake();
+        }
+    }
+}
+
+/// What a port is told.
+#[derive(Debug)]
+pub(super) enum PortMessage {
     /// A new instance: its router (not started) and its driver.
     Join {
         member: u64,
@@ -90,7 +129,7 @@ pub struct Membership {
     ports: Ports,
     key: PortKey,
     member: u64,
-    tx: mpsc::UnboundedSender<PortMessage>,
+    tx: PortTx,
     left: bool,
     /// Its advert interval (centiseconds), which paces the VRRP thread.
     interval_cs: u16,
@@ -99,14 +138,14 @@ pub struct Membership {
 /// Where commands for one instance go; cloned freely (ignored once the instance stopped).
 #[derive(Debug, Clone)]
 pub struct Commands {
-    tx: mpsc::UnboundedSender<PortMessage>,
+    tx: PortTx,
     member: u64,
 }
 
 impl Commands {
     /// Sends a command to the instance.
     pub fn send(&self, command: Command) {
-        let _ = self.tx.send(PortMessage::Command {
+        self.tx.send(PortMessage::Command {
             member: self.member,
             command,
         });
@@ -147,7 +186,7 @@ impl Membership {
         if let Some(entry) = map.get_mut(&self.key) {
             entry.members = entry.members.saturating_sub(1);
             if entry.members == 0 {
-                // Dropping the last sender ends the port's task, which closes the socket.
+                // Dropping the last sender closes the port and its socket.
                 map.remove(&self.key);
             }
         }
@@ -166,9 +205,9 @@ impl Drop for Membership {
 }
 
 impl Ports {
-    /// Ports whose tasks all run on one thread of their own, with a current-thread runtime
-    /// (started at the first [`join`](Self::join), in the network namespace of the thread
-    /// that calls it), so that VRRP neither pays for nor competes with the rest of the node.
+    /// Ports that all run on one thread of their own, one event loop for all (started at the
+    /// first [`join`](Self::join), in the network namespace of the thread that calls it), so
+    /// that VRRP neither pays for nor competes with the rest of the node.
     pub fn dedicated() -> Self {
         Self {
             thread: Some(VrrpThread::default()),
@@ -222,39 +261,32 @@ impl Ports {
                     },
                 )?;
                 socket.set_nonblocking(true)?;
-                let runtime = match &self.thread {
+                let (tx, rx) = mpsc::unbounded_channel();
+                let name = format!(
+                    "{} {}{}",
+                    interface.name(),
+                    if key.ipv6 { "IPv6" } else { "IPv4" },
+                    key.unicast_src
+                        .map_or_else(|| " multicast".to_owned(), |s| format!(" unicast {s}")),
+                );
+                let waker = match &self.thread {
                     Some(thread) => Some(
                         thread
-                            .handle()
+                            .open(Port::new(name, socket), rx)
                             .map_err(|e| NetError::io("start the VRRP thread")(e))?,
                     ),
-                    None => None,
+                    None => {
+                        // Registered with the reactor of the runtime that will poll it.
+                        let socket = register(socket)
+                            .map_err(|e| NetError::io("register VRRP socket")(e))?;
+                        drop(tokio::spawn(Port::new(name, socket).run(rx)));
+                        None
+                    }
                 };
-                // Registered with the reactor of the runtime that will poll it.
-                let socket = {
-                    let _entered = runtime.as_ref().map(Handle::enter);
-                    register(socket).map_err(|e| NetError::io("register VRRP socket")(e))?
+                let tx = PortTx {
+                    tx: Some(tx),
+                    waker,
                 };
-                let (tx, rx) = mpsc::unbounded_channel();
-                let port = Port {
-                    name: format!(
-                        "{} {}{}",
-                        interface.name(),
-                        if key.ipv6 { "IPv6" } else { "IPv4" },
-                        key.unicast_src
-                            .map_or_else(|| " multicast".to_owned(), |s| format!(" unicast {s}")),
-                    ),
-                    socket,
-                    demux: Demux::new(),
-                    drivers: HashMap::new(),
-                    members: HashMap::new(),
-                    touched: Touched::default(),
-                    publish_at: None,
-                };
-                match runtime {
-                    Some(runtime) => drop(runtime.spawn(port.run(rx))),
-                    None => drop(tokio::spawn(port.run(rx))),
-                }
                 v.insert(PortEntry { tx, members: 0 })
             }
         };
@@ -265,7 +297,7 @@ impl Ports {
         if let Some(thread) = &self.thread {
             thread.add_interval(interval_cs);
         }
-        let _ = tx.send(PortMessage::Join {
+        tx.send(PortMessage::Join {
             member,
             router: Box::new(router),
             driver: Box::new(driver),
@@ -288,11 +320,30 @@ enum Event {
     Message(Option<PortMessage>),
 }
 
-/// One port's task: the socket, the routers behind it, and each one's driver.
-struct Port {
+/// The socket a port reads and sends on, as its runner holds it: registered with tokio's
+/// reactor ([`Port::run`]), or plain on the VRRP thread (which registers its descriptor).
+pub(super) trait PortSocket {
+    /// The socket.
+    fn vrrp(&self) -> &VrrpSocket;
+}
+
+impl PortSocket for VrrpSocket {
+    fn vrrp(&self) -> &VrrpSocket {
+        self
+    }
+}
+
+impl PortSocket for AsyncFd<Owned<VrrpSocket>> {
+    fn vrrp(&self) -> &VrrpSocket {
+        &self.get_ref().0
+    }
+}
+
+/// One port: the socket, the routers behind it, and each one's driver.
+pub(super) struct Port<S> {
     /// For logs: interface, family and mode.
     name: String,
-    socket: AsyncFd<Owned<VrrpSocket>>,
+    socket: S,
     demux: Demux,
     drivers: HashMap<RouterId, Driver>,
     /// Member number (as the instance's [`Membership`] knows it) to router.
@@ -342,63 +393,68 @@ impl Touched {
     }
 }
 
-impl Port {
-    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<PortMessage>) {
-        tracing::debug!(port = %self.name, "VRRP port opened");
-        let mut batch = RecvBatch::default();
-        loop {
-            let deadline = [
-                self.demux.poll_timeout().map(Instant::from_std),
-                self.publish_at,
-            ]
+impl<S: PortSocket> Port<S> {
+    fn new(name: String, socket: S) -> Self {
+        Self {
+            name,
+            socket,
+            demux: Demux::new(),
+            drivers: HashMap::new(),
+            members: HashMap::new(),
+            touched: Touched::default(),
+            publish_at: None,
+        }
+    }
+
+    /// For logs: interface, family and mode.
+    pub(super) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The socket.
+    pub(super) fn socket(&self) -> &VrrpSocket {
+        self.socket.vrrp()
+    }
+
+    /// When the port must be woken at the latest: a router's timer, or counters to publish.
+    pub(super) fn deadline(&self) -> Option<Instant> {
+        [self.demux.poll_timeout(), self.publish_at]
             .into_iter()
             .flatten()
-            .min();
-            let sleep = async {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(d).await,
-                    None => std::future::pending().await,
-                }
-            };
-            // Adverts first: a due timer and queued adverts both ready (the task was starved of
-            // CPU) must not look like a silent Master.
-            let event = tokio::select! {
-                biased;
-                ready = self.socket.readable() => Event::Readable(ready.map(|mut g| g.clear_ready())),
-                () = sleep => Event::Timeout,
-                message = rx.recv() => Event::Message(message),
-            };
-            match event {
-                // Readiness is cleared first, then every queued datagram is read below: one
-                // that arrives after the last read raises readiness again.
-                Event::Readable(Ok(())) | Event::Timeout => {}
-                Event::Readable(Err(e)) => {
-                    tracing::error!(port = %self.name, error = %e, "VRRP socket");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                Event::Message(Some(message)) => self.message(message),
-                Event::Message(None) => break,
-            }
-            // Whatever woke the task, everything is done in this one wake-up (a busy socket
-            // must starve neither the timers nor the instances' commands). Adverts that came
-            // meanwhile are read first, each at the time it arrived (as keepalived reads ready
-            // sockets before expiring timers); the routers keep periodic timers on their
-            // schedule, so wake-up latency does not add up.
-            self.receive_all(&mut batch);
-            self.run_due();
-            let closed = loop {
-                match rx.try_recv() {
-                    Ok(message) => self.message(message),
-                    Err(mpsc::error::TryRecvError::Empty) => break false,
-                    Err(mpsc::error::TryRecvError::Disconnected) => break true,
-                }
-            };
-            self.drain();
-            if closed {
-                break;
-            }
+            .min()
+    }
+
+    /// Everything a wake-up of the port does, whatever woke it (a busy socket must starve
+    /// neither the timers nor the instances' commands): queued adverts read first when the
+    /// socket is `readable`, each at the time it arrived (as keepalived reads ready sockets
+    /// before expiring timers, so a Backup starved of CPU does not take a silent Master for a
+    /// dead one), then due timers, then the instances' messages, then every output performed.
+    /// The routers keep periodic timers on their schedule, so wake-up latency does not add up.
+    /// Returns whether the port is closed (its last sender went).
+    pub(super) fn after_wake(
+        &mut self,
+        readable: bool,
+        batch: &mut RecvBatch,
+        rx: &mut mpsc::UnboundedReceiver<PortMessage>,
+    ) -> bool {
+        if readable {
+            self.receive_all(batch);
         }
-        // Every instance left through a shutdown before the registry let go of the port.
+        self.run_due();
+        let closed = loop {
+            match rx.try_recv() {
+                Ok(message) => self.message(message),
+                Err(mpsc::error::TryRecvError::Empty) => break false,
+                Err(mpsc::error::TryRecvError::Disconnected) => break true,
+            }
+        };
+        self.drain();
+        closed
+    }
+
+    /// The port closes: every instance left through a shutdown before the registry let go
+    /// of it; any other goes now.
+    pub(super) fn close(mut self) {
         for (_, driver) in self.drivers.drain() {
             driver.abandon();
         }
@@ -419,12 +475,11 @@ impl Port {
     /// Runs the routers' due timers, and publishes counters when it is time.
     fn run_due(&mut self) {
         // One clock read for both.
-        let clock = Instant::now();
-        let now = clock.into_std();
+        let now = now();
         if self.demux.poll_timeout().is_some_and(|at| at <= now) {
             self.demux.handle_timeout(now);
         }
-        if self.publish_at.is_some_and(|at| at <= clock) {
+        if self.publish_at.is_some_and(|at| at <= now) {
             self.publish_touched();
         }
     }
@@ -497,7 +552,7 @@ impl Port {
     fn receive_all(&mut self, batch: &mut RecvBatch) {
         let mut errors = 0u32;
         loop {
-            let count = match self.socket.get_ref().0.recv_batch(batch) {
+            let count = match self.socket.vrrp().recv_batch(batch) {
                 Ok(count) => count,
                 Err(NetError::Io { source, .. })
                     if source.kind() == std::io::ErrorKind::WouldBlock =>
@@ -577,7 +632,7 @@ impl Port {
     fn touch(&mut self, id: RouterId) {
         self.touched.insert(id);
         if self.publish_at.is_none() {
-            self.publish_at = Some(Instant::now() + PUBLISH_EVERY);
+            self.publish_at = Some(now() + PUBLISH_EVERY);
         }
     }
 
@@ -602,7 +657,7 @@ impl Port {
                 continue;
             };
             let counters_only = matches!(output, Output::Transmit(_) | Output::Announce { .. });
-            driver.perform(router, output, &self.socket.get_ref().0);
+            driver.perform(router, output, self.socket.vrrp());
             if counters_only {
                 self.touch(id);
             } else {
@@ -615,5 +670,55 @@ impl Port {
                 driver.publish(router);
             }
         }
+    }
+}
+
+impl Port<AsyncFd<Owned<VrrpSocket>>> {
+    /// The port as a task on the caller's tokio runtime (an embedder's ports).
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<PortMessage>) {
+        tracing::debug!(port = %self.name, "VRRP port opened");
+        let mut batch = RecvBatch::default();
+        // One timer for the task's life, moved when the next deadline moves: a new sleep on
+        // every wake-up was a timer-wheel insert and removal each time.
+        let sleep = tokio::time::sleep_until(tokio::time::Instant::now());
+        tokio::pin!(sleep);
+        let mut armed: Option<Instant> = None;
+        loop {
+            let deadline = self.deadline();
+            if let Some(d) = deadline.filter(|&d| armed != Some(d)) {
+                sleep.as_mut().reset(tokio::time::Instant::from_std(d));
+            }
+            armed = deadline;
+            // Adverts first: a due timer and queued adverts both ready (the task was starved of
+            // CPU) must not look like a silent Master.
+            let event = tokio::select! {
+                biased;
+                ready = self.socket.readable() => Event::Readable(ready.map(|mut g| g.clear_ready())),
+                () = &mut sleep, if deadline.is_some() => Event::Timeout,
+                message = rx.recv() => Event::Message(message),
+            };
+            // Readiness is cleared before the reads, so a datagram that arrives after the last
+            // one raises it again. A timer that woke the task found the socket not ready
+            // (readiness comes first above, from the same reactor turn that ran the timer):
+            // nothing to read then.
+            let readable = match event {
+                Event::Readable(Ok(())) => true,
+                Event::Timeout => false,
+                Event::Readable(Err(e)) => {
+                    tracing::error!(port = %self.name, error = %e, "VRRP socket");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    true
+                }
+                Event::Message(Some(message)) => {
+                    self.message(message);
+                    true
+                }
+                Event::Message(None) => break,
+            };
+            if self.after_wake(readable, &mut batch, &mut rx) {
+                break;
+            }
+        }
+        self.close();
     }
 }

@@ -5,6 +5,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 
 use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 
 /// A socket owned by its `AsyncFd` registration.
 #[derive(Debug)]
@@ -16,7 +17,11 @@ impl<T: AsFd> AsRawFd for Owned<T> {
     }
 }
 
-/// Registers `socket` (already non-blocking) with the tokio reactor.
+/// Registers `socket` (already non-blocking) with the tokio reactor, for reading only: the
+/// driver's sockets send without waiting (a VRRP advert that finds the send queue full is
+/// reported, not queued), and with write interest every packet sent, and every one read,
+/// woke the thread once more to report write space nobody waits for (measured: 15 of 35
+/// wake-ups a second of a Backup of 20 instances, 30 of 50 of its Master).
 ///
 /// # Errors
 ///
@@ -26,5 +31,5 @@ pub fn register<T: AsFd>(socket: T) -> io::Result<AsyncFd<Owned<T>>> {
     // must not outlive its fd: here the AsyncFd owns the socket, so the fd lives exactly as
     // long as the registration, which is the safe case.
     #[allow(deprecated)]
-    AsyncFd::new(Owned(socket))
+    AsyncFd::with_interest(Owned(socket), Interest::READABLE)
 }
