@@ -59,7 +59,7 @@ struct PortEntry {
 
 /// Where a port's messages go. A port on the VRRP thread is not a task that a channel wakes:
 /// every message, and every sender going (the last one closes the port), wakes the thread.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct PortTx {
     /// `None` only while dropping.
     tx: Option<mpsc::UnboundedSender<PortMessage>>,
@@ -74,15 +74,6 @@ impl PortTx {
         }
         if let Some(waker) = &self.waker {
             waker.wake();
-        }
-    }
-}
-
-impl Clone for PortTx {
-    fn clone(&self) -> Self {
-        Self {
-            tx: self.tx.clone(),
-            waker: self.waker.clone(),
         }
     }
 }
