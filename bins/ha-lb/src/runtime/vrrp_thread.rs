@@ -120,15 +120,6 @@ impl Drop for Running {
     }
 }
 
-impl std::fmt::Debug for ThreadMessage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Open(port, _) => write!(f, "Open({})", port.name()),
-            Self::Stop => f.write_str("Stop"),
-        }
-    }
-}
-
 /// The gap, shared between the handles (which add and remove instances) and the loop.
 #[derive(Debug, Default)]
 struct Gap {
@@ -304,10 +295,11 @@ impl EventLoop {
         let mut events = Events::with_capacity(64);
         loop {
             let gap = self.gap.get();
-            if let Some(hold) = self.pace.hold(gap, Instant::now()) {
+            let mut now = Instant::now();
+            if let Some(hold) = self.pace.hold(gap, now) {
                 std::thread::sleep(hold);
+                now = Instant::now();
             }
-            let now = Instant::now();
             let timeout = self
                 .ports
                 .values()
