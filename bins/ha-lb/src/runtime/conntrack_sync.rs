@@ -231,40 +231,49 @@ async fn drive(sync: ConntrackSync, mut rx: mpsc::UnboundedReceiver<&'static [&'
     let mut last: Option<&'static [&'static str]> = None;
     loop {
         let commands = tokio::select! {
-            commands = rx.recv() => match commands {
-                Some(commands) => {
-                    last = Some(commands);
-                    if !answers(&sync).await {
-                        tracing::warn!("conntrack sync: conntrackd does not answer: starting it again");
-                        if let Err(e) = ensure_daemon(&sync).await {
-                            tracing::error!(error = %e, "conntrack sync: conntrackd not running");
-                            continue;
-                        }
-                    }
-                    commands
-                }
-                None => return,
-            },
-            _ = watch.tick() => {
-                if answers(&sync).await {
-                    continue;
-                }
-                tracing::warn!("conntrack sync: conntrackd died: starting it again");
-                if let Err(e) = ensure_daemon(&sync).await {
-                    tracing::error!(error = %e, "conntrack sync: conntrackd not running (tried again in {WATCH_EVERY:?})");
-                    continue;
-                }
-                match last {
-                    Some(commands) => commands,
-                    None => continue,
+            commands = rx.recv() => {
+                let Some(commands) = commands else { return };
+                last = Some(commands);
+                match revive(&sync, "does not answer").await {
+                    Daemon::Down => continue,
+                    Daemon::Answered | Daemon::Restarted => commands,
                 }
             }
+            _ = watch.tick() => match (revive(&sync, "died").await, last) {
+                (Daemon::Restarted, Some(commands)) => commands,
+                _ => continue,
+            },
         };
         for flag in commands {
             match client(&sync, flag).await {
                 Ok(()) => tracing::debug!(flag, "conntrackd command done"),
                 Err(e) => tracing::warn!(flag, error = %e, "conntrackd command failed"),
             }
+        }
+    }
+}
+
+/// What [`revive`] found.
+enum Daemon {
+    Answered,
+    /// It did not answer and was started again.
+    Restarted,
+    /// It did not answer and could not be started (tried again at the next watch).
+    Down,
+}
+
+/// Asks the daemon whether it runs, and starts it again if it does not answer (`dead` says
+/// so in the log).
+async fn revive(sync: &ConntrackSync, dead: &str) -> Daemon {
+    if answers(sync).await {
+        return Daemon::Answered;
+    }
+    tracing::warn!("conntrack sync: conntrackd {dead}: starting it again");
+    match ensure_daemon(sync).await {
+        Ok(()) => Daemon::Restarted,
+        Err(e) => {
+            tracing::error!(error = %e, "conntrack sync: conntrackd not running (tried again in {WATCH_EVERY:?})");
+            Daemon::Down
         }
     }
 }
