@@ -132,6 +132,12 @@ fn lb_frr(i: usize) -> [(&'static str, String); 3] {
              neighbor 198.51.100.1 timers connect 1\n"
                 .to_owned(),
         ),
+        // What bgpd learns from zebra (interfaces, redistributed routes) and what it sends:
+        // a route that never reaches the router is then explained by bgpd's own log.
+        (
+            "router bgp 65001\n",
+            "debug bgp zebra\ndebug bgp updates out\n!\nrouter bgp 65001\n".to_owned(),
+        ),
     ] {
         assert!(
             text.contains(from),
@@ -184,6 +190,7 @@ fall = {FALL}
 /// Everything, torn down on drop: processes by PID, then the namespaces.
 struct Topo {
     dir: PathBuf,
+    speaker: Speaker,
     /// ha-lb on lb1, lb2 (`None` once killed on purpose).
     halb: [Option<ChildGuard>; 2],
     /// The routing daemons of lb1, lb2 and the router.
@@ -280,6 +287,7 @@ impl Topo {
             .collect();
         let mut topo = Topo {
             dir,
+            speaker,
             halb: [None, None],
             speakers: Vec::new(),
             frr_tmp: Vec::new(),
@@ -465,8 +473,63 @@ impl Topo {
         ]
         .iter()
         .map(|n| format!("===== {n}.log =====\n{}", self.log(n)))
+        .chain([self.state()])
         .collect::<Vec<_>>()
         .join("\n")
+    }
+
+    /// What each node holds and announces and what the router learnt, now: last in a dump,
+    /// so that the end of a failure's output (what a CI log keeps) says where a route stopped.
+    fn state(&self) -> String {
+        let birdc = |ctl: &str, args: &[&str]| {
+            let out = std::process::Command::new("birdc")
+                .arg("-s")
+                .arg(self.dir.join(format!("{ctl}.ctl")))
+                .args(args)
+                .output();
+            out.map_or_else(
+                |e| format!("birdc: {e}"),
+                |o| String::from_utf8_lossy(&o.stdout).into_owned(),
+            )
+        };
+        let mut text = format!(
+            "===== state (logs in {}) =====\nrouter next hops for {VIP}: {:?}\n",
+            self.dir.display(),
+            self.next_hops()
+        );
+        text += &birdc("router", &["show", "route", "all", "for", VIP]);
+        for i in 0..2 {
+            // Every address, filtered here: `ip` fails (and would panic) without ha-lb0.
+            let all = self.lbs[i].ip(&["-o", "addr", "show"]);
+            let held: Vec<&str> = all
+                .lines()
+                .filter(|l| l.contains(" ha-lb0 "))
+                .filter_map(|l| l.split_whitespace().nth(3))
+                .collect();
+            text += &format!("--- lb{}: ha-lb0 holds {held:?}\n", i + 1);
+            text += &match self.speaker {
+                Speaker::Bird => birdc(&format!("bird-lb{}", i + 1), &["show", "route", "all"]),
+                Speaker::Frr => {
+                    let out = std::process::Command::new("vtysh")
+                        .arg("--vty_socket")
+                        .arg(self.dir.join(format!("frr-lb{}", i + 1)))
+                        .args([
+                            "-c",
+                            "show interface brief",
+                            "-c",
+                            "show bgp ipv4 unicast",
+                            "-c",
+                            "show bgp ipv4 unicast neighbors 198.51.100.1 advertised-routes",
+                        ])
+                        .output();
+                    out.map_or_else(
+                        |e| format!("vtysh: {e}"),
+                        |o| String::from_utf8_lossy(&o.stdout).into_owned(),
+                    )
+                }
+            };
+        }
+        text
     }
 
     /// The worker a supervisor runs (its only child).
@@ -499,7 +562,8 @@ impl Drop for Topo {
         for dir in &self.frr_tmp {
             let _ = std::fs::remove_dir_all(dir);
         }
-        if std::env::var_os("HALB_E2E_KEEP_LOGS").is_none() {
+        // A failed test's logs stay (their directory is named in its dump).
+        if std::env::var_os("HALB_E2E_KEEP_LOGS").is_none() && !thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
@@ -911,7 +975,8 @@ impl Single {
 
 impl Drop for Single {
     fn drop(&mut self) {
-        if std::env::var_os("HALB_E2E_KEEP_LOGS").is_none() {
+        // A failed test's logs stay (their directory is named in its dump).
+        if std::env::var_os("HALB_E2E_KEEP_LOGS").is_none() && !thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
