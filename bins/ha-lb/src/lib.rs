@@ -21,11 +21,13 @@ pub(crate) mod sd_notify;
 pub(crate) mod supervisor;
 
 /// What the end-to-end tests drive below the designed API: an instance's VIPs and the
-/// per-interface pacing of their announcements (tests/e2e/net_announce.rs). Not part of the
-/// API: no stability is promised.
+/// per-interface pacing of their announcements (tests/e2e/net_announce.rs), and how long a
+/// new anycast interface stays without VIPs (tests/e2e/bgp.rs). Not part of the API: no
+/// stability is promised.
 #[doc(hidden)]
 pub mod testing {
     pub use crate::runtime::announcers::Announcers;
+    pub use crate::runtime::anycast::NEW_LINK_SETTLE;
     pub use crate::runtime::vips::{AnnounceSpacing, Vips};
 }
 

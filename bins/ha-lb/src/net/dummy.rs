@@ -14,19 +14,28 @@ use netlink_packet_route::RouteNetlinkMessage;
 use super::error::{NetError, Result};
 use super::rtnl::Rtnl;
 
+/// The dummy interface [`ensure`] found or made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DummyLink {
+    /// Its index.
+    pub index: u32,
+    /// Whether [`ensure`] made it (it did not exist).
+    pub made: bool,
+}
+
 /// Makes the dummy interface `name` unless it exists, and brings it up. Made by ha-lb, it gets
 /// no IPv6 link-local address (`addr_gen_mode` none): a routing daemon exporting the
 /// interface's routes sees only the VIPs. One that exists (made by ha-lb earlier, or by the
-/// operator) is kept as it is, only brought up. Returns its index.
+/// operator) is kept as it is, only brought up.
 ///
 /// # Errors
 ///
 /// [`NetError::Decode`] when a link of that name exists and is not a dummy interface;
 /// [`NetError::Netlink`] (EPERM without CAP_NET_ADMIN), [`NetError::Io`].
-pub fn ensure(name: &str) -> Result<u32> {
+pub fn ensure(name: &str) -> Result<DummyLink> {
     let mut rtnl = Rtnl::new()?;
-    let index = match find(&mut rtnl, name)? {
-        Some((index, true)) => index,
+    let (index, made) = match find(&mut rtnl, name)? {
+        Some((index, true)) => (index, false),
         Some((_, false)) => {
             return Err(NetError::Decode {
                 op: "make the anycast dummy interface",
@@ -52,7 +61,7 @@ pub fn ensure(name: &str) -> Result<u32> {
                 format!("/proc/sys/net/ipv6/conf/{name}/addr_gen_mode"),
                 "1",
             );
-            index
+            (index, true)
         }
     };
     let mut up = LinkMessage::default();
@@ -64,7 +73,7 @@ pub fn ensure(name: &str) -> Result<u32> {
         RouteNetlinkMessage::SetLink(up),
         0,
     )?;
-    Ok(index)
+    Ok(DummyLink { index, made })
 }
 
 fn create(rtnl: &mut Rtnl, name: &str, kind: InfoKind) -> Result<()> {

@@ -15,11 +15,12 @@
 //!   `withdraw_wait_ms` the listeners drain and [`Anycast::finish`] removes the local routes.
 //!   (A second address on `lo` would not do: FRR's zebra keeps announcing the connected route
 //!   of the dummy interface when the same address is on another interface.)
+//! - a dummy interface ha-lb has just made gets no VIP for [`NEW_LINK_SETTLE`];
 //! - worker death: the supervisor calls [`release`].
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::error::RuntimeError;
 use super::health::{backend_key, Health};
@@ -28,12 +29,23 @@ use super::shared::Shared;
 use crate::config::{self, Config};
 use crate::net::{Addresses, IfAddr, Interface, NetError};
 
+/// How long a dummy interface that ha-lb has just made stays without VIPs. A routing daemon
+/// may learn links and addresses on different netlink sockets: FRR 8's zebra reads links in
+/// its main thread and addresses in its dataplane thread, and silently drops an address whose
+/// link its main thread has not seen yet, so that address is never exported (in the FRR e2e,
+/// where the link and its VIP came 2 ms apart while zebra was busy with its clients: one
+/// start in 25). An interface that exists is not held: only the first start after a boot, or
+/// one made again after someone deleted it, waits.
+pub const NEW_LINK_SETTLE: Duration = Duration::from_secs(1);
+
 /// One group as it runs.
 #[derive(Debug)]
 struct Group {
     config: config::Anycast,
     /// The dummy interface's index.
     ifindex: u32,
+    /// When ha-lb made the dummy interface, until [`NEW_LINK_SETTLE`] has passed.
+    made: Option<Instant>,
     /// Whether the VIPs are on the dummy interface (the routes announced).
     announced: bool,
     /// The VIPs changed by a reload: the next update adds or removes them all again.
@@ -178,9 +190,10 @@ impl Anycast {
                     g
                 }
                 None => match start_group(name, a, &mut addresses, &keep) {
-                    Ok(ifindex) => Group {
+                    Ok(link) => Group {
                         config: a.clone(),
-                        ifindex,
+                        ifindex: link.index,
+                        made: link.made.then(Instant::now),
                         announced: false,
                         dirty: false,
                         local_routes: false,
@@ -196,6 +209,7 @@ impl Anycast {
             };
             self.groups.insert(name.clone(), group);
         }
+        self.share_made();
         first_error.map_or(Ok(()), Err)
     }
 
@@ -250,7 +264,7 @@ impl Anycast {
                     }
                 }
             }
-            let reason = view.down_reason(&g.config);
+            let reason = view.down_reason(&g.config).or_else(|| g.settling());
             let want = reason.is_none();
             g.reason.clone_from(&reason);
             if want == g.announced && !g.dirty {
@@ -297,16 +311,35 @@ impl Anycast {
             any = true;
             g.announced = false;
             match crate::net::dummy::ensure(&g.config.interface) {
-                Ok(index) => {
-                    tracing::warn!(anycast = %name, interface = %g.config.interface, index, "the anycast interface was deleted: made again");
-                    g.ifindex = index;
+                Ok(link) => {
+                    tracing::warn!(anycast = %name, interface = %g.config.interface, index = link.index, "the anycast interface was deleted: made again");
+                    g.ifindex = link.index;
+                    g.made = link.made.then(Instant::now);
                 }
                 Err(e) => {
                     tracing::error!(anycast = %name, interface = %g.config.interface, error = %e, "the anycast interface was deleted and cannot be made again");
                 }
             }
         }
+        self.share_made();
         any
+    }
+
+    /// Groups on one dummy interface wait together: the second group of a new interface found
+    /// it made by the first (the VIPs of every group wait from when it was made).
+    fn share_made(&mut self) {
+        let mut made: BTreeMap<u32, Instant> = BTreeMap::new();
+        for g in self.groups.values() {
+            if let Some(t) = g.made {
+                let latest = made.entry(g.ifindex).or_insert(t);
+                *latest = (*latest).max(t);
+            }
+        }
+        for g in self.groups.values_mut() {
+            if let Some(t) = made.get(&g.ifindex) {
+                g.made = Some(*t);
+            }
+        }
     }
 
     /// Every group's state, for `/status` and `/metrics`.
@@ -378,6 +411,23 @@ impl Anycast {
     }
 }
 
+impl Group {
+    /// Why the VIPs wait while the dummy interface is new ([`NEW_LINK_SETTLE`]); `None` once
+    /// it is not.
+    fn settling(&mut self) -> Option<String> {
+        let made = self.made?;
+        if made.elapsed() >= NEW_LINK_SETTLE {
+            self.made = None;
+            return None;
+        }
+        Some(format!(
+            "interface {} was just made: its VIPs wait {} ms for routing daemons to learn it",
+            self.config.interface,
+            NEW_LINK_SETTLE.as_millis()
+        ))
+    }
+}
+
 fn addresses_of(a: &config::Anycast) -> Vec<IpAddr> {
     a.vips.iter().map(|v| v.address).collect()
 }
@@ -392,14 +442,15 @@ fn remove_all(addresses: &mut Addresses, name: &str, ifindex: u32, a: &config::A
 
 /// Makes group `name`'s dummy interface and removes what an earlier run left: every ha-lb
 /// address on the dummy interface but those of `keep` (held by running groups), and the
-/// local routes of the group's VIPs (tagged as ha-lb's). Returns the interface's index.
+/// local routes of the group's VIPs (tagged as ha-lb's).
 fn start_group(
     name: &str,
     a: &config::Anycast,
     addresses: &mut Addresses,
     keep: &[IpAddr],
-) -> Result<u32, RuntimeError> {
-    let ifindex = crate::net::dummy::ensure(&a.interface).map_err(err(name))?;
+) -> Result<crate::net::dummy::DummyLink, RuntimeError> {
+    let link = crate::net::dummy::ensure(&a.interface).map_err(err(name))?;
+    let ifindex = link.index;
     let configured = addresses_of(a);
     for e in addresses.list(ifindex).map_err(err(name))? {
         let stale = (e.is_vip || configured.contains(&e.addr.addr)) && !keep.contains(&e.addr.addr);
@@ -415,8 +466,8 @@ fn start_group(
             tracing::warn!(anycast = name, vip = %addr, "removed a local route an interrupted stop left");
         }
     }
-    tracing::info!(anycast = name, interface = %a.interface, ifindex, "anycast dummy interface ready");
-    Ok(ifindex)
+    tracing::info!(anycast = name, interface = %a.interface, ifindex, made = link.made, "anycast dummy interface ready");
+    Ok(link)
 }
 
 /// Supervisor side: the worker died, so its listeners are gone: every anycast VIP of `config`

@@ -1030,11 +1030,25 @@ fn anycast_tracks_start_clean_up_reload_and_stop() {
     );
     let answer = t.ns.run(|| request(TARGET.parse().unwrap()));
     assert!(answer.is_some_and(|a| a.starts_with("b1")));
-    // Someone deletes ha-lb0: ha-lb makes it again and puts the VIPs back.
+    // Someone deletes ha-lb0: ha-lb makes it again and puts the VIPs back, once routing
+    // daemons had the time to learn the new link (FRR's zebra drops an address that comes
+    // before it has seen its link): both groups on it wait.
+    let deleted = Instant::now();
     t.ns.ip(&["link", "del", "ha-lb0"]);
+    assert!(wait_until(Duration::from_secs(5), || !t.held().is_empty()));
+    let first = deleted.elapsed();
     t.expect_held(
         &["203.0.113.10", "203.0.113.11", "203.0.113.20"],
         "ha-lb0 deleted",
+    );
+    assert!(
+        first >= ha_lb::testing::NEW_LINK_SETTLE,
+        "a VIP came back {} ms after ha-lb0 was made again",
+        ms(first)
+    );
+    eprintln!(
+        "ha-lb0 deleted: made again, first VIP back after {} ms",
+        ms(first)
     );
     // Maintenance of a (ha-lb ctl): its routes go, its VIPs stay local (what the router still
     // sends is served), b is untouched; off: announced again.
