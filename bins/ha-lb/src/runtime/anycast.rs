@@ -29,13 +29,13 @@ use super::shared::Shared;
 use crate::config::{self, Config};
 use crate::net::{Addresses, IfAddr, Interface, NetError};
 
-/// How long a dummy interface that ha-lb has just made stays without VIPs. A routing daemon
-/// may learn links and addresses on different netlink sockets: FRR 8's zebra reads links in
-/// its main thread and addresses in its dataplane thread, and silently drops an address whose
-/// link its main thread has not seen yet, so that address is never exported (in the FRR e2e,
-/// where the link and its VIP came 2 ms apart while zebra was busy with its clients: one
-/// start in 25). An interface that exists is not held: only the first start after a boot, or
-/// one made again after someone deleted it, waits.
+/// How long a dummy interface that ha-lb has just made stays without VIPs. A routing daemon may
+/// learn links and addresses on different netlink sockets: FRR 8's zebra reads links in its
+/// main thread and addresses in its dataplane thread, and silently drops an address whose link
+/// its main thread has not seen yet, so that address is never exported (in the FRR e2e, where
+/// the link and its VIP came 2 ms apart while zebra was busy with its clients: in 4 of 128
+/// two-node set-ups). An interface that exists is not held: only the first start after a boot,
+/// or one made again after someone deleted it, waits.
 pub const NEW_LINK_SETTLE: Duration = Duration::from_secs(1);
 
 /// One group as it runs.
