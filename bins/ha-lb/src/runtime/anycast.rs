@@ -44,8 +44,6 @@ struct Group {
     config: config::Anycast,
     /// The dummy interface's index.
     ifindex: u32,
-    /// When ha-lb made the dummy interface, until [`NEW_LINK_SETTLE`] has passed.
-    made: Option<Instant>,
     /// Whether the VIPs are on the dummy interface (the routes announced).
     announced: bool,
     /// The VIPs changed by a reload: the next update adds or removes them all again.
@@ -63,6 +61,9 @@ struct Group {
 #[derive(Debug, Default)]
 pub struct Anycast {
     groups: BTreeMap<String, Group>,
+    /// The dummy interfaces ha-lb made less than [`NEW_LINK_SETTLE`] ago, by index, with
+    /// when: no VIP goes on them yet (every group on one waits the same).
+    made: BTreeMap<u32, Instant>,
 }
 
 /// What the announcement of a group depends on, from the node's current view.
@@ -190,16 +191,20 @@ impl Anycast {
                     g
                 }
                 None => match start_group(name, a, &mut addresses, &keep) {
-                    Ok(link) => Group {
-                        config: a.clone(),
-                        ifindex: link.index,
-                        made: link.made.then(Instant::now),
-                        announced: false,
-                        dirty: false,
-                        local_routes: false,
-                        reason: Some("starting".to_owned()),
-                        maintenance: false,
-                    },
+                    Ok(link) => {
+                        if link.made {
+                            self.made.insert(link.index, Instant::now());
+                        }
+                        Group {
+                            config: a.clone(),
+                            ifindex: link.index,
+                            announced: false,
+                            dirty: false,
+                            local_routes: false,
+                            reason: Some("starting".to_owned()),
+                            maintenance: false,
+                        }
+                    }
                     Err(e) => {
                         tracing::error!(anycast = %name, error = %e, "cannot start the group");
                         first_error.get_or_insert(e);
@@ -209,7 +214,6 @@ impl Anycast {
             };
             self.groups.insert(name.clone(), group);
         }
-        self.share_made();
         first_error.map_or(Ok(()), Err)
     }
 
@@ -230,6 +234,7 @@ impl Anycast {
     /// maintenance is withdrawn as on a graceful stop: its VIPs stay local through local
     /// routes, so the connections the router still sends, and those open, are served.
     pub fn update(&mut self, view: View<'_>) {
+        self.made.retain(|_, at| at.elapsed() < NEW_LINK_SETTLE);
         let mut addresses = None;
         let lo = lo_index().ok();
         for (name, g) in &mut self.groups {
@@ -264,7 +269,15 @@ impl Anycast {
                     }
                 }
             }
-            let reason = view.down_reason(&g.config).or_else(|| g.settling());
+            let reason = view.down_reason(&g.config).or_else(|| {
+                self.made.contains_key(&g.ifindex).then(|| {
+                    format!(
+                        "interface {} was just made: its VIPs wait {} ms for routing daemons to learn it",
+                        g.config.interface,
+                        NEW_LINK_SETTLE.as_millis()
+                    )
+                })
+            });
             let want = reason.is_none();
             g.reason.clone_from(&reason);
             if want == g.announced && !g.dirty {
@@ -314,32 +327,16 @@ impl Anycast {
                 Ok(link) => {
                     tracing::warn!(anycast = %name, interface = %g.config.interface, index = link.index, "the anycast interface was deleted: made again");
                     g.ifindex = link.index;
-                    g.made = link.made.then(Instant::now);
+                    if link.made {
+                        self.made.insert(link.index, Instant::now());
+                    }
                 }
                 Err(e) => {
                     tracing::error!(anycast = %name, interface = %g.config.interface, error = %e, "the anycast interface was deleted and cannot be made again");
                 }
             }
         }
-        self.share_made();
         any
-    }
-
-    /// Groups on one dummy interface wait together: the second group of a new interface found
-    /// it made by the first (the VIPs of every group wait from when it was made).
-    fn share_made(&mut self) {
-        let mut made: BTreeMap<u32, Instant> = BTreeMap::new();
-        for g in self.groups.values() {
-            if let Some(t) = g.made {
-                let latest = made.entry(g.ifindex).or_insert(t);
-                *latest = (*latest).max(t);
-            }
-        }
-        for g in self.groups.values_mut() {
-            if let Some(t) = made.get(&g.ifindex) {
-                g.made = Some(*t);
-            }
-        }
     }
 
     /// Every group's state, for `/status` and `/metrics`.
@@ -408,23 +405,6 @@ impl Anycast {
                 }
             }
         }
-    }
-}
-
-impl Group {
-    /// Why the VIPs wait while the dummy interface is new ([`NEW_LINK_SETTLE`]); `None` once
-    /// it is not.
-    fn settling(&mut self) -> Option<String> {
-        let made = self.made?;
-        if made.elapsed() >= NEW_LINK_SETTLE {
-            self.made = None;
-            return None;
-        }
-        Some(format!(
-            "interface {} was just made: its VIPs wait {} ms for routing daemons to learn it",
-            self.config.interface,
-            NEW_LINK_SETTLE.as_millis()
-        ))
     }
 }
 
