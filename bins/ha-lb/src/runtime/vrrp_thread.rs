@@ -1,24 +1,3 @@
-//! The thread every VRRP port of `ha-lb run` runs on: a current-thread tokio runtime of its
-//! own, as keepalived's VRRP process is one single-threaded event loop, which wakes at most
-//! once per [wake-up gap](wake_gap) while busy.
-//!
-//! Why a thread: on the node's multi-thread runtime, adverts sent and received woke worker
-//! threads and handed tasks between them (wake-ups, work stealing, the kernel's task
-//! switches), which cost more CPU than the adverts once hundreds of instances ran. On one
-//! thread that does nothing else, a wake-up runs every due timer and reads every queued
-//! advert of every port, and nothing competes with it: health checks, the balancer and the
-//! admin endpoint stay on the main runtime.
-//!
-//! Why a gap: with hundreds of instances, adverts arrive and timers fall due every fraction
-//! of a millisecond, and each arrival wakes the thread (epoll reports every new datagram), so
-//! a Backup of 500 instances woke about 2,000 times a second, each wake-up costing more than
-//! the advert it read. While busy (its last sleep was shorter than the gap), the thread lets
-//! the gap pass before it looks again, and then handles everything that came and fell due
-//! meanwhile in one go. Adverts read late keep the time the kernel received them
-//! (`SO_TIMESTAMPNS`), so a Backup's timers are not fooled; an advert due meanwhile leaves at
-//! most one gap late and the next keeps its schedule (no drift). A thread that is not busy
-//! does not wait: one wake-up per event, as before.
-
 //! The thread every VRRP port of `ha-lb run` runs on: one event loop for all of them (mio,
 //! tokio's own poller, without a runtime around it), as keepalived's VRRP process is one
 //! single-threaded event loop, which wakes at most once per [wake-up gap](wake_gap) while busy.
