@@ -689,9 +689,8 @@ impl Port<AsyncFd<Owned<VrrpSocket>>> {
                 message = rx.recv() => Event::Message(message),
             };
             // Readiness is cleared before the reads, so a datagram that arrives after the last
-            // one raises it again. A timer that woke the task found the socket not ready
-            // (readiness comes first above, from the same reactor turn that ran the timer):
-            // nothing to read then.
+            // one raises it again. A timer or a message that woke the task found the socket
+            // not ready (readiness is polled first above): nothing to read then.
             let readable = match event {
                 Event::Readable(Ok(())) => true,
                 Event::Timeout => false,
@@ -702,7 +701,7 @@ impl Port<AsyncFd<Owned<VrrpSocket>>> {
                 }
                 Event::Message(Some(message)) => {
                     self.message(message);
-                    true
+                    false
                 }
                 Event::Message(None) => break,
             };
